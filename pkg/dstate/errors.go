@@ -1,0 +1,198 @@
+package dstate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Typed errors below wrap or match them, so callers test
+// with errors.Is.
+var (
+	// ErrStateNotRegistered: no state of that name is registered.
+	ErrStateNotRegistered = errors.New("dstate: state not registered")
+	// ErrTypeMismatch: a state is registered under the name with other types.
+	ErrTypeMismatch = errors.New("dstate: state type mismatch")
+	// ErrDuplicateName: a state of that name is already registered.
+	ErrDuplicateName = errors.New("dstate: duplicate state name")
+	// ErrStalePeer: a query could not refresh a stale peer in time.
+	ErrStalePeer = errors.New("dstate: stale peer")
+	// ErrActorStopped: the state's actor has stopped.
+	ErrActorStopped = errors.New("dstate: actor stopped")
+	// ErrPersistenceFailed: a mutation was rolled back because it could not
+	// be saved.
+	ErrPersistenceFailed = errors.New("dstate: persistence failed")
+	// ErrUnknownVersion: data is in a version the decoder cannot read.
+	ErrUnknownVersion = errors.New("dstate: unknown version")
+	// ErrMalformed: data is not a valid encoding.
+	ErrMalformed = errors.New("dstate: malformed data")
+	// ErrStorageUnavailable: the persistence backend cannot store now.
+	ErrStorageUnavailable = errors.New("dstate: storage unavailable")
+	// ErrDeserializationFailed: stored data could not be decoded.
+	ErrDeserializationFailed = errors.New("dstate: deserialization failed")
+	// ErrIO: the persistence backend failed with an I/O error.
+	ErrIO = errors.New("dstate: i/o error")
+	// ErrMailboxFull: an actor's mailbox is full.
+	ErrMailboxFull = errors.New("dstate: mailbox full")
+)
+
+// RegistryError reports a registry lookup or registration failure. Kind is
+// one of ErrStateNotRegistered, ErrTypeMismatch or ErrDuplicateName.
+type RegistryError struct {
+	Kind     error
+	Name     string
+	Expected string // for ErrTypeMismatch
+	Actual   string // for ErrTypeMismatch
+}
+
+func (e *RegistryError) Error() string {
+	if errors.Is(e.Kind, ErrTypeMismatch) {
+		return fmt.Sprintf("%v: %q is %s, not %s", e.Kind, e.Name, e.Actual, e.Expected)
+	}
+	return fmt.Sprintf("%v: %q", e.Kind, e.Name)
+}
+
+// Unwrap returns Kind.
+func (e *RegistryError) Unwrap() error { return e.Kind }
+
+// StalePeer names one peer a query could not refresh and why.
+type StalePeer struct {
+	Node   NodeID
+	Reason string
+}
+
+// QueryError reports a query that could not be answered fully. For
+// ErrStalePeer, Peers names every peer that did not answer in time; the
+// query's result was still computed over the views available.
+type QueryError struct {
+	Kind  error // ErrStalePeer, ErrActorStopped, or a *RegistryError
+	State string
+	Peers []StalePeer
+}
+
+func (e *QueryError) Error() string {
+	if len(e.Peers) == 0 {
+		return fmt.Sprintf("dstate: query %q: %v", e.State, e.Kind)
+	}
+	s := fmt.Sprintf("dstate: query %q: %v:", e.State, e.Kind)
+	for i, p := range e.Peers {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf(" %s (%s)", p.Node, p.Reason)
+	}
+	return s
+}
+
+// Unwrap returns Kind.
+func (e *QueryError) Unwrap() error { return e.Kind }
+
+// MutationError reports a mutation that did not take effect.
+type MutationError struct {
+	Kind  error // ErrPersistenceFailed or ErrActorStopped
+	State string
+	Err   error // the underlying cause, if any
+}
+
+func (e *MutationError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("dstate: mutate %q: %v: %v", e.State, e.Kind, e.Err)
+	}
+	return fmt.Sprintf("dstate: mutate %q: %v", e.State, e.Kind)
+}
+
+// Unwrap returns both the kind and the cause.
+func (e *MutationError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// DeserializeError reports data that could not be decoded: an unknown
+// version (Kind ErrUnknownVersion, Version set) or malformed bytes (Kind
+// ErrMalformed, Detail says what was wrong).
+type DeserializeError struct {
+	Kind    error
+	Version uint32
+	Detail  string
+}
+
+func (e *DeserializeError) Error() string {
+	if errors.Is(e.Kind, ErrUnknownVersion) {
+		if e.Detail != "" {
+			return fmt.Sprintf("%v %d: %s", e.Kind, e.Version, e.Detail)
+		}
+		return fmt.Sprintf("%v %d", e.Kind, e.Version)
+	}
+	return fmt.Sprintf("%v: %s", e.Kind, e.Detail)
+}
+
+// Unwrap returns Kind.
+func (e *DeserializeError) Unwrap() error { return e.Kind }
+
+// UnknownVersionError returns a DeserializeError for an unreadable version.
+func UnknownVersionError(v uint32) error {
+	return &DeserializeError{Kind: ErrUnknownVersion, Version: v}
+}
+
+// MalformedError returns a DeserializeError for bad bytes.
+func MalformedError(format string, args ...any) error {
+	return &DeserializeError{Kind: ErrMalformed, Detail: fmt.Sprintf(format, args...)}
+}
+
+// PersistError reports a persistence failure. Kind is one of
+// ErrStorageUnavailable, ErrDeserializationFailed or ErrIO.
+type PersistError struct {
+	Kind error
+	Op   string // "save" or "load"
+	Err  error
+}
+
+func (e *PersistError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%v: %s: %v", e.Kind, e.Op, e.Err)
+	}
+	return fmt.Sprintf("%v: %s", e.Kind, e.Op)
+}
+
+// Unwrap returns both the kind and the cause.
+func (e *PersistError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// ActorSendError reports a message an actor could not take. Kind is
+// ErrMailboxFull or ErrActorStopped.
+type ActorSendError struct {
+	Kind  error
+	Actor string
+}
+
+func (e *ActorSendError) Error() string { return fmt.Sprintf("%v: actor %q", e.Kind, e.Actor) }
+
+// Unwrap returns Kind.
+func (e *ActorSendError) Unwrap() error { return e.Kind }
+
+// ClusterError reports a failure of the membership layer.
+type ClusterError struct {
+	Op  string
+	Err error
+}
+
+func (e *ClusterError) Error() string { return fmt.Sprintf("dstate: cluster %s: %v", e.Op, e.Err) }
+
+// Unwrap returns the cause.
+func (e *ClusterError) Unwrap() error { return e.Err }
+
+// GroupError reports a processing-group failure.
+type GroupError struct {
+	Group string
+	Err   error
+}
+
+func (e *GroupError) Error() string { return fmt.Sprintf("dstate: group %q: %v", e.Group, e.Err) }
+
+// Unwrap returns the cause.
+func (e *GroupError) Unwrap() error { return e.Err }
