@@ -1,0 +1,287 @@
+package dstate
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Wire layout (all integers varint-encoded as in encoding/binary unless
+// stated):
+//
+//	byte    protocol version (ProtocolVersion)
+//	byte    kind
+//	FullSnapshot, DeltaUpdate:
+//	        string state, string source, uvarint incarnation, uvarint age,
+//	        uvarint wire version, varint created ms, varint modified ms,
+//	        varint sent ms, bytes data
+//	RequestSnapshot:
+//	        string state, string source, varint sent ms
+//	BatchedChangeFeed:
+//	        string source, varint sent ms, uvarint count,
+//	        count × (string state, string source, uvarint incarnation, uvarint age)
+//
+// A string or bytes field is a uvarint length followed by that many bytes.
+// Nothing may follow the last field.
+
+// DefaultMaxPayload is the largest Data a decoder accepts by default.
+const DefaultMaxPayload = 16 << 20
+
+// DecodeLimits bound what a decoder accepts, so that no input can make it
+// allocate more than the limits allow. The zero value means the defaults.
+type DecodeLimits struct {
+	// MaxPayload is the largest Data in bytes (default 16 MiB).
+	MaxPayload int
+	// MaxName is the longest state name or node ID (default 1024).
+	MaxName int
+	// MaxNotifications is the most notices in one feed (default 65536).
+	MaxNotifications int
+}
+
+func (l DecodeLimits) withDefaults() DecodeLimits {
+	if l.MaxPayload <= 0 {
+		l.MaxPayload = DefaultMaxPayload
+	}
+	if l.MaxName <= 0 {
+		l.MaxName = 1024
+	}
+	if l.MaxNotifications <= 0 {
+		l.MaxNotifications = 65536
+	}
+	return l
+}
+
+// AppendWire appends the encoding of m to dst and returns the extended
+// buffer. It does not allocate when dst has room.
+func AppendWire(dst []byte, m *WireMessage) []byte {
+	dst = append(dst, ProtocolVersion, byte(m.Kind))
+	switch m.Kind {
+	case KindFullSnapshot, KindDeltaUpdate:
+		dst = appendString(dst, m.State)
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
+		dst = binary.AppendUvarint(dst, m.Generation.Age)
+		dst = binary.AppendUvarint(dst, uint64(m.WireVersion))
+		dst = binary.AppendVarint(dst, m.CreatedUnixMs)
+		dst = binary.AppendVarint(dst, m.ModifiedUnixMs)
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Data)))
+		dst = append(dst, m.Data...)
+	case KindRequestSnapshot:
+		dst = appendString(dst, m.State)
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+	case KindBatchedChangeFeed:
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Notifications)))
+		for i := range m.Notifications {
+			n := &m.Notifications[i]
+			dst = appendString(dst, n.State)
+			dst = appendString(dst, string(n.Source))
+			dst = binary.AppendUvarint(dst, n.Generation.Incarnation)
+			dst = binary.AppendUvarint(dst, n.Generation.Age)
+		}
+	}
+	return dst
+}
+
+// EncodeWire returns the encoding of m in a new buffer of the exact size.
+func EncodeWire(m *WireMessage) []byte {
+	return AppendWire(make([]byte, 0, EncodedSize(m)), m)
+}
+
+// EncodedSize returns the exact length of m's encoding.
+func EncodedSize(m *WireMessage) int {
+	n := 2
+	switch m.Kind {
+	case KindFullSnapshot, KindDeltaUpdate:
+		n += stringSize(m.State) + stringSize(string(m.Source))
+		n += uvarintSize(m.Generation.Incarnation) + uvarintSize(m.Generation.Age) + uvarintSize(uint64(m.WireVersion))
+		n += varintSize(m.CreatedUnixMs) + varintSize(m.ModifiedUnixMs) + varintSize(m.SentUnixMs)
+		n += uvarintSize(uint64(len(m.Data))) + len(m.Data)
+	case KindRequestSnapshot:
+		n += stringSize(m.State) + stringSize(string(m.Source)) + varintSize(m.SentUnixMs)
+	case KindBatchedChangeFeed:
+		n += stringSize(string(m.Source)) + varintSize(m.SentUnixMs) + uvarintSize(uint64(len(m.Notifications)))
+		for i := range m.Notifications {
+			x := &m.Notifications[i]
+			n += stringSize(x.State) + stringSize(string(x.Source)) + uvarintSize(x.Generation.Incarnation) + uvarintSize(x.Generation.Age)
+		}
+	}
+	return n
+}
+
+// DecodeWire decodes one message with the default limits. See
+// [DecodeWireLimits].
+func DecodeWire(b []byte) (WireMessage, error) { return DecodeWireLimits(b, DecodeLimits{}) }
+
+// DecodeWireLimits decodes one message. The returned message's Data aliases
+// b. Any truncated, oversized, unknown or trailing input is a
+// *DeserializeError (ErrUnknownVersion for another protocol version,
+// ErrMalformed otherwise) whose text says what was wrong. It never panics
+// and allocates at most the limits allow.
+func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
+	lim = lim.withDefaults()
+	var m WireMessage
+	if len(b) < 2 {
+		return m, MalformedError("wire: message of %d bytes is shorter than its 2-byte header", len(b))
+	}
+	if b[0] != ProtocolVersion {
+		return m, &DeserializeError{Kind: ErrUnknownVersion, Version: uint32(b[0]), Detail: fmt.Sprintf("wire protocol version %d is not supported (want %d)", b[0], ProtocolVersion)}
+	}
+	m.Kind = MessageKind(b[1])
+	d := decoder{buf: b, off: 2, lim: lim}
+	switch m.Kind {
+	case KindFullSnapshot, KindDeltaUpdate:
+		m.State = d.name("state name")
+		m.Source = NodeID(d.name("source node"))
+		m.Generation.Incarnation = d.uvarint("incarnation")
+		m.Generation.Age = d.uvarint("age")
+		m.WireVersion = d.uint32("wire version")
+		m.CreatedUnixMs = d.varint("created time")
+		m.ModifiedUnixMs = d.varint("modified time")
+		m.SentUnixMs = d.varint("sent time")
+		m.Data = d.bytes("payload", lim.MaxPayload)
+	case KindRequestSnapshot:
+		m.State = d.name("state name")
+		m.Source = NodeID(d.name("requester"))
+		m.SentUnixMs = d.varint("sent time")
+	case KindBatchedChangeFeed:
+		m.Source = NodeID(d.name("source node"))
+		m.SentUnixMs = d.varint("sent time")
+		count := d.uvarint("notification count")
+		// Each notice takes at least 4 bytes, which bounds the count by the
+		// input before anything is allocated.
+		if d.err == nil {
+			if count > uint64(lim.MaxNotifications) {
+				d.fail("wire: %d notifications exceed the limit of %d", count, lim.MaxNotifications)
+			} else if count > uint64(len(b)-d.off)/4 {
+				d.fail("wire: %d notifications cannot fit in the %d bytes left", count, len(b)-d.off)
+			}
+		}
+		if d.err == nil && count > 0 {
+			m.Notifications = make([]ChangeNotification, count)
+			for i := range m.Notifications {
+				n := &m.Notifications[i]
+				n.State = d.name("notification state name")
+				n.Source = NodeID(d.name("notification source"))
+				n.Generation.Incarnation = d.uvarint("notification incarnation")
+				n.Generation.Age = d.uvarint("notification age")
+				if d.err != nil {
+					break
+				}
+			}
+		}
+	default:
+		return WireMessage{}, MalformedError("wire: unknown message kind %d", b[1])
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("wire: %d trailing bytes after %s", len(b)-d.off, m.Kind)
+	}
+	if d.err != nil {
+		return WireMessage{}, d.err
+	}
+	return m, nil
+}
+
+type decoder struct {
+	buf []byte
+	off int
+	lim DecodeLimits
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = MalformedError(format, args...)
+	}
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			d.fail("wire: truncated %s at byte %d", field, d.off)
+		} else {
+			d.fail("wire: %s at byte %d overflows 64 bits", field, d.off)
+		}
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			d.fail("wire: truncated %s at byte %d", field, d.off)
+		} else {
+			d.fail("wire: %s at byte %d overflows 64 bits", field, d.off)
+		}
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) uint32(field string) uint32 {
+	v := d.uvarint(field)
+	if v > 1<<32-1 {
+		d.fail("wire: %s %d exceeds 32 bits", field, v)
+		return 0
+	}
+	return uint32(v)
+}
+
+func (d *decoder) span(field string, max int) []byte {
+	n := d.uvarint(field + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(max) {
+		d.fail("wire: %s of %d bytes exceeds the limit of %d", field, n, max)
+		return nil
+	}
+	if n > uint64(len(d.buf)-d.off) {
+		d.fail("wire: truncated %s: %d bytes declared, %d left", field, n, len(d.buf)-d.off)
+		return nil
+	}
+	s := d.buf[d.off : d.off+int(n) : d.off+int(n)]
+	d.off += int(n)
+	return s
+}
+
+func (d *decoder) name(field string) string { return string(d.span(field, d.lim.MaxName)) }
+
+func (d *decoder) bytes(field string, max int) []byte { return d.span(field, max) }
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func stringSize(s string) int { return uvarintSize(uint64(len(s))) + len(s) }
+
+func uvarintSize(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func varintSize(v int64) int {
+	ux := uint64(v) << 1
+	if v < 0 {
+		ux = ^ux
+	}
+	return uvarintSize(ux)
+}

@@ -1,0 +1,103 @@
+package dstate
+
+// SimpleEngineConfig builds the EngineConfig of a simple state, whose whole
+// value is its view.
+func SimpleEngineConfig[S any](def DistributedState[S], node NodeID, cfg StateConfig, clock Clock) EngineConfig[S, S] {
+	return EngineConfig[S, S]{
+		Name: def.Name(), Node: node, WireVersion: def.WireVersion(), StorageVersion: def.StorageVersion(),
+		State: cfg, Clock: clock,
+		Codec: Codec[S, S]{
+			Project:    func(s *S) S { return *s },
+			EncodeView: def.EncodeState,
+			DecodeView: def.DecodeState,
+		},
+	}
+}
+
+// NewSimpleEngine returns an engine for a simple state starting at initial.
+func NewSimpleEngine[S any](def DistributedState[S], node NodeID, cfg StateConfig, clock Clock, initial S) (*Engine[S, S], error) {
+	return NewEngine(SimpleEngineConfig(def, node, cfg, clock), initial)
+}
+
+// DeltaEngineConfig builds the EngineConfig of a delta state.
+func DeltaEngineConfig[S, V, D, C any](def DeltaDistributedState[S, V, D, C], node NodeID, cfg StateConfig, clock Clock) EngineConfig[S, V] {
+	return EngineConfig[S, V]{
+		Name: def.Name(), Node: node, WireVersion: def.WireVersion(), StorageVersion: def.StorageVersion(),
+		State: cfg, Clock: clock,
+		Codec: Codec[S, V]{
+			Project:    def.ProjectView,
+			EncodeView: def.EncodeView,
+			DecodeView: def.DecodeView,
+			ApplyDelta: func(view V, data []byte, wireVersion uint32) (V, error) {
+				d, err := def.DecodeDelta(data, wireVersion)
+				if err != nil {
+					return view, err
+				}
+				return def.ApplyDelta(view, d)
+			},
+		},
+	}
+}
+
+// DeltaEngine is an [Engine] for a [DeltaDistributedState]: it adds
+// mutations that produce a change, from which a view delta is projected,
+// encoded and broadcast.
+type DeltaEngine[S, V, D, C any] struct {
+	*Engine[S, V]
+	def DeltaDistributedState[S, V, D, C]
+}
+
+// NewDeltaEngine returns a delta engine starting at initial.
+func NewDeltaEngine[S, V, D, C any](def DeltaDistributedState[S, V, D, C], node NodeID, cfg StateConfig, clock Clock, initial S) (*DeltaEngine[S, V, D, C], error) {
+	e, err := NewEngine(DeltaEngineConfig(def, node, cfg, clock), initial)
+	if err != nil {
+		return nil, err
+	}
+	return &DeltaEngine[S, V, D, C]{Engine: e, def: def}, nil
+}
+
+// Definition returns the state definition.
+func (e *DeltaEngine[S, V, D, C]) Definition() DeltaDistributedState[S, V, D, C] { return e.def }
+
+// DeltaMutateResult is what a committed delta mutation produced.
+type DeltaMutateResult[V, D any] struct {
+	MutateResult[V]
+	Delta D
+}
+
+// MutateWithDelta applies fn, projects the view and the view delta of the
+// change it returns, asks the definition for the change's urgency and
+// returns the actions that publish it (a DeltaUpdate when broadcast).
+func (e *DeltaEngine[S, V, D, C]) MutateWithDelta(fn func(*S) C) DeltaMutateResult[V, D] {
+	_, d := e.PrepareDelta(fn)
+	return DeltaMutateResult[V, D]{MutateResult: e.Commit(), Delta: d}
+}
+
+// PrepareDelta is the first half of a two-phase delta mutation (see
+// [Engine.Prepare]); it returns the object to save and the view delta. The
+// encoded delta is available from PreparedDelta for persistence backends
+// that append deltas.
+func (e *DeltaEngine[S, V, D, C]) PrepareDelta(fn func(*S) C) (*StateObject[S], D) {
+	e.begin(Default)
+	change := fn(&e.obj.Value)
+	old := e.views.get(e.self).Value
+	view := e.def.ProjectView(&e.obj.Value)
+	d := e.def.ProjectDelta(change)
+	p := &e.pend
+	p.view, p.hasView = view, true
+	p.urgency = e.def.SyncUrgency(old, view, change)
+	if data, err := e.def.EncodeDelta(d); err == nil {
+		p.deltaData, p.hasDelta = data, true
+	} else {
+		e.m.encodeFailures.Add(1) // a snapshot carries the change instead
+	}
+	return &e.obj, d
+}
+
+// PreparedDelta returns the encoded delta of the prepared mutation, or nil.
+func (e *Engine[S, V]) PreparedDelta() []byte {
+	if e.pend.active && e.pend.hasDelta {
+		return e.pend.deltaData
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package dstate is the pure core of dstate: the types, interfaces, wire
+// format and replication engine that keep a projected view of every node's
+// state on every other node.
+//
+// # Model
+//
+// Each node owns one authoritative [StateObject] per registered state type.
+// A projection of it, the view, is replicated to every other node, where it
+// is kept as a [StateViewObject]. Queries read the views of all nodes
+// locally, with a declared bound on staleness. Mutations are local; how they
+// travel is the state's [SyncStrategy] and each mutation's [SyncUrgency].
+//
+// # The engine
+//
+// [Engine] (and [DeltaEngine] for [DeltaDistributedState]) is a sans-IO state
+// machine, one per state type per node, in the style of etcd's raft RawNode:
+// it has no goroutines, reads time only through its [Clock], and never
+// touches the network, files or a global logger (a test enforces this). Every
+// input returns the [Action]s the host must perform:
+//
+//	for {
+//		select {
+//		case fn := <-mutations:
+//			res := e.Mutate(fn, dstate.Default) // or Prepare, save, Commit/Abort
+//			perform(res.Actions)
+//		case msg := <-inbound:
+//			perform(e.HandleWire(&msg))
+//		case ev := <-membership:
+//			perform(e.OnNodeJoined(ev.Node)) // OnNodeLeft, OnNodeFailed
+//		case <-periodic.C:
+//			perform(e.PeriodicSync())
+//		}
+//	}
+//
+// where perform sends ActionBroadcast to every current member but self,
+// ActionSend to its target, ActionScheduleDelayed as a broadcast after its
+// delay, and hands ActionNotify to the node's [ChangeFeedAggregator], which
+// is flushed as one BatchedChangeFeed every batch interval. A host that
+// persists calls [Engine.Prepare], saves the returned object, then
+// [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
+// published before the save succeeded.
+//
+// # Protocol
+//
+//   - Generations order incarnation first, then age; a mutation adds one to
+//     the age; a restarted node without a usable persisted state takes a new,
+//     larger incarnation.
+//   - A delta is applied only when it has the view's incarnation and the next
+//     age. An older one is discarded; a gap makes the receiver send a
+//     RequestSnapshot, answered with a FullSnapshot.
+//   - A snapshot is accepted when it is newer than the view held or there is
+//     none.
+//   - Change notices mark views stale (a pending generation); stale views are
+//     pulled on query when the strategy says so.
+//   - Join: both sides create a stale placeholder and send their snapshot.
+//     Leave: the view is dropped and the node is departed, its late messages
+//     ignored, until it joins again.
+//   - Version mismatch: KeepStale keeps the last good view; DropAndWait drops
+//     it until a readable message arrives.
+//
+// # Decisions where the reference engine is quirky
+//
+// The Rust crate this protocol comes from has behaviours that were decided
+// here deliberately rather than copied:
+//
+//   - Wire versions: snapshots and deltas alike go through the state's
+//     decoder, which decides which versions it reads (the reference requires
+//     an exact wire version for deltas only). An unknown version applies the
+//     mismatch policy; a delta in an unknown version does not trigger a
+//     snapshot request, since the snapshot would be in the same version.
+//   - Timestamps: views carry the owner's created/modified times on the wire
+//     (the reference stamps the receiver's clock). SyncedAt is always the
+//     receiver's monotonic clock, since freshness is local.
+//   - Pending generations only rise: a notice never lowers a higher pending
+//     generation (the reference overwrites it).
+//   - Snapshots from peers that never joined are accepted: membership may
+//     lag data, and the departed set still keeps out nodes that left.
+//   - A snapshot of the generation already held renews the view's freshness
+//     (counted as SnapshotsConfirmed), so periodic sync keeps unchanged views
+//     fresh; the reference discards it and lets the view go stale.
+//   - Delayed sends carry the state serialized at mutation time, as in the
+//     reference; if newer data arrives first the delayed message is discarded
+//     as stale, which is harmless.
+//   - A simple Mutate on a delta state sends a full snapshot, as in the
+//     reference: without a change value there is no delta to project.
+//   - The Immediate metric counts Immediate mutations only (the reference
+//     counts every delta broadcast), joining self does nothing, messages
+//     looped back from the local node are ignored, and the own view carries
+//     the engine's wire version.
+//   - Snapshot requests to a peer are not repeated while one is outstanding
+//     within the pull timeout, so a burst of gapped deltas costs one request.
+//
+// # Wire format
+//
+// [AppendWire] and [DecodeWireLimits] encode a [WireMessage] compactly: a
+// protocol version byte, a kind byte, then varint integers and
+// length-prefixed strings and payloads (see codec.go). Decoding never panics
+// and never allocates past [DecodeLimits]; golden vectors in testdata pin
+// the format.
+package dstate

@@ -1,0 +1,721 @@
+package dstate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Codec holds the functions an engine needs to project, encode and decode
+// one state type. They are called from the engine's owner goroutine only.
+type Codec[S, V any] struct {
+	// Project computes the public view of the state. Required.
+	Project func(state *S) V
+	// EncodeView encodes a view for a FullSnapshot. Required.
+	EncodeView func(V) ([]byte, error)
+	// DecodeView decodes a FullSnapshot's view in the given wire version;
+	// ErrUnknownVersion triggers the VersionMismatchPolicy. Required.
+	DecodeView func(data []byte, wireVersion uint32) (V, error)
+	// ApplyDelta decodes a DeltaUpdate and applies it to view. Nil means
+	// the state has no deltas: inbound deltas are answered with a
+	// RequestSnapshot, and mutations broadcast snapshots.
+	ApplyDelta func(view V, data []byte, wireVersion uint32) (V, error)
+}
+
+// EngineConfig configures an [Engine].
+type EngineConfig[S, V any] struct {
+	Name           string // state name, unique in the cluster
+	Node           NodeID // the local node
+	WireVersion    uint32 // version stamped on outbound snapshots and deltas
+	StorageVersion uint32 // version stamped on the StateObject
+	State          StateConfig
+	Clock          Clock
+	Codec          Codec[S, V]
+}
+
+// Validate reports the first missing or invalid field; it changes nothing.
+func (c *EngineConfig[S, V]) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("dstate: EngineConfig.Name is empty")
+	case c.Node == "":
+		return errors.New("dstate: EngineConfig.Node is empty")
+	case c.Clock == nil:
+		return errors.New("dstate: EngineConfig.Clock is nil")
+	case c.Codec.Project == nil:
+		return errors.New("dstate: EngineConfig.Codec.Project is nil")
+	case c.Codec.EncodeView == nil:
+		return errors.New("dstate: EngineConfig.Codec.EncodeView is nil")
+	case c.Codec.DecodeView == nil:
+		return errors.New("dstate: EngineConfig.Codec.DecodeView is nil")
+	}
+	return c.State.Validate()
+}
+
+// Engine is the sans-IO replication state machine of one state type on one
+// node: it owns the node's StateObject and every node's view. Each method
+// returns the actions its host must perform (see [Action]); the engine never
+// blocks, starts goroutines, reads the time except through its Clock, or
+// touches the network.
+//
+// An Engine has a single owner: all methods but Views, Metrics, Name and
+// Node must be called from one goroutine at a time. Views and Metrics are
+// safe from any goroutine. The returned action slices are valid until the
+// next call on the engine.
+type Engine[S, V any] struct {
+	name       string
+	self       NodeID
+	wireVer    uint32
+	cfg        StateConfig
+	clock      Clock
+	codec      Codec[S, V]
+	obj        StateObject[S]
+	views      viewMap[V]
+	departed   map[NodeID]struct{}
+	peers      map[NodeID]*peerState
+	m          metrics
+	acts       []Action
+	slab       []StateViewObject[V]
+	ownEnc     []byte // encoding of the own view at ownEncGen
+	ownEncGen  Generation
+	ownEncOK   bool
+	pend       pending[V]
+	pullPeriod time.Duration
+}
+
+type pending[V any] struct {
+	active     bool
+	prevGen    Generation
+	prevMod    int64
+	hasView    bool
+	view       V
+	deltaData  []byte
+	hasDelta   bool
+	urgency    SyncUrgency
+	haveUrgent bool
+}
+
+// NewEngine returns an engine owning initial as a fresh incarnation: its
+// generation is (clock.UnixMilli(), 0). Use [Engine.Restore] to continue a
+// persisted state instead.
+func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	now := cfg.Clock.UnixMilli()
+	inc := uint64(1)
+	if now > 0 {
+		inc = uint64(now)
+	}
+	e := &Engine[S, V]{
+		name: cfg.Name, self: cfg.Node, wireVer: cfg.WireVersion, cfg: cfg.State, clock: cfg.Clock, codec: cfg.Codec,
+		departed: make(map[NodeID]struct{}), peers: make(map[NodeID]*peerState),
+		obj: StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: cfg.StorageVersion, Value: initial, CreatedUnixMs: now, ModifiedUnixMs: now},
+	}
+	e.pullPeriod = cfg.State.EffectivePullTimeout()
+	e.publishOwn(e.codec.Project(&e.obj.Value))
+	return e, nil
+}
+
+// Name returns the state name.
+func (e *Engine[S, V]) Name() string { return e.name }
+
+// Node returns the local node ID.
+func (e *Engine[S, V]) Node() NodeID { return e.self }
+
+// Config returns the state's configuration.
+func (e *Engine[S, V]) Config() StateConfig { return e.cfg }
+
+// WireVersion returns the version this engine stamps on what it sends.
+func (e *Engine[S, V]) WireVersion() uint32 { return e.wireVer }
+
+// State returns the owned state object. The caller must not modify it and
+// must not keep it across calls that mutate the engine.
+func (e *Engine[S, V]) State() *StateObject[S] { return &e.obj }
+
+// Generation returns the owned state's generation.
+func (e *Engine[S, V]) Generation() Generation { return e.obj.Generation }
+
+// Views returns a lock-free read handle on every node's view (see [Views]).
+func (e *Engine[S, V]) Views() Views[V] { return Views[V]{m: e.views.load()} }
+
+// Metrics returns a snapshot of the counters; safe from any goroutine.
+func (e *Engine[S, V]) Metrics() SyncMetrics { return e.m.snapshot() }
+
+// Restore replaces the owned state with a persisted object and keeps its
+// generation, so peers see the usual order. The storage version is set to
+// the engine's. Use it at start, before the engine has sent anything.
+func (e *Engine[S, V]) Restore(obj StateObject[S], storageVersion uint32) {
+	obj.StorageVersion = storageVersion
+	e.obj = obj
+	e.ownEncOK = false
+	e.publishOwn(e.codec.Project(&e.obj.Value))
+}
+
+// Reincarnate starts a new incarnation with the given value: its
+// incarnation is the clock's wall milliseconds, or atLeast when that is
+// larger, and its age is zero. Hosts use it when a persisted state cannot be
+// read, passing the stored incarnation + 1 so the new lifetime orders after
+// the old one.
+func (e *Engine[S, V]) Reincarnate(value S, atLeast uint64) {
+	now := e.clock.UnixMilli()
+	inc := uint64(1)
+	if now > 0 {
+		inc = uint64(now)
+	}
+	inc = max(inc, atLeast)
+	e.obj = StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: e.obj.StorageVersion, Value: value, CreatedUnixMs: now, ModifiedUnixMs: now}
+	e.ownEncOK = false
+	e.publishOwn(e.codec.Project(&e.obj.Value))
+}
+
+// Mutate applies fn to the owned state, advances the age by one and returns
+// the new generation, the new own view and the actions that publish it. A
+// simple mutation always publishes full snapshots (see the package doc).
+func (e *Engine[S, V]) Mutate(fn func(*S), urgency SyncUrgency) MutateResult[V] {
+	e.Prepare(fn, urgency)
+	return e.Commit()
+}
+
+// MutateResult is what a committed mutation produced.
+type MutateResult[V any] struct {
+	Generation Generation
+	View       V
+	Actions    []Action
+}
+
+// Prepare is the first half of a two-phase mutation, for hosts that persist
+// before publishing: it applies fn to the owned state and advances the
+// generation but publishes nothing (no view, no action). The returned
+// object is what must be saved. It must be followed by exactly one Commit,
+// or by Abort when the save failed.
+func (e *Engine[S, V]) Prepare(fn func(*S), urgency SyncUrgency) *StateObject[S] {
+	e.begin(urgency)
+	fn(&e.obj.Value)
+	return &e.obj
+}
+
+func (e *Engine[S, V]) begin(urgency SyncUrgency) {
+	e.pend = pending[V]{active: true, prevGen: e.obj.Generation, prevMod: e.obj.ModifiedUnixMs, urgency: urgency}
+	e.obj.Generation.Age++
+	e.obj.ModifiedUnixMs = e.clock.UnixMilli()
+}
+
+// Abort undoes a prepared mutation: restored (the state as it was before,
+// typically decoded from the last save) becomes the owned value again and
+// the generation goes back. Nothing was published.
+func (e *Engine[S, V]) Abort(restored S) {
+	if !e.pend.active {
+		return
+	}
+	e.obj.Value = restored
+	e.obj.Generation = e.pend.prevGen
+	e.obj.ModifiedUnixMs = e.pend.prevMod
+	e.pend = pending[V]{}
+}
+
+// Commit publishes a prepared mutation: the own view is updated and the
+// actions that carry the change are returned according to the urgency and
+// the push mode:
+//
+//	urgency \ push   ActivePush   ActiveFeedLazyPull   none
+//	Immediate        broadcast    broadcast            broadcast
+//	Default          broadcast    notify (feed)        nothing
+//	Delayed(d)       after d      after d              after d
+//	Suppress         nothing      nothing              nothing
+//
+// A broadcast is a delta when the mutation carried one, else a snapshot.
+func (e *Engine[S, V]) Commit() MutateResult[V] {
+	e.acts = e.acts[:0]
+	if !e.pend.active {
+		return MutateResult[V]{Generation: e.obj.Generation}
+	}
+	p := &e.pend
+	var view V
+	if p.hasView {
+		view = p.view
+	} else {
+		view = e.codec.Project(&e.obj.Value)
+	}
+	e.publishOwn(view)
+	e.m.totalMutations.Add(1)
+	useDelta := p.hasDelta && e.codec.ApplyDelta != nil
+	switch e.resolve(p.urgency) {
+	case decisionBroadcast:
+		if useDelta {
+			e.acts = append(e.acts, Action{Kind: ActionBroadcast, Message: e.deltaMessage(p.deltaData)})
+			e.m.deltasSent.Add(1)
+		} else if msg, ok := e.ownSnapshot(); ok {
+			e.acts = append(e.acts, Action{Kind: ActionBroadcast, Message: msg})
+		}
+	case decisionDelayed:
+		e.m.delayed.Add(1)
+		if useDelta {
+			e.acts = append(e.acts, Action{Kind: ActionScheduleDelayed, Delay: p.urgency.Delay, Message: e.deltaMessage(p.deltaData)})
+			e.m.deltasSent.Add(1)
+		} else if msg, ok := e.ownSnapshot(); ok {
+			e.acts = append(e.acts, Action{Kind: ActionScheduleDelayed, Delay: p.urgency.Delay, Message: msg})
+		}
+	case decisionNotify:
+		e.acts = append(e.acts, Action{Kind: ActionNotify, Notice: ChangeNotification{State: e.name, Source: e.self, Generation: e.obj.Generation}})
+		e.m.noticesSent.Add(1)
+	case decisionSuppress:
+		e.m.deltasSuppressed.Add(1)
+	}
+	if p.urgency.Kind == UrgencyImmediate {
+		e.m.immediate.Add(1)
+	}
+	e.pend = pending[V]{}
+	return MutateResult[V]{Generation: e.obj.Generation, View: view, Actions: e.acts}
+}
+
+type decision uint8
+
+const (
+	decisionSuppress decision = iota
+	decisionBroadcast
+	decisionDelayed
+	decisionNotify
+)
+
+func (e *Engine[S, V]) resolve(u SyncUrgency) decision {
+	switch u.Kind {
+	case UrgencyImmediate:
+		return decisionBroadcast
+	case UrgencyDelayed:
+		return decisionDelayed
+	case UrgencySuppress:
+		return decisionSuppress
+	}
+	switch e.cfg.SyncStrategy.PushMode {
+	case ActivePush:
+		return decisionBroadcast
+	case ActiveFeedLazyPull:
+		return decisionNotify
+	}
+	return decisionSuppress
+}
+
+func (e *Engine[S, V]) deltaMessage(data []byte) WireMessage {
+	return WireMessage{
+		Kind: KindDeltaUpdate, State: e.name, Source: e.self, Generation: e.obj.Generation, WireVersion: e.wireVer,
+		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SentUnixMs: e.obj.ModifiedUnixMs, Data: data,
+	}
+}
+
+// ownSnapshot builds a FullSnapshot of the own view, encoding it once per
+// generation.
+func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
+	if !e.ownEncOK || e.ownEncGen != e.obj.Generation {
+		own := e.views.get(e.self)
+		b, err := e.codec.EncodeView(own.Value)
+		if err != nil {
+			e.m.encodeFailures.Add(1)
+			return WireMessage{}, false
+		}
+		e.ownEnc, e.ownEncGen, e.ownEncOK = b, e.obj.Generation, true
+	}
+	e.m.snapshotsSent.Add(1)
+	return WireMessage{
+		Kind: KindFullSnapshot, State: e.name, Source: e.self, Generation: e.obj.Generation, WireVersion: e.wireVer,
+		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SentUnixMs: e.clock.UnixMilli(), Data: e.ownEnc,
+	}, true
+}
+
+func (e *Engine[S, V]) newView() *StateViewObject[V] {
+	if len(e.slab) == 0 {
+		e.slab = make([]StateViewObject[V], 16)
+	}
+	v := &e.slab[0]
+	e.slab = e.slab[1:]
+	return v
+}
+
+func (e *Engine[S, V]) publishOwn(view V) {
+	v := e.newView()
+	*v = StateViewObject[V]{
+		Generation: e.obj.Generation, WireVersion: e.wireVer, Value: view,
+		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SyncedAt: e.clock.Now(), Source: e.self,
+	}
+	e.views.put(e.self, v)
+}
+
+// PeriodicInterval returns the periodic full-sync interval, or 0 if none.
+func (e *Engine[S, V]) PeriodicInterval() time.Duration {
+	return e.cfg.SyncStrategy.PeriodicFullSync
+}
+
+// PeriodicSync returns a broadcast of the own snapshot when the strategy has
+// a periodic full sync, else nothing. Hosts call it every PeriodicInterval.
+func (e *Engine[S, V]) PeriodicSync() []Action {
+	e.acts = e.acts[:0]
+	if e.cfg.SyncStrategy.PeriodicFullSync <= 0 {
+		return nil
+	}
+	if msg, ok := e.ownSnapshot(); ok {
+		e.acts = append(e.acts, Action{Kind: ActionBroadcast, Message: msg})
+	}
+	return e.acts
+}
+
+// SnapshotMessage returns a FullSnapshot of the own view (for hosts that
+// push it outside the protocol's actions, e.g. to a newly reachable peer).
+func (e *Engine[S, V]) SnapshotMessage() (WireMessage, bool) { return e.ownSnapshot() }
+
+// OnNodeJoined records a joined node: it is no longer departed, gets a stale
+// placeholder view if it has none, and is sent the own snapshot (both sides
+// do this, so the exchange is bidirectional). Joining self does nothing.
+func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
+	e.acts = e.acts[:0]
+	if node == e.self || node == "" {
+		return nil
+	}
+	delete(e.departed, node)
+	if e.views.get(node) == nil {
+		v := e.newView()
+		*v = StateViewObject[V]{SyncedAt: e.clock.Now(), Pending: placeholderPending, Source: node}
+		e.views.put(node, v)
+	}
+	if e.peers[node] == nil {
+		e.peers[node] = &peerState{}
+	}
+	if msg, ok := e.ownSnapshot(); ok {
+		e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: msg})
+	}
+	return e.acts
+}
+
+// placeholderPending marks a joined peer's placeholder as stale until its
+// first snapshot arrives.
+var placeholderPending = Generation{Incarnation: 0, Age: 1}
+
+// OnNodeLeft drops a node's view and marks it departed: its late messages
+// are ignored until it joins again.
+func (e *Engine[S, V]) OnNodeLeft(node NodeID) {
+	if node == e.self || node == "" {
+		return
+	}
+	e.views.remove(node)
+	e.departed[node] = struct{}{}
+	delete(e.peers, node)
+}
+
+// OnNodeFailed records that the membership layer considers a node failed.
+// The view is kept (it ages into staleness) and the peer counts as failing
+// until it syncs again; its messages are still accepted, since a suspected
+// node may be alive.
+func (e *Engine[S, V]) OnNodeFailed(node NodeID) {
+	if node == e.self {
+		return
+	}
+	if _, gone := e.departed[node]; gone {
+		return
+	}
+	e.failure(node, "node failed")
+}
+
+// IsDeparted reports whether node left and has not joined again.
+func (e *Engine[S, V]) IsDeparted(node NodeID) bool {
+	_, ok := e.departed[node]
+	return ok
+}
+
+func (e *Engine[S, V]) peer(node NodeID) *peerState {
+	p := e.peers[node]
+	if p == nil {
+		p = &peerState{}
+		e.peers[node] = p
+	}
+	return p
+}
+
+func (e *Engine[S, V]) failure(node NodeID, reason string) {
+	p := e.peer(node)
+	p.failures++
+	p.lastErr = reason
+}
+
+func (e *Engine[S, V]) success(node NodeID, m *WireMessage, now time.Time) {
+	p := e.peer(node)
+	p.failures = 0
+	p.lastErr = ""
+	p.lastSync = now
+	p.requestedAt = time.Time{}
+	if m.SentUnixMs > 0 {
+		lat := time.Duration(e.clock.UnixMilli()-m.SentUnixMs) * time.Millisecond
+		p.latency = max(lat, 0)
+	}
+}
+
+// HandleWire processes one inbound message and returns the actions it
+// causes. Messages of other states, from the local node itself or from
+// departed nodes are ignored. The message's Data is not retained beyond
+// the call unless the state's decoder retains it.
+func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
+	e.acts = e.acts[:0]
+	switch m.Kind {
+	case KindBatchedChangeFeed:
+		e.handleFeed(m)
+		return nil
+	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot:
+	default:
+		return nil
+	}
+	if m.State != e.name || m.Source == e.self || m.Source == "" {
+		return nil
+	}
+	if _, gone := e.departed[m.Source]; gone {
+		e.m.departedIgnored.Add(1)
+		return nil
+	}
+	switch m.Kind {
+	case KindFullSnapshot:
+		e.handleSnapshot(m)
+	case KindDeltaUpdate:
+		e.handleDelta(m)
+	case KindRequestSnapshot:
+		if msg, ok := e.ownSnapshot(); ok {
+			e.acts = append(e.acts, Action{Kind: ActionSend, Target: m.Source, Message: msg})
+		}
+	}
+	return e.acts
+}
+
+func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
+	now := e.clock.Now()
+	p := e.peer(m.Source)
+	p.lastAttempt = now
+	cur := e.views.get(m.Source)
+	if cur != nil && m.Generation == cur.Generation && !cur.Generation.IsZero() {
+		// The generation held is confirmed: renew its freshness.
+		v := e.newView()
+		*v = *cur
+		v.SyncedAt = now
+		if !v.Pending.IsZero() && !m.Generation.Less(v.Pending) {
+			v.Pending = Generation{}
+		}
+		e.views.put(m.Source, v)
+		e.m.snapshotsConfirmed.Add(1)
+		e.success(m.Source, m, now)
+		return
+	}
+	if cur != nil && m.Generation.Less(cur.Generation) {
+		e.m.staleDiscarded.Add(1)
+		return
+	}
+	val, err := e.codec.DecodeView(m.Data, m.WireVersion)
+	if err != nil {
+		e.decodeFailure(m.Source, err)
+		return
+	}
+	e.acceptView(m, cur, val, now)
+	e.m.snapshotsReceived.Add(1)
+}
+
+func (e *Engine[S, V]) acceptView(m *WireMessage, cur *StateViewObject[V], val V, now time.Time) {
+	v := e.newView()
+	*v = StateViewObject[V]{
+		Generation: m.Generation, WireVersion: m.WireVersion, Value: val,
+		CreatedUnixMs: m.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
+	}
+	if v.CreatedUnixMs == 0 && v.ModifiedUnixMs == 0 {
+		ms := e.clock.UnixMilli()
+		v.CreatedUnixMs, v.ModifiedUnixMs = ms, ms
+	}
+	if cur != nil && m.Generation.Less(cur.Pending) {
+		v.Pending = cur.Pending
+	}
+	e.views.put(m.Source, v)
+	e.success(m.Source, m, now)
+}
+
+func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
+	e.m.syncFailures.Add(1)
+	if errors.Is(err, ErrUnknownVersion) {
+		e.failure(src, fmt.Sprintf("version mismatch: %v", err))
+		if e.cfg.VersionMismatchPolicy == DropAndWait {
+			// Not departed: a readable message recreates the view.
+			e.views.remove(src)
+		}
+		return
+	}
+	e.failure(src, fmt.Sprintf("malformed: %v", err))
+}
+
+func (e *Engine[S, V]) handleDelta(m *WireMessage) {
+	now := e.clock.Now()
+	p := e.peer(m.Source)
+	p.lastAttempt = now
+	cur := e.views.get(m.Source)
+	if e.codec.ApplyDelta == nil || cur == nil {
+		e.requestSnapshot(m.Source, now)
+		return
+	}
+	g, c := m.Generation, cur.Generation
+	if g.Incarnation != c.Incarnation || g.Age != c.Age+1 {
+		if !c.Less(g) {
+			e.m.staleDiscarded.Add(1)
+			return
+		}
+		e.m.ageGaps.Add(1)
+		p.gaps++
+		e.requestSnapshot(m.Source, now)
+		return
+	}
+	val, err := e.codec.ApplyDelta(cur.Value, m.Data, m.WireVersion)
+	if err != nil {
+		e.decodeFailure(m.Source, err)
+		if !errors.Is(err, ErrUnknownVersion) {
+			e.requestSnapshot(m.Source, now)
+		}
+		return
+	}
+	v := e.newView()
+	*v = StateViewObject[V]{
+		Generation: g, WireVersion: m.WireVersion, Value: val,
+		CreatedUnixMs: cur.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
+	}
+	if g.Less(cur.Pending) {
+		v.Pending = cur.Pending
+	}
+	e.views.put(m.Source, v)
+	e.success(m.Source, m, now)
+	e.m.deltasReceived.Add(1)
+}
+
+// requestSnapshot asks a peer for its snapshot, at most once per pull
+// timeout while a request is outstanding.
+func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
+	p := e.peer(node)
+	if !p.requestedAt.IsZero() && now.Sub(p.requestedAt) < e.pullPeriod {
+		return
+	}
+	p.requestedAt = now
+	e.m.requestsSent.Add(1)
+	e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
+		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.clock.UnixMilli(),
+	}})
+}
+
+func (e *Engine[S, V]) handleFeed(m *WireMessage) {
+	if m.Source == e.self {
+		return
+	}
+	for i := range m.Notifications {
+		n := &m.Notifications[i]
+		if n.State != e.name || n.Source == e.self {
+			continue
+		}
+		if _, gone := e.departed[n.Source]; gone {
+			e.m.departedIgnored.Add(1)
+			continue
+		}
+		cur := e.views.get(n.Source)
+		if cur == nil || !cur.Generation.Less(n.Generation) || !cur.Pending.Less(n.Generation) {
+			continue // unknown peer, already held, or a higher one already pending
+		}
+		v := e.newView()
+		*v = *cur
+		v.Pending = n.Generation
+		e.views.put(n.Source, v)
+		e.m.noticesReceived.Add(1)
+	}
+}
+
+// QueryResult says whether the views a query read were fresh.
+type QueryResult struct {
+	// Stale lists, sorted, the peers whose views were stale; empty means
+	// the result was Fresh.
+	Stale []NodeID
+	// Actions are snapshot requests to the stale peers (when the strategy
+	// pulls on query).
+	Actions []Action
+}
+
+// Fresh reports whether no peer was stale.
+func (r QueryResult) Fresh() bool { return len(r.Stale) == 0 }
+
+// Query checks the freshness of every peer's view against maxStaleness (a
+// peer is stale when a newer generation is pending or its view was synced
+// more than maxStaleness ago; negative disables the age check) and, with
+// PullOnQuery, returns snapshot requests to the stale peers. The caller
+// computes its result over Views() either way; Query never waits.
+func (e *Engine[S, V]) Query(maxStaleness time.Duration) QueryResult {
+	e.acts = e.acts[:0]
+	now := e.clock.Now()
+	stale := e.Views().StalePeers(e.self, now, maxStaleness)
+	if len(stale) > 0 && e.cfg.SyncStrategy.PullOnQuery {
+		for _, id := range stale {
+			e.requestSnapshot(id, now)
+		}
+	}
+	return QueryResult{Stale: stale, Actions: e.acts}
+}
+
+// Pull returns a snapshot request to each of the given peers (other than
+// self or departed ones) regardless of the strategy, for hosts that refresh
+// peers before answering a query. Requests already outstanding within the
+// pull timeout are not repeated.
+func (e *Engine[S, V]) Pull(peers []NodeID) []Action {
+	e.acts = e.acts[:0]
+	now := e.clock.Now()
+	for _, id := range peers {
+		if id == e.self || e.IsDeparted(id) {
+			continue
+		}
+		e.requestSnapshot(id, now)
+	}
+	return e.acts
+}
+
+// Health summarizes the peers' freshness and failures at maxStaleness.
+func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
+	h := EngineHealth{State: e.name}
+	now := e.clock.Now()
+	for id, s := range e.views.load() {
+		if id == e.self {
+			continue
+		}
+		stale := isStale(s.Load(), now, maxStaleness)
+		failing := e.peers[id] != nil && e.peers[id].failures > 0
+		if stale {
+			h.StalePeers++
+		}
+		if failing {
+			h.FailingPeers++
+		}
+		if !stale && !failing {
+			h.HealthyPeers++
+		}
+	}
+	total := len(e.views.load()) - 1
+	switch {
+	case h.StalePeers == 0 && h.FailingPeers == 0:
+		h.Status = Healthy
+	case h.HealthyPeers*2 > total:
+		h.Status = Degraded
+	default:
+		h.Status = Unhealthy
+	}
+	return h
+}
+
+// PeerStatuses returns the sync status of every peer with a view, sorted by
+// node.
+func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
+	views := e.Views()
+	var out []PeerStatus
+	for _, id := range views.Nodes() {
+		if id == e.self {
+			continue
+		}
+		v, _ := views.Get(id)
+		st := PeerStatus{Node: id, Generation: v.Generation, Pending: v.Pending}
+		if p := e.peers[id]; p != nil {
+			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = p.lastSync, p.lastAttempt, p.failures
+			st.LastError, st.LastLatency, st.Gaps = p.lastErr, p.latency, p.gaps
+		}
+		out = append(out, st)
+	}
+	return out
+}
