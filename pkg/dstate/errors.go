@@ -146,6 +146,10 @@ type PersistError struct {
 	Kind error
 	Op   string // "save" or "load"
 	Err  error
+	// Stored is the generation of a stored object that could not be read,
+	// when known: a host falling back to an empty state starts a larger
+	// incarnation than it.
+	Stored Generation
 }
 
 func (e *PersistError) Error() string {

@@ -19,3 +19,21 @@ type StatePersistence[S any] interface {
 	// Load returns the last saved object, or (nil, nil) if none was saved.
 	Load(ctx context.Context) (*StateObject[S], error)
 }
+
+// DecodeStored decodes a persisted state written in storageVersion: with
+// decode when it is the definition's current version, else with the
+// definition's MigrateState when it implements [StateMigrator]. Backends that
+// store bytes use it in Load.
+func DecodeStored[S any](def interface {
+	StorageVersion() uint32
+	DecodeState([]byte, uint32) (S, error)
+}, data []byte, storageVersion uint32) (S, error) {
+	if storageVersion == def.StorageVersion() {
+		return def.DecodeState(data, storageVersion)
+	}
+	if m, ok := def.(StateMigrator[S]); ok {
+		return m.MigrateState(data, storageVersion)
+	}
+	var zero S
+	return zero, UnknownVersionError(storageVersion)
+}

@@ -26,8 +26,8 @@ type Transport interface {
 	// RemovePeer forgets a peer and closes its connection; queued frames are
 	// dropped.
 	RemovePeer(id dstate.NodeID)
-	// Send queues frame for the peer without blocking. The transport owns
-	// frame after the call.
+	// Send queues frame for the peer without blocking. The transport must
+	// not modify frame: the host passes the same frame to several peers.
 	Send(to dstate.NodeID, frame []byte) error
 	// Addr is the address peers connect to (the listener's address).
 	Addr() string

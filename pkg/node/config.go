@@ -1,0 +1,52 @@
+package node
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// TransportTag is the membership tag that carries a node's transport
+// address.
+const TransportTag = "transport"
+
+// Config configures a [Node]. Runtime, Events and Transport are required.
+type Config struct {
+	// ID is this node's ID (the membership name). Required.
+	ID dstate.NodeID
+	// Runtime runs the state actors. Required.
+	Runtime dstate.ActorRuntime
+	// Events is the membership feed. Required.
+	Events dstate.ClusterEvents
+	// Transport carries frames between nodes. Required; Node starts and
+	// closes it.
+	Transport Transport
+	// Clock defaults to dstate.SystemClock.
+	Clock dstate.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// FeedInterval is how often the change-feed aggregator flushes; zero
+	// means the smallest BatchInterval of the registered feed states.
+	FeedInterval time.Duration
+	// Limits bound inbound message decoding.
+	Limits dstate.DecodeLimits
+}
+
+// Validate names the first invalid field; it changes nothing.
+func (c *Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("node: Config.ID is empty")
+	case c.Runtime == nil:
+		return errors.New("node: Config.Runtime is nil")
+	case c.Events == nil:
+		return errors.New("node: Config.Events is nil")
+	case c.Transport == nil:
+		return errors.New("node: Config.Transport is nil")
+	case c.FeedInterval < 0:
+		return errors.New("node: Config.FeedInterval is negative")
+	}
+	return nil
+}

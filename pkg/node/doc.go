@@ -1,0 +1,17 @@
+// Package node is the framework-agnostic host of dstate engines: it runs
+// each registered state's engine inside one actor of a dstate.ActorRuntime,
+// performs the engine's actions on a [Transport], drives periodic sync,
+// change-feed and delayed-send timers, feeds the engines membership events,
+// persists each mutation before publishing it, and batches the change
+// notices of all states into one message per interval.
+//
+// Users hold typed handles returned by [Register] and [RegisterDelta]:
+//
+//	n, _ := node.New(node.Config{ID: "n1", Runtime: rt, Events: ev, Transport: tr})
+//	load, _ := node.Register(ctx, n, LoadState{}, node.StateOptions[Load]{})
+//	load.Mutate(ctx, func(l *Load) { l.CPU = 0.4 })
+//	load.Query(ctx, time.Second, func(v dstate.Views[Load]) { ... })
+//
+// Peers' transport addresses come from the [TransportTag] tag of their
+// membership events.
+package node

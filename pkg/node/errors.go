@@ -1,0 +1,6 @@
+package node
+
+import "errors"
+
+// ErrClosed is returned by calls on a closed node.
+var ErrClosed = errors.New("node: closed")

@@ -1,0 +1,371 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// Node hosts the registered states of one cluster member.
+type Node struct {
+	id     dstate.NodeID
+	rt     dstate.ActorRuntime
+	events dstate.ClusterEvents
+	tr     Transport
+	clock  dstate.Clock
+	log    *slog.Logger
+	limits dstate.DecodeLimits
+	cfg    Config
+
+	mu       sync.Mutex
+	registry *dstate.StateRegistry
+	shards   map[string]shard
+	members  map[dstate.NodeID]struct{}
+	closed   bool
+	sub      dstate.SubscriptionID
+
+	peerList atomic.Pointer[[]dstate.NodeID]
+
+	feedMu    sync.Mutex
+	agg       *dstate.ChangeFeedAggregator
+	feedRef   dstate.ActorRef
+	feedTimer dstate.TimerHandle
+	feedEvery time.Duration
+
+	stats stats
+}
+
+// shard is the type-erased face of a registered state.
+type shard interface {
+	dstate.StateShard
+	deliver(m *dstate.WireMessage)
+	failed(node dstate.NodeID)
+	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
+	metrics() dstate.SyncMetrics
+	batchInterval() (time.Duration, bool)
+	stop()
+}
+
+type stats struct {
+	framesIn, decodeErrors, unknownState, sourceMismatch, mailboxDrops, sendErrors atomic.Uint64
+}
+
+// Stats are a node's host-level counters.
+type Stats struct {
+	FramesIn       uint64 // frames received
+	DecodeErrors   uint64 // frames that did not decode
+	UnknownState   uint64 // messages for a state not registered here
+	SourceMismatch uint64 // sync messages whose source was not the sending peer
+	MailboxDrops   uint64 // messages a state actor could not take
+	SendErrors     uint64 // frames the transport refused
+}
+
+// New starts a node: it starts the transport and subscribes to membership
+// events. Register states next.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		id: cfg.ID, rt: cfg.Runtime, events: cfg.Events, tr: cfg.Transport, clock: cfg.Clock, log: cfg.Logger,
+		limits: cfg.Limits, cfg: cfg,
+		registry: dstate.NewStateRegistry(), shards: make(map[string]shard), members: make(map[dstate.NodeID]struct{}),
+		agg: dstate.NewChangeFeedAggregator(cfg.ID),
+	}
+	if n.clock == nil {
+		n.clock = dstate.SystemClock{}
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.log = n.log.With("node", string(n.id))
+	n.peerList.Store(&[]dstate.NodeID{})
+	ref, err := n.rt.Spawn("dstate.feed."+string(n.id), func(msg any) { msg.(func())() })
+	if err != nil {
+		return nil, fmt.Errorf("node: spawn change-feed actor: %w", err)
+	}
+	n.feedRef = ref
+	if err := n.tr.Start(n.deliverFrame); err != nil {
+		ref.Stop()
+		return nil, fmt.Errorf("node: start transport: %w", err)
+	}
+	sub, err := n.events.Subscribe(n.onEvent)
+	if err != nil {
+		ref.Stop()
+		_ = n.tr.Close(context.Background())
+		return nil, fmt.Errorf("node: subscribe to cluster events: %w", err)
+	}
+	n.sub = sub
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() dstate.NodeID { return n.id }
+
+// Addr returns the transport address peers reach this node at.
+func (n *Node) Addr() string { return n.tr.Addr() }
+
+// Members returns the current peers (members other than this node), sorted.
+func (n *Node) Members() []dstate.NodeID { return slices.Clone(*n.peerList.Load()) }
+
+// Stats returns the host-level counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		FramesIn: n.stats.framesIn.Load(), DecodeErrors: n.stats.decodeErrors.Load(), UnknownState: n.stats.unknownState.Load(),
+		SourceMismatch: n.stats.sourceMismatch.Load(), MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
+	}
+}
+
+// States returns the registered state names, sorted.
+func (n *Node) States() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.registry.Names()
+}
+
+// Metrics returns every registered state's engine counters by state name.
+func (n *Node) Metrics() map[string]dstate.SyncMetrics {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]dstate.SyncMetrics, len(n.shards))
+	for name, s := range n.shards {
+		out[name] = s.metrics()
+	}
+	return out
+}
+
+// NodeHealth is the health of every state on a node.
+type NodeHealth struct {
+	Status dstate.HealthStatus // the worst of the states'
+	States []dstate.EngineHealth
+}
+
+// Health returns every state's health at maxStaleness, and the worst status.
+func (n *Node) Health(ctx context.Context, maxStaleness time.Duration) (NodeHealth, error) {
+	n.mu.Lock()
+	shards := make([]shard, 0, len(n.shards))
+	for _, name := range n.registry.Names() {
+		shards = append(shards, n.shards[name])
+	}
+	n.mu.Unlock()
+	var h NodeHealth
+	for _, s := range shards {
+		eh, err := s.health(ctx, maxStaleness)
+		if err != nil {
+			return h, err
+		}
+		h.States = append(h.States, eh)
+		h.Status = max(h.Status, eh.Status)
+	}
+	return h, nil
+}
+
+// Close stops the node: it unsubscribes from membership, stops the timers and
+// actors, and closes the transport (flushing until ctx is done).
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	shards := make([]shard, 0, len(n.shards))
+	for _, s := range n.shards {
+		shards = append(shards, s)
+	}
+	n.mu.Unlock()
+	err := n.events.Unsubscribe(n.sub)
+	n.feedMu.Lock()
+	if n.feedTimer != nil {
+		n.feedTimer.Cancel()
+	}
+	n.feedMu.Unlock()
+	for _, s := range shards {
+		s.stop()
+	}
+	n.feedRef.Stop()
+	return errors.Join(err, n.tr.Close(ctx))
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// onEvent applies a membership event. It runs on the membership layer's
+// goroutine and never blocks: states get the event through their mailboxes.
+func (n *Node) onEvent(ev dstate.ClusterEvent) {
+	if ev.Node == n.id || ev.Node == "" {
+		return
+	}
+	addr := ev.Tags[TransportTag]
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	_, member := n.members[ev.Node]
+	var joined, left bool
+	switch ev.Kind {
+	case dstate.NodeJoined, dstate.NodeUpdated:
+		if addr != "" {
+			n.tr.SetPeer(ev.Node, addr)
+		}
+		if !member || ev.Kind == dstate.NodeJoined {
+			n.members[ev.Node] = struct{}{}
+			joined = true
+		}
+	case dstate.NodeLeft, dstate.NodeReaped:
+		if member {
+			delete(n.members, ev.Node)
+			left = true
+		}
+	case dstate.NodeFailed:
+	}
+	n.publishPeers()
+	shards := n.shardList()
+	n.mu.Unlock()
+
+	switch {
+	case joined:
+		n.log.Debug("node joined", "peer", string(ev.Node), "addr", addr)
+		for _, s := range shards {
+			s.OnNodeJoined(ev.Node)
+		}
+	case left:
+		n.log.Debug("node left", "peer", string(ev.Node), "event", ev.Kind.String())
+		n.tr.RemovePeer(ev.Node)
+		for _, s := range shards {
+			s.OnNodeLeft(ev.Node)
+		}
+	case ev.Kind == dstate.NodeFailed:
+		n.log.Info("node failed", "peer", string(ev.Node))
+		for _, s := range shards {
+			s.failed(ev.Node)
+		}
+	}
+}
+
+// shardList returns the shards sorted by name; n.mu must be held.
+func (n *Node) shardList() []shard {
+	names := n.registry.Names()
+	out := make([]shard, len(names))
+	for i, name := range names {
+		out[i] = n.shards[name]
+	}
+	return out
+}
+
+// publishPeers refreshes the broadcast list; n.mu must be held.
+func (n *Node) publishPeers() {
+	ids := make([]dstate.NodeID, 0, len(n.members))
+	for id := range n.members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	n.peerList.Store(&ids)
+}
+
+// deliverFrame decodes an inbound frame and routes it to its state's actor.
+func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
+	n.stats.framesIn.Add(1)
+	m, err := dstate.DecodeWireLimits(frame, n.limits)
+	if err != nil {
+		n.stats.decodeErrors.Add(1)
+		n.log.Warn("dropping undecodable frame", "peer", string(from), "err", err)
+		return
+	}
+	if m.Source != from {
+		n.stats.sourceMismatch.Add(1)
+		n.log.Warn("dropping message whose source is not the sending peer", "peer", string(from), "source", string(m.Source))
+		return
+	}
+	n.mu.Lock()
+	if m.Kind == dstate.KindBatchedChangeFeed {
+		var targets []shard
+		for i := range m.Notifications {
+			if s, ok := n.shards[m.Notifications[i].State]; ok && !slices.Contains(targets, s) {
+				targets = append(targets, s)
+			}
+		}
+		n.mu.Unlock()
+		for _, s := range targets {
+			s.deliver(&m)
+		}
+		return
+	}
+	s, ok := n.shards[m.State]
+	n.mu.Unlock()
+	if !ok {
+		n.stats.unknownState.Add(1)
+		n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)
+		return
+	}
+	s.deliver(&m)
+}
+
+// broadcast sends one frame to every current peer.
+func (n *Node) broadcast(frame []byte) {
+	for _, p := range *n.peerList.Load() {
+		n.send(p, frame)
+	}
+}
+
+func (n *Node) send(to dstate.NodeID, frame []byte) {
+	if err := n.tr.Send(to, frame); err != nil {
+		n.stats.sendErrors.Add(1)
+		n.log.Debug("send failed", "peer", string(to), "err", err)
+	}
+}
+
+// notify hands a change notice to the aggregator.
+func (n *Node) notify(c dstate.ChangeNotification) {
+	n.feedMu.Lock()
+	n.agg.Notify(c)
+	n.feedMu.Unlock()
+}
+
+func (n *Node) flushFeed() {
+	n.feedMu.Lock()
+	msg, ok := n.agg.Flush(n.clock.UnixMilli())
+	n.feedMu.Unlock()
+	if ok {
+		n.broadcast(dstate.EncodeWire(&msg))
+	}
+}
+
+// FlushChangeFeed broadcasts the pending change notices now (the aggregator
+// also flushes on its timer).
+func (n *Node) FlushChangeFeed() { n.flushFeed() }
+
+// retimeFeed (re)starts the aggregator's flush timer at the smallest batch
+// interval of the registered feed states; n.mu must be held.
+func (n *Node) retimeFeed() {
+	every := n.cfg.FeedInterval
+	if every == 0 {
+		for _, s := range n.shards {
+			if d, ok := s.batchInterval(); ok && (every == 0 || d < every) {
+				every = d
+			}
+		}
+	}
+	n.feedMu.Lock()
+	defer n.feedMu.Unlock()
+	if every == 0 || every == n.feedEvery {
+		return
+	}
+	if n.feedTimer != nil {
+		n.feedTimer.Cancel()
+	}
+	n.feedEvery = every
+	flush := func() { n.flushFeed() }
+	n.feedTimer = n.rt.SendInterval(n.feedRef, every, flush)
+}

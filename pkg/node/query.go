@@ -1,0 +1,109 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// pullWaiter is a blocking query waiting for stale peers to be refreshed.
+type pullWaiter struct {
+	peers    []dstate.NodeID
+	maxStale time.Duration
+	done     chan struct{}
+	gone     atomic.Bool // the query returned; drop the waiter
+}
+
+// Query calls fn with views no staler than maxStaleness when it can. If
+// every peer's view is fresh it answers at once. Otherwise it asks the stale
+// peers for snapshots (one request in flight per peer, shared by concurrent
+// queries) and waits until they are fresh, the state's PullTimeout passes or
+// ctx ends; then it calls fn with the views it has and returns a
+// *dstate.QueryError (ErrStalePeer) naming the peers still stale, or
+// ctx.Err() if ctx ended.
+func (s *Shard[S, V]) Query(ctx context.Context, maxStaleness time.Duration, fn func(dstate.Views[V])) error {
+	clock := s.n.clock
+	views := s.eng.Views()
+	stale := views.StalePeers(s.n.id, clock.Now(), maxStaleness)
+	if len(stale) == 0 {
+		fn(views)
+		return nil
+	}
+	timeout := s.eng.Config().EffectivePullTimeout()
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	w := &pullWaiter{peers: stale, maxStale: maxStaleness, done: make(chan struct{})}
+	defer w.gone.Store(true)
+	if s.post(func() {
+		s.perform(s.eng.Pull(w.peers))
+		s.waiters = append(s.waiters, w)
+		s.checkWaiters()
+	}) {
+		select {
+		case <-w.done:
+		case <-wctx.Done():
+		case <-s.closed:
+		}
+	}
+	views = s.eng.Views()
+	fn(views)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-s.closed:
+		return &dstate.QueryError{Kind: dstate.ErrActorStopped, State: s.name}
+	default:
+	}
+	still := views.StalePeers(s.n.id, clock.Now(), maxStaleness)
+	var peers []dstate.StalePeer
+	for _, id := range still {
+		if !slices.Contains(stale, id) {
+			continue // went stale while waiting; not one this query pulled
+		}
+		reason := fmt.Sprintf("no snapshot within the pull timeout of %s", timeout)
+		if v, ok := views.Get(id); ok && v.HasPending() && !v.Generation.IsZero() {
+			reason = fmt.Sprintf("generation %s pending, holding %s", v.Pending, v.Generation)
+		}
+		peers = append(peers, dstate.StalePeer{Node: id, Reason: reason})
+	}
+	if len(peers) > 0 {
+		return &dstate.QueryError{Kind: dstate.ErrStalePeer, State: s.name, Peers: peers}
+	}
+	return nil
+}
+
+// checkWaiters releases the queries whose peers are all fresh (or gone). It
+// runs on the actor.
+func (s *Shard[S, V]) checkWaiters() {
+	if len(s.waiters) == 0 {
+		return
+	}
+	views := s.eng.Views()
+	now := s.n.clock.Now()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		stale := views.StalePeers(s.n.id, now, w.maxStale)
+		waiting := false
+		for _, id := range w.peers {
+			if slices.Contains(stale, id) {
+				waiting = true
+				break
+			}
+		}
+		if w.gone.Load() {
+			continue
+		}
+		if waiting {
+			kept = append(kept, w)
+		} else {
+			close(w.done)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
+}

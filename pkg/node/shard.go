@@ -1,0 +1,343 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// StateOptions configure one registered state.
+type StateOptions[S any] struct {
+	// Config is the state's sync configuration; the zero value is active
+	// push with the default pull timeout.
+	Config dstate.StateConfig
+	// Initial is the state's value when nothing was persisted.
+	Initial S
+	// Persistence, when set, stores every mutation before it is published
+	// and restores the state at registration.
+	Persistence dstate.StatePersistence[S]
+}
+
+// stateCodec is what the host needs of a state definition beyond the engine.
+type stateCodec[S any] interface {
+	Name() string
+	StorageVersion() uint32
+	EncodeState(S) ([]byte, error)
+	DecodeState([]byte, uint32) (S, error)
+}
+
+// Shard is the typed handle of one registered state on one node. Its
+// methods are safe for concurrent use.
+type Shard[S, V any] struct {
+	n       *Node
+	name    string
+	eng     *dstate.Engine[S, V]
+	def     stateCodec[S]
+	persist dstate.StatePersistence[S]
+	ref     dstate.ActorRef
+	closed  chan struct{} // closed when the shard stops
+	log     *slog.Logger
+	periodT dstate.TimerHandle
+
+	// Owned by the actor:
+	lastSaved []byte // encoding of the last saved (or loaded) value, for rollback
+	waiters   []*pullWaiter
+	timers    []dstate.TimerHandle
+}
+
+// DeltaShard is the handle of a delta state: a [Shard] plus mutations that
+// replicate as deltas.
+type DeltaShard[S, V, D, C any] struct {
+	*Shard[S, V]
+	de *dstate.DeltaEngine[S, V, D, C]
+}
+
+// Register registers a simple state (its whole value is its view): it loads
+// the persisted state if any, starts the state's actor and timers, and
+// joins the current members.
+func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S], opts StateOptions[S]) (*Shard[S, S], error) {
+	cfg := opts.Config
+	if cfg == (dstate.StateConfig{}) {
+		cfg = dstate.DefaultStateConfig()
+	}
+	eng, err := dstate.NewSimpleEngine(def, n.id, cfg, n.clock, opts.Initial)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: opts.Persistence, closed: make(chan struct{})}
+	if err := s.start(ctx, opts.Initial); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// RegisterDelta registers a delta state; see [Register].
+func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.DeltaDistributedState[S, V, D, C], opts StateOptions[S]) (*DeltaShard[S, V, D, C], error) {
+	cfg := opts.Config
+	if cfg == (dstate.StateConfig{}) {
+		cfg = dstate.DefaultStateConfig()
+	}
+	de, err := dstate.NewDeltaEngine(def, n.id, cfg, n.clock, opts.Initial)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: opts.Persistence, closed: make(chan struct{})}
+	if err := s.start(ctx, opts.Initial); err != nil {
+		return nil, err
+	}
+	return &DeltaShard[S, V, D, C]{Shard: s, de: de}, nil
+}
+
+func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
+	n := s.n
+	s.log = n.log.With("state", s.name)
+	if err := s.load(ctx, initial); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if _, err := n.registry.Lookup(s.name); err == nil {
+		return &dstate.RegistryError{Kind: dstate.ErrDuplicateName, Name: s.name}
+	}
+	ref, err := n.rt.Spawn("dstate.state."+string(n.id)+"."+s.name, func(msg any) { msg.(func())() })
+	if err != nil {
+		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
+	}
+	s.ref = ref
+	if err := n.registry.Register(s); err != nil {
+		ref.Stop()
+		return err
+	}
+	n.shards[s.name] = s
+	if d := s.eng.PeriodicInterval(); d > 0 {
+		s.periodT = n.rt.SendInterval(ref, d, func() { s.perform(s.eng.PeriodicSync()) })
+	}
+	n.retimeFeed()
+	for id := range n.members {
+		s.OnNodeJoined(id)
+	}
+	return nil
+}
+
+// load restores the persisted state, or starts fresh.
+func (s *Shard[S, V]) load(ctx context.Context, initial S) error {
+	if s.persist == nil {
+		return nil
+	}
+	obj, err := s.persist.Load(ctx)
+	var pe *dstate.PersistError
+	switch {
+	case errors.As(err, &pe) && errors.Is(err, dstate.ErrDeserializationFailed):
+		s.log.Warn("persisted state unreadable; starting empty with a new incarnation", "err", err, "stored", pe.Stored.String())
+		s.eng.Reincarnate(initial, pe.Stored.Incarnation+1)
+	case err != nil:
+		return &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: fmt.Errorf("load: %w", err)}
+	case obj != nil:
+		s.eng.Restore(*obj, s.def.StorageVersion())
+		s.log.Info("restored persisted state", "generation", obj.Generation.String())
+	}
+	b, err := s.def.EncodeState(s.eng.State().Value)
+	if err != nil {
+		return fmt.Errorf("node: encode state %q: %w", s.name, err)
+	}
+	s.lastSaved = b
+	return nil
+}
+
+// StateName returns the state's name.
+func (s *Shard[S, V]) StateName() string { return s.name }
+
+// OnNodeJoined forwards a join to the state's actor.
+func (s *Shard[S, V]) OnNodeJoined(node dstate.NodeID) {
+	s.post(func() { s.perform(s.eng.OnNodeJoined(node)) })
+}
+
+// OnNodeLeft forwards a leave to the state's actor.
+func (s *Shard[S, V]) OnNodeLeft(node dstate.NodeID) {
+	s.post(func() { s.eng.OnNodeLeft(node); s.checkWaiters() })
+}
+
+func (s *Shard[S, V]) failed(node dstate.NodeID) { s.post(func() { s.eng.OnNodeFailed(node) }) }
+
+func (s *Shard[S, V]) deliver(m *dstate.WireMessage) {
+	s.post(func() {
+		s.perform(s.eng.HandleWire(m))
+		s.checkWaiters()
+	})
+}
+
+func (s *Shard[S, V]) metrics() dstate.SyncMetrics { return s.eng.Metrics() }
+
+func (s *Shard[S, V]) batchInterval() (time.Duration, bool) {
+	st := s.eng.Config().SyncStrategy
+	return st.BatchInterval(), st.PushMode == dstate.ActiveFeedLazyPull
+}
+
+func (s *Shard[S, V]) stop() {
+	if s.periodT != nil {
+		s.periodT.Cancel()
+	}
+	done := make(chan struct{})
+	if s.ref.Send(func() {
+		for _, t := range s.timers {
+			t.Cancel()
+		}
+		s.waiters = nil
+		close(done)
+	}) == nil {
+		select {
+		case <-done:
+		case <-time.After(time.Second): // a wedged handler must not wedge Close
+		}
+	}
+	s.ref.Stop()
+	close(s.closed)
+}
+
+// post sends work to the actor; a full mailbox is counted and logged.
+func (s *Shard[S, V]) post(fn func()) bool {
+	if err := s.ref.Send(fn); err != nil {
+		s.n.stats.mailboxDrops.Add(1)
+		s.log.Warn("state actor refused a message", "err", err)
+		return false
+	}
+	return true
+}
+
+// ask runs fn on the actor and waits for its result, ctx, or the actor's
+// end. If ctx ends first, fn may still run later.
+func ask[S, V, T any](ctx context.Context, s *Shard[S, V], fn func() T) (T, error) {
+	var zero T
+	ch := make(chan T, 1)
+	if err := s.ref.Send(func() { ch <- fn() }); err != nil {
+		if errors.Is(err, dstate.ErrActorStopped) {
+			return zero, ErrClosed
+		}
+		return zero, err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-s.closed:
+		return zero, ErrClosed
+	}
+}
+
+// perform executes engine actions. It runs on the actor.
+func (s *Shard[S, V]) perform(acts []dstate.Action) {
+	n := s.n
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case dstate.ActionBroadcast:
+			n.broadcast(dstate.EncodeWire(&a.Message))
+		case dstate.ActionSend:
+			n.send(a.Target, dstate.EncodeWire(&a.Message))
+		case dstate.ActionScheduleDelayed:
+			frame := dstate.EncodeWire(&a.Message)
+			s.timers = append(s.timers, n.rt.SendAfter(s.ref, a.Delay, func() { n.broadcast(frame) }))
+			if len(s.timers) > 64 {
+				s.timers = s.timers[len(s.timers)-64:]
+			}
+		case dstate.ActionNotify:
+			n.notify(a.Notice)
+		}
+	}
+}
+
+// Mutate applies fn to the state with Default urgency and returns the new
+// generation and view once the mutation is saved (when the state has
+// persistence) and published. A failed save rolls the mutation back and
+// returns a *dstate.MutationError (ErrPersistenceFailed). If ctx ends
+// first, the mutation may still be applied.
+func (s *Shard[S, V]) Mutate(ctx context.Context, fn func(*S)) (dstate.Generation, V, error) {
+	return s.MutateWith(ctx, dstate.Default, fn)
+}
+
+// MutateWith is Mutate with an explicit urgency.
+func (s *Shard[S, V]) MutateWith(ctx context.Context, urgency dstate.SyncUrgency, fn func(*S)) (dstate.Generation, V, error) {
+	return s.mutate(ctx, func() *dstate.StateObject[S] { return s.eng.Prepare(fn, urgency) })
+}
+
+// MutateDelta applies fn, whose returned change is projected into the view
+// delta that replicates; urgency comes from the definition's SyncUrgency.
+// See [Shard.Mutate] for persistence and errors.
+func (d *DeltaShard[S, V, D, C]) MutateDelta(ctx context.Context, fn func(*S) C) (dstate.Generation, V, error) {
+	return d.mutate(ctx, func() *dstate.StateObject[S] { obj, _ := d.de.PrepareDelta(fn); return obj })
+}
+
+type mutateResult[V any] struct {
+	gen  dstate.Generation
+	view V
+	err  error
+}
+
+func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() *dstate.StateObject[S]) (dstate.Generation, V, error) {
+	r, err := ask(ctx, s, func() mutateResult[V] {
+		obj := prepare()
+		if s.persist != nil {
+			if serr := s.persist.Save(ctx, obj, s.eng.PreparedDelta()); serr != nil {
+				s.rollback()
+				return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: serr}}
+			}
+			if b, eerr := s.def.EncodeState(obj.Value); eerr == nil {
+				s.lastSaved = b
+			}
+		}
+		res := s.eng.Commit()
+		s.perform(res.Actions)
+		return mutateResult[V]{gen: res.Generation, view: res.View}
+	})
+	if err != nil {
+		return r.gen, r.view, err
+	}
+	return r.gen, r.view, r.err
+}
+
+// rollback restores the value of the last save; it runs on the actor.
+func (s *Shard[S, V]) rollback() {
+	prev, err := s.def.DecodeState(s.lastSaved, s.def.StorageVersion())
+	if err != nil {
+		s.log.Error("cannot decode the last saved state for rollback", "err", err)
+	}
+	s.eng.Abort(prev)
+}
+
+// Views returns the current views of every node without blocking (see
+// dstate.Views).
+func (s *Shard[S, V]) Views() dstate.Views[V] { return s.eng.Views() }
+
+// QueryLocal calls fn with the current views; it never blocks.
+func (s *Shard[S, V]) QueryLocal(fn func(dstate.Views[V])) { fn(s.eng.Views()) }
+
+// Generation returns the local state's current generation.
+func (s *Shard[S, V]) Generation() dstate.Generation {
+	v, _ := s.eng.Views().Get(s.n.id)
+	return v.Generation
+}
+
+// Metrics returns the state's engine counters.
+func (s *Shard[S, V]) Metrics() dstate.SyncMetrics { return s.eng.Metrics() }
+
+func (s *Shard[S, V]) health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error) {
+	return ask(ctx, s, func() dstate.EngineHealth { return s.eng.Health(maxStaleness) })
+}
+
+// Health returns the state's health at maxStaleness.
+func (s *Shard[S, V]) Health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error) {
+	return s.health(ctx, maxStaleness)
+}
+
+// PeerStatuses returns the sync status of every peer.
+func (s *Shard[S, V]) PeerStatuses(ctx context.Context) ([]dstate.PeerStatus, error) {
+	return ask(ctx, s, func() []dstate.PeerStatus { return s.eng.PeerStatuses() })
+}
