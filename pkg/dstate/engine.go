@@ -303,22 +303,26 @@ func (e *Engine[S, V]) deltaMessage(data []byte) WireMessage {
 	}
 }
 
-// ownSnapshot builds a FullSnapshot of the own view, encoding it once per
-// generation.
+// ownSnapshot builds a FullSnapshot of the published own view, encoding it
+// once per publication. While a mutation is prepared but not committed the
+// snapshot still carries the published view, never the prepared one.
 func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
-	if !e.ownEncOK || e.ownEncGen != e.obj.Generation {
-		own := e.views.get(e.self)
+	own := e.views.get(e.self)
+	if own == nil {
+		return WireMessage{}, false
+	}
+	if !e.ownEncOK || e.ownEncGen != own.Generation {
 		b, err := e.codec.EncodeView(own.Value)
 		if err != nil {
 			e.m.encodeFailures.Add(1)
 			return WireMessage{}, false
 		}
-		e.ownEnc, e.ownEncGen, e.ownEncOK = b, e.obj.Generation, true
+		e.ownEnc, e.ownEncGen, e.ownEncOK = b, own.Generation, true
 	}
 	e.m.snapshotsSent.Add(1)
 	return WireMessage{
-		Kind: KindFullSnapshot, State: e.name, Source: e.self, Generation: e.obj.Generation, WireVersion: e.wireVer,
-		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SentUnixMs: e.clock.UnixMilli(), Data: e.ownEnc,
+		Kind: KindFullSnapshot, State: e.name, Source: e.self, Generation: own.Generation, WireVersion: e.wireVer,
+		CreatedUnixMs: own.CreatedUnixMs, ModifiedUnixMs: own.ModifiedUnixMs, SentUnixMs: e.clock.UnixMilli(), Data: e.ownEnc,
 	}, true
 }
 
@@ -338,6 +342,7 @@ func (e *Engine[S, V]) publishOwn(view V) {
 		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SyncedAt: e.clock.Now(), Source: e.self,
 	}
 	e.views.put(e.self, v)
+	e.ownEncOK = false
 }
 
 // PeriodicInterval returns the periodic full-sync interval, or 0 if none.

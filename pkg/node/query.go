@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 type pullWaiter struct {
 	peers    []dstate.NodeID
 	maxStale time.Duration
+	start    time.Time // a peer synced since then has answered
 	done     chan struct{}
 	gone     atomic.Bool // the query returned; drop the waiter
 }
@@ -36,7 +36,7 @@ func (s *Shard[S, V]) Query(ctx context.Context, maxStaleness time.Duration, fn 
 	timeout := s.eng.Config().EffectivePullTimeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	w := &pullWaiter{peers: stale, maxStale: maxStaleness, done: make(chan struct{})}
+	w := &pullWaiter{peers: stale, maxStale: maxStaleness, start: clock.Now(), done: make(chan struct{})}
 	defer w.gone.Store(true)
 	if s.post(func() {
 		s.perform(s.eng.Pull(w.peers))
@@ -59,12 +59,8 @@ func (s *Shard[S, V]) Query(ctx context.Context, maxStaleness time.Duration, fn 
 		return &dstate.QueryError{Kind: dstate.ErrActorStopped, State: s.name}
 	default:
 	}
-	still := views.StalePeers(s.n.id, clock.Now(), maxStaleness)
 	var peers []dstate.StalePeer
-	for _, id := range still {
-		if !slices.Contains(stale, id) {
-			continue // went stale while waiting; not one this query pulled
-		}
+	for _, id := range pendingPeers(w, views, clock.Now()) {
 		reason := fmt.Sprintf("no snapshot within the pull timeout of %s", timeout)
 		if v, ok := views.Get(id); ok && v.HasPending() && !v.Generation.IsZero() {
 			reason = fmt.Sprintf("generation %s pending, holding %s", v.Pending, v.Generation)
@@ -87,18 +83,10 @@ func (s *Shard[S, V]) checkWaiters() {
 	now := s.n.clock.Now()
 	kept := s.waiters[:0]
 	for _, w := range s.waiters {
-		stale := views.StalePeers(s.n.id, now, w.maxStale)
-		waiting := false
-		for _, id := range w.peers {
-			if slices.Contains(stale, id) {
-				waiting = true
-				break
-			}
-		}
 		if w.gone.Load() {
 			continue
 		}
-		if waiting {
+		if len(pendingPeers(w, views, now)) > 0 {
 			kept = append(kept, w)
 		} else {
 			close(w.done)
@@ -106,4 +94,21 @@ func (s *Shard[S, V]) checkWaiters() {
 	}
 	clear(s.waiters[len(kept):])
 	s.waiters = kept
+}
+
+// pendingPeers returns the peers a query pulled that are still stale and
+// have not answered since it started; peers that left are not waited for.
+func pendingPeers[V any](w *pullWaiter, views dstate.Views[V], now time.Time) []dstate.NodeID {
+	var out []dstate.NodeID
+	for _, id := range w.peers {
+		v, ok := views.Get(id)
+		if !ok {
+			continue
+		}
+		fresh := !v.HasPending() && (w.maxStale < 0 || now.Sub(v.SyncedAt) <= w.maxStale || !v.SyncedAt.Before(w.start))
+		if !fresh {
+			out = append(out, id)
+		}
+	}
+	return out
 }

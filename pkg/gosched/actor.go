@@ -1,0 +1,238 @@
+package gosched
+
+import (
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// Actor is an actor spawned by a Runtime; Spawn's dstate.ActorRef is an
+// *Actor. It is safe for concurrent use.
+type Actor struct {
+	rt      *Runtime
+	name    string
+	handler func(msg any)
+
+	// The mailbox: senders append to queue under mu; the actor's goroutine
+	// swaps queue for an empty slice and handles the batch it took.
+	mu      sync.Mutex
+	queue   []any
+	waiting bool // the goroutine is parked on wake
+	stopped bool
+
+	wake     chan struct{} // capacity 1: a send after the goroutine parked
+	stopCh   chan struct{} // closed by Stop
+	done     chan struct{} // closed when the goroutine exits
+	stopping atomic.Bool   // set with stopped; read lock-free by the goroutine
+	stopOnce sync.Once
+
+	errFull, errStopped error // preallocated Send errors
+
+	groups map[string]struct{} // guarded by rt.mu
+	timers map[*timer]struct{} // guarded by rt.mu
+}
+
+var _ dstate.ActorRef = (*Actor)(nil)
+
+func newActor(rt *Runtime, name string, handler func(msg any)) *Actor {
+	return &Actor{
+		rt:         rt,
+		name:       name,
+		handler:    handler,
+		wake:       make(chan struct{}, 1),
+		stopCh:     make(chan struct{}),
+		done:       make(chan struct{}),
+		errFull:    &dstate.ActorSendError{Kind: dstate.ErrMailboxFull, Actor: name},
+		errStopped: &dstate.ActorSendError{Kind: dstate.ErrActorStopped, Actor: name},
+	}
+}
+
+// Name returns the name the actor was spawned with.
+func (a *Actor) Name() string { return a.name }
+
+// String returns the actor's name.
+func (a *Actor) String() string { return a.name }
+
+// Send enqueues msg without blocking. It fails with a *dstate.ActorSendError
+// of Kind dstate.ErrMailboxFull when the mailbox holds MailboxSize messages
+// and dstate.ErrActorStopped once Stop has been called.
+func (a *Actor) Send(msg any) error {
+	err := a.send(msg)
+	if err != nil {
+		a.rt.rejected.Add(1)
+	}
+	return err
+}
+
+// send is Send without the statistics.
+func (a *Actor) send(msg any) error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return a.errStopped
+	}
+	if len(a.queue) >= a.rt.cfg.MailboxSize {
+		a.mu.Unlock()
+		return a.errFull
+	}
+	a.queue = append(a.queue, msg)
+	wake := a.waiting
+	a.waiting = false
+	a.mu.Unlock()
+	if wake {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Stop stops the actor and discards its queued messages. After Stop returns
+// the handler is not called again; a call already in progress (including
+// the one calling Stop, if any) runs to completion, and Done is closed when
+// it has. Stop also cancels every timer targeting the actor, removes it from
+// all groups and frees its name. Stop is idempotent and safe to call from
+// the actor's own handler.
+func (a *Actor) Stop() {
+	a.stopOnce.Do(func() {
+		a.mu.Lock()
+		a.stopped = true
+		a.stopping.Store(true)
+		a.queue = nil
+		a.mu.Unlock()
+		close(a.stopCh)
+		a.rt.forget(a)
+	})
+}
+
+// Done returns a channel that is closed when the actor's goroutine has
+// exited, after Stop (or a panic under StopOnPanic).
+func (a *Actor) Done() <-chan struct{} { return a.done }
+
+// run is the actor's goroutine.
+func (a *Actor) run() {
+	clean := false
+	defer func() {
+		if !clean { // the handler called runtime.Goexit
+			a.Stop()
+		}
+		close(a.done)
+	}()
+	var batch []any
+	consecutive := 0 // panics since the last message handled normally
+	for {
+		batch = a.take(batch)
+		if batch == nil {
+			clean = true
+			return
+		}
+		for i := 0; i < len(batch); {
+			n, ok, p := a.handle(batch[i:])
+			i += n
+			a.rt.processed.Add(uint64(ok))
+			if ok > 0 {
+				consecutive = 0
+			}
+			if p == nil {
+				continue // the batch is done or the actor is stopping
+			}
+			consecutive++
+			if !a.supervise(p, consecutive) {
+				clean = true
+				return
+			}
+		}
+		clear(batch)
+	}
+}
+
+// take waits for queued messages and takes them all, handing spare's
+// storage to the queue. It returns nil once the actor is stopped.
+func (a *Actor) take(spare []any) []any {
+	a.mu.Lock()
+	for !a.stopped && len(a.queue) == 0 {
+		a.waiting = true
+		a.mu.Unlock()
+		select {
+		case <-a.wake:
+		case <-a.stopCh:
+		}
+		a.mu.Lock()
+	}
+	if a.stopped {
+		a.mu.Unlock()
+		return nil
+	}
+	batch := a.queue
+	a.queue = spare[:0]
+	a.mu.Unlock()
+	return batch
+}
+
+// panicInfo is a recovered handler panic.
+type panicInfo struct {
+	value any
+	stack []byte
+}
+
+// handle calls the handler for each of msgs until one panics or the actor
+// is stopping. It returns how many messages it consumed, how many of those
+// returned normally, and the panic, if one ended the run.
+func (a *Actor) handle(msgs []any) (consumed, ok int, p *panicInfo) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &panicInfo{value: v, stack: debug.Stack()}
+			ok = consumed
+			consumed++
+		}
+	}()
+	for consumed < len(msgs) && !a.stopping.Load() {
+		a.handler(msgs[consumed])
+		consumed++
+	}
+	if a.stopping.Load() {
+		consumed = len(msgs)
+	}
+	return consumed, consumed, nil
+}
+
+// supervise records a handler panic and applies the Supervision policy. It
+// reports whether the actor should go on.
+func (a *Actor) supervise(p *panicInfo, consecutive int) bool {
+	a.rt.panics.Add(1)
+	a.rt.logger.Error("gosched: actor handler panicked",
+		slog.String("actor", a.name),
+		slog.Any("panic", p.value),
+		slog.String("stack", string(p.stack)))
+	if a.rt.cfg.Supervision == StopOnPanic {
+		a.rt.logger.Warn("gosched: stopping actor after panic", slog.String("actor", a.name))
+		a.Stop()
+		return false
+	}
+	d := a.rt.backoff(consecutive)
+	a.rt.logger.Warn("gosched: restarting actor after backoff",
+		slog.String("actor", a.name),
+		slog.Duration("backoff", d),
+		slog.Int("consecutive_panics", consecutive))
+	fired := make(chan struct{})
+	s := a.rt.clock.AfterFunc(d, func() { close(fired) })
+	select {
+	case <-fired:
+	case <-a.stopCh:
+		s.Stop()
+		return false
+	}
+	if a.stopping.Load() {
+		return false
+	}
+	a.rt.restarts.Add(1)
+	return true
+}
+
+// isStopped reports whether err says the target actor has stopped.
+func isStopped(err error) bool { return errors.Is(err, dstate.ErrActorStopped) }

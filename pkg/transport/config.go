@@ -1,0 +1,177 @@
+package transport
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	// DefaultMaxFrameSize fits a 16 MiB message plus its envelope.
+	DefaultMaxFrameSize = 16<<20 + 4<<10
+	// DefaultQueueSize is the number of frames queued per peer.
+	DefaultQueueSize = 1024
+	// DefaultDialTimeout bounds one TCP connect.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultHandshakeTimeout bounds the TLS and transport handshakes.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultWriteTimeout bounds writing one burst of frames (or one MiB of
+	// it) to a peer.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultReconnectBackoffMin is the shortest wait before redialing.
+	DefaultReconnectBackoffMin = 50 * time.Millisecond
+	// DefaultReconnectBackoffMax is the longest wait before redialing.
+	DefaultReconnectBackoffMax = 5 * time.Second
+)
+
+// MaxIDLen bounds the cluster name and the node ID sent in the handshake.
+const MaxIDLen = 256
+
+// maxFrameSizeLimit is the largest MaxFrameSize accepted (the length prefix
+// is a uint32; keep well inside int on every platform).
+const maxFrameSizeLimit = math.MaxInt32
+
+// Config configures a Transport. Zero durations and sizes mean the defaults
+// above; New copies the Config and never changes the caller's value.
+type Config struct {
+	// NodeID is this node's ID, sent in every handshake. Required, at most
+	// MaxIDLen bytes.
+	NodeID dstate.NodeID
+	// ClusterName must be equal on both sides of a connection. At most
+	// MaxIDLen bytes; empty is a valid (shared) name.
+	ClusterName string
+	// BindAddr is the listen address, "host:port"; port 0 picks a free one.
+	BindAddr string
+	// AdvertiseAddr, when set, is what Addr reports instead of the
+	// listener's address (for NAT or a wildcard BindAddr).
+	AdvertiseAddr string
+	// MaxFrameSize bounds every frame in both directions, in bytes.
+	MaxFrameSize int
+	// QueueSize is the number of frames queued per peer before Send returns
+	// ErrQueueFull.
+	QueueSize int
+	// DialTimeout bounds one TCP connect.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the TLS and transport handshakes of one
+	// connection.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write to a peer; a peer that does not read
+	// for this long is disconnected.
+	WriteTimeout time.Duration
+	// ReconnectBackoffMin and ReconnectBackoffMax bound the wait between
+	// redials: it doubles per failure with full jitter.
+	ReconnectBackoffMin time.Duration
+	ReconnectBackoffMax time.Duration
+	// TLS, when set, secures every connection. It is used as both the
+	// server config (Certificates or GetCertificate required; set
+	// ClientAuth and ClientCAs for mutual TLS) and the client config
+	// (RootCAs, and Certificates as the client certificate). ServerName
+	// defaults to the host of the dialed address. New clones it.
+	TLS *tls.Config
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// FaultHook is for tests only. When non-nil and it returns false for a
+	// peer, Send drops the frame (counted in Stats.FaultDrops) and reports
+	// success. It is called on the Send path and must be fast.
+	FaultHook func(to dstate.NodeID) bool
+}
+
+// DefaultConfig returns a Config with every default filled in, listening on
+// a free loopback port. NodeID must still be set.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:            "127.0.0.1:0",
+		MaxFrameSize:        DefaultMaxFrameSize,
+		QueueSize:           DefaultQueueSize,
+		DialTimeout:         DefaultDialTimeout,
+		HandshakeTimeout:    DefaultHandshakeTimeout,
+		WriteTimeout:        DefaultWriteTimeout,
+		ReconnectBackoffMin: DefaultReconnectBackoffMin,
+		ReconnectBackoffMax: DefaultReconnectBackoffMax,
+	}
+}
+
+// Validate reports the first invalid field as a *ConfigError. Zero values
+// that have a default are valid. It changes nothing.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	e := c.withDefaults()
+	switch {
+	case c.NodeID == "":
+		return bad("NodeID", "is empty")
+	case len(c.NodeID) > MaxIDLen:
+		return bad("NodeID", "is %d bytes, longer than %d", len(c.NodeID), MaxIDLen)
+	case len(c.ClusterName) > MaxIDLen:
+		return bad("ClusterName", "is %d bytes, longer than %d", len(c.ClusterName), MaxIDLen)
+	case c.BindAddr == "":
+		return bad("BindAddr", "is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		return bad("BindAddr", "%q is not host:port: %v", c.BindAddr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			return bad("AdvertiseAddr", "%q is not host:port: %v", c.AdvertiseAddr, err)
+		}
+	}
+	switch {
+	case c.MaxFrameSize < 0 || c.MaxFrameSize > maxFrameSizeLimit:
+		return bad("MaxFrameSize", "is %d, want 1..%d (0 for the default)", c.MaxFrameSize, maxFrameSizeLimit)
+	case c.QueueSize < 0:
+		return bad("QueueSize", "is %d, want positive (0 for the default)", c.QueueSize)
+	case c.DialTimeout < 0:
+		return bad("DialTimeout", "is negative (%s)", c.DialTimeout)
+	case c.HandshakeTimeout < 0:
+		return bad("HandshakeTimeout", "is negative (%s)", c.HandshakeTimeout)
+	case c.WriteTimeout < 0:
+		return bad("WriteTimeout", "is negative (%s)", c.WriteTimeout)
+	case c.ReconnectBackoffMin < 0:
+		return bad("ReconnectBackoffMin", "is negative (%s)", c.ReconnectBackoffMin)
+	case c.ReconnectBackoffMax < 0:
+		return bad("ReconnectBackoffMax", "is negative (%s)", c.ReconnectBackoffMax)
+	case e.ReconnectBackoffMax < e.ReconnectBackoffMin:
+		return bad("ReconnectBackoffMax", "(%s) is less than ReconnectBackoffMin (%s)", e.ReconnectBackoffMax, e.ReconnectBackoffMin)
+	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
+		return bad("TLS", "has no Certificates, GetCertificate or GetConfigForClient to accept connections")
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with defaults in zero fields and a
+// non-nil logger. The TLS config is shared: New clones it.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = d.MaxFrameSize
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = d.QueueSize
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.ReconnectBackoffMin == 0 {
+		c.ReconnectBackoffMin = d.ReconnectBackoffMin
+	}
+	if c.ReconnectBackoffMax == 0 {
+		c.ReconnectBackoffMax = max(d.ReconnectBackoffMax, c.ReconnectBackoffMin)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,195 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// link is one established outbound connection.
+type link struct {
+	addr string
+	raw  net.Conn // the TCP connection
+	conn net.Conn // raw, or the TLS connection over it
+	br   *bufio.Reader
+	dead chan struct{} // closed when watch returns
+}
+
+// watch waits for the remote to close the connection. The acceptor never
+// writes after the handshake, so any read result means the link is over.
+func (l *link) watch() {
+	defer close(l.dead)
+	_, _ = l.br.ReadByte()
+}
+
+// dial connects to addr and runs the client handshake, expecting node id.
+func (t *Transport) dial(ctx context.Context, id dstate.NodeID, addr string) (*link, error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.stats.dialFailures.Add(1)
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	if !t.track(raw) {
+		_ = raw.Close()
+		return nil, ErrClosed
+	}
+	l := &link{addr: addr, raw: raw, conn: raw, dead: make(chan struct{})}
+	if err := t.clientHandshake(ctx, l, id); err != nil {
+		_ = raw.Close()
+		t.untrack(raw)
+		if ctx.Err() == nil {
+			t.stats.handshakeFailures.Add(1)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// clientHandshake runs the optional TLS handshake, sends our hello and
+// reads the acceptor's hello or refusal.
+func (t *Transport) clientHandshake(ctx context.Context, l *link, id dstate.NodeID) error {
+	fail := func(kind error, format string, args ...any) error {
+		return &HandshakeError{Addr: l.addr, Peer: id, Reason: fmt.Sprintf(format, args...), Err: kind}
+	}
+	_ = l.raw.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	if t.cfg.TLS != nil {
+		tc := tls.Client(l.raw, t.clientTLS(l.addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return &HandshakeError{Addr: l.addr, Peer: id, Err: fmt.Errorf("tls: %w", err)}
+		}
+		l.conn = tc
+	}
+	if _, err := l.conn.Write(appendHello(nil, t.version, t.cfg.ClusterName, string(t.cfg.NodeID))); err != nil {
+		return &HandshakeError{Addr: l.addr, Peer: id, Err: fmt.Errorf("write hello: %w", err)}
+	}
+	l.br = bufio.NewReaderSize(l.conn, 512)
+	h, err := readHandshake(l.br)
+	if err != nil {
+		return &HandshakeError{Addr: l.addr, Peer: id, Err: err}
+	}
+	switch {
+	case h.kind == kindRefuse:
+		return &HandshakeError{Addr: l.addr, Peer: id, Refused: true, Reason: h.reason, Err: refusalKind(h.code)}
+	case h.kind != kindHello:
+		return fail(ErrMalformed, "expected a hello, got message kind %d", h.kind)
+	case h.version != t.version:
+		return fail(ErrProtocolVersion, "remote speaks protocol version %d, want %d", h.version, t.version)
+	case h.clusterLen > MaxIDLen:
+		return fail(ErrClusterMismatch, "cluster name of %d bytes is longer than %d", h.clusterLen, MaxIDLen)
+	case h.cluster != t.cfg.ClusterName:
+		return fail(ErrClusterMismatch, "cluster name %q does not match %q", h.cluster, t.cfg.ClusterName)
+	case h.nodeIDLen == 0 || h.nodeIDLen > MaxIDLen:
+		return fail(ErrBadNodeID, "remote node ID of %d bytes is empty or longer than %d", h.nodeIDLen, MaxIDLen)
+	case dstate.NodeID(h.nodeID) != id:
+		return fail(ErrUnexpectedPeer, "reached node %q, want %q", h.nodeID, id)
+	}
+	_ = l.raw.SetDeadline(time.Time{})
+	return nil
+}
+
+// clientTLS returns the TLS config for dialing addr: ServerName defaults to
+// the host of addr.
+func (t *Transport) clientTLS(addr string) *tls.Config {
+	cfg := t.cfg.TLS
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		cfg = cfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	return cfg
+}
+
+// serveInbound runs the accept-side handshake on c, then delivers its
+// frames until it fails or the transport shuts down.
+func (t *Transport) serveInbound(c, raw net.Conn) {
+	defer t.untrack(raw)
+	defer func() { _ = c.Close() }()
+	remote := raw.RemoteAddr().String()
+	from, br, err := t.acceptHandshake(c, remote)
+	if err != nil {
+		t.stats.handshakeFailures.Add(1)
+		t.log.Warn("transport: inbound handshake failed", "addr", remote, "err", err)
+		return
+	}
+	t.log.Debug("transport: accepted", "peer", string(from), "addr", remote)
+	for {
+		frame, err := readFrame(br, t.cfg.MaxFrameSize)
+		if err != nil {
+			var fse *FrameSizeError
+			switch {
+			case errors.As(err, &fse):
+				t.stats.oversizedFrames.Add(1)
+				t.log.Error("transport: inbound frame too large, closing connection",
+					"peer", string(from), "addr", remote, "size", fse.Size, "limit", fse.Limit, "err", err)
+			case errors.Is(err, io.EOF) || t.life.Err() != nil:
+				t.log.Debug("transport: inbound connection closed", "peer", string(from), "addr", remote)
+			default:
+				t.log.Info("transport: inbound connection failed", "peer", string(from), "addr", remote, "err", err)
+			}
+			return
+		}
+		t.stats.framesIn.Add(1)
+		t.stats.bytesIn.Add(uint64(len(frame)))
+		t.deliver(from, frame)
+	}
+}
+
+// acceptHandshake runs the optional TLS handshake, reads the dialer's
+// hello and answers with ours or with a refusal.
+func (t *Transport) acceptHandshake(c net.Conn, remote string) (dstate.NodeID, *bufio.Reader, error) {
+	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return "", nil, &HandshakeError{Addr: remote, Err: fmt.Errorf("tls: %w", err)}
+		}
+	}
+	br := bufio.NewReaderSize(c, readBufSize)
+	h, err := readHandshake(br)
+	if err != nil {
+		return "", nil, &HandshakeError{Addr: remote, Err: err}
+	}
+	if h.kind != kindHello {
+		return "", nil, &HandshakeError{Addr: remote, Err: fmt.Errorf("%w: expected a hello, got message kind %d", ErrMalformed, h.kind)}
+	}
+	from := dstate.NodeID(h.nodeID)
+	if code, reason := t.checkHello(h); reason != "" {
+		// Every byte of the hello has been read, so closing after the
+		// refusal sends FIN, not RST, and the dialer reads the reason.
+		_, _ = c.Write(appendRefusal(nil, t.version, code, reason))
+		return "", nil, &HandshakeError{Addr: remote, Peer: from, Reason: reason, Err: refusalKind(code)}
+	}
+	if _, err := c.Write(appendHello(nil, t.version, t.cfg.ClusterName, string(t.cfg.NodeID))); err != nil {
+		return "", nil, &HandshakeError{Addr: remote, Peer: from, Err: fmt.Errorf("write hello: %w", err)}
+	}
+	_ = c.SetDeadline(time.Time{})
+	return from, br, nil
+}
+
+// checkHello returns a refusal code and reason for an unacceptable hello,
+// or an empty reason.
+func (t *Transport) checkHello(h handshake) (byte, string) {
+	switch {
+	case h.version != t.version:
+		return refuseVersion, fmt.Sprintf("protocol version %d is not supported (want %d)", h.version, t.version)
+	case h.clusterLen > MaxIDLen:
+		return refuseCluster, fmt.Sprintf("cluster name of %d bytes is longer than %d", h.clusterLen, MaxIDLen)
+	case h.cluster != t.cfg.ClusterName:
+		return refuseCluster, fmt.Sprintf("cluster name %q does not match %q", h.cluster, t.cfg.ClusterName)
+	case h.nodeIDLen == 0:
+		return refuseNodeID, "node ID is empty"
+	case h.nodeIDLen > MaxIDLen:
+		return refuseNodeID, fmt.Sprintf("node ID of %d bytes is longer than %d", h.nodeIDLen, MaxIDLen)
+	case dstate.NodeID(h.nodeID) == t.cfg.NodeID:
+		return refuseNodeID, fmt.Sprintf("node ID %q is this node's own ID", h.nodeID)
+	}
+	return 0, ""
+}

@@ -1,0 +1,63 @@
+// Package transport carries frames between nodes over TCP, optionally
+// secured with TLS. [Transport] implements node.Transport.
+//
+// # Connections
+//
+// Each node dials one connection to every peer named by [Transport.SetPeer]
+// and sends that peer's frames over it, in order; connections a node
+// accepts only deliver frames. A peer's frames wait in a bounded queue
+// (Config.QueueSize) drained by one writer goroutine, which writes every
+// frame queued at that moment through one buffer and flushes once, so a
+// burst costs few system calls. [Transport.Send] never blocks: it fails
+// with [ErrQueueFull] when the queue is full and [ErrUnknownPeer] when the
+// peer is unknown. When a connection fails the writer redials with
+// exponential backoff and full jitter between Config.ReconnectBackoffMin
+// and ReconnectBackoffMax; frames queued meanwhile stay queued and are sent
+// once it reconnects (frames being written when a connection breaks may be
+// lost, which the protocol above tolerates). A dead peer only fills its own
+// queue.
+//
+// Each accepted connection has a reader goroutine that calls the deliver
+// function given to [Transport.Start] once per frame, with the sender's node
+// ID from the handshake and a freshly allocated frame.
+//
+// # Wire format
+//
+// A connection starts with a handshake; all integers are big-endian and
+// strings are a uint16 length followed by the bytes:
+//
+//	hello:   "DSTT" | version uint16 | 0x01 | cluster name | node ID
+//	refusal: "DSTT" | version uint16 | 0x02 | code uint8 | reason
+//
+// The dialer sends a hello; the acceptor answers with its own hello or with
+// a refusal (code 1: protocol version, 2: cluster name, 3: node ID) and
+// closes. The acceptor refuses a different [ProtocolVersion] or cluster
+// name, and an empty node ID, one longer than [MaxIDLen] bytes or equal to
+// its own. The dialer checks the acceptor's hello the same way and also
+// that it reached the node ID it dialed. Both sides log the failure, count
+// it in [Stats].HandshakeFailures and report a [*HandshakeError] whose
+// dialer-side text carries the acceptor's reason:
+//
+//	transport: handshake with 127.0.0.1:7946 refused: cluster name "b" does not match "a"
+//
+// The hello layout is the same for every protocol version, so nodes of
+// different versions can always refuse each other clearly.
+//
+// After the handshake, the dialer sends frames: a uint32 length and that
+// many bytes. A frame longer than Config.MaxFrameSize is refused by Send;
+// an inbound one closes the connection as soon as its length is read
+// (nothing is allocated for it), with a logged and counted error.
+//
+// # TLS
+//
+// When Config.TLS is set, the listener and every dial use it: one config
+// serves both roles (Certificates, plus ClientAuth and ClientCAs for mutual
+// TLS on the server side; RootCAs on the client side). A TLS failure is a
+// handshake failure like any other.
+//
+// # Closing
+//
+// [Transport.Close] stops accepting and refuses further Sends, lets every
+// writer flush its queue until the context is done, then closes all
+// connections and waits for every goroutine of the transport.
+package transport

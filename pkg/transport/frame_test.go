@@ -1,0 +1,207 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func reader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+func TestHelloWireFormat(t *testing.T) {
+	got := appendHello(nil, 1, "c1", "n")
+	want := []byte("DSTT\x00\x01\x01\x00\x02c1\x00\x01n")
+	require.Equal(t, want, got)
+	require.Equal(t, handBuiltHello(1, "c1", "n"), got)
+
+	h, err := readHandshake(reader(got))
+	require.NoError(t, err)
+	require.Equal(t, handshake{version: 1, kind: kindHello, cluster: "c1", clusterLen: 2, nodeID: "n", nodeIDLen: 1}, h)
+}
+
+func TestRefusalWireFormat(t *testing.T) {
+	got := appendRefusal(nil, 1, refuseCluster, "no")
+	require.Equal(t, []byte("DSTT\x00\x01\x02\x02\x00\x02no"), got)
+
+	long := strings.Repeat("r", maxReasonLen+10)
+	h, err := readHandshake(reader(appendRefusal(nil, 1, refuseVersion, long)))
+	require.NoError(t, err)
+	require.Equal(t, kindRefuse, h.kind)
+	require.Equal(t, refuseVersion, h.code)
+	require.Equal(t, long[:maxReasonLen], h.reason, "the reason is truncated when sent")
+}
+
+func TestReadHandshakeSkipsOversizedFields(t *testing.T) {
+	id := strings.Repeat("n", 1000)
+	msg := append(handBuiltHello(1, "c", id), 0, 0, 0, 1, 'f')
+	r := reader(msg)
+	h, err := readHandshake(r)
+	require.NoError(t, err)
+	require.Equal(t, "", h.nodeID)
+	require.Equal(t, 1000, h.nodeIDLen)
+	require.Equal(t, "c", h.cluster)
+	frame, err := readFrame(r, 10)
+	require.NoError(t, err, "the stream stays in step after a skipped field")
+	require.Equal(t, []byte("f"), frame)
+}
+
+func TestReadHandshakeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, io.EOF},
+		{"short magic", []byte("DS"), io.ErrUnexpectedEOF},
+		{"bad magic", []byte("HTTP/1.1"), ErrBadMagic},
+		{"unknown kind", []byte("DSTT\x00\x01\x09"), ErrMalformed},
+		{"truncated cluster", []byte("DSTT\x00\x01\x01\x00\x05ab"), io.ErrUnexpectedEOF},
+		{"missing node id", []byte("DSTT\x00\x01\x01\x00\x00"), io.ErrUnexpectedEOF},
+		{"truncated skipped field", []byte("DSTT\x00\x01\x01\xff\xff"), io.ErrUnexpectedEOF},
+		{"truncated refusal", []byte("DSTT\x00\x01\x02"), io.ErrUnexpectedEOF},
+		{"truncated reason", []byte("DSTT\x00\x01\x02\x01\x00\x09abc"), io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readHandshake(reader(tt.in))
+			require.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+func TestReadFrame(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        []byte
+		want      []byte
+		wantErr   error
+		wantLimit bool
+	}{
+		{"empty frame", []byte{0, 0, 0, 0}, []byte{}, nil, false},
+		{"at the limit", append([]byte{0, 0, 0, 4}, "abcd"...), []byte("abcd"), nil, false},
+		{"over the limit", append([]byte{0, 0, 0, 5}, "abcde"...), nil, ErrFrameTooLarge, true},
+		{"clean end", nil, nil, io.EOF, false},
+		{"short header", []byte{0, 0}, nil, io.ErrUnexpectedEOF, false},
+		{"short body", []byte{0, 0, 0, 3, 'a'}, nil, io.ErrUnexpectedEOF, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readFrame(bytes.NewReader(tt.in), 4)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				var fse *FrameSizeError
+				require.Equal(t, tt.wantLimit, errors.As(err, &fse))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestWriteFrameRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	frames := [][]byte{[]byte("one"), {}, bytes.Repeat([]byte{7}, 100000)}
+	for _, f := range frames {
+		require.NoError(t, writeFrame(w, f))
+	}
+	require.NoError(t, w.Flush())
+	for _, f := range frames {
+		got, err := readFrame(&buf, 1<<20)
+		require.NoError(t, err)
+		require.Equal(t, f, got)
+	}
+}
+
+// TestOversizedLengthAllocatesNothingLarge checks that a declared length is
+// rejected before any allocation of that size.
+func TestOversizedLengthAllocatesNothingLarge(t *testing.T) {
+	in := binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 100 {
+		_, err := readFrame(bytes.NewReader(in), 1024)
+		require.ErrorIs(t, err, ErrFrameTooLarge)
+	}
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 50*time.Millisecond, 5*time.Second
+	top := func(n int64) int64 { return n - 1 }
+	bottom := func(int64) int64 { return 0 }
+	tests := []struct {
+		name     string
+		failures int
+		randN    func(int64) int64
+		want     time.Duration
+	}{
+		{"first retry is the floor", 0, top, lo},
+		{"one failure, top", 1, top, 2 * lo},
+		{"one failure, bottom", 1, bottom, lo},
+		{"three failures, top", 3, top, 8 * lo},
+		{"capped", 20, top, hi},
+		{"many failures do not overflow", 1000, top, hi},
+		{"capped, bottom", 20, bottom, lo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, backoff(tt.failures, lo, hi, tt.randN))
+		})
+	}
+	require.Equal(t, lo, backoff(5, lo, lo, top), "equal bounds")
+	for range 1000 {
+		d := backoff(4, lo, hi, randN)
+		require.GreaterOrEqual(t, d, lo)
+		require.LessOrEqual(t, d, 16*lo)
+	}
+}
+
+// FuzzReadHandshake feeds arbitrary bytes to the handshake and frame
+// readers: they must never panic nor return more than their limits.
+func FuzzReadHandshake(f *testing.F) {
+	f.Add(appendHello(nil, 1, "test", "a"))
+	f.Add(append(appendHello(nil, 1, "test", "a"), 0, 0, 0, 3, 'x', 'y', 'z', 0, 0, 0, 0))
+	f.Add(appendRefusal(nil, 1, refuseCluster, `cluster name "b" does not match "a"`))
+	f.Add(append(appendHello(nil, 1, "", ""), 0xff, 0xff, 0xff, 0xff))
+	f.Add([]byte("DSTT\x00\x01\x01\xff\xff"))
+	f.Add([]byte("DSTT\x00\x01\x03"))
+	f.Add([]byte("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"))
+	const frameLimit = 64
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := reader(data)
+		h, err := readHandshake(r)
+		if err != nil {
+			return
+		}
+		if len(h.cluster) > MaxIDLen || len(h.nodeID) > MaxIDLen || len(h.reason) > maxReasonLen {
+			t.Fatalf("field over its bound: %d, %d, %d bytes", len(h.cluster), len(h.nodeID), len(h.reason))
+		}
+		if h.clusterLen <= MaxIDLen && len(h.cluster) != h.clusterLen {
+			t.Fatalf("cluster name of %d bytes, declared %d", len(h.cluster), h.clusterLen)
+		}
+		for {
+			frame, err := readFrame(r, frameLimit)
+			if err != nil {
+				var fse *FrameSizeError
+				if errors.As(err, &fse) && fse.Size <= frameLimit {
+					t.Fatalf("refused a frame of %d bytes with limit %d", fse.Size, frameLimit)
+				}
+				return
+			}
+			if len(frame) > frameLimit {
+				t.Fatalf("frame of %d bytes over the limit %d", len(frame), frameLimit)
+			}
+		}
+	})
+}

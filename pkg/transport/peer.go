@@ -1,0 +1,319 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// Buffer sizes of a connection.
+const (
+	writeBufSize = 64 << 10
+	readBufSize  = 64 << 10
+	// deadlineEvery is how many bytes a burst writes before it pushes the
+	// write deadline forward again.
+	deadlineEvery = 1 << 20
+)
+
+// errHungUp is the LastError of a peer whose connection the remote closed.
+var errHungUp = errors.New("transport: connection closed by peer")
+
+// peer is the outbound side of one remote node: a bounded queue drained by
+// one writer goroutine (runPeer) over the one connection this node dialed.
+type peer struct {
+	id    dstate.NodeID
+	queue chan []byte
+
+	// life is cancelled by RemovePeer or when the transport shuts down; it
+	// aborts dials. It is never a caller's context.
+	life   context.Context
+	cancel context.CancelFunc
+	redial chan struct{} // capacity 1: the address changed
+
+	// carry holds frames whose write failed on the last connection; the
+	// writer sends them first on the next one. Only the writer touches it.
+	carry [][]byte
+	burst [][]byte // reused by writeBurst
+
+	mu        sync.Mutex
+	addr      string
+	connected bool
+	raw       net.Conn // current outbound TCP connection, if any
+	lastErr   error
+}
+
+func newPeer(parent context.Context, id dstate.NodeID, addr string, queueSize int) *peer {
+	life, cancel := context.WithCancel(parent)
+	return &peer{
+		id:     id,
+		queue:  make(chan []byte, queueSize),
+		life:   life,
+		cancel: cancel,
+		redial: make(chan struct{}, 1),
+		addr:   addr,
+	}
+}
+
+func (p *peer) address() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// setAddr records a new address and wakes the writer to move there.
+func (p *peer) setAddr(addr string) {
+	p.mu.Lock()
+	changed := p.addr != addr
+	p.addr = addr
+	p.mu.Unlock()
+	if changed {
+		select {
+		case p.redial <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stop ends the writer: it cancels dials and closes the connection so a
+// blocked write returns.
+func (p *peer) stop() {
+	p.cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.raw != nil {
+		_ = p.raw.Close()
+	}
+}
+
+func (p *peer) setConnected(raw net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connected, p.raw, p.lastErr = true, raw, nil
+	if p.life.Err() != nil {
+		_ = raw.Close() // stop ran before the connection was recorded
+	}
+}
+
+func (p *peer) setDisconnected(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connected, p.raw = false, nil
+	if err != nil {
+		p.lastErr = err
+	}
+}
+
+func (p *peer) stat() PeerStat {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return PeerStat{Addr: p.addr, Connected: p.connected, QueueLen: len(p.queue), LastError: p.lastErr}
+}
+
+// runPeer is the peer's writer goroutine: connect, write until the
+// connection fails, back off, repeat; until the peer is removed or the
+// transport closes.
+func (t *Transport) runPeer(p *peer) {
+	defer func() {
+		// Whatever is still queued will never be written.
+		t.stats.framesLost.Add(uint64(len(p.carry)))
+		p.carry = nil
+		for {
+			select {
+			case <-p.queue:
+				t.stats.framesLost.Add(1)
+			default:
+				return
+			}
+		}
+	}()
+	failures := 0
+	everConnected := false
+	for {
+		if p.life.Err() != nil || (t.isClosing() && len(p.queue) == 0) {
+			return
+		}
+		addr := p.address()
+		l, err := t.dial(p.life, p.id, addr)
+		if err != nil {
+			if p.life.Err() != nil {
+				return
+			}
+			p.setDisconnected(err)
+			t.logDialError(p.id, addr, err, failures)
+			if t.isClosing() {
+				return
+			}
+			timer := time.NewTimer(backoff(failures, t.cfg.ReconnectBackoffMin, t.cfg.ReconnectBackoffMax, randN))
+			failures++
+			select {
+			case <-timer.C:
+			case <-p.redial:
+				timer.Stop()
+				failures = 0
+			case <-t.closing:
+				timer.Stop()
+				return
+			case <-p.life.Done():
+				timer.Stop()
+				return
+			}
+			continue
+		}
+		if everConnected {
+			t.stats.reconnects.Add(1)
+		}
+		everConnected, failures = true, 0
+		p.setConnected(l.raw)
+		t.log.Debug("transport: connected", "peer", string(p.id), "addr", addr)
+		go l.watch()
+		exit, err := t.writeLoop(p, l)
+		p.setDisconnected(err)
+		_ = l.conn.Close()
+		t.untrack(l.raw)
+		<-l.dead
+		if exit {
+			return
+		}
+		t.log.Info("transport: connection lost", "peer", string(p.id), "addr", addr, "err", err)
+	}
+}
+
+// logDialError logs a failed connect: handshake failures always (they are
+// configuration problems), plain dial failures once per outage.
+func (t *Transport) logDialError(id dstate.NodeID, addr string, err error, failures int) {
+	var herr *HandshakeError
+	switch {
+	case errors.As(err, &herr):
+		t.log.Warn("transport: outbound handshake failed", "peer", string(id), "addr", addr, "err", err)
+	case failures == 0:
+		t.log.Info("transport: dial failed", "peer", string(id), "addr", addr, "err", err)
+	default:
+		t.log.Debug("transport: dial failed", "peer", string(id), "addr", addr, "err", err, "failures", failures+1)
+	}
+}
+
+// writeLoop writes queued frames to l until the connection fails (exit
+// false: reconnect), the address changes (exit false), or the peer is
+// removed or the transport closes (exit true, after flushing the queue on
+// close).
+func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
+	bw := bufio.NewWriterSize(l.conn, writeBufSize)
+	if len(p.carry) > 0 {
+		carried := p.carry
+		p.carry = nil
+		if err := t.writeFrames(p, l, bw, carried); err != nil {
+			return false, err
+		}
+	}
+	for {
+		select {
+		case f := <-p.queue:
+			// A hang-up noticed by the watcher wins over a ready frame, so
+			// the frame goes to the next connection instead of a dead one.
+			select {
+			case <-l.dead:
+				p.carry = append(p.carry, f)
+				return false, errHungUp
+			default:
+			}
+			if err := t.writeBurst(p, l, bw, f); err != nil {
+				return false, err
+			}
+		case <-l.dead:
+			return false, errHungUp
+		case <-p.redial:
+			if p.address() != l.addr {
+				return false, nil
+			}
+		case <-p.life.Done():
+			return true, nil
+		case <-t.closing:
+			for {
+				select {
+				case f := <-p.queue:
+					if err := t.writeBurst(p, l, bw, f); err != nil {
+						return true, err
+					}
+				default:
+					return true, nil
+				}
+			}
+		}
+	}
+}
+
+// writeBurst writes first and every frame queued behind it (up to one
+// queue's worth) through bw, then flushes once. When the write fails the
+// burst is kept in p.carry for the next connection.
+func (t *Transport) writeBurst(p *peer, l *link, bw *bufio.Writer, first []byte) error {
+	burst := append(p.burst[:0], first)
+	for len(burst) < cap(p.queue) {
+		var f []byte
+		select {
+		case f = <-p.queue:
+		default:
+		}
+		if f == nil {
+			break
+		}
+		burst = append(burst, f)
+	}
+	err := t.writeFrames(p, l, bw, burst)
+	if err == nil {
+		clear(burst) // do not pin written frames
+		p.burst = burst[:0]
+	} else {
+		p.burst = nil // burst is now p.carry
+	}
+	return err
+}
+
+// writeFrames writes frames and flushes once. On failure the frames become
+// p.carry: a write error means the bytes may not have left, and the frames
+// are worth more on the next connection than lost.
+func (t *Transport) writeFrames(p *peer, l *link, bw *bufio.Writer, frames [][]byte) error {
+	_ = l.conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	bytes, sinceDeadline := 0, 0
+	for _, f := range frames {
+		if err := writeFrame(bw, f); err != nil {
+			p.carry = frames
+			return err
+		}
+		bytes += len(f)
+		if sinceDeadline += 4 + len(f); sinceDeadline >= deadlineEvery {
+			_ = l.conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+			sinceDeadline = 0
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		p.carry = frames
+		return err
+	}
+	t.stats.framesOut.Add(uint64(len(frames)))
+	t.stats.bytesOut.Add(uint64(bytes))
+	return nil
+}
+
+// backoff returns the wait before the next redial after failures
+// consecutive failures: uniformly random in [lo, min(hi, lo*2^failures)]
+// ("full jitter" above the floor). randN(n) returns a value in [0, n).
+func backoff(failures int, lo, hi time.Duration, randN func(n int64) int64) time.Duration {
+	ceil := lo
+	for i := 0; i < failures && ceil < hi; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, hi)
+	if ceil <= lo {
+		return lo
+	}
+	return lo + time.Duration(randN(int64(ceil-lo)+1))
+}
+
+// randN is the production source of jitter.
+func randN(n int64) int64 { return rand.Int64N(n) }

@@ -1,0 +1,322 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/node"
+)
+
+var _ node.Transport = (*Transport)(nil)
+
+// Transport carries frames between nodes over TCP (optionally TLS). It
+// implements node.Transport; all methods are safe for concurrent use.
+type Transport struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	version uint16 // ProtocolVersion; tests change it before dialing
+	stats   counters
+
+	// life is the transport's own lifecycle context, cancelled when Close
+	// stops waiting for flushes. Peers derive theirs from it to abort
+	// dials. It is never a caller's context.
+	life context.Context
+	kill context.CancelFunc
+
+	closing chan struct{} // closed when Close begins
+	closed  chan struct{} // closed when Close has finished
+
+	readers sync.WaitGroup // accept loop and inbound connections
+	writers sync.WaitGroup // one per peer
+
+	mu         sync.RWMutex
+	started    bool
+	closeBegun bool
+	deliver    func(from dstate.NodeID, frame []byte)
+	peers      map[dstate.NodeID]*peer
+
+	connMu sync.Mutex
+	killed bool
+	conns  map[net.Conn]struct{} // raw TCP connections, closed by Close
+}
+
+// New validates cfg, binds the listener (so Addr is known at once) and
+// returns a transport that accepts nothing until Start. cfg is copied; its
+// TLS config is cloned.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.BindAddr, err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	life, kill := context.WithCancel(context.Background())
+	return &Transport{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", string(cfg.NodeID)),
+		ln:      ln,
+		version: ProtocolVersion,
+		life:    life,
+		kill:    kill,
+		closing: make(chan struct{}),
+		closed:  make(chan struct{}),
+		peers:   make(map[dstate.NodeID]*peer),
+		conns:   make(map[net.Conn]struct{}),
+	}, nil
+}
+
+// Addr returns Config.AdvertiseAddr if set, else the listener's address.
+func (t *Transport) Addr() string {
+	if t.cfg.AdvertiseAddr != "" {
+		return t.cfg.AdvertiseAddr
+	}
+	return t.ln.Addr().String()
+}
+
+// Start begins accepting connections. Each inbound connection gets its own
+// goroutine, which calls deliver once per frame with the node ID the
+// connection's handshake named and a freshly allocated frame that deliver
+// then owns. deliver may run concurrently for different connections and
+// must not block for long: a slow deliver stalls that connection.
+func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error {
+	if deliver == nil {
+		return errors.New("transport: start: deliver is nil")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closeBegun:
+		return ErrClosed
+	case t.started:
+		return ErrAlreadyStarted
+	}
+	t.started = true
+	t.deliver = deliver
+	t.readers.Go(t.acceptLoop)
+	return nil
+}
+
+// SetPeer records the address of a peer and starts its writer, which
+// connects at once and reconnects with backoff whenever the connection
+// fails. A new address for a known peer moves its connection there;
+// queued frames are kept. Calls after Close, or with an empty ID, are
+// ignored.
+func (t *Transport) SetPeer(id dstate.NodeID, addr string) {
+	if id == "" {
+		t.log.Warn("transport: SetPeer with an empty node ID ignored", "addr", addr)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closeBegun {
+		return
+	}
+	if p, ok := t.peers[id]; ok {
+		p.setAddr(addr)
+		return
+	}
+	p := newPeer(t.life, id, addr, t.cfg.QueueSize)
+	t.peers[id] = p
+	t.writers.Go(func() { t.runPeer(p) })
+}
+
+// RemovePeer forgets a peer, closes its outbound connection and drops its
+// queued frames (counted in Stats.FramesLost). Unknown peers are ignored.
+func (t *Transport) RemovePeer(id dstate.NodeID) {
+	t.mu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+}
+
+// Send queues frame for the peer and returns at once. It fails with
+// ErrClosed after Close began, ErrUnknownPeer for a peer SetPeer did not
+// record, ErrFrameTooLarge (a *FrameSizeError) for a frame over
+// MaxFrameSize, and ErrQueueFull when the peer's queue is full (the frame
+// is dropped and counted). The transport never modifies frame, so the
+// same frame may be sent to several peers; the caller must not modify it
+// after the call.
+func (t *Transport) Send(to dstate.NodeID, frame []byte) error {
+	if len(frame) > t.cfg.MaxFrameSize {
+		t.stats.oversizedFrames.Add(1)
+		return fmt.Errorf("%w (to peer %q)", &FrameSizeError{Size: uint64(len(frame)), Limit: t.cfg.MaxFrameSize}, to)
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closeBegun {
+		return ErrClosed
+	}
+	p := t.peers[to]
+	if p == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownPeer, to)
+	}
+	if hook := t.cfg.FaultHook; hook != nil && !hook(to) {
+		t.stats.faultDrops.Add(1)
+		return nil
+	}
+	select {
+	case p.queue <- frame:
+		return nil
+	default:
+		t.stats.queueDrops.Add(1)
+		return fmt.Errorf("%w: peer %q has %d frames queued", ErrQueueFull, to, cap(p.queue))
+	}
+}
+
+// Close stops accepting connections and refuses further Sends, lets the
+// writers flush the frames already queued until ctx is done, then closes
+// every connection and waits for all of the transport's goroutines. It
+// returns ctx's error (wrapped) when ctx ended the flush early. A writer
+// that is disconnected when Close begins makes at most one more attempt
+// to connect. Later calls wait for the first to finish and return nil.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closeBegun {
+		t.mu.Unlock()
+		select {
+		case <-t.closed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("transport: close: %w", ctx.Err())
+		}
+	}
+	t.closeBegun = true
+	close(t.closing)
+	t.mu.Unlock()
+
+	_ = t.ln.Close()
+	flushed := make(chan struct{})
+	go func() {
+		t.writers.Wait()
+		close(flushed)
+	}()
+	var err error
+	select {
+	case <-flushed:
+	case <-ctx.Done():
+		err = fmt.Errorf("transport: close: %w", ctx.Err())
+	}
+	t.shutdown()
+	<-flushed
+	t.readers.Wait()
+	close(t.closed)
+	return err
+}
+
+// Stats returns a snapshot of the counters.
+func (t *Transport) Stats() Stats { return t.stats.snapshot() }
+
+// PeerStats describes every known peer's outbound side.
+func (t *Transport) PeerStats() map[dstate.NodeID]PeerStat {
+	t.mu.RLock()
+	peers := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.mu.RUnlock()
+	out := make(map[dstate.NodeID]PeerStat, len(peers))
+	for _, p := range peers {
+		out[p.id] = p.stat()
+	}
+	return out
+}
+
+// isClosing reports whether Close has begun.
+func (t *Transport) isClosing() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown aborts everything still running: dials, handshakes, writes and
+// reads.
+func (t *Transport) shutdown() {
+	t.kill()
+	t.connMu.Lock()
+	t.killed = true
+	conns := t.conns
+	t.conns = nil
+	t.connMu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+// track registers a raw connection for shutdown; false means the transport
+// is shut down and the caller must close it.
+func (t *Transport) track(raw net.Conn) bool {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	if t.killed {
+		return false
+	}
+	t.conns[raw] = struct{}{}
+	return true
+}
+
+// untrack forgets a raw connection the caller has closed.
+func (t *Transport) untrack(raw net.Conn) {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	delete(t.conns, raw)
+}
+
+// acceptLoop accepts connections until the listener closes.
+func (t *Transport) acceptLoop() {
+	failures := 0
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			if t.isClosing() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.log.Warn("transport: accept failed", "err", err)
+			timer := time.NewTimer(backoff(failures, 5*time.Millisecond, time.Second, randN))
+			failures++
+			select {
+			case <-timer.C:
+			case <-t.closing:
+				timer.Stop()
+				return
+			}
+			continue
+		}
+		failures = 0
+		raw := rawConn(c)
+		if !t.track(raw) {
+			_ = raw.Close()
+			continue
+		}
+		t.readers.Go(func() { t.serveInbound(c, raw) })
+	}
+}
+
+// rawConn returns the TCP connection under a TLS one.
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
+}
