@@ -84,12 +84,56 @@ func (p VersionMismatchPolicy) String() string {
 	return "keep-stale"
 }
 
-// StateConfig is the per-state configuration. The zero value is usable: it
-// means active push, DefaultPullTimeout and KeepStale.
+// Durability says where a state's owned value is persisted.
+type Durability uint8
+
+// The durability modes.
+const (
+	// Memory keeps the state in memory only: a restarted node starts empty
+	// with a new incarnation.
+	Memory Durability = iota
+	// Local saves every mutation to a file on the node (fsynced) before
+	// publishing it: a restarted node restores it without a quorum.
+	Local
+	// Raft saves every mutation through the cluster's Raft log before
+	// publishing it: durable and linearized, readable from any node.
+	Raft
+)
+
+// String names the mode.
+func (d Durability) String() string {
+	switch d {
+	case Memory:
+		return "memory"
+	case Local:
+		return "local"
+	case Raft:
+		return "raft"
+	}
+	return fmt.Sprintf("durability(%d)", uint8(d))
+}
+
+// ParseDurability reads "memory", "local" or "raft".
+func ParseDurability(s string) (Durability, error) {
+	for _, d := range []Durability{Memory, Local, Raft} {
+		if d.String() == s {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("dstate: durability %q is not memory, local or raft", s)
+}
+
+// StateConfig is the per-state configuration. The zero value is usable: a
+// zero SyncStrategy means active push (the host substitutes
+// ActivePushStrategy), with DefaultPullTimeout, KeepStale and Memory
+// durability.
 type StateConfig struct {
 	SyncStrategy          SyncStrategy
 	PullTimeout           time.Duration
 	VersionMismatchPolicy VersionMismatchPolicy
+	// Durability selects the persistence the host gives the state when the
+	// registration does not bring its own.
+	Durability Durability
 }
 
 // DefaultStateConfig returns active push, a 5 s pull timeout and KeepStale.
@@ -118,6 +162,8 @@ func (c StateConfig) Validate() error {
 		return fmt.Errorf("dstate: PullTimeout %s is negative", c.PullTimeout)
 	case c.VersionMismatchPolicy > DropAndWait:
 		return fmt.Errorf("dstate: VersionMismatchPolicy %d is not a policy", c.VersionMismatchPolicy)
+	case c.Durability > Raft:
+		return fmt.Errorf("dstate: Durability %d is not memory, local or raft", c.Durability)
 	}
 	return nil
 }

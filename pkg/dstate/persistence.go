@@ -1,6 +1,10 @@
 package dstate
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // StatePersistence stores a node's own StateObject so a restarted node comes
 // back with its state and generation order. The host calls Save after each
@@ -36,4 +40,81 @@ func DecodeStored[S any](def interface {
 	}
 	var zero S
 	return zero, UnknownVersionError(storageVersion)
+}
+
+// StoredEnvelope is a persisted StateObject with its value encoded: what an
+// untyped backend ([EnvelopeStore]) keeps per (state, node).
+type StoredEnvelope struct {
+	State          string
+	Node           NodeID
+	Generation     Generation
+	StorageVersion uint32
+	CreatedUnixMs  int64
+	ModifiedUnixMs int64
+	Data           []byte
+}
+
+// EnvelopeStore is an untyped persistence backend shared by every state of
+// a node (a local file, a Raft group). [PersistenceFor] adapts it to one
+// state's typed StatePersistence. Both methods may block up to ctx's
+// deadline and return *PersistError.
+type EnvelopeStore interface {
+	// SaveEnvelope durably stores env, replacing what was stored for
+	// (env.State, env.Node). A store may refuse an envelope whose
+	// generation is not newer than the stored one (fencing).
+	SaveEnvelope(ctx context.Context, env StoredEnvelope) error
+	// LoadEnvelope returns the stored envelope of (state, node), or
+	// (nil, nil) if there is none.
+	LoadEnvelope(ctx context.Context, state string, node NodeID) (*StoredEnvelope, error)
+}
+
+// StateCodec is the part of a state definition persistence needs.
+type StateCodec[S any] interface {
+	Name() string
+	StorageVersion() uint32
+	EncodeState(S) ([]byte, error)
+	DecodeState([]byte, uint32) (S, error)
+}
+
+// PersistenceFor returns the typed persistence of one state of node over
+// an untyped store: values are encoded with def's EncodeState and decoded
+// (or migrated) with [DecodeStored].
+func PersistenceFor[S any](store EnvelopeStore, node NodeID, def StateCodec[S]) StatePersistence[S] {
+	return envelopePersistence[S]{store: store, node: node, def: def}
+}
+
+type envelopePersistence[S any] struct {
+	store EnvelopeStore
+	node  NodeID
+	def   StateCodec[S]
+}
+
+func (p envelopePersistence[S]) Save(ctx context.Context, obj *StateObject[S], _ []byte) error {
+	data, err := p.def.EncodeState(obj.Value)
+	if err != nil {
+		return &PersistError{Kind: ErrIO, Op: "save", Err: fmt.Errorf("encode state %q: %w", p.def.Name(), err)}
+	}
+	return p.store.SaveEnvelope(ctx, StoredEnvelope{
+		State: p.def.Name(), Node: p.node, Generation: obj.Generation, StorageVersion: obj.StorageVersion,
+		CreatedUnixMs: obj.CreatedUnixMs, ModifiedUnixMs: obj.ModifiedUnixMs, Data: data,
+	})
+}
+
+func (p envelopePersistence[S]) Load(ctx context.Context) (*StateObject[S], error) {
+	env, err := p.store.LoadEnvelope(ctx, p.def.Name(), p.node)
+	if err != nil || env == nil {
+		return nil, err
+	}
+	v, err := DecodeStored(p.def, env.Data, env.StorageVersion)
+	if err != nil {
+		kind := ErrDeserializationFailed
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownVersion) {
+			kind = ErrIO
+		}
+		return nil, &PersistError{Kind: kind, Op: "load", Err: fmt.Errorf("state %q: %w", p.def.Name(), err), Stored: env.Generation}
+	}
+	return &StateObject[S]{
+		Generation: env.Generation, StorageVersion: p.def.StorageVersion(), Value: v,
+		CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs,
+	}, nil
 }

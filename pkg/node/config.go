@@ -32,6 +32,10 @@ type Config struct {
 	FeedInterval time.Duration
 	// Limits bound inbound message decoding.
 	Limits dstate.DecodeLimits
+	// Stores are the persistence backends of the durable modes (Local,
+	// Raft). A state whose StateConfig.Durability names a mode missing
+	// here, and that brings no Persistence of its own, cannot register.
+	Stores map[dstate.Durability]dstate.EnvelopeStore
 }
 
 // Validate names the first invalid field; it changes nothing.

@@ -25,6 +25,8 @@ type testCluster struct {
 	nodes map[dstate.NodeID]*node.Node
 	addrs map[dstate.NodeID]string
 	trs   map[dstate.NodeID]*transport.Transport
+	// stores are given to every node started after they are set.
+	stores map[dstate.Durability]dstate.EnvelopeStore
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -62,7 +64,7 @@ func (c *testCluster) start(id dstate.NodeID) *node.Node {
 	tr, err := transport.New(tcfg)
 	require.NoError(c.t, err)
 	n, err := node.New(node.Config{ID: id, Runtime: c.rt, Events: c.ev, Transport: tr, Logger: quietLogger(),
-		FeedInterval: 20 * time.Millisecond})
+		FeedInterval: 20 * time.Millisecond, Stores: c.stores})
 	require.NoError(c.t, err)
 	c.nodes[id] = n
 	c.trs[id] = tr

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ type Node struct {
 	clock  dstate.Clock
 	log    *slog.Logger
 	limits dstate.DecodeLimits
+	stores map[dstate.Durability]dstate.EnvelopeStore
 	cfg    Config
 
 	mu       sync.Mutex
@@ -75,7 +77,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		id: cfg.ID, rt: cfg.Runtime, events: cfg.Events, tr: cfg.Transport, clock: cfg.Clock, log: cfg.Logger,
-		limits: cfg.Limits, cfg: cfg,
+		limits: cfg.Limits, cfg: cfg, stores: maps.Clone(cfg.Stores),
 		registry: dstate.NewStateRegistry(), shards: make(map[string]shard), members: make(map[dstate.NodeID]struct{}),
 		agg: dstate.NewChangeFeedAggregator(cfg.ID),
 	}

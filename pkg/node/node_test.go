@@ -315,3 +315,34 @@ func TestInboundGarbageIsCountedNotFatal(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, "replication continues", func() bool { v, _, ok := counterOf(shards["n1"], "n0"); return ok && v.Count == 3 })
 }
+
+func TestDurabilityNeedsAConfiguredStore(t *testing.T) {
+	c := newTestCluster(t)
+	n := c.start("n0")
+	_, err := node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{
+		Config: dstate.StateConfig{Durability: dstate.Raft}})
+	require.ErrorContains(t, err, `state "counter" wants raft durability, but node "n0" has no raft store configured`)
+	require.Empty(t, n.States(), "a refused state is not registered")
+}
+
+func TestLocalDurabilityRestoresAfterRestart(t *testing.T) {
+	c := newTestCluster(t)
+	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: dstatetest.NewEnvelopeStore()}
+	cfg := dstate.StateConfig{Durability: dstate.Local}
+	s, err := node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+	require.NoError(t, err)
+	require.Equal(t, dstate.ActivePush, s.Config().SyncStrategy.PushMode, "a zero strategy means active push")
+	gen, _, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 11 })
+	require.NoError(t, err)
+	c.stop("n0")
+
+	s, err = node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+	require.NoError(t, err)
+	v, g, ok := counterOf(s, "n0")
+	require.True(t, ok)
+	require.Equal(t, int64(11), v.Count, "restored value")
+	require.Equal(t, gen, g, "restored generation")
+	next, _, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count++ })
+	require.NoError(t, err)
+	require.True(t, gen.Less(next), "generation order continues: %s then %s", gen, next)
+}

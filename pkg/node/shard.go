@@ -60,15 +60,15 @@ type DeltaShard[S, V, D, C any] struct {
 // the persisted state if any, starts the state's actor and timers, and
 // joins the current members.
 func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S], opts StateOptions[S]) (*Shard[S, S], error) {
-	cfg := opts.Config
-	if cfg == (dstate.StateConfig{}) {
-		cfg = dstate.DefaultStateConfig()
+	cfg, persist, err := stateSetup(n, def, opts)
+	if err != nil {
+		return nil, err
 	}
 	eng, err := dstate.NewSimpleEngine(def, n.id, cfg, n.clock, opts.Initial)
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: opts.Persistence, closed: make(chan struct{})}
+	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, closed: make(chan struct{})}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -77,19 +77,41 @@ func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S
 
 // RegisterDelta registers a delta state; see [Register].
 func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.DeltaDistributedState[S, V, D, C], opts StateOptions[S]) (*DeltaShard[S, V, D, C], error) {
-	cfg := opts.Config
-	if cfg == (dstate.StateConfig{}) {
-		cfg = dstate.DefaultStateConfig()
+	cfg, persist, err := stateSetup(n, def, opts)
+	if err != nil {
+		return nil, err
 	}
 	de, err := dstate.NewDeltaEngine(def, n.id, cfg, n.clock, opts.Initial)
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: opts.Persistence, closed: make(chan struct{})}
+	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, closed: make(chan struct{})}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
 	return &DeltaShard[S, V, D, C]{Shard: s, de: de}, nil
+}
+
+// stateSetup resolves a registration's config (a zero SyncStrategy means
+// active push) and persistence (the options' own, else the node's store
+// for the configured durability).
+func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) (dstate.StateConfig, dstate.StatePersistence[S], error) {
+	cfg := opts.Config
+	if cfg.SyncStrategy == (dstate.SyncStrategy{}) {
+		cfg.SyncStrategy = dstate.ActivePushStrategy()
+	}
+	if cfg.PullTimeout == 0 {
+		cfg.PullTimeout = dstate.DefaultPullTimeout
+	}
+	if opts.Persistence != nil || cfg.Durability == dstate.Memory {
+		return cfg, opts.Persistence, nil
+	}
+	store := n.stores[cfg.Durability]
+	if store == nil {
+		return cfg, nil, fmt.Errorf("node: state %q wants %s durability, but node %q has no %s store configured (node.Config.Stores)",
+			def.Name(), cfg.Durability, n.id, cfg.Durability)
+	}
+	return cfg, dstate.PersistenceFor(store, n.id, def), nil
 }
 
 func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
@@ -341,3 +363,6 @@ func (s *Shard[S, V]) Health(ctx context.Context, maxStaleness time.Duration) (d
 func (s *Shard[S, V]) PeerStatuses(ctx context.Context) ([]dstate.PeerStatus, error) {
 	return ask(ctx, s, func() []dstate.PeerStatus { return s.eng.PeerStatuses() })
 }
+
+// Config returns the state's effective configuration.
+func (s *Shard[S, V]) Config() dstate.StateConfig { return s.eng.Config() }

@@ -3,6 +3,7 @@ package dstatetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -100,4 +101,44 @@ func (FailingPersistence[S]) Save(context.Context, *dstate.StateObject[S], []byt
 // Load always fails.
 func (FailingPersistence[S]) Load(context.Context) (*dstate.StateObject[S], error) {
 	return nil, &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "load", Err: ErrInjected}
+}
+
+// EnvelopeStore is an in-memory dstate.EnvelopeStore shared by any number
+// of nodes and states; it fences (refuses) a save whose generation is not
+// newer than the stored one, as durable backends do.
+type EnvelopeStore struct {
+	mu   sync.Mutex
+	envs map[string]dstate.StoredEnvelope
+}
+
+// NewEnvelopeStore returns an empty store.
+func NewEnvelopeStore() *EnvelopeStore {
+	return &EnvelopeStore{envs: make(map[string]dstate.StoredEnvelope)}
+}
+
+func envKey(state string, node dstate.NodeID) string { return state + "\x00" + string(node) }
+
+// SaveEnvelope implements dstate.EnvelopeStore.
+func (s *EnvelopeStore) SaveEnvelope(_ context.Context, env dstate.StoredEnvelope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := envKey(env.State, env.Node)
+	if old, ok := s.envs[k]; ok && !old.Generation.Less(env.Generation) {
+		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save",
+			Err: fmt.Errorf("generation %s is not newer than the stored %s", env.Generation, old.Generation), Stored: old.Generation}
+	}
+	env.Data = append([]byte(nil), env.Data...)
+	s.envs[k] = env
+	return nil
+}
+
+// LoadEnvelope implements dstate.EnvelopeStore.
+func (s *EnvelopeStore) LoadEnvelope(_ context.Context, state string, node dstate.NodeID) (*dstate.StoredEnvelope, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	env, ok := s.envs[envKey(state, node)]
+	if !ok {
+		return nil, nil
+	}
+	return &env, nil
 }
