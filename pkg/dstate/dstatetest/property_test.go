@@ -1,0 +1,239 @@
+package dstatetest_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+)
+
+// defaultPropertySeeds is how many seeds TestPropertyConvergence runs when
+// DSTATE_SEEDS is not set.
+const defaultPropertySeeds = 300
+
+// propertySeeds returns the seeds to run: DSTATE_SEED=<seed> runs one,
+// DSTATE_SEEDS=<n> runs 1..n, else 1..defaultPropertySeeds (50 with -short).
+func propertySeeds(t *testing.T) []uint64 {
+	t.Helper()
+	if s := os.Getenv("DSTATE_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("DSTATE_SEED=%q: %v", s, err)
+		}
+		return []uint64{seed}
+	}
+	n := defaultPropertySeeds
+	if testing.Short() {
+		n = 50
+	}
+	if s := os.Getenv("DSTATE_SEEDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			t.Fatalf("DSTATE_SEEDS=%q is not a positive number", s)
+		}
+		n = v
+	}
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	return seeds
+}
+
+// propertyRun is the outcome of one seeded run.
+type propertyRun struct {
+	hash     uint64
+	nodes    int
+	ticks    int64
+	settled  int64 // ticks the final settle took
+	stats    dstatetest.SimStats
+	trace    []string
+	restarts int
+}
+
+// runProperty drives one random scenario: 3-10 nodes, random mutations of
+// both states with random urgencies, 30% drops, duplicates, reordering,
+// partitions (symmetric and one-way) that come and go, crash-restarts,
+// leaves and rejoins, and added nodes. After every step and operation the
+// generation monitor checks that no view went backwards; at the end every
+// cut is healed, every crashed node restarted, and the cluster must
+// converge.
+func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	var run propertyRun
+	run.nodes = 3 + rng.IntN(8)
+	cfg := dstate.StateConfig{
+		SyncStrategy: dstate.SyncStrategy{PushMode: dstate.ActivePush, PeriodicFullSync: time.Second},
+		PullTimeout:  time.Second,
+	}
+	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
+		Seed:          seed,
+		Nodes:         run.nodes,
+		CounterConfig: cfg,
+		GaugesConfig:  cfg,
+		Faults:        dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
+		KeepTrace:     keepTrace,
+	})
+	if err != nil {
+		return run, err
+	}
+	mon := dstatetest.NewGenerationMonitor()
+	fail := func(err error) (propertyRun, error) {
+		run.hash, run.ticks, run.stats, run.trace = c.TraceHash(), c.Tick(), c.Stats(), c.Trace()
+		return run, err
+	}
+	pick := func(ids []dstate.NodeID) dstate.NodeID { return ids[rng.IntN(len(ids))] }
+	urgency := func() dstate.SyncUrgency {
+		switch r := rng.IntN(10); {
+		case r < 6:
+			return dstate.Default
+		case r < 7:
+			return dstate.Immediate
+		case r < 8:
+			return dstate.Suppress
+		default:
+			return dstate.Delayed(time.Duration(1+rng.IntN(5)) * 100 * time.Millisecond)
+		}
+	}
+	rounds := 40 + rng.IntN(40)
+	for range rounds {
+		live := c.Live()
+		var opErr error
+		switch op := rng.IntN(100); {
+		case op < 55 && len(live) > 0:
+			id := pick(live)
+			if rng.IntN(2) == 0 {
+				d := int64(1 + rng.IntN(5))
+				_, opErr = c.MutateCounter(id, urgency(), func(x *dstatetest.Counter) { x.Count += d })
+			} else {
+				_, opErr = c.SetGauge(id, fmt.Sprintf("g%d", rng.IntN(4)), int64(rng.IntN(100)), urgency())
+			}
+		case op < 62 && len(live) > 1:
+			opErr = c.Crash(pick(live))
+		case op < 70:
+			var down []dstate.NodeID
+			for _, id := range c.Nodes() {
+				if c.Status(id) != dstatetest.SimUp {
+					down = append(down, id)
+				}
+			}
+			if len(down) > 0 {
+				run.restarts++
+				opErr = c.RestartWith(pick(down), dstatetest.SimRestart{KeepValue: rng.IntN(2) == 0})
+			}
+		case op < 76:
+			members := c.Members()
+			rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+			k := 1 + rng.IntN(max(len(members)-1, 1))
+			if rng.IntN(3) == 0 {
+				c.BlockOneWay(members[:k], members[k:])
+			} else {
+				c.Partition(members[:k], members[k:])
+			}
+		case op < 84:
+			c.Heal()
+		case op < 87 && len(live) > 2:
+			opErr = c.Leave(pick(live))
+		case op < 89 && len(c.Nodes()) < 10:
+			_, opErr = c.AddNode()
+		}
+		if opErr != nil {
+			return fail(fmt.Errorf("operation: %w", opErr))
+		}
+		if err := mon.Check(c); err != nil {
+			return fail(err)
+		}
+		for range 1 + rng.IntN(3) {
+			c.Step()
+			if err := mon.Check(c); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	c.Heal()
+	for _, id := range c.Nodes() {
+		if c.Status(id) == dstatetest.SimDown {
+			if err := c.Restart(id); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	start := c.Tick()
+	for i := 0; i < 3000 && !c.Converged(); i++ {
+		c.Step()
+		if err := mon.Check(c); err != nil {
+			return fail(err)
+		}
+	}
+	run.settled = c.Tick() - start
+	if err := c.CheckConverged(); err != nil {
+		return fail(err)
+	}
+	return fail(nil)
+}
+
+// TestPropertyConvergenceAndMonotonicity runs random fault-laden scenarios
+// (see runProperty), one per seed, in parallel.
+func TestPropertyConvergenceAndMonotonicity(t *testing.T) {
+	seeds := propertySeeds(t)
+	one := len(seeds) == 1
+	begin := time.Now()
+	t.Cleanup(func() { t.Logf("%d seeds in %s", len(seeds), time.Since(begin).Round(time.Millisecond)) })
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			if !one {
+				t.Parallel()
+			}
+			run, err := runProperty(seed, one)
+			if err != nil {
+				if one {
+					for _, line := range tail(run.trace, 300) {
+						t.Log(line)
+					}
+				}
+				t.Fatalf("seed %d (%d nodes, tick %d): %v\nreplay with DSTATE_SEED=%d", seed, run.nodes, run.ticks, err, seed)
+			}
+			if one {
+				t.Logf("seed %d: %d nodes, %d ticks (settled in %d), %d restarts, stats %+v, hash %#x",
+					seed, run.nodes, run.ticks, run.settled, run.restarts, run.stats, run.hash)
+			}
+		})
+	}
+}
+
+func tail(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// TestPropertyIsDeterministic runs the same seed twice and compares the
+// trace hashes, and checks that another seed takes another path.
+func TestPropertyIsDeterministic(t *testing.T) {
+	const seed = 42
+	a, err := runProperty(seed, false)
+	if err != nil {
+		t.Fatalf("first run: %v\nreplay with DSTATE_SEED=%d", err, seed)
+	}
+	b, err := runProperty(seed, false)
+	if err != nil {
+		t.Fatalf("second run: %v\nreplay with DSTATE_SEED=%d", err, seed)
+	}
+	if a.hash != b.hash || a.ticks != b.ticks || a.stats != b.stats {
+		t.Fatalf("seed %d twice: hash %#x/%#x ticks %d/%d stats %+v / %+v, want identical runs",
+			seed, a.hash, b.hash, a.ticks, b.ticks, a.stats, b.stats)
+	}
+	other, err := runProperty(seed+1, false)
+	if err != nil {
+		t.Fatalf("seed %d: %v\nreplay with DSTATE_SEED=%d", seed+1, err, seed+1)
+	}
+	if other.hash == a.hash {
+		t.Fatalf("seeds %d and %d have the same trace hash %#x, want different", seed, seed+1, a.hash)
+	}
+}

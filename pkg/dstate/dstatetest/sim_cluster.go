@@ -1,0 +1,949 @@
+package dstatetest
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// DefaultSimTick is the simulated time one tick of a [SimCluster] lasts
+// when SimConfig.Tick is zero.
+const DefaultSimTick = 100 * time.Millisecond
+
+// Errors of the simulated cluster.
+var (
+	// ErrNotConverged: some live node's view of another live node differs
+	// from that node's own view.
+	ErrNotConverged = errors.New("dstatetest: not converged")
+	// ErrUnknownNode: the node was never part of the cluster.
+	ErrUnknownNode = errors.New("dstatetest: unknown node")
+	// ErrNodeState: the operation does not apply to the node in its
+	// current status (e.g. mutating a crashed node).
+	ErrNodeState = errors.New("dstatetest: node status does not allow the operation")
+	// ErrNoSuchState: the cluster does not run the named state.
+	ErrNoSuchState = errors.New("dstatetest: state not simulated")
+)
+
+// SimStates selects which example states every simulated node runs.
+type SimStates uint8
+
+// The simulated states.
+const (
+	// SimCounter runs the simple Counter state ("counter").
+	SimCounter SimStates = 1 << iota
+	// SimGauges runs the delta Gauges state ("gauges").
+	SimGauges
+	// SimBoth runs both; it is what the zero SimStates means.
+	SimBoth = SimCounter | SimGauges
+)
+
+// SimNodeStatus is the lifecycle status of a simulated node.
+type SimNodeStatus uint8
+
+// The node statuses.
+const (
+	// SimUp: running and a member; it sends and receives.
+	SimUp SimNodeStatus = iota + 1
+	// SimDown: crashed; still a member (peers consider it failed), its
+	// engines are gone and messages to it are lost.
+	SimDown
+	// SimLeft: left the cluster gracefully; peers dropped its views.
+	SimLeft
+)
+
+// String names the status ("up", "down", "left").
+func (s SimNodeStatus) String() string {
+	switch s {
+	case SimUp:
+		return "up"
+	case SimDown:
+		return "down"
+	case SimLeft:
+		return "left"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// DefaultSimStateConfig is the state configuration of a simulated state
+// when none is given: active push, a full sync every 2 s (20 ticks of
+// DefaultSimTick), a 1 s pull timeout and KeepStale.
+func DefaultSimStateConfig() dstate.StateConfig {
+	s := dstate.ActivePushStrategy()
+	s.PeriodicFullSync = 2 * time.Second
+	return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
+}
+
+// SimConfig configures a [SimCluster]. The zero value is three nodes
+// running both example states over a perfect network, seed 0.
+type SimConfig struct {
+	// Seed seeds every random decision of the network (PCG).
+	Seed uint64
+	// Nodes is the initial number of nodes, named n1..nN (3 when zero).
+	Nodes int
+	// Tick is the simulated duration of one tick (DefaultSimTick when
+	// zero). Durations in the configs and actions are rounded up to ticks.
+	Tick time.Duration
+	// States selects the states every node runs (both when zero).
+	States SimStates
+	// Counter and Gauges are the initial definitions of every node (their
+	// versions); RestartWith can change them per node.
+	Counter CounterState
+	Gauges  GaugesState
+	// CounterConfig and GaugesConfig configure the states
+	// (DefaultSimStateConfig when zero; since the zero StateConfig is
+	// PushNone without periodic sync, set e.g. PullTimeout to ask for
+	// that).
+	CounterConfig dstate.StateConfig
+	GaugesConfig  dstate.StateConfig
+	// Faults of the network; SetFaults changes them during a run.
+	Faults Faults
+	// KeepTrace keeps a readable trace line per event and delivery
+	// (Trace); the trace hash is computed either way.
+	KeepTrace bool
+	// Logf, when set, receives every cluster event line (e.g. t.Logf).
+	Logf func(format string, args ...any)
+}
+
+// SimCluster is a deterministic simulation of a dstate cluster: N nodes,
+// each running one engine per simulated state, a per-node
+// ChangeFeedAggregator and the periodic sync timers, connected by a seeded
+// in-memory network that carries the encoded wire bytes
+// (dstate.EncodeWire/DecodeWire) with the configured [Faults]. Time is a
+// [TestClock] advanced one tick per Step; nothing runs unless a method is
+// called, and every iteration is in sorted order, so a run is a pure
+// function of its seed and its calls ([SimCluster.TraceHash]).
+//
+// Membership is global and immediate: a joining or restarting node
+// exchanges snapshots with every running member, a leave or crash is told
+// to every running member at once. A SimCluster is not safe for
+// concurrent use.
+type SimCluster struct {
+	cfg        SimConfig
+	tick       time.Duration
+	clock      *TestClock
+	net        *simNet
+	nodes      map[dstate.NodeID]*simNode
+	order      []dstate.NodeID // every node ever created, sorted
+	next       int
+	batchTicks int64
+}
+
+// simNode is one simulated host.
+type simNode struct {
+	id         dstate.NodeID
+	status     SimNodeStatus
+	epoch      int   // number of starts
+	born       int64 // tick of the last start
+	counterDef CounterState
+	gaugesDef  GaugesState
+	counter    *dstate.Engine[Counter, Counter]
+	gauges     *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange]
+	states     []simState // sorted by name
+	agg        *dstate.ChangeFeedAggregator
+	lastInc    map[string]uint64 // per state, the highest incarnation it had
+}
+
+// SimRestart says how [SimCluster.RestartWith] starts a node again.
+type SimRestart struct {
+	// KeepValue starts the new incarnation from the values the node had
+	// (as if they were persisted but their generation was not); otherwise
+	// the node starts empty.
+	KeepValue bool
+	// Counter and Gauges, when set, replace the node's definitions (a
+	// rolling upgrade to another wire version).
+	Counter *CounterState
+	Gauges  *GaugesState
+}
+
+// SimView is one node's view of one node's state at the time it was read.
+type SimView struct {
+	State      string
+	Observer   dstate.NodeID // the node holding the view
+	Owner      dstate.NodeID // the node the view is of (Observer for the own view)
+	Generation dstate.Generation
+	Pending    dstate.Generation // a newer generation announced by the feed, or zero
+	Value      string            // the value, formatted (FormatCounter, GaugesView.String)
+}
+
+// NewSimCluster validates cfg, starts its nodes at tick 0 and has every
+// pair exchange snapshots (the messages arrive from tick 1 on).
+func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
+	switch {
+	case cfg.Nodes < 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.Nodes %d is negative", cfg.Nodes)
+	case cfg.Tick < 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.Tick %s is negative", cfg.Tick)
+	case cfg.States&^SimBoth != 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.States %d selects unknown states", cfg.States)
+	}
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = DefaultSimTick
+	}
+	if cfg.States == 0 {
+		cfg.States = SimBoth
+	}
+	if cfg.CounterConfig == (dstate.StateConfig{}) {
+		cfg.CounterConfig = DefaultSimStateConfig()
+	}
+	if cfg.GaugesConfig == (dstate.StateConfig{}) {
+		cfg.GaugesConfig = DefaultSimStateConfig()
+	}
+	if err := cfg.CounterConfig.Validate(); err != nil {
+		return nil, fmt.Errorf("dstatetest: SimConfig.CounterConfig: %w", err)
+	}
+	if err := cfg.GaugesConfig.Validate(); err != nil {
+		return nil, fmt.Errorf("dstatetest: SimConfig.GaugesConfig: %w", err)
+	}
+	c := &SimCluster{
+		cfg:   cfg,
+		tick:  cfg.Tick,
+		clock: NewTestClock(),
+		net:   newSimNet(cfg.Seed, cfg.KeepTrace, cfg.Logf),
+		nodes: make(map[dstate.NodeID]*simNode),
+	}
+	c.net.faults = cfg.Faults
+	var batch time.Duration
+	if cfg.States&SimCounter != 0 {
+		batch = cfg.CounterConfig.SyncStrategy.BatchInterval()
+	}
+	if cfg.States&SimGauges != 0 {
+		b := cfg.GaugesConfig.SyncStrategy.BatchInterval()
+		if batch == 0 || b < batch {
+			batch = b
+		}
+	}
+	c.batchTicks = c.ticks(batch)
+	c.net.event("cluster seed=%d nodes=%d faults: %s", cfg.Seed, cfg.Nodes, cfg.Faults)
+	for range cfg.Nodes {
+		id := c.newID()
+		n := &simNode{id: id, counterDef: cfg.Counter, gaugesDef: cfg.Gauges}
+		c.nodes[id] = n
+		c.order = append(c.order, id)
+		if err := c.start(n, SimRestart{}); err != nil {
+			return nil, err
+		}
+		c.net.event("start %s %s", id, c.generations(n))
+	}
+	slices.Sort(c.order)
+	for _, a := range c.order {
+		for _, b := range c.order {
+			if a != b {
+				c.joined(c.nodes[a], b)
+			}
+		}
+	}
+	return c, nil
+}
+
+func (c *SimCluster) newID() dstate.NodeID {
+	c.next++
+	return dstate.NodeID(fmt.Sprintf("n%d", c.next))
+}
+
+// ticks converts a duration to ticks, rounding up; 0 stays 0.
+func (c *SimCluster) ticks(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + c.tick - 1) / c.tick)
+}
+
+// start creates a node's engines as a new incarnation, larger than any it
+// had, and marks it up. It does not join it.
+func (c *SimCluster) start(n *simNode, opts SimRestart) error {
+	if opts.Counter != nil {
+		n.counterDef = *opts.Counter
+	}
+	if opts.Gauges != nil {
+		n.gaugesDef = *opts.Gauges
+	}
+	counterVal, gaugesVal := Counter{}, NewGauges()
+	if opts.KeepValue {
+		if n.counter != nil {
+			counterVal = n.counter.State().Value
+		}
+		if n.gauges != nil {
+			g := n.gauges.State().Value
+			gaugesVal = Gauges{Values: maps.Clone(g.Values), Total: g.Total}
+			if gaugesVal.Values == nil {
+				gaugesVal.Values = map[string]int64{}
+			}
+		}
+	}
+	if n.lastInc == nil {
+		n.lastInc = make(map[string]uint64)
+	}
+	n.states = nil
+	n.counter, n.gauges = nil, nil
+	if c.cfg.States&SimCounter != 0 {
+		e, err := dstate.NewSimpleEngine[Counter](n.counterDef, n.id, c.cfg.CounterConfig, c.clock, Counter{})
+		if err != nil {
+			return err
+		}
+		e.Reincarnate(counterVal, n.lastInc["counter"]+1)
+		n.lastInc["counter"] = e.Generation().Incarnation
+		n.counter = e
+		def := n.counterDef
+		n.states = append(n.states, &simEngine[Counter, Counter]{e: e, encode: def.EncodeState, format: FormatCounter,
+			sched: c.newSchedule(c.cfg.CounterConfig)})
+	}
+	if c.cfg.States&SimGauges != 0 {
+		e, err := dstate.NewDeltaEngine(n.gaugesDef, n.id, c.cfg.GaugesConfig, c.clock, NewGauges())
+		if err != nil {
+			return err
+		}
+		e.Reincarnate(gaugesVal, n.lastInc["gauges"]+1)
+		n.lastInc["gauges"] = e.Generation().Incarnation
+		n.gauges = e
+		def := n.gaugesDef
+		n.states = append(n.states, &simEngine[Gauges, GaugesView]{e: e.Engine, encode: def.EncodeView,
+			format: func(v GaugesView) string { return v.String() }, sched: c.newSchedule(c.cfg.GaugesConfig)})
+	}
+	n.agg = dstate.NewChangeFeedAggregator(n.id)
+	n.status = SimUp
+	n.epoch++
+	n.born = c.net.tick
+	return nil
+}
+
+// newSchedule draws the phase of a periodic sync timer.
+func (c *SimCluster) newSchedule(cfg dstate.StateConfig) simSchedule {
+	p := c.ticks(cfg.SyncStrategy.PeriodicFullSync)
+	if p <= 0 {
+		return simSchedule{}
+	}
+	return simSchedule{period: p, phase: int64(c.net.rng.IntN(int(p)))}
+}
+
+// joined tells every engine of n that peer joined and performs the result.
+func (c *SimCluster) joined(n *simNode, peer dstate.NodeID) {
+	for _, st := range n.states {
+		c.perform(n, st.joined(peer))
+	}
+}
+
+// generations formats a node's own generations ("counter=v1:0 gauges=v1:0").
+func (c *SimCluster) generations(n *simNode) string {
+	var b strings.Builder
+	for i, st := range n.states {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", st.name(), st.generation())
+	}
+	return b.String()
+}
+
+// perform executes the actions an engine of n returned.
+func (c *SimCluster) perform(n *simNode, acts []dstate.Action) {
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case dstate.ActionBroadcast:
+			data := dstate.EncodeWire(&a.Message)
+			c.broadcast(n.id, data, checksum(data))
+		case dstate.ActionSend:
+			data := dstate.EncodeWire(&a.Message)
+			c.send(n.id, a.Target, data, checksum(data))
+		case dstate.ActionScheduleDelayed:
+			data := dstate.EncodeWire(&a.Message)
+			c.net.schedule(n.id, max(c.ticks(a.Delay), 1), data, checksum(data))
+		case dstate.ActionNotify:
+			n.agg.Notify(a.Notice)
+		}
+	}
+}
+
+// members returns, sorted, the nodes that are up or down (not left).
+func (c *SimCluster) members() []dstate.NodeID {
+	out := make([]dstate.NodeID, 0, len(c.order))
+	for _, id := range c.order {
+		if c.nodes[id].status != SimLeft {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (c *SimCluster) broadcast(from dstate.NodeID, data []byte, sum uint32) {
+	for _, id := range c.order {
+		if id != from && c.nodes[id].status != SimLeft {
+			c.send(from, id, data, sum)
+		}
+	}
+}
+
+func (c *SimCluster) send(from, to dstate.NodeID, data []byte, sum uint32) {
+	if n := c.nodes[to]; n == nil || n.status != SimUp {
+		c.net.stats.Lost++
+		c.net.note("%s-x>%s lost (target not up)", from, to)
+		return
+	}
+	c.net.transmit(from, to, data, sum)
+}
+
+// deliver hands one due message to its target's engines.
+func (c *SimCluster) deliver(f *flight) {
+	n := c.nodes[f.to]
+	if n == nil || n.status != SimUp {
+		c.net.stats.Lost++
+		c.net.note("%s-x>%s lost (target not up)", f.from, f.to)
+		return
+	}
+	if !f.injected && c.net.isBlocked(f.from, f.to) {
+		c.net.stats.Blocked++
+		c.net.note("%s-x>%s blocked when due", f.from, f.to)
+		return
+	}
+	m, err := dstate.DecodeWire(f.data)
+	if err != nil {
+		c.net.stats.DecodeErrors++
+		c.net.note("%s-x>%s undecodable: %v", f.from, f.to, err)
+		return
+	}
+	if f.checked && checksum(f.data) != f.sum {
+		c.net.stats.IntegrityRejected++
+		c.net.note("%s-x>%s checksum mismatch", f.from, f.to)
+		return
+	}
+	c.net.stats.Delivered++
+	c.net.delivered(f, &m)
+	for _, st := range n.states {
+		c.perform(n, st.handle(&m))
+	}
+}
+
+// Step advances the simulation by one tick: the clock moves by Tick, the
+// messages due are delivered in (due, send order), due delayed broadcasts
+// go out, then every running node fires its due periodic syncs and flushes
+// its change feed every batch interval.
+func (c *SimCluster) Step() {
+	c.net.tick++
+	c.clock.Advance(c.tick)
+	due := c.net.takeDue()
+	for i := range due {
+		c.deliver(&due[i])
+	}
+	for _, t := range c.net.takeTimers() {
+		if n := c.nodes[t.node]; n != nil && n.status == SimUp {
+			c.broadcast(t.node, t.data, t.sum)
+		}
+	}
+	now := c.net.tick
+	for _, id := range c.order {
+		n := c.nodes[id]
+		if n.status != SimUp {
+			continue
+		}
+		age := now - n.born
+		for _, st := range n.states {
+			s := st.schedule()
+			if s.period > 0 && age > 0 && (age+s.phase)%s.period == 0 {
+				c.perform(n, st.periodic())
+			}
+		}
+		if c.batchTicks > 0 && age > 0 && age%c.batchTicks == 0 && n.agg.Len() > 0 {
+			if msg, ok := n.agg.Flush(c.clock.UnixMilli()); ok {
+				data := dstate.EncodeWire(&msg)
+				c.broadcast(id, data, checksum(data))
+			}
+		}
+	}
+}
+
+// Run performs n steps.
+func (c *SimCluster) Run(n int) {
+	for range n {
+		c.Step()
+	}
+}
+
+// Settle steps until the cluster has converged, at most maxTicks times. It
+// returns nil once converged, else an error wrapping ErrNotConverged that
+// describes the differences left. It never runs more than maxTicks ticks.
+func (c *SimCluster) Settle(maxTicks int) error {
+	start := c.net.tick
+	for range maxTicks {
+		if c.Converged() {
+			return nil
+		}
+		c.Step()
+	}
+	if err := c.CheckConverged(); err != nil {
+		return fmt.Errorf("after %d ticks (seed %d): %w", c.net.tick-start, c.cfg.Seed, err)
+	}
+	return nil
+}
+
+// Converged reports whether every running node's view of every other
+// running node equals that node's own view, in generation and value, for
+// every simulated state.
+func (c *SimCluster) Converged() bool { return c.divergence(1) == nil }
+
+// CheckConverged returns nil when the cluster has converged, else an error
+// wrapping ErrNotConverged that lists the first differences.
+func (c *SimCluster) CheckConverged() error {
+	const show = 6
+	diffs := c.divergence(-1)
+	total := len(diffs)
+	if total == 0 {
+		return nil
+	}
+	more := ""
+	if len(diffs) > show {
+		more = fmt.Sprintf("; and %d more", len(diffs)-show)
+		diffs = diffs[:show]
+	}
+	return fmt.Errorf("%w at tick %d: %d differences: %s%s", ErrNotConverged, c.net.tick, total, strings.Join(diffs, "; "), more)
+}
+
+// divergence lists up to limit (all when negative) differences.
+func (c *SimCluster) divergence(limit int) []string {
+	var diffs []string
+	live := c.Live()
+	for _, own := range live {
+		owner := c.nodes[own]
+		for si, ost := range owner.states {
+			want, _ := ost.view(own)
+			wantVal, _ := ost.encoded(own)
+			for _, obs := range live {
+				if obs == own {
+					continue
+				}
+				st := c.nodes[obs].states[si]
+				got, ok := st.view(own)
+				switch {
+				case !ok:
+					diffs = append(diffs, fmt.Sprintf("%s has no %s view of %s (at %s)", obs, ost.name(), own, want.gen))
+				case got.gen != want.gen:
+					diffs = append(diffs, fmt.Sprintf("%s sees %s@%s at %s, owner at %s", obs, ost.name(), own, got.gen, want.gen))
+				default:
+					if v, _ := st.encoded(own); string(v) != string(wantVal) {
+						diffs = append(diffs, fmt.Sprintf("%s sees %s@%s %s = %s, owner has %s", obs, ost.name(), own,
+							got.gen, st.describe(own), ost.describe(own)))
+					}
+				}
+				if limit >= 0 && len(diffs) >= limit {
+					return diffs
+				}
+			}
+		}
+	}
+	return diffs
+}
+
+// node returns a node that must exist.
+func (c *SimCluster) node(id dstate.NodeID) (*simNode, error) {
+	n := c.nodes[id]
+	if n == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownNode, id)
+	}
+	return n, nil
+}
+
+// upNode returns a node that must be running.
+func (c *SimCluster) upNode(id dstate.NodeID) (*simNode, error) {
+	n, err := c.node(id)
+	if err != nil {
+		return nil, err
+	}
+	if n.status != SimUp {
+		return nil, fmt.Errorf("%w: %s is %s", ErrNodeState, id, n.status)
+	}
+	return n, nil
+}
+
+// MutateCounter applies fn to the node's Counter with the given urgency and
+// performs the resulting actions. It returns the new generation.
+func (c *SimCluster) MutateCounter(id dstate.NodeID, urgency dstate.SyncUrgency, fn func(*Counter)) (dstate.Generation, error) {
+	n, err := c.upNode(id)
+	if err != nil {
+		return dstate.Generation{}, err
+	}
+	if n.counter == nil {
+		return dstate.Generation{}, fmt.Errorf("%w: counter", ErrNoSuchState)
+	}
+	res := n.counter.Mutate(fn, urgency)
+	c.net.event("mutate %s counter %s %s = %s", id, urgency, res.Generation, FormatCounter(res.View))
+	c.perform(n, res.Actions)
+	return res.Generation, nil
+}
+
+// MutateGauges applies a delta mutation to the node's Gauges (its urgency
+// is the change's) and performs the resulting actions. It returns the new
+// generation.
+func (c *SimCluster) MutateGauges(id dstate.NodeID, fn func(*Gauges) GaugeChange) (dstate.Generation, error) {
+	n, err := c.upNode(id)
+	if err != nil {
+		return dstate.Generation{}, err
+	}
+	if n.gauges == nil {
+		return dstate.Generation{}, fmt.Errorf("%w: gauges", ErrNoSuchState)
+	}
+	res := n.gauges.MutateWithDelta(fn)
+	c.net.event("mutate %s gauges %s = %s", id, res.Generation, res.View)
+	c.perform(n, res.Actions)
+	return res.Generation, nil
+}
+
+// SetGauge sets one gauge of the node with the given urgency (see
+// MutateGauges).
+func (c *SimCluster) SetGauge(id dstate.NodeID, key string, value int64, urgency dstate.SyncUrgency) (dstate.Generation, error) {
+	set := Set(key, value)
+	return c.MutateGauges(id, func(g *Gauges) GaugeChange {
+		ch := set(g)
+		ch.Urgency = urgency
+		return ch
+	})
+}
+
+// Query runs a query on the node's engine of the named state (which, with
+// PullOnQuery, requests snapshots from the stale peers) and performs its
+// actions. The requests travel the network like any message.
+func (c *SimCluster) Query(id dstate.NodeID, state string, maxStaleness time.Duration) (dstate.QueryResult, error) {
+	n, err := c.upNode(id)
+	if err != nil {
+		return dstate.QueryResult{}, err
+	}
+	for _, st := range n.states {
+		if st.name() == state {
+			res := st.query(maxStaleness)
+			c.net.event("query %s %s stale=%v", id, state, res.Stale)
+			c.perform(n, res.Actions)
+			res.Actions = slices.Clone(res.Actions)
+			return res, nil
+		}
+	}
+	return dstate.QueryResult{}, fmt.Errorf("%w: %s", ErrNoSuchState, state)
+}
+
+// Crash stops a running node without a goodbye: messages to it are lost
+// from now on, its delayed broadcasts are cancelled, and every running
+// member is told it failed (they keep its views, which go stale). The
+// messages it already sent stay in flight.
+func (c *SimCluster) Crash(id dstate.NodeID) error {
+	n, err := c.upNode(id)
+	if err != nil {
+		return err
+	}
+	c.crash(n)
+	return nil
+}
+
+func (c *SimCluster) crash(n *simNode) {
+	n.status = SimDown
+	n.agg = nil
+	c.net.purge(n.id, false)
+	c.net.event("crash %s", n.id)
+	for _, id := range c.order {
+		if p := c.nodes[id]; p.status == SimUp {
+			for _, st := range p.states {
+				st.failed(n.id)
+			}
+		}
+	}
+}
+
+// Leave makes a running or crashed node leave gracefully: every running
+// member drops its views and ignores its late messages until it joins
+// again (Restart). Messages it sent stay in flight. It removes the node
+// from the cluster until then.
+func (c *SimCluster) Leave(id dstate.NodeID) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if n.status == SimLeft {
+		return fmt.Errorf("%w: %s already left", ErrNodeState, id)
+	}
+	n.status = SimLeft
+	n.agg = nil
+	c.net.purge(id, false)
+	c.net.event("leave %s", id)
+	for _, pid := range c.order {
+		if p := c.nodes[pid]; p.status == SimUp {
+			for _, st := range p.states {
+				st.left(id)
+			}
+		}
+	}
+	return nil
+}
+
+// Restart starts a node again as a new incarnation with empty values: a
+// crashed node restarts, a departed one joins again, a running one crashes
+// first. See RestartWith.
+func (c *SimCluster) Restart(id dstate.NodeID) error { return c.RestartWith(id, SimRestart{}) }
+
+// RestartWith is Restart with options. The new engines take an incarnation
+// larger than any the node had; the node and every running member exchange
+// snapshots as on a join.
+func (c *SimCluster) RestartWith(id dstate.NodeID, opts SimRestart) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if n.status == SimUp {
+		c.crash(n)
+	}
+	if err := c.start(n, opts); err != nil {
+		return err
+	}
+	c.net.event("restart %s %s wire=%d/%d", id, c.generations(n), n.counterDef.WireVersion(), n.gaugesDef.WireVersion())
+	c.join(n)
+	return nil
+}
+
+// AddNode adds a new node, named after the highest so far, and joins it.
+func (c *SimCluster) AddNode() (dstate.NodeID, error) {
+	id := c.newID()
+	n := &simNode{id: id, counterDef: c.cfg.Counter, gaugesDef: c.cfg.Gauges}
+	if err := c.start(n, SimRestart{}); err != nil {
+		return "", err
+	}
+	c.nodes[id] = n
+	c.order = append(c.order, id)
+	slices.Sort(c.order)
+	c.net.event("add %s %s", id, c.generations(n))
+	c.join(n)
+	return id, nil
+}
+
+// join has n and every other running member exchange join events.
+func (c *SimCluster) join(n *simNode) {
+	for _, pid := range c.order {
+		p := c.nodes[pid]
+		if pid == n.id || p.status != SimUp {
+			continue
+		}
+		c.joined(p, n.id)
+		c.joined(n, pid)
+	}
+}
+
+// Partition cuts every link between nodes of different groups, in both
+// directions, on top of the cuts already in place. Nodes in no group keep
+// their links. Messages already in flight across a cut are lost when due.
+func (c *SimCluster) Partition(groups ...[]dstate.NodeID) {
+	for i, a := range groups {
+		for j, b := range groups {
+			if i != j {
+				c.net.block(a, b)
+			}
+		}
+	}
+	c.net.event("partition %v", groups)
+}
+
+// BlockOneWay cuts the links from every node of from to every node of to,
+// in that direction only.
+func (c *SimCluster) BlockOneWay(from, to []dstate.NodeID) {
+	c.net.block(from, to)
+	c.net.event("block %v -> %v", from, to)
+}
+
+// Heal removes every cut.
+func (c *SimCluster) Heal() {
+	clear(c.net.blocked)
+	c.net.event("heal")
+}
+
+// Blocked reports whether the link from a to b is cut.
+func (c *SimCluster) Blocked(a, b dstate.NodeID) bool { return c.net.isBlocked(a, b) }
+
+// SetFaults replaces the network faults from now on.
+func (c *SimCluster) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	c.net.faults = f
+	c.net.event("faults %s", f)
+	return nil
+}
+
+// Faults returns the current network faults.
+func (c *SimCluster) Faults() Faults { return c.net.faults }
+
+// Inject puts msg on the wire from one node to another, due next tick,
+// bypassing faults and partitions (to forge late, stale or foreign
+// messages). The target must exist.
+func (c *SimCluster) Inject(from, to dstate.NodeID, msg *dstate.WireMessage) error {
+	if _, err := c.node(to); err != nil {
+		return err
+	}
+	c.net.event("inject %s->%s %s", from, to, msg.String())
+	c.net.inject(from, to, dstate.EncodeWire(msg))
+	return nil
+}
+
+// Tick returns the number of steps taken.
+func (c *SimCluster) Tick() int64 { return c.net.tick }
+
+// Clock returns the cluster's clock (shared by every engine). Advancing it
+// by hand skews time without delivering anything.
+func (c *SimCluster) Clock() *TestClock { return c.clock }
+
+// Seed returns the seed of the network.
+func (c *SimCluster) Seed() uint64 { return c.cfg.Seed }
+
+// States returns the names of the simulated states, sorted.
+func (c *SimCluster) States() []string {
+	var out []string
+	if c.cfg.States&SimCounter != 0 {
+		out = append(out, "counter")
+	}
+	if c.cfg.States&SimGauges != 0 {
+		out = append(out, "gauges")
+	}
+	return out
+}
+
+// Nodes returns every node ever added, whatever its status, sorted.
+func (c *SimCluster) Nodes() []dstate.NodeID { return slices.Clone(c.order) }
+
+// Live returns the running nodes, sorted.
+func (c *SimCluster) Live() []dstate.NodeID {
+	out := make([]dstate.NodeID, 0, len(c.order))
+	for _, id := range c.order {
+		if c.nodes[id].status == SimUp {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Members returns the nodes that have not left (running or crashed), sorted.
+func (c *SimCluster) Members() []dstate.NodeID { return c.members() }
+
+// Status returns a node's status, or 0 for an unknown node.
+func (c *SimCluster) Status(id dstate.NodeID) SimNodeStatus {
+	if n := c.nodes[id]; n != nil {
+		return n.status
+	}
+	return 0
+}
+
+// Epoch returns how many times the node was started (1 for a node that
+// never restarted, 0 for an unknown one). A restarted node's engines, and
+// so its views, are new.
+func (c *SimCluster) Epoch(id dstate.NodeID) int {
+	if n := c.nodes[id]; n != nil {
+		return n.epoch
+	}
+	return 0
+}
+
+// Counter returns the node's Counter engine, or nil when the node is not
+// running or does not run the state. Driving it directly bypasses the
+// network: use the cluster's methods to mutate.
+func (c *SimCluster) Counter(id dstate.NodeID) *dstate.Engine[Counter, Counter] {
+	if n := c.nodes[id]; n != nil && n.status == SimUp {
+		return n.counter
+	}
+	return nil
+}
+
+// Gauges returns the node's Gauges engine, or nil (see Counter).
+func (c *SimCluster) Gauges(id dstate.NodeID) *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange] {
+	if n := c.nodes[id]; n != nil && n.status == SimUp {
+		return n.gauges
+	}
+	return nil
+}
+
+// Metrics returns the metrics of the node's engine of the named state.
+func (c *SimCluster) Metrics(id dstate.NodeID, state string) (dstate.SyncMetrics, error) {
+	n, err := c.upNode(id)
+	if err != nil {
+		return dstate.SyncMetrics{}, err
+	}
+	for _, st := range n.states {
+		if st.name() == state {
+			return st.metrics(), nil
+		}
+	}
+	return dstate.SyncMetrics{}, fmt.Errorf("%w: %s", ErrNoSuchState, state)
+}
+
+// View returns the observer's view of the owner's named state.
+func (c *SimCluster) View(observer, owner dstate.NodeID, state string) (SimView, bool) {
+	n := c.nodes[observer]
+	if n == nil || n.status != SimUp {
+		return SimView{}, false
+	}
+	for _, st := range n.states {
+		if st.name() == state {
+			v, ok := st.view(owner)
+			if !ok {
+				return SimView{}, false
+			}
+			return SimView{State: state, Observer: observer, Owner: owner, Generation: v.gen, Pending: v.pending, Value: st.describe(owner)}, true
+		}
+	}
+	return SimView{}, false
+}
+
+// Views returns every view held by every running node, values formatted,
+// sorted by state, observer and owner.
+func (c *SimCluster) Views() []SimView {
+	var out []SimView
+	c.EachView(func(v SimView) {
+		v.Value = c.describe(v)
+		out = append(out, v)
+	})
+	slices.SortStableFunc(out, func(a, b SimView) int { return strings.Compare(a.State, b.State) })
+	return out
+}
+
+func (c *SimCluster) describe(v SimView) string {
+	for _, st := range c.nodes[v.Observer].states {
+		if st.name() == v.State {
+			return st.describe(v.Owner)
+		}
+	}
+	return ""
+}
+
+// EachView calls fn with every view held by every running node, by
+// observer, state and owner, sorted, without formatting values (Value is
+// empty). It is the cheap way to check invariants after every step.
+func (c *SimCluster) EachView(fn func(SimView)) {
+	for _, obs := range c.order {
+		n := c.nodes[obs]
+		if n.status != SimUp {
+			continue
+		}
+		for _, st := range n.states {
+			for _, own := range st.owners() {
+				v, _ := st.view(own)
+				fn(SimView{State: st.name(), Observer: obs, Owner: own, Generation: v.gen, Pending: v.pending})
+			}
+		}
+	}
+}
+
+// InFlight returns the number of messages on the wire.
+func (c *SimCluster) InFlight() int { return len(c.net.flights) }
+
+// Stats returns what the network did so far.
+func (c *SimCluster) Stats() SimStats { return c.net.stats }
+
+// TraceHash returns the running hash of every cluster event and delivered
+// message (tick, link and bytes): two runs with the same seed and calls
+// have the same hash.
+func (c *SimCluster) TraceHash() uint64 { return c.net.hash }
+
+// Trace returns the kept trace lines (SimConfig.KeepTrace), one per event,
+// delivery and fault outcome, each prefixed by its tick.
+func (c *SimCluster) Trace() []string { return slices.Clone(c.net.trace) }
