@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,7 +17,7 @@ func bootstrapCommand() *ucli.Command {
 		Description: "Bootstraps the Raft group with the given servers, each as id=raftaddr or a bare\n" +
 			"node ID whose Raft address the agent learns from membership; without --server the\n" +
 			"agent bootstraps a group of itself alone. Run it on one agent only. Running it again\n" +
-			"on a group that already exists is harmless: it reports so and succeeds.\n\n" +
+			"on a group that already exists is harmless and changes nothing.\n\n" +
 			"Example:\n" +
 			"   dstatectl bootstrap\n" +
 			"   dstatectl bootstrap --server n1=10.0.0.1:7381 --server n2=10.0.0.2:7381 --server n3",
@@ -54,27 +53,17 @@ func runBootstrap(c *ucli.Context) error {
 	if servers == nil {
 		servers = []string{}
 	}
-	_, err = cl.sendJSON(c.Context, http.MethodPost, "/v1/raft/bootstrap", nil, agent.BootstrapRequest{Servers: servers}, nil)
-	already := false
-	var ae *agentError
-	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
-		already, err = true, nil
-	}
-	if err != nil {
+	if _, err := cl.sendJSON(c.Context, http.MethodPost, "/v1/raft/bootstrap", nil, agent.BootstrapRequest{Servers: servers}, nil); err != nil {
 		return err
 	}
 	if format == formatJSON {
-		return writeJSON(c.App.Writer, struct {
-			AlreadyBootstrapped bool `json:"already_bootstrapped"`
-		}{already})
+		return writeJSON(c.App.Writer, struct{}{})
 	}
-	switch {
-	case already:
-		fmt.Fprintf(c.App.Writer, "the Raft group already exists: nothing to do (%s)\n", ae.Message)
-	case len(servers) == 0:
-		fmt.Fprintln(c.App.Writer, "bootstrapped the Raft group with this agent as its only server")
-	default:
-		fmt.Fprintf(c.App.Writer, "bootstrapped the Raft group with %s: %s\n", plural(len(servers), "server"), strings.Join(servers, ", "))
+	if len(servers) == 0 {
+		fmt.Fprintln(c.App.Writer, "the Raft group is bootstrapped (this agent alone, unless it already existed)")
+	} else {
+		fmt.Fprintf(c.App.Writer, "the Raft group is bootstrapped with %s (unless it already existed): %s\n",
+			plural(len(servers), "server"), strings.Join(servers, ", "))
 	}
 	return nil
 }

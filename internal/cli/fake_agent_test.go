@@ -24,6 +24,7 @@ type fakeAgent struct {
 	requests     []string // "METHOD /path?query", plus " body" when one was sent
 	health       string   // health status to report
 	bootstrapped bool
+	raftDisabled bool                         // the agent is not a Raft server
 	kv           map[string]map[string]string // state → key → value on n1
 }
 
@@ -228,6 +229,13 @@ func (f *fakeAgent) handleJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeAgent) handleRaft(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	disabled := f.raftDisabled
+	f.mu.Unlock()
+	if disabled {
+		writeOK(w, agent.RaftStatus{Enabled: false})
+		return
+	}
 	writeOK(w, agent.RaftStatus{
 		Enabled: true, State: "Leader", Leader: "n1", LeaderAddr: "127.0.0.1:7381",
 		Term: 3, CommitIndex: 120, AppliedIdx: 119,
@@ -248,11 +256,11 @@ func (f *fakeAgent) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.bootstrapped {
-		writeError(w, http.StatusConflict, "raft: the group is already bootstrapped")
+	if f.raftDisabled {
+		writeError(w, http.StatusConflict, "not enabled on this agent: bootstrap needs a server agent")
 		return
 	}
-	f.bootstrapped = true
+	f.bootstrapped = true // again: not an error, nothing changes
 	writeOK(w, struct{}{})
 }
 

@@ -60,7 +60,7 @@ func fetchRaft(c *ucli.Context, allowDisabled bool) (agent.RaftStatus, string, e
 		return agent.RaftStatus{}, "", err
 	}
 	if !st.Enabled && !allowDisabled {
-		return agent.RaftStatus{}, "", fmt.Errorf("raft: not enabled on the agent at %s (start it with a Raft address)", cl.base)
+		return agent.RaftStatus{}, "", fmt.Errorf("raft: the agent at %s is not a Raft server (see 'dstatectl agent --help')", cl.base)
 	}
 	return st, format, nil
 }
