@@ -197,16 +197,20 @@ func (d *decoder) fail(format string, args ...any) {
 	}
 }
 
-func (d *decoder) uvarint(field string) uint64 {
+func (d *decoder) uvarint(field string) uint64 { return d.uvarintOf(field, "") }
+
+// uvarintOf reads a uvarint whose name in errors is field+suffix; the name
+// is only built on error, so reading allocates nothing.
+func (d *decoder) uvarintOf(field, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.buf[d.off:])
 	if n <= 0 {
 		if n == 0 {
-			d.fail("wire: truncated %s at byte %d", field, d.off)
+			d.fail("wire: truncated %s%s at byte %d", field, suffix, d.off)
 		} else {
-			d.fail("wire: %s at byte %d overflows 64 bits", field, d.off)
+			d.fail("wire: %s%s at byte %d overflows 64 bits", field, suffix, d.off)
 		}
 		return 0
 	}
@@ -241,7 +245,7 @@ func (d *decoder) uint32(field string) uint32 {
 }
 
 func (d *decoder) span(field string, max int) []byte {
-	n := d.uvarint(field + " length")
+	n := d.uvarintOf(field, " length")
 	if d.err != nil {
 		return nil
 	}

@@ -71,6 +71,7 @@ type Engine[S, V any] struct {
 	codec      Codec[S, V]
 	obj        StateObject[S]
 	views      viewMap[V]
+	wallOfNow  bool // the clock's Now carries its wall clock (SystemClock)
 	departed   map[NodeID]struct{}
 	peers      map[NodeID]*peerState
 	m          metrics
@@ -93,6 +94,7 @@ type pending[V any] struct {
 	hasDelta   bool
 	urgency    SyncUrgency
 	haveUrgent bool
+	at         time.Time // when begin read the clock, if wallOfNow
 }
 
 // NewEngine returns an engine owning initial as a fresh incarnation: its
@@ -113,9 +115,28 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 		obj: StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: cfg.StorageVersion, Value: initial, CreatedUnixMs: now, ModifiedUnixMs: now},
 	}
 	e.pullPeriod = cfg.State.EffectivePullTimeout()
-	e.publishOwn(e.codec.Project(&e.obj.Value))
+	e.views.self = cfg.Node
+	switch cfg.Clock.(type) {
+	case SystemClock, *SystemClock:
+		e.wallOfNow = true
+	}
+	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
 	return e, nil
 }
+
+// wallMs returns the wall clock in milliseconds at now, a time this call
+// already read from the clock. SystemClock's Now carries the wall clock,
+// so it is not read again (each read costs tens of nanoseconds); other
+// clocks are asked, as their Now and UnixMilli may differ.
+func (e *Engine[S, V]) wallMs(now time.Time) int64 {
+	if e.wallOfNow {
+		return now.UnixMilli()
+	}
+	return e.clock.UnixMilli()
+}
+
+// own returns the published own view.
+func (e *Engine[S, V]) own() *StateViewObject[V] { return e.views.get(e.self) }
 
 // Name returns the state name.
 func (e *Engine[S, V]) Name() string { return e.name }
@@ -149,7 +170,7 @@ func (e *Engine[S, V]) Restore(obj StateObject[S], storageVersion uint32) {
 	obj.StorageVersion = storageVersion
 	e.obj = obj
 	e.ownEncOK = false
-	e.publishOwn(e.codec.Project(&e.obj.Value))
+	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
 }
 
 // Reincarnate starts a new incarnation with the given value: its
@@ -166,7 +187,7 @@ func (e *Engine[S, V]) Reincarnate(value S, atLeast uint64) {
 	inc = max(inc, atLeast)
 	e.obj = StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: e.obj.StorageVersion, Value: value, CreatedUnixMs: now, ModifiedUnixMs: now}
 	e.ownEncOK = false
-	e.publishOwn(e.codec.Project(&e.obj.Value))
+	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
 }
 
 // Mutate applies fn to the owned state, advances the age by one and returns
@@ -198,7 +219,14 @@ func (e *Engine[S, V]) Prepare(fn func(*S), urgency SyncUrgency) *StateObject[S]
 func (e *Engine[S, V]) begin(urgency SyncUrgency) {
 	e.pend = pending[V]{active: true, prevGen: e.obj.Generation, prevMod: e.obj.ModifiedUnixMs, urgency: urgency}
 	e.obj.Generation.Age++
-	e.obj.ModifiedUnixMs = e.clock.UnixMilli()
+	if e.wallOfNow {
+		// One clock read serves the modified time here and the own view's
+		// SyncedAt at Commit.
+		e.pend.at = e.clock.Now()
+		e.obj.ModifiedUnixMs = e.pend.at.UnixMilli()
+	} else {
+		e.obj.ModifiedUnixMs = e.clock.UnixMilli()
+	}
 }
 
 // Abort undoes a prepared mutation: restored (the state as it was before,
@@ -237,7 +265,11 @@ func (e *Engine[S, V]) Commit() MutateResult[V] {
 	} else {
 		view = e.codec.Project(&e.obj.Value)
 	}
-	e.publishOwn(view)
+	at := p.at
+	if at.IsZero() {
+		at = e.clock.Now()
+	}
+	e.publishOwn(view, at)
 	e.m.totalMutations.Add(1)
 	useDelta := p.hasDelta && e.codec.ApplyDelta != nil
 	switch e.resolve(p.urgency) {
@@ -307,7 +339,7 @@ func (e *Engine[S, V]) deltaMessage(data []byte) WireMessage {
 // once per publication. While a mutation is prepared but not committed the
 // snapshot still carries the published view, never the prepared one.
 func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
-	own := e.views.get(e.self)
+	own := e.own()
 	if own == nil {
 		return WireMessage{}, false
 	}
@@ -326,6 +358,10 @@ func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
 	}, true
 }
 
+// newView returns a zeroed object from a slab, so that publishing a view
+// costs a fraction of an allocation. Hot paths set its fields one by one:
+// assigning a whole struct literal copies it through a temporary with a
+// bulk write barrier, which costs tens of nanoseconds while the GC runs.
 func (e *Engine[S, V]) newView() *StateViewObject[V] {
 	if len(e.slab) == 0 {
 		e.slab = make([]StateViewObject[V], 16)
@@ -335,12 +371,10 @@ func (e *Engine[S, V]) newView() *StateViewObject[V] {
 	return v
 }
 
-func (e *Engine[S, V]) publishOwn(view V) {
+func (e *Engine[S, V]) publishOwn(view V, now time.Time) {
 	v := e.newView()
-	*v = StateViewObject[V]{
-		Generation: e.obj.Generation, WireVersion: e.wireVer, Value: view,
-		CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: e.obj.ModifiedUnixMs, SyncedAt: e.clock.Now(), Source: e.self,
-	}
+	v.Generation, v.WireVersion, v.Value = e.obj.Generation, e.wireVer, view
+	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = e.obj.CreatedUnixMs, e.obj.ModifiedUnixMs, now, e.self
 	e.views.put(e.self, v)
 	e.ownEncOK = false
 }
@@ -440,14 +474,13 @@ func (e *Engine[S, V]) failure(node NodeID, reason string) {
 	p.lastErr = reason
 }
 
-func (e *Engine[S, V]) success(node NodeID, m *WireMessage, now time.Time) {
-	p := e.peer(node)
+func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 	p.failures = 0
 	p.lastErr = ""
 	p.lastSync = now
 	p.requestedAt = time.Time{}
 	if m.SentUnixMs > 0 {
-		lat := time.Duration(e.clock.UnixMilli()-m.SentUnixMs) * time.Millisecond
+		lat := time.Duration(e.wallMs(now)-m.SentUnixMs) * time.Millisecond
 		p.latency = max(lat, 0)
 	}
 }
@@ -501,7 +534,7 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		}
 		e.views.put(m.Source, v)
 		e.m.snapshotsConfirmed.Add(1)
-		e.success(m.Source, m, now)
+		e.success(p, m, now)
 		return
 	}
 	if cur != nil && m.Generation.Less(cur.Generation) {
@@ -513,25 +546,25 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		e.decodeFailure(m.Source, err)
 		return
 	}
-	e.acceptView(m, cur, val, now)
+	e.acceptView(p, m, cur, val, now)
 	e.m.snapshotsReceived.Add(1)
 }
 
-func (e *Engine[S, V]) acceptView(m *WireMessage, cur *StateViewObject[V], val V, now time.Time) {
+func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time) {
 	v := e.newView()
 	*v = StateViewObject[V]{
 		Generation: m.Generation, WireVersion: m.WireVersion, Value: val,
 		CreatedUnixMs: m.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
 	}
 	if v.CreatedUnixMs == 0 && v.ModifiedUnixMs == 0 {
-		ms := e.clock.UnixMilli()
+		ms := e.wallMs(now)
 		v.CreatedUnixMs, v.ModifiedUnixMs = ms, ms
 	}
 	if cur != nil && m.Generation.Less(cur.Pending) {
 		v.Pending = cur.Pending
 	}
 	e.views.put(m.Source, v)
-	e.success(m.Source, m, now)
+	e.success(p, m, now)
 }
 
 func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
@@ -551,7 +584,11 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
 	p.lastAttempt = now
-	cur := e.views.get(m.Source)
+	slot := e.views.slot(m.Source)
+	var cur *StateViewObject[V]
+	if slot != nil {
+		cur = slot.Load()
+	}
 	if e.codec.ApplyDelta == nil || cur == nil {
 		e.requestSnapshot(m.Source, now)
 		return
@@ -576,15 +613,13 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 		return
 	}
 	v := e.newView()
-	*v = StateViewObject[V]{
-		Generation: g, WireVersion: m.WireVersion, Value: val,
-		CreatedUnixMs: cur.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
-	}
+	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
+	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = cur.CreatedUnixMs, m.ModifiedUnixMs, now, m.Source
 	if g.Less(cur.Pending) {
 		v.Pending = cur.Pending
 	}
-	e.views.put(m.Source, v)
-	e.success(m.Source, m, now)
+	slot.Store(v) // still m.Source's slot: nothing changed the node set since
+	e.success(p, m, now)
 	e.m.deltasReceived.Add(1)
 }
 
@@ -598,7 +633,7 @@ func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 	p.requestedAt = now
 	e.m.requestsSent.Add(1)
 	e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
-		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.clock.UnixMilli(),
+		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.wallMs(now),
 	}})
 }
 

@@ -14,8 +14,13 @@ type viewSlot[V any] = atomic.Pointer[StateViewObject[V]]
 // when a node is added or removed, and each node's slot is swapped on every
 // update. Reads are two atomic loads; there is exactly one writer (the
 // engine's owner).
+//
+// The writer's get and put of the local node (self) skip the map lookup:
+// its slot is kept aside, as every local mutation reads and replaces it.
 type viewMap[V any] struct {
-	outer atomic.Pointer[map[NodeID]*viewSlot[V]]
+	outer    atomic.Pointer[map[NodeID]*viewSlot[V]]
+	self     NodeID       // the local node; set once before use
+	selfSlot *viewSlot[V] // self's slot once put; only the writer uses it
 }
 
 func (m *viewMap[V]) load() map[NodeID]*viewSlot[V] {
@@ -26,18 +31,29 @@ func (m *viewMap[V]) load() map[NodeID]*viewSlot[V] {
 }
 
 func (m *viewMap[V]) get(id NodeID) *StateViewObject[V] {
+	if m.selfSlot != nil && id == m.self {
+		return m.selfSlot.Load()
+	}
 	if s := m.load()[id]; s != nil {
 		return s.Load()
 	}
 	return nil
 }
 
-// put stores v for id, adding the node if needed.
-func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) {
+// slot returns id's slot, or nil if id has none. A slot stays id's until
+// id is removed, so the writer may Store into it directly meanwhile.
+func (m *viewMap[V]) slot(id NodeID) *viewSlot[V] { return m.load()[id] }
+
+// put stores v for id, adding the node if needed, and returns id's slot.
+func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) *viewSlot[V] {
+	if m.selfSlot != nil && id == m.self {
+		m.selfSlot.Store(v)
+		return m.selfSlot
+	}
 	cur := m.load()
 	if s := cur[id]; s != nil {
 		s.Store(v)
-		return
+		return s
 	}
 	next := make(map[NodeID]*viewSlot[V], len(cur)+1)
 	for k, s := range cur {
@@ -47,12 +63,19 @@ func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) {
 	s.Store(v)
 	next[id] = s
 	m.outer.Store(&next)
+	if id == m.self {
+		m.selfSlot = s
+	}
+	return s
 }
 
 func (m *viewMap[V]) remove(id NodeID) bool {
 	cur := m.load()
 	if _, ok := cur[id]; !ok {
 		return false
+	}
+	if id == m.self {
+		m.selfSlot = nil
 	}
 	next := make(map[NodeID]*viewSlot[V], len(cur))
 	for k, s := range cur {

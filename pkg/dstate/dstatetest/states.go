@@ -227,13 +227,17 @@ func (GaugesState) DecodeState(data []byte, sv uint32) (Gauges, error) {
 	return Gauges{Values: v, Total: t}, nil
 }
 
+// encodeGauges writes the sorted pairs into one buffer of the exact size.
 func encodeGauges(v map[string]int64) []byte {
-	keys := make([]string, 0, len(v))
-	for k := range v {
+	var stack [16]string // small views sort their keys without allocating
+	keys := stack[:0]
+	size := binary.MaxVarintLen64 // count, and room for a caller's trailer
+	for k, x := range v {
 		keys = append(keys, k)
+		size += uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(x)<<1^uint64(x>>63))
 	}
 	sortStrings(keys)
-	b := binary.AppendUvarint(nil, uint64(len(keys)))
+	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(keys)))
 	for _, k := range keys {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
@@ -278,6 +282,15 @@ func decodeGaugesPrefix(data []byte) (map[string]int64, []byte, error) {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// uvarintLen is the encoded length of x as a uvarint.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
 
 // String formats a view deterministically ("{a=1 b=2}").
 func (v GaugesView) String() string {
