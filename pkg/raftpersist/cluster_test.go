@@ -1,0 +1,309 @@
+package raftpersist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/stretchr/testify/require"
+)
+
+func TestClusterSaveAndLoadFromLeaderAndFollowers(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	ctx := ctxT(t, 10*time.Second)
+	for i := range 3 {
+		p := For[string](c.node(i), "greeting", strDef{})
+		require.NoError(t, p.Save(ctx, obj(100, uint64(i), fmt.Sprintf("hello from n%d", i)), nil), "save on n%d (leader n%d)", i, l)
+	}
+	for i := range 3 {
+		for j := range 3 {
+			// Node i reads node j's state: linearizable, so the save is visible everywhere at once.
+			got, err := ForNode[string](c.node(i), "greeting", dstate.NodeID(fmt.Sprintf("n%d", j)), strDef{}).Load(ctx)
+			require.NoError(t, err)
+			require.NotNil(t, got, "n%d reading n%d", i, j)
+			require.Equal(t, fmt.Sprintf("hello from n%d", j), got.Value)
+			require.Equal(t, dstate.Generation{Incarnation: 100, Age: uint64(j)}, got.Generation)
+			require.Equal(t, int64(100), got.CreatedUnixMs)
+		}
+	}
+	all, err := For[string](c.node(c.follower()), "greeting", strDef{}).LoadAll(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	none, err := For[string](c.node(0), "other", strDef{}).Load(ctx)
+	require.NoError(t, err)
+	require.Nil(t, none)
+}
+
+func TestClusterFencing(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 10*time.Second)
+	p := For[string](c.node(c.follower()), "s", strDef{})
+	require.NoError(t, p.Save(ctx, obj(2, 5, "new incarnation"), nil))
+
+	err := p.Save(ctx, obj(1, 9, "stale incarnation"), nil)
+	require.ErrorIs(t, err, ErrFenced)
+	require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
+	var pe *dstate.PersistError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, dstate.Generation{Incarnation: 2, Age: 5}, pe.Stored)
+	var fe *FencedError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, dstate.Generation{Incarnation: 1, Age: 9}, fe.Attempted)
+
+	require.ErrorIs(t, p.Save(ctx, obj(2, 5, "same generation, other value"), nil), ErrFenced)
+	require.NoError(t, p.Save(ctx, obj(2, 5, "new incarnation"), nil), "an identical retried save is accepted")
+	got, err := p.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "new incarnation", got.Value)
+}
+
+func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	old := c.leader()
+	// Writers on the two nodes that survive save increasing ages; we record
+	// the last acknowledged age of each.
+	var survivors []int
+	for i := range 3 {
+		if i != old {
+			survivors = append(survivors, i)
+		}
+	}
+	var mu sync.Mutex
+	acked := map[int]uint64{}
+	afterKill := map[int]int{}
+	killed := make(chan struct{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, w := range survivors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := ForNode[string](c.node(w), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{})
+			for age := uint64(1); ; age++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := p.Save(ctx, obj(1, age, fmt.Sprint(age)), nil)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[w] = age
+					select {
+					case <-killed:
+						afterKill[w]++
+					default:
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked[survivors[0]] >= 10 && acked[survivors[1]] >= 10
+	}, "saves before the kill")
+	c.stop(old)
+	close(killed)
+	eventually(t, 15*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return afterKill[survivors[0]] >= 10 && afterKill[survivors[1]] >= 10
+	}, "saves to continue under a new leader")
+	close(stop)
+	wg.Wait()
+	require.NotEqual(t, old, c.leader())
+
+	ctx := ctxT(t, 10*time.Second)
+	for _, w := range survivors {
+		for _, r := range survivors {
+			got, err := ForNode[string](c.node(r), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{}).Load(ctx)
+			require.NoError(t, err)
+			require.NotNil(t, got)
+			// The stored age is at least the last acknowledged one (a save
+			// whose outcome was unknown may have landed after it).
+			require.GreaterOrEqual(t, got.Generation.Age, acked[w], "writer w%d read on n%d", w, r)
+		}
+	}
+	// The killed node comes back and sees the same.
+	c.restart(old)
+	for _, w := range survivors {
+		got, err := ForNode[string](c.node(old), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{}).Load(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, got.Generation.Age, acked[w])
+	}
+}
+
+func TestClusterRestartedNodeLoadsLastSave(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	f := c.follower()
+	ctx := ctxT(t, 20*time.Second)
+	p := For[string](c.node(f), "s", strDef{})
+	for age := uint64(1); age <= 5; age++ {
+		require.NoError(t, p.Save(ctx, obj(7, age, fmt.Sprint("v", age)), nil))
+	}
+	c.stop(f)
+	s := c.restart(f)
+	got, err := For[string](s, "s", strDef{}).Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "v5", got.Value)
+	require.Equal(t, dstate.Generation{Incarnation: 7, Age: 5}, got.Generation)
+
+	// The whole cluster restarts from its data dirs.
+	for i := range 3 {
+		c.stop(i)
+	}
+	for i := range 3 {
+		c.restart(i)
+	}
+	got, err = For[string](c.node(f), "s", strDef{}).Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "v5", got.Value)
+}
+
+func TestClusterMinorityIsUnavailableBeforeDeadline(t *testing.T) {
+	const applyTimeout = 800 * time.Millisecond
+	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.ApplyTimeout = applyTimeout })
+	l := c.leader()
+	ctx := ctxT(t, 10*time.Second)
+	require.NoError(t, For[string](c.node(l), "s", strDef{}).Save(ctx, obj(1, 1, "before"), nil))
+	// Keep the leader alone: it must not acknowledge anything any more.
+	for i := range 3 {
+		if i != l {
+			c.stop(i)
+		}
+	}
+	lone := c.node(l)
+	const deadline = 700 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		op   func(context.Context) error
+	}{
+		{"save", func(ctx context.Context) error { return For[string](lone, "s", strDef{}).Save(ctx, obj(1, 2, "after"), nil) }},
+		{"load", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).Load(ctx); return err }},
+		{"load all", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).LoadAll(ctx); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := tc.op(ctx)
+			took := time.Since(start)
+			require.Error(t, err, "a lone node must not acknowledge")
+			require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
+			var pe *dstate.PersistError
+			require.ErrorAs(t, err, &pe)
+			require.Less(t, took, deadline+300*time.Millisecond, "returned %s after a %s deadline", took, deadline)
+		})
+	}
+	// A save without a deadline is bounded by ApplyTimeout.
+	start := time.Now()
+	err := For[string](lone, "s", strDef{}).Save(context.Background(), obj(1, 3, "x"), nil)
+	require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
+	require.Less(t, time.Since(start), applyTimeout+300*time.Millisecond)
+}
+
+func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
+	c := newCluster(t, 3, func(_ int, cfg *Config) {
+		cfg.SnapshotThreshold = 16
+		cfg.TrailingLogs = 8
+		cfg.SnapshotInterval = time.Hour // snapshots only when the test asks
+	})
+	l := c.leader()
+	lag := c.follower()
+	ctx := ctxT(t, 20*time.Second)
+	c.stop(lag)
+	p := For[string](c.node(l), "s", strDef{})
+	const n = 100
+	for i := range n {
+		require.NoError(t, ForNode[string](c.node(l), "s", dstate.NodeID(fmt.Sprint("k", i%10)), strDef{}).Save(ctx, obj(1, uint64(i), fmt.Sprint(i)), nil))
+	}
+	// Snapshot (and compact) every running node, so whichever leads must
+	// send the lagging node a snapshot.
+	for i := range 3 {
+		if i != lag {
+			require.NoError(t, c.node(i).Snapshot())
+		}
+	}
+	require.NoError(t, p.Save(ctx, obj(1, 1, "after the snapshot"), nil))
+	st, err := c.node(l).Stats(ctx)
+	require.NoError(t, err)
+	for _, ps := range st.Peers {
+		if ps.ID == c.node(l).ID() {
+			require.Greater(t, ps.LastSnapshotIndex, uint64(0))
+		}
+	}
+
+	s := c.restart(lag)
+	eventually(t, 15*time.Second, func() bool {
+		e := s.LoadLocal("s", c.node(l).ID())
+		return e != nil && string(e.Data) == "after the snapshot"
+	}, "the restarted node to catch up")
+	require.GreaterOrEqual(t, s.fsm.restores.Load(), int64(1), "the lagging node caught up by installing a snapshot")
+	for i := range 10 {
+		e := s.LoadLocal("s", dstate.NodeID(fmt.Sprint("k", i)))
+		require.NotNil(t, e)
+		require.Equal(t, fmt.Sprint(90+i), string(e.Data))
+	}
+	got, err := ForNode[string](s, "s", "k9", strDef{}).Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "99", got.Value)
+}
+
+func TestClusterDeserializationFailureCarriesStoredGeneration(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 10*time.Second)
+	s := c.node(0)
+	require.NoError(t, s.SaveEnvelope(ctx, &Envelope{State: "s", Node: s.ID(), Generation: dstate.Generation{Incarnation: 3, Age: 1}, StorageVersion: 42, Data: []byte("?")}))
+	_, err := For[string](s, "s", strDef{}).Load(ctx)
+	require.ErrorIs(t, err, dstate.ErrDeserializationFailed)
+	require.ErrorIs(t, err, dstate.ErrUnknownVersion)
+	var pe *dstate.PersistError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, dstate.Generation{Incarnation: 3, Age: 1}, pe.Stored)
+}
+
+func TestClusterGroupCommitOffStillWorks(t *testing.T) {
+	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.DisableGroupCommit = true })
+	ctx := ctxT(t, 10*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- ForNode[string](c.node(i%3), "s", dstate.NodeID(fmt.Sprint("k", i)), strDef{}).Save(ctx, obj(1, 1, "v"), nil)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	all, err := c.node(0).LoadAll(ctx, "s")
+	require.NoError(t, err)
+	require.Len(t, all, 30)
+}
+
+func TestClosedStoreRejects(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	s := c.node(0)
+	ctx := ctxT(t, 5*time.Second)
+	require.NoError(t, For[string](s, "s", strDef{}).Save(ctx, obj(1, 1, "x"), nil))
+	c.stop(0)
+	require.NoError(t, s.Close(), "Close is idempotent")
+	err := For[string](s, "s", strDef{}).Save(ctx, obj(1, 2, "x"), nil)
+	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
+	_, err = For[string](s, "s", strDef{}).Load(ctx)
+	require.ErrorIs(t, err, ErrClosed)
+	require.True(t, errors.Is(err, dstate.ErrStorageUnavailable))
+}

@@ -1,0 +1,265 @@
+package raftpersist
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// Server is one member of the raft configuration: its node ID (the raft
+// server ID) and its advertised raft address (which also serves forwarded
+// saves and reads).
+type Server struct {
+	ID      dstate.NodeID
+	Address string
+	// Nonvoter makes the server a non-voting member when bootstrapping.
+	Nonvoter bool
+}
+
+// Config configures a [Store]. A zero duration or size means the default of
+// [DefaultConfig]; NodeID, DataDir and BindAddr (or Listener) are required.
+// New never modifies the caller's Config.
+type Config struct {
+	// NodeID is this node's ID: the raft server ID and the node under which
+	// [For] stores this node's states.
+	NodeID dstate.NodeID
+	// DataDir holds raft.db (the bbolt log and stable store) and snapshots/.
+	DataDir string
+	// BindAddr is the TCP address to listen on ("127.0.0.1:7300"). Raft RPCs
+	// and forwarded requests share this listener. Ignored when Listener is
+	// set.
+	BindAddr string
+	// Listener, when set, is used instead of listening on BindAddr; the
+	// store closes it on Close.
+	Listener net.Listener
+	// AdvertiseAddr is the address other servers dial; default: the
+	// listener's address (which must then not be unspecified, e.g. 0.0.0.0).
+	AdvertiseAddr string
+
+	// TLS, when set, makes every connection (raft and forwarding, both
+	// directions) TLS. It is the server side configuration; for mutual TLS
+	// set ClientAuth to tls.RequireAndVerifyClientCert and ClientCAs.
+	TLS *tls.Config
+	// ClientTLS is used when dialing other servers; default: a clone of TLS
+	// (its Certificates serve as the client certificate, RootCAs verify the
+	// server). The server name verified is ClientTLS.ServerName when set,
+	// else the host of the dialed address.
+	ClientTLS *tls.Config
+
+	// Bootstrap, when non-empty on a fresh data dir, bootstraps a cluster
+	// with exactly these servers (which must include NodeID). Every initial
+	// server may be given the same list; bootstrapping an existing cluster
+	// is ignored.
+	Bootstrap []Server
+	// BootstrapExpect, when > 0 and Bootstrap is empty, bootstraps once
+	// this many servers (this one included) are known through
+	// [Store.ObserveServer] or KnownServers.
+	BootstrapExpect int
+	// KnownServers seeds the servers known for BootstrapExpect.
+	KnownServers []Server
+
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
+	// CommitTimeout are passed to raft (defaults 1s, 1s, 500ms, 50ms).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// MaxAppendEntries bounds log entries per AppendEntries RPC (default 64).
+	MaxAppendEntries int
+	// SnapshotInterval, SnapshotThreshold and TrailingLogs control raft's
+	// log compaction (defaults 2m, 8192, 10240). SnapshotRetain is how many
+	// snapshot files to keep (default 2).
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotRetain    int
+
+	// DisableGroupCommit turns off group commit: each save becomes its own
+	// log entry (and forwarded RPC). Group commit is on by default.
+	DisableGroupCommit bool
+	// MaxBatch bounds the saves in one log entry (default 256) and
+	// MaxBatchBytes their encoded size (default 1 MiB).
+	MaxBatch      int
+	MaxBatchBytes int
+	// MaxInflight bounds the batches being committed at once (default 4);
+	// saves arriving meanwhile wait and are grouped into the next batch.
+	MaxInflight int
+
+	// ApplyTimeout bounds a save or linearizable read whose context has no
+	// deadline (default 10s).
+	ApplyTimeout time.Duration
+	// DialTimeout bounds connecting to another server, TLS handshake
+	// included (default 2s).
+	DialTimeout time.Duration
+	// MaxFrameBytes bounds one forwarding frame (default 64 MiB).
+	MaxFrameBytes int
+	// MaxPool is the number of idle connections kept per server, for raft
+	// and for forwarding each (default 4).
+	MaxPool int
+
+	// Logger receives the store's and raft's logs; default slog.Default().
+	Logger *slog.Logger
+	// RaftLogLevel is the lowest level of raft's own messages passed to
+	// Logger (default slog.LevelWarn: raft is chatty at Info).
+	RaftLogLevel slog.Level
+	// RaftLogLevelSet makes RaftLogLevel apply even when it is zero (Info).
+	RaftLogLevelSet bool
+}
+
+// DefaultConfig returns a Config with every default filled in; the caller
+// sets NodeID, DataDir and BindAddr.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   64,
+		SnapshotInterval:   2 * time.Minute,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		SnapshotRetain:     2,
+		MaxBatch:           256,
+		MaxBatchBytes:      1 << 20,
+		MaxInflight:        4,
+		ApplyTimeout:       10 * time.Second,
+		DialTimeout:        2 * time.Second,
+		MaxFrameBytes:      64 << 20,
+		MaxPool:            4,
+		RaftLogLevel:       slog.LevelWarn,
+	}
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDur(&c.ElectionTimeout, d.ElectionTimeout)
+	setDur(&c.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
+	setDur(&c.CommitTimeout, d.CommitTimeout)
+	setDur(&c.SnapshotInterval, d.SnapshotInterval)
+	setDur(&c.ApplyTimeout, d.ApplyTimeout)
+	setDur(&c.DialTimeout, d.DialTimeout)
+	setInt(&c.MaxAppendEntries, d.MaxAppendEntries)
+	setInt(&c.SnapshotRetain, d.SnapshotRetain)
+	setInt(&c.MaxBatch, d.MaxBatch)
+	setInt(&c.MaxBatchBytes, d.MaxBatchBytes)
+	setInt(&c.MaxInflight, d.MaxInflight)
+	setInt(&c.MaxFrameBytes, d.MaxFrameBytes)
+	setInt(&c.MaxPool, d.MaxPool)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	if !c.RaftLogLevelSet && c.RaftLogLevel == 0 {
+		c.RaftLogLevel = d.RaftLogLevel
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first invalid field as a *ConfigError (matching
+// ErrInvalidConfig). It changes nothing; zero values that have defaults are
+// valid.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if c.NodeID == "" {
+		return bad("NodeID", "must not be empty")
+	}
+	if c.DataDir == "" {
+		return bad("DataDir", "must not be empty")
+	}
+	if c.Listener == nil && c.BindAddr == "" {
+		return bad("BindAddr", "must be set when Listener is nil")
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			return bad("AdvertiseAddr", "%v", err)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
+		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "CommitTimeout": c.CommitTimeout,
+		"SnapshotInterval": c.SnapshotInterval, "ApplyTimeout": c.ApplyTimeout, "DialTimeout": c.DialTimeout,
+	} {
+		if d < 0 {
+			return bad(name, "must not be negative, got %s", d)
+		}
+	}
+	for name, n := range map[string]int{
+		"MaxAppendEntries": c.MaxAppendEntries, "SnapshotRetain": c.SnapshotRetain, "MaxBatch": c.MaxBatch,
+		"MaxBatchBytes": c.MaxBatchBytes, "MaxInflight": c.MaxInflight, "MaxFrameBytes": c.MaxFrameBytes,
+		"MaxPool": c.MaxPool, "BootstrapExpect": c.BootstrapExpect,
+	} {
+		if n < 0 {
+			return bad(name, "must not be negative, got %d", n)
+		}
+	}
+	d := c.withDefaults()
+	if d.LeaderLeaseTimeout > d.HeartbeatTimeout {
+		return bad("LeaderLeaseTimeout", "%s must not exceed HeartbeatTimeout %s", d.LeaderLeaseTimeout, d.HeartbeatTimeout)
+	}
+	if d.ElectionTimeout < d.HeartbeatTimeout {
+		return bad("ElectionTimeout", "%s must not be less than HeartbeatTimeout %s", d.ElectionTimeout, d.HeartbeatTimeout)
+	}
+	if d.MaxAppendEntries > 1024 {
+		return bad("MaxAppendEntries", "%d exceeds raft's limit 1024", d.MaxAppendEntries)
+	}
+	if d.MaxBatchBytes+1024 > d.MaxFrameBytes {
+		return bad("MaxBatchBytes", "%d does not fit MaxFrameBytes %d", d.MaxBatchBytes, d.MaxFrameBytes)
+	}
+	if err := validServers("Bootstrap", c.Bootstrap); err != nil {
+		return err
+	}
+	if err := validServers("KnownServers", c.KnownServers); err != nil {
+		return err
+	}
+	if len(c.Bootstrap) > 0 {
+		self := false
+		for _, s := range c.Bootstrap {
+			self = self || s.ID == c.NodeID
+		}
+		if !self {
+			return bad("Bootstrap", "does not include NodeID %q", c.NodeID)
+		}
+	}
+	return nil
+}
+
+func validServers(field string, servers []Server) error {
+	seen := map[dstate.NodeID]bool{}
+	for i, s := range servers {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if s.ID == "" {
+			return &ConfigError{Field: f + ".ID", Reason: "must not be empty"}
+		}
+		if seen[s.ID] {
+			return &ConfigError{Field: f + ".ID", Reason: fmt.Sprintf("duplicate %q", s.ID)}
+		}
+		seen[s.ID] = true
+		if _, _, err := net.SplitHostPort(s.Address); err != nil {
+			return &ConfigError{Field: f + ".Address", Reason: err.Error()}
+		}
+	}
+	return nil
+}

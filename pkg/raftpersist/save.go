@@ -1,0 +1,273 @@
+package raftpersist
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+)
+
+// saveReq is one pending save.
+type saveReq struct {
+	ctx  context.Context
+	env  *Envelope
+	done chan saveOutcome // buffered: the committer never blocks
+}
+
+type saveOutcome struct {
+	res saveResult
+	err error
+}
+
+// SaveEnvelope replicates env through the raft log and returns once it is
+// committed and applied on the leader. On a follower the save is forwarded
+// to the leader (retried across leader changes). Errors are
+// *dstate.PersistError of kind ErrStorageUnavailable: with a *FencedError
+// (ErrFenced) when a newer generation is stored, with ErrOutcomeUnknown
+// when the save was sent but not acknowledged before ctx ended, with
+// ErrNoLeader when no leader could be reached, with ErrClosed after Close.
+// A nil error is only returned for a committed save.
+func (s *Store) SaveEnvelope(ctx context.Context, env *Envelope) error {
+	if env == nil {
+		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: errors.New("raftpersist: nil envelope")}
+	}
+	if s.isClosed() {
+		return unavailable("save", ErrClosed)
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	req := &saveReq{ctx: ctx, env: env, done: make(chan saveOutcome, 1)}
+	if s.cfg.DisableGroupCommit {
+		if !s.goTracked(func() { s.commitReqs([]*saveReq{req}) }) {
+			return unavailable("save", ErrClosed)
+		}
+	} else {
+		select {
+		case s.saves <- req:
+		case <-ctx.Done():
+			return unavailable("save", s.ctxErr(ctx, "save not submitted", nil, false))
+		}
+	}
+	var out saveOutcome
+	select {
+	case out = <-req.done:
+	case <-ctx.Done():
+		return unavailable("save", s.ctxErr(ctx, "save not acknowledged", nil, true))
+	}
+	switch {
+	case out.err != nil:
+		return unavailable("save", out.err)
+	case out.res.fenced:
+		return &dstate.PersistError{
+			Kind: dstate.ErrStorageUnavailable, Op: "save", Stored: out.res.stored,
+			Err: &FencedError{State: env.State, Node: env.Node, Attempted: env.Generation, Stored: out.res.stored},
+		}
+	}
+	return nil
+}
+
+// ctxErr describes why an operation ended with ctx: closed store, or the
+// deadline, naming the last attempt's error; unknown marks a save whose
+// outcome cannot be known.
+func (s *Store) ctxErr(ctx context.Context, what string, last error, unknown bool) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	cause := ctx.Err()
+	if cause == nil {
+		cause = context.Canceled
+	}
+	if last == nil {
+		last = cause
+	}
+	if unknown {
+		return fmt.Errorf("raftpersist: %s before the context ended: %w: %w (last attempt: %v)", what, ErrOutcomeUnknown, cause, last)
+	}
+	if errors.Is(last, ErrNoLeader) {
+		return fmt.Errorf("raftpersist: %s before the context ended: %w: %w", what, ErrNoLeader, cause)
+	}
+	return fmt.Errorf("raftpersist: %s before the context ended: %w (last attempt: %v)", what, cause, last)
+}
+
+// batcher groups pending saves into batches: it takes an in-flight slot,
+// waits for a save, adds every save already queued (up to MaxBatch and
+// MaxBatchBytes) and commits the batch on its own goroutine. While all
+// slots are busy, saves queue up and form the next batch.
+func (s *Store) batcher() {
+	for {
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.closing:
+			s.failQueued()
+			return
+		}
+		var first *saveReq
+		select {
+		case first = <-s.saves:
+		case <-s.closing:
+			s.failQueued()
+			return
+		}
+		batch := []*saveReq{first}
+		size := envSize(first.env)
+	fill:
+		for len(batch) < s.cfg.MaxBatch && size < s.cfg.MaxBatchBytes {
+			select {
+			case r := <-s.saves:
+				batch = append(batch, r)
+				size += envSize(r.env)
+			default:
+				break fill
+			}
+		}
+		if !s.goTracked(func() {
+			defer func() { <-s.sem }()
+			s.commitReqs(batch)
+		}) {
+			for _, r := range batch {
+				r.done <- saveOutcome{err: ErrClosed}
+			}
+			return
+		}
+	}
+}
+
+func envSize(e *Envelope) int { return len(e.Data) + len(e.State) + len(e.Node) + 48 }
+
+// failQueued answers the saves still queued after Close.
+func (s *Store) failQueued() {
+	for {
+		select {
+		case r := <-s.saves:
+			r.done <- saveOutcome{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// commitReqs commits one batch as one log entry and answers every request.
+// Requests whose context already ended are dropped first; the batch is
+// retried (on leader changes) until the last member's deadline.
+func (s *Store) commitReqs(batch []*saveReq) {
+	live := batch[:0]
+	var deadline time.Time
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- saveOutcome{err: r.ctx.Err()}
+			continue
+		}
+		live = append(live, r)
+		if dl, _ := r.ctx.Deadline(); dl.After(deadline) {
+			deadline = dl
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(s.closeCtx, deadline)
+	defer cancel()
+	alive := func() bool {
+		for _, r := range live {
+			if r.ctx.Err() == nil {
+				return true
+			}
+		}
+		return false
+	}
+	envs := make([]*Envelope, len(live))
+	for i, r := range live {
+		envs[i] = r.env
+	}
+	res, err := s.commit(ctx, envs, alive)
+	for i, r := range live {
+		if err != nil {
+			r.done <- saveOutcome{err: err}
+		} else {
+			r.done <- saveOutcome{res: res[i]}
+		}
+	}
+}
+
+// commit applies envs as one log entry on the leader.
+func (s *Store) commit(ctx context.Context, envs []*Envelope, alive func() bool) ([]saveResult, error) {
+	cmd := encodeSaveCommand(envs)
+	if len(cmd)+16 > s.cfg.MaxFrameBytes {
+		return nil, fmt.Errorf("%w: save of %d bytes", ErrFrameTooLarge, len(cmd))
+	}
+	payload, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
+		b := make([]byte, 0, len(cmd)+12)
+		b = append(b, reqApply)
+		b = binary.AppendUvarint(b, ms(remaining))
+		return append(b, cmd...)
+	}, true, alive)
+	if err != nil {
+		return nil, err
+	}
+	return decodeApplyResults(payload, len(envs))
+}
+
+// leaderCall runs a request on the leader: served locally when this node
+// leads, else forwarded. Not-leader and unavailable answers, transport
+// errors and an unknown leader are retried with a short backoff until ctx
+// ends or alive (when set) reports that nobody waits any more. mutating
+// marks requests whose effect is unknown after a failed attempt.
+func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duration) []byte, mutating bool, alive func() bool) ([]byte, error) {
+	backoff := 2 * time.Millisecond
+	maxBackoff := min(max(s.cfg.HeartbeatTimeout/4, 5*time.Millisecond), 100*time.Millisecond)
+	var last error
+	sent := false
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if ctx.Err() != nil || (alive != nil && !alive()) {
+			return nil, s.ctxErr(ctx, "no answer from the leader", last, mutating && sent)
+		}
+		remaining := s.cfg.ApplyTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			remaining = time.Until(dl)
+		}
+		var payload []byte
+		var err error
+		if s.isLeader() {
+			payload, err = parseResponse(string(s.addr), s.handleRequest(ctx, body(remaining)))
+		} else if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != s.addr {
+			payload, err = s.rpc.call(ctx, string(addr), body(remaining))
+		} else {
+			err = ErrNoLeader
+		}
+		if err == nil {
+			return payload, nil
+		}
+		var re *remoteError
+		switch {
+		case errors.As(err, &re) && re.status == statusError:
+			return nil, err
+		case errors.As(err, &re) && re.status == statusNotLeader:
+			// Not applied.
+		case errors.Is(err, ErrNoLeader):
+		case errors.Is(err, ErrClosed):
+			return nil, ErrClosed
+		default:
+			sent = true
+		}
+		last = err
+		if timer == nil {
+			timer = time.NewTimer(backoff)
+		} else {
+			timer.Reset(backoff)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
