@@ -56,8 +56,10 @@ type propertyRun struct {
 	restarts int
 }
 
-// runProperty drives one random scenario: 3-10 nodes, random mutations of
-// both states with random urgencies, 30% drops, duplicates, reordering,
+// runProperty drives one random scenario: 3-10 nodes, a random strategy
+// per state (active push, change feed or periodic only, each with a
+// periodic sync), random mutations of both states with random urgencies,
+// queries that pull, 30% drops, duplicates, reordering,
 // partitions (symmetric and one-way) that come and go, crash-restarts,
 // leaves and rejoins, and added nodes. After every step and operation the
 // generation monitor checks that no view went backwards; at the end every
@@ -67,15 +69,25 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	var run propertyRun
 	run.nodes = 3 + rng.IntN(8)
-	cfg := dstate.StateConfig{
-		SyncStrategy: dstate.SyncStrategy{PushMode: dstate.ActivePush, PeriodicFullSync: time.Second},
-		PullTimeout:  time.Second,
+	strategy := func() dstate.StateConfig {
+		var s dstate.SyncStrategy
+		switch rng.IntN(4) {
+		case 0, 1:
+			s = dstate.ActivePushStrategy()
+			s.PeriodicFullSync = time.Second
+		case 2:
+			s = dstate.FeedWithPeriodicSyncStrategy(time.Second)
+			s.ChangeFeed.BatchInterval = 300 * time.Millisecond
+		default:
+			s = dstate.PeriodicOnlyStrategy(time.Second)
+		}
+		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
 	}
 	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
 		Seed:          seed,
 		Nodes:         run.nodes,
-		CounterConfig: cfg,
-		GaugesConfig:  cfg,
+		CounterConfig: strategy(),
+		GaugesConfig:  strategy(),
 		Faults:        dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
 		KeepTrace:     keepTrace,
 	})
@@ -141,6 +153,8 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			opErr = c.Leave(pick(live))
 		case op < 89 && len(c.Nodes()) < 10:
 			_, opErr = c.AddNode()
+		case op < 95 && len(live) > 0:
+			_, opErr = c.Query(pick(live), c.States()[rng.IntN(2)], time.Duration(rng.IntN(3))*time.Second)
 		}
 		if opErr != nil {
 			return fail(fmt.Errorf("operation: %w", opErr))

@@ -1,20 +1,30 @@
 package dstatetest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// ErrGenerationRegressed: a view's generation went backwards.
-var ErrGenerationRegressed = errors.New("dstatetest: view generation went backwards")
+// Errors of the GenerationMonitor.
+var (
+	// ErrGenerationRegressed: a view's generation went backwards.
+	ErrGenerationRegressed = errors.New("dstatetest: view generation went backwards")
+	// ErrViewLost: a running node lost its view of a node that did not
+	// leave.
+	ErrViewLost = errors.New("dstatetest: view lost")
+)
 
 // GenerationMonitor checks the protocol's monotonicity invariant on a
 // [SimCluster]: no view held by a running node ever moves to a lower
-// generation. A view that disappears (its owner left, or DropAndWait
-// dropped it) is forgotten, and so is every view of an observer that
-// restarted, since its memory is new.
+// generation, and no view disappears while its owner is a member: a view
+// may be dropped only when its owner leaves. The views of an observer that
+// crashed or restarted are forgotten, since its memory is new. (A
+// DropAndWait version mismatch also drops views; the monitor reports that
+// as ErrViewLost.)
 type GenerationMonitor struct {
 	last map[monitorKey]monitorEntry
 	seen map[monitorKey]struct{}
@@ -51,10 +61,28 @@ func (m *GenerationMonitor) Check(c *SimCluster) error {
 		}
 		m.last[k] = monitorEntry{epoch: epoch, gen: v.Generation}
 	})
-	for k := range m.last {
-		if _, ok := m.seen[k]; !ok {
-			delete(m.last, k)
+	for _, k := range sortedKeys(m.last) {
+		if _, ok := m.seen[k]; ok {
+			continue
+		}
+		prev := m.last[k]
+		delete(m.last, k)
+		lost := c.Status(k.observer) == SimUp && c.Epoch(k.observer) == prev.epoch && c.Status(k.owner) != SimLeft
+		if lost && err == nil {
+			err = fmt.Errorf("%w: at tick %d %s no longer holds a %s view of member %s (was at %s)",
+				ErrViewLost, c.Tick(), k.observer, k.state, k.owner, prev.gen)
 		}
 	}
 	return err
+}
+
+func sortedKeys(m map[monitorKey]monitorEntry) []monitorKey {
+	keys := make([]monitorKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b monitorKey) int {
+		return cmp.Or(cmp.Compare(a.state, b.state), cmp.Compare(a.observer, b.observer), cmp.Compare(a.owner, b.owner))
+	})
+	return keys
 }

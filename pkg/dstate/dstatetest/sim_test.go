@@ -196,3 +196,46 @@ func TestSimTraceIsDeterministic(t *testing.T) {
 		t.Errorf("seeds 7 and 8 have the same hash %#x", h1)
 	}
 }
+
+func TestGenerationMonitor(t *testing.T) {
+	cfg := dstatetest.DefaultSimStateConfig()
+	cfg.VersionMismatchPolicy = dstate.DropAndWait
+	c := newSim(t, dstatetest.SimConfig{States: dstatetest.SimCounter, CounterConfig: cfg})
+	mon := dstatetest.NewGenerationMonitor()
+	check := func(what string) {
+		t.Helper()
+		if err := mon.Check(c); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	settle(t, c, 5)
+	check("settled")
+	if err := c.Leave("n3"); err != nil {
+		t.Fatal(err)
+	}
+	check("a view dropped on leave")
+	if err := c.Restart("n2"); err != nil {
+		t.Fatal(err)
+	}
+	check("an observer restarted with no views")
+	if err := c.Restart("n3"); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, c, 5)
+	check("rejoined")
+
+	// A message n2 cannot read makes DropAndWait drop n1's view: a member's
+	// view lost.
+	unreadable := &dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "counter", Source: "n1",
+		Generation: dstate.Generation{Incarnation: 1 << 40}, WireVersion: 99}
+	if err := c.Inject("n1", "n2", unreadable); err != nil {
+		t.Fatal(err)
+	}
+	c.Step()
+	if _, ok := c.View("n2", "n1", "counter"); ok {
+		t.Fatal("n2 kept n1's view after an unreadable snapshot under DropAndWait")
+	}
+	if err := mon.Check(c); !errors.Is(err, dstatetest.ErrViewLost) {
+		t.Fatalf("Check after a dropped view = %v, want ErrViewLost", err)
+	}
+}
