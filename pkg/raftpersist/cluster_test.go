@@ -187,7 +187,9 @@ func TestClusterMinorityIsUnavailableBeforeDeadline(t *testing.T) {
 		name string
 		op   func(context.Context) error
 	}{
-		{"save", func(ctx context.Context) error { return For[string](lone, "s", strDef{}).Save(ctx, obj(1, 2, "after"), nil) }},
+		{"save", func(ctx context.Context) error {
+			return For[string](lone, "s", strDef{}).Save(ctx, obj(1, 2, "after"), nil)
+		}},
 		{"load", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).Load(ctx); return err }},
 		{"load all", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).LoadAll(ctx); return err }},
 	} {
