@@ -61,10 +61,16 @@ func (m *GenerationMonitor) Check(c *SimCluster) error {
 		}
 		m.last[k] = monitorEntry{epoch: epoch, gen: v.Generation}
 	})
-	for _, k := range sortedKeys(m.last) {
-		if _, ok := m.seen[k]; ok {
-			continue
+	var gone []monitorKey
+	for k := range m.last {
+		if _, ok := m.seen[k]; !ok {
+			gone = append(gone, k)
 		}
+	}
+	slices.SortFunc(gone, func(a, b monitorKey) int {
+		return cmp.Or(cmp.Compare(a.state, b.state), cmp.Compare(a.observer, b.observer), cmp.Compare(a.owner, b.owner))
+	})
+	for _, k := range gone {
 		prev := m.last[k]
 		delete(m.last, k)
 		lost := c.Status(k.observer) == SimUp && c.Epoch(k.observer) == prev.epoch && c.Status(k.owner) != SimLeft
@@ -74,15 +80,4 @@ func (m *GenerationMonitor) Check(c *SimCluster) error {
 		}
 	}
 	return err
-}
-
-func sortedKeys(m map[monitorKey]monitorEntry) []monitorKey {
-	keys := make([]monitorKey, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b monitorKey) int {
-		return cmp.Or(cmp.Compare(a.state, b.state), cmp.Compare(a.observer, b.observer), cmp.Compare(a.owner, b.owner))
-	})
-	return keys
 }
