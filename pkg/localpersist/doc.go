@@ -1,0 +1,13 @@
+// Package localpersist is a dstate.StatePersistence in a local bbolt file:
+// the "Local" durability of a state. Every save is one bbolt transaction,
+// fsynced before Save returns, holding the state's last StateObject
+// (generation, storage version, timestamps and the encoded state).
+//
+// One [DB] (one file, opened with [Open]) serves all states of a node;
+// [For] returns the persistence of one state. Saves are fenced like the
+// raft store's: a save whose generation is not newer than the stored one
+// (and is not an identical retry) is rejected with ErrFenced.
+//
+// The data survives a process restart but not the loss of the disk; use
+// pkg/raftpersist for replicated durability.
+package localpersist

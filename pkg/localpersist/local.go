@@ -1,0 +1,230 @@
+package localpersist
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sentinel errors, wrapped in a *dstate.PersistError by Save and Load.
+var (
+	// ErrFenced: a save was rejected because the stored object has a
+	// generation at least as new. PersistError.Stored holds it.
+	ErrFenced = errors.New("localpersist: fenced by a newer stored generation")
+	// ErrCorrupt: a stored record cannot be decoded.
+	ErrCorrupt = errors.New("localpersist: corrupt record")
+)
+
+// FencedError describes a rejected save. It matches ErrFenced.
+type FencedError struct {
+	State     string
+	Attempted dstate.Generation
+	Stored    dstate.Generation
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("%v: state %q: offered %s, stored %s", ErrFenced, e.State, e.Attempted, e.Stored)
+}
+
+// Unwrap returns ErrFenced.
+func (e *FencedError) Unwrap() error { return ErrFenced }
+
+// Options configures Open. The zero value is valid.
+type Options struct {
+	// LockTimeout bounds waiting for the file lock held by another process
+	// (default 5s).
+	LockTimeout time.Duration
+}
+
+// DB is one bbolt file holding the last saved object of each state. Safe
+// for concurrent use.
+type DB struct {
+	db *bolt.DB
+}
+
+var bucket = []byte("dstate.states.v1")
+
+// Open opens (creating it and its directory if needed) the bbolt file at
+// path.
+func Open(path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("localpersist: open: empty path")
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 5 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("localpersist: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("localpersist: open %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("localpersist: open %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the file. Saves and loads fail afterwards.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("localpersist: close: %w", err)
+	}
+	return nil
+}
+
+// Path returns the file's path.
+func (d *DB) Path() string { return d.db.Path() }
+
+// record is the stored form of one StateObject.
+type record struct {
+	gen            dstate.Generation
+	storageVersion uint32
+	created        int64
+	modified       int64
+	data           []byte
+}
+
+const recordVersion byte = 1
+
+func (r *record) encode() []byte {
+	b := make([]byte, 0, len(r.data)+40)
+	b = append(b, recordVersion)
+	b = binary.AppendUvarint(b, r.gen.Incarnation)
+	b = binary.AppendUvarint(b, r.gen.Age)
+	b = binary.AppendUvarint(b, uint64(r.storageVersion))
+	b = binary.AppendVarint(b, r.created)
+	b = binary.AppendVarint(b, r.modified)
+	return append(b, r.data...)
+}
+
+func decodeRecord(b []byte) (*record, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, fmt.Errorf("%w: unknown record version", ErrCorrupt)
+	}
+	b = b[1:]
+	var r record
+	var v uint64
+	for i, p := range []*uint64{&r.gen.Incarnation, &r.gen.Age, &v} {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: field %d", ErrCorrupt, i)
+		}
+		*p, b = x, b[n:]
+	}
+	if v > 1<<32-1 {
+		return nil, fmt.Errorf("%w: storage version %d", ErrCorrupt, v)
+	}
+	r.storageVersion = uint32(v)
+	for i, p := range []*int64{&r.created, &r.modified} {
+		x, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: timestamp %d", ErrCorrupt, i)
+		}
+		*p, b = x, b[n:]
+	}
+	r.data = bytes.Clone(b)
+	return &r, nil
+}
+
+// Codec encodes and decodes one state type; every dstate state definition
+// is one (see dstate.DecodeStored for migration).
+type Codec[S any] interface {
+	StorageVersion() uint32
+	EncodeState(S) ([]byte, error)
+	DecodeState(data []byte, version uint32) (S, error)
+}
+
+// Persistence is the dstate.StatePersistence of one state in a DB.
+type Persistence[S any] struct {
+	db    *DB
+	state string
+	codec Codec[S]
+}
+
+var _ dstate.StatePersistence[int] = (*Persistence[int])(nil)
+
+// For returns the persistence of the state named state.
+func For[S any](db *DB, state string, codec Codec[S]) *Persistence[S] {
+	return &Persistence[S]{db: db, state: state, codec: codec}
+}
+
+// Save stores obj in one fsynced transaction. A generation that is not
+// newer than the stored one (unless the save is identical) is rejected:
+// PersistError{Kind: ErrStorageUnavailable, Err: *FencedError}. Encoding
+// and I/O failures are PersistError of kind ErrIO. ctx is checked before
+// writing; the write itself is not interruptible.
+func (p *Persistence[S]) Save(ctx context.Context, obj *dstate.StateObject[S], _ []byte) error {
+	if err := ctx.Err(); err != nil {
+		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Err: err}
+	}
+	data, err := p.codec.EncodeState(obj.Value)
+	if err != nil {
+		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: encode state %q: %w", p.state, err)}
+	}
+	rec := &record{gen: obj.Generation, storageVersion: p.codec.StorageVersion(), created: obj.CreatedUnixMs, modified: obj.ModifiedUnixMs, data: data}
+	enc := rec.encode()
+	var fenced *FencedError
+	err = p.db.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if cur := b.Get([]byte(p.state)); cur != nil {
+			stored, err := decodeRecord(cur)
+			if err == nil && !stored.gen.Less(rec.gen) && !bytes.Equal(cur, enc) {
+				fenced = &FencedError{State: p.state, Attempted: rec.gen, Stored: stored.gen}
+				return nil
+			}
+			// An unreadable record is overwritten: the host has already
+			// started a larger incarnation after failing to load it.
+		}
+		return b.Put([]byte(p.state), enc)
+	})
+	switch {
+	case err != nil:
+		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: save %q: %w", p.state, err)}
+	case fenced != nil:
+		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Err: fenced, Stored: fenced.Stored}
+	}
+	return nil
+}
+
+// Load returns the stored object, or (nil, nil) when none was saved. A
+// record that cannot be decoded is a PersistError of kind
+// ErrDeserializationFailed (with Stored set when the generation could be
+// read).
+func (p *Persistence[S]) Load(ctx context.Context) (*dstate.StateObject[S], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "load", Err: err}
+	}
+	var raw []byte
+	if err := p.db.db.View(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bucket).Get([]byte(p.state)))
+		return nil
+	}); err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrIO, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", p.state, err)}
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	rec, err := decodeRecord(raw)
+	if err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", p.state, err)}
+	}
+	v, err := dstate.DecodeStored[S](p.codec, rec.data, rec.storageVersion)
+	if err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: rec.gen, Err: fmt.Errorf("localpersist: decode state %q: %w", p.state, err)}
+	}
+	return &dstate.StateObject[S]{Generation: rec.gen, StorageVersion: rec.storageVersion, Value: v, CreatedUnixMs: rec.created, ModifiedUnixMs: rec.modified}, nil
+}
