@@ -453,6 +453,19 @@ func (e *Engine[S, V]) OnNodeFailed(node NodeID) {
 	e.failure(node, "node failed")
 }
 
+// ForgetDeparted drops everything the engine remembers of a node that left
+// (its departed mark, peer status and view): the membership layer reaped
+// it, so it will not send again under this identity, and the departed set
+// stays bounded. A later join starts afresh.
+func (e *Engine[S, V]) ForgetDeparted(node NodeID) {
+	if node == e.self || node == "" {
+		return
+	}
+	delete(e.departed, node)
+	delete(e.peers, node)
+	e.views.remove(node)
+}
+
 // IsDeparted reports whether node left and has not joined again.
 func (e *Engine[S, V]) IsDeparted(node NodeID) bool {
 	_, ok := e.departed[node]

@@ -683,6 +683,21 @@ func TestMembership(t *testing.T) {
 			t.Errorf("view after rejoin: %+v", v.Value)
 		}
 	})
+	t.Run("a reaped node is forgotten", func(t *testing.T) {
+		e, _ := newCounterEngine(t, dstate.DefaultStateConfig())
+		e.HandleWire(counterSnapshot("n2", gen(peerInc, 5), 5))
+		e.OnNodeFailed("n2")
+		e.OnNodeLeft("n2")
+		e.ForgetDeparted("n2")
+		e.ForgetDeparted(self)
+		if e.IsDeparted("n2") || len(e.PeerStatuses()) != 0 || e.Views().Len() != 1 {
+			t.Errorf("after reap: departed %v, peers %v, views %v", e.IsDeparted("n2"), e.PeerStatuses(), e.Views().Nodes())
+		}
+		e.HandleWire(counterSnapshot("n2", gen(peerInc+1, 0), 1))
+		if v := view(t, e.Views(), "n2"); v.Value.Count != 1 {
+			t.Errorf("a new incarnation after the reap: %+v", v.Value)
+		}
+	})
 	t.Run("leaving self does nothing", func(t *testing.T) {
 		e, _ := newCounterEngine(t, dstate.DefaultStateConfig())
 		e.OnNodeLeft(self)

@@ -49,6 +49,7 @@ type shard interface {
 	dstate.StateShard
 	deliver(m *dstate.WireMessage)
 	failed(node dstate.NodeID)
+	reaped(node dstate.NodeID)
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
 	metrics() dstate.SyncMetrics
 	batchInterval() (time.Duration, bool)
@@ -215,7 +216,7 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		return
 	}
 	_, member := n.members[ev.Node]
-	var joined, left bool
+	var joined, left, reaped bool
 	switch ev.Kind {
 	case dstate.NodeJoined, dstate.NodeUpdated:
 		if addr != "" {
@@ -229,6 +230,9 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		if member {
 			delete(n.members, ev.Node)
 			left = true
+		}
+		if ev.Kind == dstate.NodeReaped {
+			reaped = true
 		}
 	case dstate.NodeFailed:
 	}
@@ -252,6 +256,12 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		n.log.Info("node failed", "peer", string(ev.Node))
 		for _, s := range shards {
 			s.failed(ev.Node)
+		}
+	}
+	if reaped {
+		n.tr.RemovePeer(ev.Node)
+		for _, s := range shards {
+			s.reaped(ev.Node)
 		}
 	}
 }

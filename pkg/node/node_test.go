@@ -346,3 +346,26 @@ func TestLocalDurabilityRestoresAfterRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, gen.Less(next), "generation order continues: %s then %s", gen, next)
 }
+
+func TestReapedNodeIsForgotten(t *testing.T) {
+	c := threeNodes(t)
+	shards := registerCounters(t, c, dstate.DefaultStateConfig())
+	c.joinAll()
+	eventually(t, "join exchange", func() bool { return shards["n0"].Views().Len() == 3 })
+	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
+	eventually(t, "n2 departed", func() bool { _, ok := shards["n0"].Views().Get("n2"); return !ok })
+	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeReaped, Node: "n2"})
+	eventually(t, "n2 forgotten: its peer status is gone", func() bool {
+		ps, err := shards["n0"].PeerStatuses(ctx)
+		if err != nil {
+			return false
+		}
+		for _, p := range ps {
+			if p.Node == "n2" {
+				return false
+			}
+		}
+		return true
+	})
+	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members())
+}

@@ -188,6 +188,8 @@ func (s *Shard[S, V]) OnNodeLeft(node dstate.NodeID) {
 
 func (s *Shard[S, V]) failed(node dstate.NodeID) { s.post(func() { s.eng.OnNodeFailed(node) }) }
 
+func (s *Shard[S, V]) reaped(node dstate.NodeID) { s.post(func() { s.eng.ForgetDeparted(node) }) }
+
 func (s *Shard[S, V]) deliver(m *dstate.WireMessage) {
 	s.post(func() {
 		s.perform(s.eng.HandleWire(m))
