@@ -30,6 +30,7 @@ type FencedError struct {
 	Stored    dstate.Generation
 }
 
+// Error describes the rejected save.
 func (e *FencedError) Error() string {
 	return fmt.Sprintf("%v: state %q: offered %s, stored %s", ErrFenced, e.State, e.Attempted, e.Stored)
 }

@@ -72,7 +72,7 @@ func (s *Store) membership(ctx context.Context, kind byte, id dstate.NodeID, add
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
+	_, _, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
 		b := []byte{reqMembership, kind}
 		b = appendString(b, string(id))
 		b = appendString(b, addr)

@@ -43,6 +43,7 @@ type FencedError struct {
 	Stored    dstate.Generation
 }
 
+// Error describes the rejected save.
 func (e *FencedError) Error() string {
 	return fmt.Sprintf("%v: state %q node %q: offered %s, stored %s", ErrFenced, e.State, e.Node, e.Attempted, e.Stored)
 }
@@ -56,6 +57,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error names the field and the problem.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, e.Field, e.Reason)
 }

@@ -83,6 +83,7 @@ func (s *slogLogger) Log(level hclog.Level, msg string, args ...any) {
 	s.l.Log(context.Background(), toSlogLevel(level), msg, attrs...)
 }
 
+// The hclog level methods log at their level.
 func (s *slogLogger) Trace(msg string, args ...any) { s.Log(hclog.Trace, msg, args...) }
 func (s *slogLogger) Debug(msg string, args ...any) { s.Log(hclog.Debug, msg, args...) }
 func (s *slogLogger) Info(msg string, args ...any)  { s.Log(hclog.Info, msg, args...) }

@@ -174,7 +174,7 @@ func TestLinearizabilityWithLeaderKill(t *testing.T) {
 					switch {
 					case err == nil:
 						out.result = "ok"
-					case errors.Is(err, ErrFenced):
+					case errors.Is(err, ErrFenced) && !errors.Is(err, ErrOutcomeUnknown):
 						out.result = "fenced"
 					default:
 						out.result = "unknown"

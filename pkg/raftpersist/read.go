@@ -127,7 +127,7 @@ func (s *Store) runReads() {
 			}
 			return false
 		}
-		payload, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
+		payload, _, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
 			return binary.AppendUvarint([]byte{reqReadIndex}, ms(remaining))
 		}, false, alive)
 		cancel()

@@ -20,6 +20,9 @@ type saveReq struct {
 type saveOutcome struct {
 	res saveResult
 	err error
+	// ambiguous: an earlier attempt of this save may have been applied, so
+	// a fenced result may mean "applied, then superseded".
+	ambiguous bool
 }
 
 // SaveEnvelope replicates env through the raft log and returns once it is
@@ -27,7 +30,9 @@ type saveOutcome struct {
 // to the leader (retried across leader changes). Errors are
 // *dstate.PersistError of kind ErrStorageUnavailable: with a *FencedError
 // (ErrFenced) when a newer generation is stored, with ErrOutcomeUnknown
-// when the save was sent but not acknowledged before ctx ended, with
+// when the save was sent but not acknowledged before ctx ended (also
+// together with ErrFenced when a retried save found a newer generation:
+// the first attempt may have been applied and superseded), with
 // ErrNoLeader when no leader could be reached, with ErrClosed after Close.
 // A nil error is only returned for a committed save.
 func (s *Store) SaveEnvelope(ctx context.Context, env *Envelope) error {
@@ -61,10 +66,11 @@ func (s *Store) SaveEnvelope(ctx context.Context, env *Envelope) error {
 	case out.err != nil:
 		return unavailable("save", out.err)
 	case out.res.fenced:
-		return &dstate.PersistError{
-			Kind: dstate.ErrStorageUnavailable, Op: "save", Stored: out.res.stored,
-			Err: &FencedError{State: env.State, Node: env.Node, Attempted: env.Generation, Stored: out.res.stored},
+		var cause error = &FencedError{State: env.State, Node: env.Node, Attempted: env.Generation, Stored: out.res.stored}
+		if out.ambiguous {
+			cause = fmt.Errorf("%w: an earlier attempt may have been applied and then superseded: %w", ErrOutcomeUnknown, cause)
 		}
+		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Stored: out.res.stored, Err: cause}
 	}
 	return nil
 }
@@ -182,44 +188,46 @@ func (s *Store) commitReqs(batch []*saveReq) {
 	for i, r := range live {
 		envs[i] = r.env
 	}
-	res, err := s.commit(ctx, envs, alive)
+	res, ambiguous, err := s.commit(ctx, envs, alive)
 	for i, r := range live {
 		if err != nil {
 			r.done <- saveOutcome{err: err}
 		} else {
-			r.done <- saveOutcome{res: res[i]}
+			r.done <- saveOutcome{res: res[i], ambiguous: ambiguous}
 		}
 	}
 }
 
-// commit applies envs as one log entry on the leader.
-func (s *Store) commit(ctx context.Context, envs []*Envelope, alive func() bool) ([]saveResult, error) {
+// commit applies envs as one log entry on the leader. ambiguous reports
+// that an earlier attempt may have been applied too.
+func (s *Store) commit(ctx context.Context, envs []*Envelope, alive func() bool) (res []saveResult, ambiguous bool, err error) {
 	cmd := encodeSaveCommand(envs)
 	if len(cmd)+16 > s.cfg.MaxFrameBytes {
-		return nil, fmt.Errorf("%w: save of %d bytes", ErrFrameTooLarge, len(cmd))
+		return nil, false, fmt.Errorf("%w: save of %d bytes", ErrFrameTooLarge, len(cmd))
 	}
-	payload, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
+	payload, ambiguous, err := s.leaderCall(ctx, func(remaining time.Duration) []byte {
 		b := make([]byte, 0, len(cmd)+12)
 		b = append(b, reqApply)
 		b = binary.AppendUvarint(b, ms(remaining))
 		return append(b, cmd...)
 	}, true, alive)
 	if err != nil {
-		return nil, err
+		return nil, ambiguous, err
 	}
-	return decodeApplyResults(payload, len(envs))
+	res, err = decodeApplyResults(payload, len(envs))
+	return res, ambiguous, err
 }
 
 // leaderCall runs a request on the leader: served locally when this node
 // leads, else forwarded. Not-leader and unavailable answers, transport
 // errors and an unknown leader are retried with a short backoff until ctx
 // ends or alive (when set) reports that nobody waits any more. mutating
-// marks requests whose effect is unknown after a failed attempt.
-func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duration) []byte, mutating bool, alive func() bool) ([]byte, error) {
+// marks requests whose effect is unknown after a failed attempt; sent
+// reports that a failed attempt may have taken effect.
+func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duration) []byte, mutating bool, alive func() bool) (payload []byte, sent bool, err error) {
 	backoff := 2 * time.Millisecond
 	maxBackoff := min(max(s.cfg.HeartbeatTimeout/4, 5*time.Millisecond), 100*time.Millisecond)
 	var last error
-	sent := false
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -228,14 +236,12 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 	}()
 	for {
 		if ctx.Err() != nil || (alive != nil && !alive()) {
-			return nil, s.ctxErr(ctx, "no answer from the leader", last, mutating && sent)
+			return nil, sent, s.ctxErr(ctx, "no answer from the leader", last, mutating && sent)
 		}
 		remaining := s.cfg.ApplyTimeout
 		if dl, ok := ctx.Deadline(); ok {
 			remaining = time.Until(dl)
 		}
-		var payload []byte
-		var err error
 		if s.isLeader() {
 			payload, err = parseResponse(string(s.addr), s.handleRequest(ctx, body(remaining)))
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != s.addr {
@@ -244,17 +250,17 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 			err = ErrNoLeader
 		}
 		if err == nil {
-			return payload, nil
+			return payload, sent, nil
 		}
 		var re *remoteError
 		switch {
 		case errors.As(err, &re) && re.status == statusError:
-			return nil, err
+			return nil, sent, err
 		case errors.As(err, &re) && re.status == statusNotLeader:
 			// Not applied.
 		case errors.Is(err, ErrNoLeader):
 		case errors.Is(err, ErrClosed):
-			return nil, ErrClosed
+			return nil, sent, ErrClosed
 		default:
 			sent = true
 		}
