@@ -163,42 +163,77 @@ func For[S any](db *DB, state string, codec Codec[S]) *Persistence[S] {
 	return &Persistence[S]{db: db, state: state, codec: codec}
 }
 
-// Save stores obj in one fsynced transaction. A generation that is not
-// newer than the stored one (unless the save is identical) is rejected:
-// PersistError{Kind: ErrStorageUnavailable, Err: *FencedError}. Encoding
-// and I/O failures are PersistError of kind ErrIO. ctx is checked before
-// writing; the write itself is not interruptible.
+// Save stores obj in one fsynced transaction (see [DB.SaveEnvelope]).
+// Encoding failures are PersistError of kind ErrIO.
 func (p *Persistence[S]) Save(ctx context.Context, obj *dstate.StateObject[S], _ []byte) error {
-	if err := ctx.Err(); err != nil {
-		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Err: err}
-	}
 	data, err := p.codec.EncodeState(obj.Value)
 	if err != nil {
 		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: encode state %q: %w", p.state, err)}
 	}
-	rec := &record{gen: obj.Generation, storageVersion: p.codec.StorageVersion(), created: obj.CreatedUnixMs, modified: obj.ModifiedUnixMs, data: data}
+	return p.db.SaveEnvelope(ctx, dstate.StoredEnvelope{State: p.state, Generation: obj.Generation, StorageVersion: p.codec.StorageVersion(),
+		CreatedUnixMs: obj.CreatedUnixMs, ModifiedUnixMs: obj.ModifiedUnixMs, Data: data})
+}
+
+var _ dstate.EnvelopeStore = (*DB)(nil)
+
+// SaveEnvelope stores env under env.State in one fsynced transaction: a DB
+// holds one node's states, so env.Node is not part of the key. A
+// generation that is not newer than the stored one (unless the save is
+// identical) is rejected: PersistError{Kind: ErrStorageUnavailable, Err:
+// *FencedError}. I/O failures are PersistError of kind ErrIO. ctx is
+// checked before writing; the write itself is not interruptible.
+func (d *DB) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) error {
+	if err := ctx.Err(); err != nil {
+		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Err: err}
+	}
+	rec := &record{gen: env.Generation, storageVersion: env.StorageVersion, created: env.CreatedUnixMs, modified: env.ModifiedUnixMs, data: env.Data}
 	enc := rec.encode()
 	var fenced *FencedError
-	err = p.db.db.Update(func(tx *bolt.Tx) error {
+	err := d.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
-		if cur := b.Get([]byte(p.state)); cur != nil {
+		if cur := b.Get([]byte(env.State)); cur != nil {
 			stored, err := decodeRecord(cur)
 			if err == nil && !stored.gen.Less(rec.gen) && !bytes.Equal(cur, enc) {
-				fenced = &FencedError{State: p.state, Attempted: rec.gen, Stored: stored.gen}
+				fenced = &FencedError{State: env.State, Attempted: rec.gen, Stored: stored.gen}
 				return nil
 			}
 			// An unreadable record is overwritten: the host has already
 			// started a larger incarnation after failing to load it.
 		}
-		return b.Put([]byte(p.state), enc)
+		return b.Put([]byte(env.State), enc)
 	})
 	switch {
 	case err != nil:
-		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: save %q: %w", p.state, err)}
+		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: save %q: %w", env.State, err)}
 	case fenced != nil:
 		return &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "save", Err: fenced, Stored: fenced.Stored}
 	}
 	return nil
+}
+
+// LoadEnvelope returns the envelope stored under state (node is not part
+// of the key; see SaveEnvelope), or (nil, nil). An unreadable record is a
+// PersistError of kind ErrDeserializationFailed.
+func (d *DB) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*dstate.StoredEnvelope, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "load", Err: err}
+	}
+	var raw []byte
+	if err := d.db.View(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bucket).Get([]byte(state)))
+		return nil
+	}); err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrIO, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", state, err)}
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	rec, err := decodeRecord(raw)
+	if err != nil {
+		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", state, err)}
+	}
+	return &dstate.StoredEnvelope{State: state, Node: node, Generation: rec.gen, StorageVersion: rec.storageVersion,
+		CreatedUnixMs: rec.created, ModifiedUnixMs: rec.modified, Data: rec.data}, nil
 }
 
 // Load returns the stored object, or (nil, nil) when none was saved. A
@@ -206,26 +241,13 @@ func (p *Persistence[S]) Save(ctx context.Context, obj *dstate.StateObject[S], _
 // ErrDeserializationFailed (with Stored set when the generation could be
 // read).
 func (p *Persistence[S]) Load(ctx context.Context) (*dstate.StateObject[S], error) {
-	if err := ctx.Err(); err != nil {
-		return nil, &dstate.PersistError{Kind: dstate.ErrStorageUnavailable, Op: "load", Err: err}
+	env, err := p.db.LoadEnvelope(ctx, p.state, "")
+	if err != nil || env == nil {
+		return nil, err
 	}
-	var raw []byte
-	if err := p.db.db.View(func(tx *bolt.Tx) error {
-		raw = bytes.Clone(tx.Bucket(bucket).Get([]byte(p.state)))
-		return nil
-	}); err != nil {
-		return nil, &dstate.PersistError{Kind: dstate.ErrIO, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", p.state, err)}
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	rec, err := decodeRecord(raw)
+	v, err := dstate.DecodeStored[S](p.codec, env.Data, env.StorageVersion)
 	if err != nil {
-		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Err: fmt.Errorf("localpersist: load %q: %w", p.state, err)}
+		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: env.Generation, Err: fmt.Errorf("localpersist: decode state %q: %w", p.state, err)}
 	}
-	v, err := dstate.DecodeStored[S](p.codec, rec.data, rec.storageVersion)
-	if err != nil {
-		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: rec.gen, Err: fmt.Errorf("localpersist: decode state %q: %w", p.state, err)}
-	}
-	return &dstate.StateObject[S]{Generation: rec.gen, StorageVersion: rec.storageVersion, Value: v, CreatedUnixMs: rec.created, ModifiedUnixMs: rec.modified}, nil
+	return &dstate.StateObject[S]{Generation: env.Generation, StorageVersion: env.StorageVersion, Value: v, CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs}, nil
 }

@@ -369,3 +369,24 @@ func TestReapedNodeIsForgotten(t *testing.T) {
 	})
 	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members())
 }
+
+func TestFencedSaveMovesToANewIncarnation(t *testing.T) {
+	c := newTestCluster(t)
+	store := dstatetest.NewEnvelopeStore()
+	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: store}
+	s, err := node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
+	require.NoError(t, err)
+	g0 := s.Generation()
+	// A save whose outcome the node never learned landed: the store is ahead.
+	ahead := dstate.StoredEnvelope{State: "counter", Node: "n0", Generation: dstate.Generation{Incarnation: g0.Incarnation, Age: 1}, StorageVersion: 1, Data: []byte(`{"count":99}`)}
+	require.NoError(t, store.SaveEnvelope(ctx, ahead))
+
+	_, _, err = s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 1 })
+	require.ErrorIs(t, err, dstate.ErrPersistenceFailed, "the first save is fenced")
+	require.Greater(t, s.Generation().Incarnation, g0.Incarnation, "a new incarnation after the fence")
+	gen, _, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 2 })
+	require.NoError(t, err, "the next save goes through")
+	env, err := store.LoadEnvelope(ctx, "counter", "n0")
+	require.NoError(t, err)
+	require.Equal(t, gen, env.Generation)
+}

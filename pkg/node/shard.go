@@ -311,6 +311,7 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() *dstate.StateOb
 		if s.persist != nil {
 			if serr := s.persist.Save(ctx, obj, s.eng.PreparedDelta()); serr != nil {
 				s.rollback()
+				s.refence(serr)
 				return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: serr}}
 			}
 			if b, eerr := s.def.EncodeState(obj.Value); eerr == nil {
@@ -325,6 +326,21 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() *dstate.StateOb
 		return r.gen, r.view, err
 	}
 	return r.gen, r.view, r.err
+}
+
+// refence moves to a new incarnation when a failed save says the store
+// holds a generation at or past ours (a save whose outcome was unknown did
+// land, or another process wrote): the next save would be fenced forever
+// otherwise. The value stays the last acknowledged one. It runs on the
+// actor.
+func (s *Shard[S, V]) refence(err error) {
+	var pe *dstate.PersistError
+	if !errors.As(err, &pe) || pe.Stored.IsZero() || pe.Stored.Less(s.eng.Generation()) {
+		return
+	}
+	s.eng.Reincarnate(s.eng.State().Value, pe.Stored.Incarnation+1)
+	s.log.Warn("the store holds a newer generation than this node published; continuing with a new incarnation",
+		"stored", pe.Stored.String(), "generation", s.eng.Generation().String())
 }
 
 // rollback restores the value of the last save; it runs on the actor.

@@ -202,6 +202,20 @@ func (s *Store) bootstrap(servers []raft.Server) error {
 	return nil
 }
 
+// Bootstrap bootstraps a cluster with exactly these servers (which should
+// include this one) unless this node already holds raft state: a repeated
+// bootstrap is not an error.
+func (s *Store) Bootstrap(servers []Server) error {
+	if err := validServers("Bootstrap", servers); err != nil {
+		return err
+	}
+	rs := make([]raft.Server, 0, len(servers))
+	for _, srv := range servers {
+		rs = append(rs, toRaftServer(srv))
+	}
+	return s.bootstrap(rs)
+}
+
 // ObserveServer tells the store about a server discovered out of band
 // (e.g. from serf tags). With Config.BootstrapExpect = N, the store
 // bootstraps once N servers (itself included) are known and the data dir
