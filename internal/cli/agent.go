@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/dstate-go/dstate/pkg/agent"
+)
+
+// agentFlags maps each agent flag to the Config field it sets.
+var agentFlags = []struct {
+	flag ucli.Flag
+	set  func(*agent.Config, *ucli.Context)
+}{
+	{&ucli.StringFlag{Name: "node-id", Usage: "unique, stable name of this node (default: the host name)"},
+		func(c *agent.Config, x *ucli.Context) { c.NodeID = x.String("node-id") }},
+	{&ucli.StringFlag{Name: "data-dir", Usage: "directory for the node's durable files (created if missing)"},
+		func(c *agent.Config, x *ucli.Context) { c.DataDir = x.String("data-dir") }},
+	{&ucli.StringFlag{Name: "cluster", Usage: "cluster name; must match on every node"},
+		func(c *agent.Config, x *ucli.Context) { c.ClusterName = x.String("cluster") }},
+	{&ucli.StringFlag{Name: "serf-addr", Usage: "gossip bind address host:port"},
+		func(c *agent.Config, x *ucli.Context) { c.SerfAddr = x.String("serf-addr") }},
+	{&ucli.StringFlag{Name: "serf-advertise", Usage: "gossip address peers use, if not --serf-addr"},
+		func(c *agent.Config, x *ucli.Context) { c.SerfAdvertise = x.String("serf-advertise") }},
+	{&ucli.StringFlag{Name: "transport-addr", Usage: "state transport bind address host:port"},
+		func(c *agent.Config, x *ucli.Context) { c.TransportAddr = x.String("transport-addr") }},
+	{&ucli.StringFlag{Name: "transport-advertise", Usage: "transport address peers use, if not --transport-addr"},
+		func(c *agent.Config, x *ucli.Context) { c.TransportAdvertise = x.String("transport-advertise") }},
+	{&ucli.StringFlag{Name: "raft-addr", Usage: "Raft bind address host:port (servers)"},
+		func(c *agent.Config, x *ucli.Context) { c.RaftAddr = x.String("raft-addr") }},
+	{&ucli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers use, if not --raft-addr"},
+		func(c *agent.Config, x *ucli.Context) { c.RaftAdvertise = x.String("raft-advertise") }},
+	{&ucli.StringFlag{Name: "http-addr", Usage: "admin API address (loopback unless --admin-token is set)"},
+		func(c *agent.Config, x *ucli.Context) { c.HTTPAddr = x.String("http-addr") }},
+	{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address of a node to join (repeatable)"},
+		func(c *agent.Config, x *ucli.Context) { c.Join = x.StringSlice("join") }},
+	{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (default true; --server=false for a client)"},
+		func(c *agent.Config, x *ucli.Context) { c.Server = x.Bool("server") }},
+	{&ucli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers have joined"},
+		func(c *agent.Config, x *ucli.Context) { c.BootstrapExpect = x.Int("bootstrap-expect") }},
+	{&ucli.StringFlag{Name: "gossip-key-file", Usage: "keyring file that encrypts gossip"},
+		func(c *agent.Config, x *ucli.Context) { c.GossipKeyFile = x.String("gossip-key-file") }},
+	{&ucli.StringFlag{Name: "tls-cert-file", Usage: "certificate for mutual TLS on the state transport"},
+		func(c *agent.Config, x *ucli.Context) { c.TLSCertFile = x.String("tls-cert-file") }},
+	{&ucli.StringFlag{Name: "tls-key-file", Usage: "private key of --tls-cert-file"},
+		func(c *agent.Config, x *ucli.Context) { c.TLSKeyFile = x.String("tls-key-file") }},
+	{&ucli.StringFlag{Name: "tls-ca-file", Usage: "CA that signs every node's certificate"},
+		func(c *agent.Config, x *ucli.Context) { c.TLSCAFile = x.String("tls-ca-file") }},
+	{&ucli.StringFlag{Name: "admin-token", Usage: "bearer token the admin API requires"},
+		func(c *agent.Config, x *ucli.Context) { c.AdminToken = x.String("admin-token") }},
+	{&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
+		func(c *agent.Config, x *ucli.Context) { c.LogLevel = x.String("log-level") }},
+	{&ucli.StringFlag{Name: "log-format", Usage: "text or json"},
+		func(c *agent.Config, x *ucli.Context) { c.LogFormat = x.String("log-format") }},
+	{&ucli.DurationFlag{Name: "load-interval", Usage: "refresh interval of the built-in load state"},
+		func(c *agent.Config, x *ucli.Context) { c.LoadInterval = agent.Duration(x.Duration("load-interval")) }},
+	{&ucli.BoolFlag{Name: "fast", Usage: "short gossip, Raft and sync timers (loopback clusters, demos, tests)"},
+		func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
+	{&ucli.StringSliceFlag{Name: "test-fault-drop", Hidden: true, Usage: "drop frames to this peer (tests only)"},
+		func(c *agent.Config, x *ucli.Context) { c.FaultDrop = x.StringSlice("test-fault-drop") }},
+}
+
+func agentCommand() *ucli.Command {
+	flags := []ucli.Flag{&ucli.StringFlag{Name: "config", Usage: "JSON config file (keys as in agent.Config's json tags)"}}
+	for _, f := range agentFlags {
+		flags = append(flags, f.flag)
+	}
+	return &ucli.Command{
+		Name:  "agent",
+		Usage: "run a dstate node",
+		Description: `Runs one node until SIGINT or SIGTERM (a graceful leave; a second signal exits at once).
+Settings come from defaults, then --config, then DSTATE_* environment variables
+(e.g. DSTATE_NODE_ID, DSTATE_JOIN=a:7946,b:7946), then flags.
+
+Example (a 3-node cluster on one machine):
+   dstatectl agent --node-id n1 --data-dir /tmp/n1 --bootstrap-expect 3
+   dstatectl agent --node-id n2 --data-dir /tmp/n2 --bootstrap-expect 3 --serf-addr 127.0.0.1:7956 \
+     --transport-addr 127.0.0.1:7957 --raft-addr 127.0.0.1:7958 --http-addr 127.0.0.1:7390 --join 127.0.0.1:7946`,
+		Flags: flags,
+		Action: func(c *ucli.Context) error {
+			cfg, err := agentConfig(c)
+			if err != nil {
+				return err
+			}
+			return runAgent(c.Context, cfg, c.App.ErrWriter)
+		},
+	}
+}
+
+// agentConfig layers defaults, the config file, the environment and flags.
+func agentConfig(c *ucli.Context) (agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	if host, err := os.Hostname(); err == nil {
+		cfg.NodeID = host
+	}
+	if p := c.String("config"); p != "" {
+		if err := cfg.LoadFile(p); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
+		return cfg, usageError{err}
+	}
+	for _, f := range agentFlags {
+		if c.IsSet(f.flag.Names()[0]) {
+			f.set(&cfg, c)
+		}
+	}
+	if cfg.DataDir == "" {
+		return cfg, usageError{fmt.Errorf("--data-dir is required (or data_dir in --config, or DSTATE_DATA_DIR)")}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func runAgent(ctx context.Context, cfg agent.Config, stderr interface{ Write([]byte) (int, error) }) error {
+	a, err := agent.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		fmt.Fprintf(stderr, "dstatectl: %s: leaving the cluster (send it again to exit at once)\n", s)
+		go func() {
+			<-sig
+			fmt.Fprintln(stderr, "dstatectl: second signal: exiting without a graceful leave")
+			os.Exit(1)
+		}()
+	case <-a.Done():
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return a.Stop(sctx)
+}

@@ -1,0 +1,494 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/gosched"
+	"github.com/dstate-go/dstate/pkg/localpersist"
+	"github.com/dstate-go/dstate/pkg/node"
+	"github.com/dstate-go/dstate/pkg/transport"
+)
+
+// Agent is one running node: runtime, transport, membership, Raft (on
+// servers), the host with the built-in states, and the admin API.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   dstate.Clock
+	started time.Time
+
+	rt       *gosched.Runtime
+	tr       *transport.Transport
+	gossip   gossip
+	raft     consensus // nil unless cfg.Server
+	local    *localpersist.DB
+	node     *node.Node
+	registry *prometheus.Registry
+
+	kv        *node.DeltaShard[KV, KV, KVChange, KVChange]
+	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
+	load      *node.Shard[Load, Load]
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	mu     sync.Mutex
+	states map[string]stateHandle
+
+	stopOnce sync.Once
+	stopErr  error
+	stopped  chan struct{}
+	bg       sync.WaitGroup
+	bgStop   chan struct{}
+}
+
+// Start validates cfg, creates the data dir, starts every component, joins
+// the seeds and serves the admin API. On error everything started is
+// stopped again.
+func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(cfg, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, log: log.With("node", cfg.NodeID), clock: dstate.SystemClock{}, started: time.Now(),
+		states: map[string]stateHandle{}, stopped: make(chan struct{}), bgStop: make(chan struct{}),
+		registry: prometheus.NewRegistry(),
+	}
+	defer func() {
+		if err != nil {
+			a.teardown(context.Background())
+		}
+	}()
+	if err = a.startParts(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) startParts(ctx context.Context) error {
+	cfg := a.cfg
+	installLibraryMetrics(a)
+	rcfg := gosched.DefaultConfig()
+	rcfg.Logger = a.log
+	rt, err := gosched.New(rcfg)
+	if err != nil {
+		return err
+	}
+	a.rt = rt
+
+	tcfg := transport.DefaultConfig()
+	tcfg.NodeID, tcfg.ClusterName, tcfg.BindAddr, tcfg.AdvertiseAddr, tcfg.Logger = dstate.NodeID(cfg.NodeID), cfg.ClusterName, cfg.TransportAddr, cfg.TransportAdvertise, a.log
+	if cfg.Fast {
+		tcfg.ReconnectBackoffMin, tcfg.ReconnectBackoffMax = 20*time.Millisecond, 500*time.Millisecond
+	}
+	if cfg.TLSCertFile != "" {
+		if tcfg.TLS, err = loadTLS(cfg); err != nil {
+			return err
+		}
+	}
+	if len(cfg.FaultDrop) > 0 {
+		drop := map[dstate.NodeID]bool{}
+		for _, p := range cfg.FaultDrop {
+			drop[dstate.NodeID(p)] = true
+		}
+		tcfg.FaultHook = func(to dstate.NodeID) bool { return !drop[to] }
+	}
+	if a.tr, err = transport.New(tcfg); err != nil {
+		return fmt.Errorf("agent: transport_addr %s: %w", cfg.TransportAddr, err)
+	}
+
+	if a.local, err = localpersist.Open(filepath.Join(cfg.DataDir, "states.db"), localpersist.Options{}); err != nil {
+		return fmt.Errorf("agent: data_dir %s: %w", cfg.DataDir, err)
+	}
+	stores := map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: a.local}
+	var rc *raftConsensus
+	if cfg.Server {
+		if rc, err = openConsensus(a); err != nil {
+			return err
+		}
+		a.raft = rc
+		stores[dstate.Raft] = rc
+	}
+	if a.gossip, err = startGossip(a); err != nil {
+		return err
+	}
+	if rc != nil {
+		if err := rc.attach(); err != nil {
+			return err
+		}
+	}
+	ncfg := node.Config{ID: dstate.NodeID(cfg.NodeID), Runtime: a.rt, Events: a.gossip, Transport: a.tr, Logger: a.log, Stores: stores}
+	if cfg.Fast {
+		ncfg.FeedInterval = 50 * time.Millisecond
+	}
+	if a.node, err = node.New(ncfg); err != nil {
+		return err
+	}
+	if err := a.registerBuiltins(ctx); err != nil {
+		return err
+	}
+	a.registerMetrics()
+	if err := a.serveHTTP(); err != nil {
+		return err
+	}
+	if len(cfg.Join) > 0 {
+		if _, err := a.gossip.join(cfg.Join); err != nil {
+			// Seeds may come up later; the gossip layer keeps retrying.
+			a.log.Warn("initial join failed; retrying in the background", "seeds", cfg.Join, "err", err)
+		}
+	}
+	a.log.Info("agent started", "transport", a.tr.Addr(), "http", a.HTTPAddr(), "server", cfg.Server)
+	return nil
+}
+
+// registerBuiltins registers kv (Local), load (Memory) and, with Raft,
+// durable-kv.
+func (a *Agent) registerBuiltins(ctx context.Context) error {
+	stateCfg := func(d dstate.Durability) dstate.StateConfig {
+		c := dstate.DefaultStateConfig()
+		c.Durability = d
+		c.SyncStrategy.PeriodicFullSync = 10 * time.Second
+		if a.cfg.Fast {
+			c.SyncStrategy.PeriodicFullSync = time.Second
+			c.PullTimeout = time.Second
+		}
+		return c
+	}
+	var err error
+	if a.kv, err = RegisterDelta(ctx, a, KVDef{StateName: KVState}, node.StateOptions[KV]{Config: stateCfg(dstate.Local), Initial: KV{}}); err != nil {
+		return fmt.Errorf("agent: register %s: %w", KVState, err)
+	}
+	if a.raft != nil {
+		// Registering loads the state through Raft, which needs a leader:
+		// on a cluster still forming that waits for the other servers, so
+		// it happens in the background and durable-kv answers "not ready"
+		// until then.
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			a.registerDurableKV(stateCfg(dstate.Raft))
+		}()
+	}
+	lcfg := stateCfg(dstate.Memory)
+	lcfg.SyncStrategy = dstate.PeriodicOnlyStrategy(time.Duration(a.cfg.LoadInterval))
+	if a.cfg.LoadInterval <= 0 {
+		lcfg.SyncStrategy = dstate.PeriodicOnlyStrategy(time.Second)
+	}
+	if a.load, err = Register(ctx, a, LoadDef{}, node.StateOptions[Load]{Config: lcfg, Initial: sampleLoad(a.started, time.Now())}); err != nil {
+		return fmt.Errorf("agent: register %s: %w", LoadState, err)
+	}
+	interval := lcfg.SyncStrategy.PeriodicFullSync
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.bgStop:
+				return
+			case now := <-t.C:
+				l := sampleLoad(a.started, now)
+				ctx, cancel := context.WithTimeout(context.Background(), interval)
+				_, _, _ = a.load.MutateWith(ctx, dstate.Suppress, func(s *Load) { *s = l })
+				cancel()
+			}
+		}
+	}()
+	return nil
+}
+
+// registerDurableKV registers durable-kv, retrying while Raft cannot load
+// its state, until it succeeds or the agent stops.
+func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := RegisterDelta(ctx, a, KVDef{StateName: DurableKVState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
+		cancel()
+		if err == nil {
+			a.mu.Lock()
+			a.durableKV = s
+			a.mu.Unlock()
+			a.log.Info("durable-kv ready", "generation", s.Generation().String())
+			return
+		}
+		if attempt%10 == 9 {
+			a.log.Warn("durable-kv still waiting for Raft", "err", err)
+		}
+		select {
+		case <-a.bgStop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) serveHTTP() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("agent: http_addr %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.httpLn = ln
+	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr returns the admin API's listening address.
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// TransportAddr returns the state transport's address.
+func (a *Agent) TransportAddr() string { return a.tr.Addr() }
+
+// Node returns the host, for embedding applications that register their
+// own states with node.Register (use agent.Register to have the admin API
+// list them too).
+func (a *Agent) Node() *node.Node { return a.node }
+
+// ID returns the node ID.
+func (a *Agent) ID() string { return a.cfg.NodeID }
+
+// Done is closed when the agent has stopped (after Stop or a leave
+// through the admin API).
+func (a *Agent) Done() <-chan struct{} { return a.stopped }
+
+// Stop leaves the cluster gracefully, flushes queued frames and stops
+// every component, bounded by ctx. Later calls return the first result.
+func (a *Agent) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		if a.gossip != nil {
+			if err := a.gossip.leave(ctx); err != nil {
+				a.log.Warn("graceful leave failed", "err", err)
+			}
+		}
+		a.stopErr = a.teardown(ctx)
+		a.log.Info("agent stopped")
+		close(a.stopped)
+	})
+	<-a.stopped
+	return a.stopErr
+}
+
+// teardown stops what was started, in reverse order.
+func (a *Agent) teardown(ctx context.Context) error {
+	var errs []error
+	if a.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := a.httpSrv.Shutdown(sctx); err != nil {
+			_ = a.httpSrv.Close()
+		}
+		cancel()
+	}
+	select {
+	case <-a.bgStop:
+	default:
+		close(a.bgStop)
+	}
+	if a.node != nil {
+		errs = append(errs, a.node.Close(ctx))
+	} else if a.tr != nil {
+		errs = append(errs, a.tr.Close(ctx))
+	}
+	if a.gossip != nil {
+		errs = append(errs, a.gossip.shutdown())
+	}
+	if a.raft != nil {
+		errs = append(errs, a.raft.close())
+	}
+	if a.local != nil {
+		errs = append(errs, a.local.Close())
+	}
+	if a.rt != nil {
+		a.rt.Close()
+	}
+	a.bg.Wait()
+	return errors.Join(errs...)
+}
+
+// Health returns the node's health over every state.
+func (a *Agent) Health(ctx context.Context, maxStaleness time.Duration) (Health, error) {
+	h, err := a.node.Health(ctx, maxStaleness)
+	if err != nil {
+		return Health{}, err
+	}
+	out := Health{Node: a.cfg.NodeID, Status: h.Status.String(), States: []StateHealth{}}
+	for _, s := range h.States {
+		out.States = append(out.States, StateHealth{State: s.State, Status: s.Status.String(), HealthyPeers: s.HealthyPeers, StalePeers: s.StalePeers, FailingPeers: s.FailingPeers})
+	}
+	return out, nil
+}
+
+// Members lists the gossip members, sorted by name.
+func (a *Agent) Members() []Member {
+	ms := a.gossip.members()
+	slices.SortFunc(ms, func(x, y Member) int {
+		if x.Name < y.Name {
+			return -1
+		}
+		if x.Name > y.Name {
+			return 1
+		}
+		return 0
+	})
+	return ms
+}
+
+// Join joins the cluster through the given gossip addresses and returns
+// how many were reached.
+func (a *Agent) Join(addrs []string) (int, error) { return a.gossip.join(addrs) }
+
+// kvShard returns the shard of a kv state by name.
+func (a *Agent) kvShard(state string) (*node.DeltaShard[KV, KV, KVChange, KVChange], error) {
+	switch state {
+	case KVState:
+		return a.kv, nil
+	case DurableKVState:
+		if a.raft == nil {
+			return nil, fmt.Errorf("%w: state %q needs Raft; this agent is not a server", errNotEnabled, state)
+		}
+		a.mu.Lock()
+		s := a.durableKV
+		a.mu.Unlock()
+		if s == nil {
+			return nil, fmt.Errorf("%w: state %q is waiting for the Raft cluster to elect a leader and load it", errNotReady, state)
+		}
+		return s, nil
+	}
+	return nil, badRequest{fmt.Errorf("state %q is not a kv state (kv or durable-kv)", state)}
+}
+
+// GetKV returns key as node (default: this agent) holds it in a kv state.
+func (a *Agent) GetKV(state, nodeID, key string) (KVValue, error) {
+	s, err := a.kvShard(state)
+	if err != nil {
+		return KVValue{}, err
+	}
+	if nodeID == "" {
+		nodeID = a.cfg.NodeID
+	}
+	v, ok := s.Views().Get(dstate.NodeID(nodeID))
+	if !ok {
+		return KVValue{}, fmt.Errorf("%w: this agent holds no view of node %q in %s", errNotFound, nodeID, state)
+	}
+	val, found := v.Value[key]
+	return KVValue{State: state, Node: nodeID, Key: key, Value: val, Found: found, Generation: v.Generation.String()}, nil
+}
+
+// WriteKV applies a write to this agent's own map in a kv state.
+func (a *Agent) WriteKV(ctx context.Context, state string, c KVChange) (WriteResult, error) {
+	if c.Key == "" {
+		return WriteResult{}, badRequest{errors.New("the key is empty")}
+	}
+	s, err := a.kvShard(state)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	gen, _, err := s.MutateDelta(ctx, func(m *KV) KVChange {
+		if *m == nil {
+			*m = KV{}
+		}
+		applyKV(*m, c)
+		return c
+	})
+	if err != nil {
+		return WriteResult{}, err
+	}
+	return WriteResult{State: state, Node: a.cfg.NodeID, Key: c.Key, Generation: gen.String()}, nil
+}
+
+// RaftStatus describes the Raft group (Enabled false on non-servers).
+func (a *Agent) RaftStatus(ctx context.Context) (RaftStatus, error) {
+	if a.raft == nil {
+		return RaftStatus{Enabled: false}, nil
+	}
+	return a.raft.status(ctx)
+}
+
+// Bootstrap bootstraps the Raft group with servers ("id=addr" entries; none
+// means this agent alone). Bootstrapping a group that already has a
+// configuration is not an error.
+func (a *Agent) Bootstrap(ctx context.Context, servers []string) error {
+	if a.raft == nil {
+		return fmt.Errorf("%w: bootstrap needs a server agent", errNotEnabled)
+	}
+	return a.raft.bootstrap(ctx, servers)
+}
+
+func (a *Agent) loadAllRaft(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
+	if a.raft == nil {
+		return nil, fmt.Errorf("%w: a consistent read needs Raft; this agent is not a server", errNotEnabled)
+	}
+	return a.raft.loadAll(ctx, state)
+}
+
+// Keyring lists the gossip keys.
+func (a *Agent) Keyring() (KeyringStatus, error) { return a.gossip.keyring() }
+
+// KeyringOp installs, uses or removes a gossip key across the cluster.
+func (a *Agent) KeyringOp(op, key string) error { return a.gossip.keyringOp(op, key) }
+
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("agent: data_dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("agent: data_dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	_ = os.Remove(name)
+	return nil
+}
+
+func loadTLS(cfg Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("agent: tls_cert_file/tls_key_file: %w", err)
+	}
+	caPEM, err := os.ReadFile(cfg.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("agent: tls_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("agent: tls_ca_file %s holds no PEM certificate", cfg.TLSCAFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
+	}, nil
+}

@@ -1,0 +1,162 @@
+package agent
+
+// The admin API's JSON documents. The server (Agent.Handler) writes them and
+// the dstatectl client reads them; field names are stable for scripts.
+//
+// Endpoints (all under the agent's HTTP address; a bearer token in the
+// Authorization header when the agent has one):
+//
+//	GET    /v1/health?max_staleness=5s       Health
+//	GET    /v1/members                       []Member
+//	GET    /v1/states                        []StateInfo
+//	GET    /v1/states/{name}?node=&max_staleness=&consistent=true   StateDump
+//	GET    /v1/kv/{key}?state=kv&node=       KVValue (the key as node holds it)
+//	PUT    /v1/kv/{key}?state=kv             body: the raw value → WriteResult
+//	DELETE /v1/kv/{key}?state=kv             WriteResult
+//	POST   /v1/join                          JoinRequest → JoinResult
+//	POST   /v1/leave                         → {} (the agent leaves and shuts down)
+//	GET    /v1/raft                          RaftStatus
+//	POST   /v1/raft/bootstrap                BootstrapRequest → {}
+//	GET    /v1/keyring                       KeyringStatus
+//	POST   /v1/keyring/{install|use|remove}  KeyRequest → {}
+//	GET    /metrics                          Prometheus text format
+//
+// Every error is a 4xx or 5xx status with an APIError body.
+
+// APIError is the body of every error response.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+// Health is a node's health over every registered state.
+type Health struct {
+	Node   string        `json:"node"`
+	Status string        `json:"status"` // healthy, degraded or unhealthy
+	States []StateHealth `json:"states"`
+}
+
+// StateHealth is one state's health as the node sees it.
+type StateHealth struct {
+	State        string `json:"state"`
+	Status       string `json:"status"`
+	HealthyPeers int    `json:"healthy_peers"`
+	StalePeers   int    `json:"stale_peers"`
+	FailingPeers int    `json:"failing_peers"`
+}
+
+// Member is one cluster member as the membership layer sees it.
+type Member struct {
+	Name   string            `json:"name"`
+	Addr   string            `json:"addr"`
+	Status string            `json:"status"` // alive, leaving, left, failed
+	Tags   map[string]string `json:"tags,omitempty"`
+}
+
+// StateInfo describes one registered state.
+type StateInfo struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"` // simple or delta
+	WireVersion uint32 `json:"wire_version"`
+	Durability  string `json:"durability"` // memory, local or raft
+	Strategy    string `json:"strategy"`
+	Views       int    `json:"views"`
+	Generation  string `json:"generation"` // of the node's own state
+}
+
+// StateDump is every view (or one node's) of one state held by the agent.
+type StateDump struct {
+	State string `json:"state"`
+	// Consistency is "local" (the views as held), "refreshed" (stale peers
+	// were asked first) or "linearizable" (every node's last committed
+	// envelope, read through Raft).
+	Consistency string      `json:"consistency"`
+	Views       []ViewEntry `json:"views"`
+	// StalePeers names the peers whose views are older than asked for.
+	StalePeers []string `json:"stale_peers,omitempty"`
+}
+
+// ViewEntry is one node's view of a state.
+type ViewEntry struct {
+	Node        string `json:"node"`
+	Generation  string `json:"generation"` // v{incarnation}:{age}
+	Incarnation uint64 `json:"incarnation"`
+	Age         uint64 `json:"age"`
+	Pending     string `json:"pending,omitempty"` // a newer generation announced, not yet received
+	SyncedAgoMs int64  `json:"synced_ago_ms"`
+	ModifiedMs  int64  `json:"modified_unix_ms"`
+	Value       any    `json:"value"`
+}
+
+// KVValue is one key of a kv state as one node holds it.
+type KVValue struct {
+	State      string `json:"state"`
+	Node       string `json:"node"`
+	Key        string `json:"key"`
+	Value      string `json:"value"`
+	Found      bool   `json:"found"`
+	Generation string `json:"generation"`
+}
+
+// WriteResult is the outcome of a put or delete.
+type WriteResult struct {
+	State      string `json:"state"`
+	Node       string `json:"node"`
+	Key        string `json:"key"`
+	Generation string `json:"generation"`
+}
+
+// JoinRequest asks the agent to join the cluster through seed addresses.
+type JoinRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// JoinResult says how many seeds were reached.
+type JoinResult struct {
+	Joined int `json:"joined"`
+}
+
+// RaftStatus is the Raft group as the agent sees it.
+type RaftStatus struct {
+	Enabled     bool         `json:"enabled"`
+	State       string       `json:"state,omitempty"` // Leader, Follower, Candidate, Shutdown
+	Leader      string       `json:"leader,omitempty"`
+	LeaderAddr  string       `json:"leader_addr,omitempty"`
+	Term        uint64       `json:"term,omitempty"`
+	CommitIndex uint64       `json:"commit_index,omitempty"`
+	AppliedIdx  uint64       `json:"applied_index,omitempty"`
+	Peers       []RaftPeer   `json:"peers,omitempty"`
+	Extra       RaftMetadata `json:"extra,omitempty"`
+}
+
+// RaftMetadata is raft's own Stats map, verbatim.
+type RaftMetadata map[string]string
+
+// RaftPeer is one server of the Raft configuration.
+type RaftPeer struct {
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	Suffrage      string `json:"suffrage"` // voter or nonvoter
+	Leader        bool   `json:"leader"`
+	MatchIndex    uint64 `json:"match_index"`
+	TrailsBy      uint64 `json:"trails_by"` // log entries behind the leader's last index
+	LastContactMs int64  `json:"last_contact_ms"`
+}
+
+// BootstrapRequest bootstraps the Raft group with a server list
+// ("id=raftaddr" or a bare node ID); empty means this agent alone.
+type BootstrapRequest struct {
+	Servers []string `json:"servers"`
+}
+
+// KeyringStatus lists the gossip keys installed in the cluster.
+type KeyringStatus struct {
+	Encrypted bool           `json:"encrypted"`
+	Primary   string         `json:"primary,omitempty"`
+	Keys      map[string]int `json:"keys"` // key → number of members holding it
+	Members   int            `json:"members"`
+}
+
+// KeyRequest carries one base64 gossip key.
+type KeyRequest struct {
+	Key string `json:"key"`
+}

@@ -1,0 +1,280 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything an agent needs. Fields carry JSON names for the
+// config file and environment variable names (DSTATE_ + the upper-cased
+// JSON name, e.g. DSTATE_NODE_ID) for LoadEnv.
+type Config struct {
+	// NodeID names the node in the cluster; it must be unique and stable
+	// across restarts (the data dir belongs to it).
+	NodeID string `json:"node_id"`
+	// ClusterName must match on every node; the transport refuses others.
+	ClusterName string `json:"cluster_name"`
+	// DataDir holds the node's durable files (raft log and snapshots, the
+	// local state store, the serf snapshot). It is created if missing.
+	DataDir string `json:"data_dir"`
+
+	// SerfAddr is the gossip bind address (host:port).
+	SerfAddr string `json:"serf_addr"`
+	// SerfAdvertise is the gossip address peers use, if not SerfAddr.
+	SerfAdvertise string `json:"serf_advertise"`
+	// TransportAddr is the state transport's bind address.
+	TransportAddr string `json:"transport_addr"`
+	// TransportAdvertise is the transport address peers use, if not
+	// TransportAddr.
+	TransportAdvertise string `json:"transport_advertise"`
+	// RaftAddr is the Raft bind address (servers only).
+	RaftAddr string `json:"raft_addr"`
+	// RaftAdvertise is the Raft address peers use, if not RaftAddr.
+	RaftAdvertise string `json:"raft_advertise"`
+	// HTTPAddr is the admin API's address; it must be a loopback address
+	// unless AdminToken is set.
+	HTTPAddr string `json:"http_addr"`
+
+	// Join lists the gossip addresses of nodes to join at start.
+	Join []string `json:"join"`
+	// Server makes the node a Raft server (a voter once added).
+	Server bool `json:"server"`
+	// BootstrapExpect, when > 0, bootstraps Raft once that many servers
+	// have joined the gossip cluster.
+	BootstrapExpect int `json:"bootstrap_expect"`
+
+	// GossipKeyFile is a keyring file; when set, gossip is encrypted.
+	GossipKeyFile string `json:"gossip_key_file"`
+	// TLSCertFile, TLSKeyFile and TLSCAFile enable mutual TLS on the state
+	// transport: all three or none.
+	TLSCertFile string `json:"tls_cert_file"`
+	TLSKeyFile  string `json:"tls_key_file"`
+	TLSCAFile   string `json:"tls_ca_file"`
+	// AdminToken, when set, is required as a bearer token by the admin API.
+	AdminToken string `json:"admin_token"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `json:"log_format"`
+
+	// LoadInterval is how often the built-in load state is refreshed.
+	LoadInterval Duration `json:"load_interval"`
+	// Fast selects short gossip, Raft and sync timers for loopback tests
+	// and demos (failure detection in well under a second).
+	Fast bool `json:"fast"`
+	// FaultDrop lists peers whose outbound frames are dropped: a test-only
+	// partition switch (the agent command hides it).
+	FaultDrop []string `json:"fault_drop"`
+}
+
+// Duration is a time.Duration that reads and writes as "1s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "1s" or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err2 := json.Unmarshal(b, &n); err2 != nil {
+			return fmt.Errorf("duration %s is neither a string like \"1s\" nor nanoseconds", b)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig returns a single-node server configuration on loopback
+// with the default ports: gossip 7946, transport 7947, Raft 7948, admin
+// API 7380. NodeID and DataDir are left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		ClusterName:   "dstate",
+		SerfAddr:      "127.0.0.1:7946",
+		TransportAddr: "127.0.0.1:7947",
+		RaftAddr:      "127.0.0.1:7948",
+		HTTPAddr:      "127.0.0.1:7380",
+		Server:        true,
+		LogLevel:      "info",
+		LogFormat:     "text",
+		LoadInterval:  Duration(time.Second),
+	}
+}
+
+// ConfigError names the field of a Config that is wrong.
+type ConfigError struct {
+	Field  string // the JSON name
+	Reason string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string { return fmt.Sprintf("agent config: %s: %s", e.Field, e.Reason) }
+
+// Validate returns a *ConfigError for the first field that is wrong, or
+// nil. It changes nothing.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case c.NodeID == "":
+		return bad("node_id", "is empty")
+	case len(c.NodeID) > 128 || strings.ContainsAny(c.NodeID, " \t\r\n/\\"):
+		return bad("node_id", "%q must be at most 128 characters without spaces or slashes", c.NodeID)
+	case c.ClusterName == "":
+		return bad("cluster_name", "is empty")
+	case c.DataDir == "":
+		return bad("data_dir", "is empty")
+	case c.BootstrapExpect < 0:
+		return bad("bootstrap_expect", "%d is negative", c.BootstrapExpect)
+	case c.BootstrapExpect > 0 && !c.Server:
+		return bad("bootstrap_expect", "is set on a node that is not a server")
+	case c.LoadInterval < 0:
+		return bad("load_interval", "%s is negative", time.Duration(c.LoadInterval))
+	}
+	for _, a := range []struct{ field, v string }{
+		{"serf_addr", c.SerfAddr}, {"transport_addr", c.TransportAddr}, {"http_addr", c.HTTPAddr}, {"raft_addr", c.RaftAddr},
+		{"serf_advertise", c.SerfAdvertise}, {"transport_advertise", c.TransportAdvertise}, {"raft_advertise", c.RaftAdvertise},
+	} {
+		if a.v == "" {
+			if a.field == "serf_addr" || a.field == "transport_addr" || a.field == "http_addr" || (a.field == "raft_addr" && c.Server) {
+				return bad(a.field, "is empty")
+			}
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a.v); err != nil {
+			return bad(a.field, "%q is not host:port: %v", a.v, err)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return bad(a.field, "%q has an invalid port", a.v)
+		}
+	}
+	for i, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return bad(fmt.Sprintf("join[%d]", i), "%q is not host:port: %v", j, err)
+		}
+	}
+	if c.AdminToken == "" && !isLoopback(c.HTTPAddr) {
+		return bad("http_addr", "%q is not a loopback address and admin_token is empty: set a token to expose the admin API", c.HTTPAddr)
+	}
+	n := 0
+	for _, f := range []string{c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return bad("tls_cert_file", "tls_cert_file, tls_key_file and tls_ca_file must be set together")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return bad("log_level", "%v", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log_format", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// LoadFile reads a JSON config file over c: fields the file names replace
+// c's, others are kept. Unknown fields are an error naming them.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("agent config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("agent config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv sets the fields for which an environment variable DSTATE_<NAME>
+// is set (NAME is the upper-cased JSON name; lists are comma-separated,
+// booleans true/false, durations like 1s). lookup is os.LookupEnv in
+// production.
+func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		env := "DSTATE_" + strings.ToUpper(name)
+		s, ok := lookup(env)
+		if !ok {
+			continue
+		}
+		fv := v.Field(i)
+		switch {
+		case f.Type == reflect.TypeOf(Duration(0)):
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("agent config: %s=%q: %w", env, s, err)
+			}
+			fv.SetInt(int64(d))
+		case fv.Kind() == reflect.String:
+			fv.SetString(s)
+		case fv.Kind() == reflect.Bool:
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("agent config: %s=%q is not a boolean", env, s)
+			}
+			fv.SetBool(b)
+		case fv.Kind() == reflect.Int:
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("agent config: %s=%q is not an integer", env, s)
+			}
+			fv.SetInt(int64(n))
+		case fv.Kind() == reflect.Slice:
+			var parts []string
+			for _, p := range strings.Split(s, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			fv.Set(reflect.ValueOf(parts))
+		default:
+			return errors.New("agent config: unsupported field kind " + fv.Kind().String())
+		}
+	}
+	return nil
+}

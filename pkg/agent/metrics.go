@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dstate-go/dstate/pkg/raftpersist"
+)
+
+// libraryMetrics receives what raft, serf and memberlist report through
+// go-metrics. Their sink is process-wide, so one registry serves every
+// agent in the process.
+var (
+	libraryOnce     sync.Once
+	libraryRegistry = prometheus.NewRegistry()
+)
+
+func installLibraryMetrics(a *Agent) {
+	libraryOnce.Do(func() {
+		if err := raftpersist.EnablePrometheusMetrics(libraryRegistry, "dstate"); err != nil {
+			a.log.Warn("raft and serf metrics are not exported", "err", err)
+		}
+	})
+}
+
+// registerMetrics registers the agent's collectors.
+func (a *Agent) registerMetrics() {
+	installLibraryMetrics(a)
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &nodeCollector{a: a})
+}
+
+// gatherer is what /metrics serves: the agent's own and the libraries'.
+func (a *Agent) gatherer() prometheus.Gatherer {
+	return prometheus.Gatherers{a.registry, libraryRegistry}
+}
+
+var (
+	descSync = prometheus.NewDesc("dstate_sync_total", "Replication engine counters per state (see dstate.SyncMetrics).",
+		[]string{"state", "counter"}, nil)
+	descViews     = prometheus.NewDesc("dstate_views", "Views held per state (the node's own included).", []string{"state"}, nil)
+	descFrames    = prometheus.NewDesc("dstate_node_frames_total", "Inbound frames by outcome at the host.", []string{"outcome"}, nil)
+	descTransport = prometheus.NewDesc("dstate_transport_total", "Transport counters.", []string{"counter"}, nil)
+	descMembers   = prometheus.NewDesc("dstate_members", "Known cluster members other than this node.", nil, nil)
+)
+
+// nodeCollector reads the host's and transport's counters at scrape time.
+type nodeCollector struct{ a *Agent }
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSync
+	ch <- descViews
+	ch <- descFrames
+	ch <- descTransport
+	ch <- descMembers
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.a.node
+	if n == nil {
+		return
+	}
+	for state, m := range n.Metrics() {
+		for name, v := range map[string]uint64{
+			"mutations": m.TotalMutations, "deltas_sent": m.DeltasSent, "deltas_received": m.DeltasReceived,
+			"snapshots_sent": m.SnapshotsSent, "snapshots_received": m.SnapshotsReceived, "snapshots_confirmed": m.SnapshotsConfirmed,
+			"deltas_suppressed": m.DeltasSuppressed, "immediate": m.Immediate, "delayed": m.Delayed,
+			"notices_sent": m.NoticesSent, "notices_received": m.NoticesReceived, "snapshot_requests_sent": m.SnapshotRequestsSent,
+			"sync_failures": m.SyncFailures, "age_gaps": m.AgeGaps, "stale_discarded": m.StaleDiscarded,
+			"departed_ignored": m.DepartedIgnored, "encode_failures": m.EncodeFailures,
+		} {
+			ch <- prometheus.MustNewConstMetric(descSync, prometheus.CounterValue, float64(v), state, name)
+		}
+	}
+	for _, s := range c.a.States() {
+		ch <- prometheus.MustNewConstMetric(descViews, prometheus.GaugeValue, float64(s.Views), s.Name)
+	}
+	st := n.Stats()
+	for name, v := range map[string]uint64{
+		"received": st.FramesIn, "decode_error": st.DecodeErrors, "unknown_state": st.UnknownState,
+		"source_mismatch": st.SourceMismatch, "mailbox_drop": st.MailboxDrops, "send_error": st.SendErrors,
+	} {
+		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(v), name)
+	}
+	ts := c.a.tr.Stats()
+	for name, v := range map[string]uint64{
+		"frames_out": ts.FramesOut, "frames_in": ts.FramesIn, "bytes_out": ts.BytesOut, "bytes_in": ts.BytesIn,
+		"queue_drops": ts.QueueDrops, "frames_lost": ts.FramesLost, "reconnects": ts.Reconnects,
+		"dial_failures": ts.DialFailures, "handshake_failures": ts.HandshakeFailures, "oversized_frames": ts.OversizedFrames,
+	} {
+		ch <- prometheus.MustNewConstMetric(descTransport, prometheus.CounterValue, float64(v), name)
+	}
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(n.Members())))
+}

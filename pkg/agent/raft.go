@@ -1,0 +1,239 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/raftpersist"
+	"github.com/dstate-go/dstate/pkg/serfevents"
+)
+
+// raftConsensus adapts a raftpersist.Store to the agent's consensus, and
+// keeps the Raft configuration in step with the gossip members: servers
+// are observed for bootstrap-expect, the leader adds voters that join and
+// removes servers that leave gracefully.
+type raftConsensus struct {
+	a     *Agent
+	store *raftpersist.Store
+	sub   dstate.SubscriptionID
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// openConsensus opens the Raft store; attach then follows the gossip
+// members.
+func openConsensus(a *Agent) (*raftConsensus, error) {
+	cfg := a.cfg
+	rcfg := raftpersist.DefaultConfig()
+	rcfg.NodeID = nodeID(cfg)
+	rcfg.DataDir = filepath.Join(cfg.DataDir, "raft")
+	rcfg.BindAddr = cfg.RaftAddr
+	rcfg.AdvertiseAddr = cfg.RaftAdvertise
+	rcfg.BootstrapExpect = cfg.BootstrapExpect
+	rcfg.Logger = a.log.With("component", "raft")
+	if cfg.Fast {
+		rcfg.HeartbeatTimeout, rcfg.ElectionTimeout, rcfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	}
+	if cfg.TLSCertFile != "" {
+		t, err := loadTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		rcfg.TLS = t
+	}
+	store, err := raftpersist.New(rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent: raft on %s: %w", cfg.RaftAddr, err)
+	}
+	return &raftConsensus{a: a, store: store, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// attach subscribes to the gossip members and starts the leader's
+// reconciliation of the Raft configuration.
+func (rc *raftConsensus) attach() error {
+	sub, err := rc.a.gossip.Subscribe(rc.onEvent)
+	if err != nil {
+		return fmt.Errorf("agent: raft: %w", err)
+	}
+	rc.sub = sub
+	go rc.reconcileLoop()
+	return nil
+}
+
+// raftServerOf reads a member's Raft identity from its tags.
+func raftServerOf(id dstate.NodeID, tags map[string]string) (raftpersist.Server, bool) {
+	addr := tags[serfevents.TagRaft]
+	role := tags[serfevents.TagRaftRole]
+	if addr == "" || (role != serfevents.RaftRoleVoter && role != serfevents.RaftRoleNonvoter) {
+		return raftpersist.Server{}, false
+	}
+	return raftpersist.Server{ID: id, Address: addr, Nonvoter: role == serfevents.RaftRoleNonvoter}, true
+}
+
+func (rc *raftConsensus) onEvent(ev dstate.ClusterEvent) {
+	if ev.Kind != dstate.NodeJoined && ev.Kind != dstate.NodeUpdated {
+		return
+	}
+	if srv, ok := raftServerOf(ev.Node, ev.Tags); ok {
+		if err := rc.store.ObserveServer(srv); err != nil {
+			rc.a.log.Warn("raft bootstrap failed", "err", err)
+		}
+	}
+}
+
+// reconcileLoop runs on every server; only the leader acts.
+func (rc *raftConsensus) reconcileLoop() {
+	defer close(rc.done)
+	every := 2 * time.Second
+	if rc.a.cfg.Fast {
+		every = 300 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-rc.stop:
+			return
+		case <-t.C:
+			if rc.store.IsLeader() {
+				rc.reconcile()
+			}
+		}
+	}
+}
+
+func (rc *raftConsensus) reconcile() {
+	servers, err := rc.store.Servers()
+	if err != nil {
+		return
+	}
+	inConfig := map[dstate.NodeID]raftpersist.Server{}
+	for _, s := range servers {
+		inConfig[s.ID] = s
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range rc.a.gossip.members() {
+		id := dstate.NodeID(m.Name)
+		srv, ok := raftServerOf(id, m.Tags)
+		cur, member := inConfig[id]
+		switch {
+		case m.Status == "alive" && ok && (!member || cur.Address != srv.Address):
+			add := rc.store.AddVoter
+			if srv.Nonvoter {
+				add = rc.store.AddNonvoter
+			}
+			if err := add(ctx, id, srv.Address); err != nil {
+				rc.a.log.Warn("adding a raft server failed", "server", id, "err", err)
+			} else {
+				rc.a.log.Info("added raft server", "server", id, "addr", srv.Address)
+			}
+		case m.Status == "left" && member && id != rc.store.ID():
+			if err := rc.store.RemoveServer(ctx, id); err != nil {
+				rc.a.log.Warn("removing a raft server failed", "server", id, "err", err)
+			} else {
+				rc.a.log.Info("removed raft server that left", "server", id)
+			}
+		}
+	}
+}
+
+func toEnvelope(e *raftpersist.Envelope) dstate.StoredEnvelope {
+	return dstate.StoredEnvelope{State: e.State, Node: e.Node, Generation: e.Generation, StorageVersion: e.StorageVersion,
+		CreatedUnixMs: e.CreatedUnixMs, ModifiedUnixMs: e.ModifiedUnixMs, Data: e.Data}
+}
+
+// SaveEnvelope implements dstate.EnvelopeStore.
+func (rc *raftConsensus) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) error {
+	return rc.store.SaveEnvelope(ctx, &raftpersist.Envelope{State: env.State, Node: env.Node, Generation: env.Generation,
+		StorageVersion: env.StorageVersion, CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs, Data: env.Data})
+}
+
+// LoadEnvelope implements dstate.EnvelopeStore.
+func (rc *raftConsensus) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*dstate.StoredEnvelope, error) {
+	e, err := rc.store.LoadEnvelope(ctx, state, node)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	env := toEnvelope(e)
+	return &env, nil
+}
+
+func (rc *raftConsensus) loadAll(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
+	es, err := rc.store.LoadAll(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dstate.StoredEnvelope, 0, len(es))
+	for _, e := range es {
+		out = append(out, toEnvelope(e))
+	}
+	return out, nil
+}
+
+func (rc *raftConsensus) status(ctx context.Context) (RaftStatus, error) {
+	id, addr := rc.store.Leader()
+	st := RaftStatus{Enabled: true, Leader: string(id), LeaderAddr: addr, Extra: RaftMetadata(rc.store.Raft().Stats())}
+	st.State = rc.store.Raft().State().String()
+	cs, err := rc.store.Stats(ctx)
+	if err != nil {
+		return st, nil // leaderless: say what is known
+	}
+	for _, p := range cs.Peers {
+		if p.ID == rc.store.ID() {
+			st.Term, st.CommitIndex, st.AppliedIdx = p.Term, p.CommitIndex, p.AppliedIndex
+		}
+		lc := int64(-1)
+		if p.LastContact >= 0 {
+			lc = p.LastContact.Milliseconds()
+		}
+		st.Peers = append(st.Peers, RaftPeer{
+			ID: string(p.ID), Address: p.Address, Suffrage: strings.ToLower(p.Suffrage), Leader: p.ID == cs.Leader,
+			MatchIndex: p.LastLogIndex, TrailsBy: p.Trailing, LastContactMs: lc,
+		})
+	}
+	return st, nil
+}
+
+func (rc *raftConsensus) bootstrap(_ context.Context, servers []string) error {
+	if len(servers) == 0 {
+		return rc.store.Bootstrap([]raftpersist.Server{{ID: rc.store.ID(), Address: rc.store.Addr()}})
+	}
+	var list []raftpersist.Server
+	for _, s := range servers {
+		id, addr, ok := strings.Cut(s, "=")
+		if !ok {
+			// A bare node ID: its Raft address comes from its gossip tags.
+			found := false
+			for _, m := range rc.a.gossip.members() {
+				if m.Name == s {
+					if srv, ok := raftServerOf(dstate.NodeID(s), m.Tags); ok {
+						list, found = append(list, srv), true
+					}
+				}
+			}
+			if !found {
+				return badRequest{fmt.Errorf("server %q: no gossip member with a raft address by that name (use id=host:port)", s)}
+			}
+			continue
+		}
+		list = append(list, raftpersist.Server{ID: dstate.NodeID(id), Address: addr})
+	}
+	if err := rc.store.Bootstrap(list); err != nil {
+		return badRequest{err}
+	}
+	return nil
+}
+
+func (rc *raftConsensus) close() error {
+	if rc.sub != 0 {
+		_ = rc.a.gossip.Unsubscribe(rc.sub)
+		close(rc.stop)
+		<-rc.done
+	}
+	return rc.store.Close()
+}
