@@ -13,8 +13,11 @@ import (
 
 // Defaults applied to zero Config fields.
 const (
-	// DefaultMaxFrameSize fits a 16 MiB message plus its envelope.
+	// DefaultMaxFrameSize fits a 16 MiB message plus its envelope in one
+	// frame.
 	DefaultMaxFrameSize = 16<<20 + 4<<10
+	// DefaultMaxMessageSize bounds a message sent as several frames.
+	DefaultMaxMessageSize = 256 << 20
 	// DefaultQueueSize is the number of frames queued per peer.
 	DefaultQueueSize = 1024
 	// DefaultDialTimeout bounds one TCP connect.
@@ -51,8 +54,14 @@ type Config struct {
 	// AdvertiseAddr, when set, is what Addr reports instead of the
 	// listener's address (for NAT or a wildcard BindAddr).
 	AdvertiseAddr string
-	// MaxFrameSize bounds every frame in both directions, in bytes.
+	// MaxFrameSize bounds every frame in both directions, in bytes. A
+	// longer message is sent as several frames (fragments) and joined by
+	// the receiver.
 	MaxFrameSize int
+	// MaxMessageSize bounds a whole message, fragmented or not, in both
+	// directions: Send refuses a longer one, and a peer sending one is
+	// disconnected. It must be at least MaxFrameSize.
+	MaxMessageSize int
 	// QueueSize is the number of frames queued per peer before Send returns
 	// ErrQueueFull.
 	QueueSize int
@@ -88,6 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		BindAddr:            "127.0.0.1:0",
 		MaxFrameSize:        DefaultMaxFrameSize,
+		MaxMessageSize:      DefaultMaxMessageSize,
 		QueueSize:           DefaultQueueSize,
 		DialTimeout:         DefaultDialTimeout,
 		HandshakeTimeout:    DefaultHandshakeTimeout,
@@ -125,6 +135,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxFrameSize < 0 || c.MaxFrameSize > maxFrameSizeLimit:
 		return bad("MaxFrameSize", "is %d, want 1..%d (0 for the default)", c.MaxFrameSize, maxFrameSizeLimit)
+	case c.MaxMessageSize < 0:
+		return bad("MaxMessageSize", "is %d, want a positive size (0 for the default)", c.MaxMessageSize)
+	case c.MaxMessageSize != 0 && c.MaxMessageSize < c.MaxFrameSize:
+		return bad("MaxMessageSize", "(%d) is less than MaxFrameSize (%d)", c.MaxMessageSize, c.MaxFrameSize)
 	case c.QueueSize < 0:
 		return bad("QueueSize", "is %d, want positive (0 for the default)", c.QueueSize)
 	case c.DialTimeout < 0:
@@ -151,6 +165,9 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxFrameSize == 0 {
 		c.MaxFrameSize = d.MaxFrameSize
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = max(d.MaxMessageSize, c.MaxFrameSize)
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = d.QueueSize

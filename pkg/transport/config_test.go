@@ -29,6 +29,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad advertise addr", func(c *Config) { c.AdvertiseAddr = "nohost" }, "AdvertiseAddr"},
 		{"negative max frame size", func(c *Config) { c.MaxFrameSize = -1 }, "MaxFrameSize"},
 		{"huge max frame size", func(c *Config) { c.MaxFrameSize = maxFrameSizeLimit + 1 }, "MaxFrameSize"},
+		{"negative max message size", func(c *Config) { c.MaxMessageSize = -1 }, "MaxMessageSize"},
+		{"message limit below the frame limit", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize = 100, 99 }, "MaxMessageSize"},
 		{"negative queue size", func(c *Config) { c.QueueSize = -1 }, "QueueSize"},
 		{"negative dial timeout", func(c *Config) { c.DialTimeout = -time.Second }, "DialTimeout"},
 		{"negative handshake timeout", func(c *Config) { c.HandshakeTimeout = -time.Second }, "HandshakeTimeout"},

@@ -122,7 +122,7 @@ func (t *Transport) serveInbound(c, raw net.Conn) {
 	}
 	t.log.Debug("transport: accepted", "peer", string(from), "addr", remote)
 	for {
-		frame, err := readFrame(br, t.cfg.MaxFrameSize)
+		frame, err := readMessage(br, t.cfg.MaxFrameSize, t.cfg.MaxMessageSize)
 		if err != nil {
 			var fse *FrameSizeError
 			switch {

@@ -43,10 +43,15 @@
 // The hello layout is the same for every protocol version, so nodes of
 // different versions can always refuse each other clearly.
 //
-// After the handshake, the dialer sends frames: a uint32 length and that
-// many bytes. A frame longer than Config.MaxFrameSize is refused by Send;
-// an inbound one closes the connection as soon as its length is read
-// (nothing is allocated for it), with a logged and counted error.
+// After the handshake, the dialer sends messages as frames: a uint32 length
+// and that many bytes. A message longer than Config.MaxFrameSize (a large
+// snapshot, say) is sent as several frames whose length has the top bit
+// set on all but the last, and the receiver joins them: large messages are
+// fragmented, never refused, up to Config.MaxMessageSize. Send refuses a
+// longer message; an inbound frame over MaxFrameSize, or fragments adding
+// up to more than MaxMessageSize, close the connection as soon as the
+// length is read (nothing is allocated for the excess), with a logged and
+// counted error.
 //
 // # TLS
 //

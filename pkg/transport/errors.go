@@ -67,10 +67,18 @@ func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 type FrameSizeError struct {
 	Size  uint64
 	Limit int
+	// Message is true when the limit is MaxMessageSize (a whole,
+	// possibly fragmented, message), false for MaxFrameSize (one frame).
+	Message bool
 }
 
+// Error implements error.
 func (e *FrameSizeError) Error() string {
-	return fmt.Sprintf("%v: %d bytes exceeds the limit of %d", ErrFrameTooLarge, e.Size, e.Limit)
+	what := "frame"
+	if e.Message {
+		what = "message"
+	}
+	return fmt.Sprintf("%v: %s of %d bytes exceeds the limit of %d", ErrFrameTooLarge, what, e.Size, e.Limit)
 }
 
 // Unwrap returns ErrFrameTooLarge.

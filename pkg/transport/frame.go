@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ProtocolVersion is the version this package speaks in the handshake.
@@ -162,32 +163,81 @@ func noEOF(err error) error {
 	return err
 }
 
-// writeFrame writes the length prefix and frame to w (without flushing).
+// moreFragments is set in a frame's length prefix when the frame is a
+// fragment of a message that continues in the next frame. Frames are at
+// most maxFrameSizeLimit (< 1<<31) long, so the bit is free.
+const moreFragments = 1 << 31
+
+// writeFrame writes a message that fits in one frame (without flushing).
 func writeFrame(w *bufio.Writer, frame []byte) error {
-	var l [4]byte
-	binary.BigEndian.PutUint32(l[:], uint32(len(frame)))
-	if _, err := w.Write(l[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(frame)
-	return err
+	return writeMessage(w, frame, maxFrameSizeLimit)
 }
 
-// readFrame reads one length-prefixed frame into a new slice. A declared
-// length over limit returns a *FrameSizeError before anything is
-// allocated. A clean end of stream between frames returns io.EOF.
-func readFrame(r io.Reader, limit int) ([]byte, error) {
-	var l [4]byte
-	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return nil, err
+// writeMessage writes msg as one frame, or as consecutive fragments of at
+// most maxFrame bytes when it is longer (without flushing):
+//
+//	uint32 length | payload     (the length's top bit: more fragments follow)
+func writeMessage(w *bufio.Writer, msg []byte, maxFrame int) error {
+	for {
+		n, more := len(msg), uint32(0)
+		if n > maxFrame {
+			n, more = maxFrame, moreFragments
+		}
+		var l [4]byte
+		binary.BigEndian.PutUint32(l[:], uint32(n)|more)
+		if _, err := w.Write(l[:]); err != nil {
+			return err
+		}
+		if _, err := w.Write(msg[:n]); err != nil {
+			return err
+		}
+		if more == 0 {
+			return nil
+		}
+		msg = msg[n:]
 	}
-	n := binary.BigEndian.Uint32(l[:])
-	if uint64(n) > uint64(limit) {
-		return nil, &FrameSizeError{Size: uint64(n), Limit: limit}
+}
+
+// readFrame reads one message of at most limit bytes (see readMessage).
+func readFrame(r io.Reader, limit int) ([]byte, error) { return readMessage(r, limit, limit) }
+
+// readMessage reads one message into a new slice: a single frame, or the
+// fragments of a longer one joined. A frame longer than maxFrame, or a
+// message growing past maxMessage, returns a *FrameSizeError before the
+// excess is allocated. A clean end of stream between messages returns
+// io.EOF.
+func readMessage(r io.Reader, maxFrame, maxMessage int) ([]byte, error) {
+	var msg []byte
+	for first := true; ; first = false {
+		var l [4]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			if !first {
+				err = noEOF(err)
+			}
+			return nil, err
+		}
+		raw := binary.BigEndian.Uint32(l[:])
+		n, more := raw&^moreFragments, raw&moreFragments != 0
+		if uint64(n) > uint64(maxFrame) {
+			return nil, &FrameSizeError{Size: uint64(n), Limit: maxFrame}
+		}
+		if total := uint64(len(msg)) + uint64(n); total > uint64(maxMessage) {
+			return nil, &FrameSizeError{Size: total, Limit: maxMessage, Message: true}
+		}
+		if first && !more {
+			frame := make([]byte, n)
+			if _, err := io.ReadFull(r, frame); err != nil {
+				return nil, noEOF(err)
+			}
+			return frame, nil
+		}
+		off := len(msg)
+		msg = slices.Grow(msg, int(n))[:off+int(n)]
+		if _, err := io.ReadFull(r, msg[off:]); err != nil {
+			return nil, noEOF(err)
+		}
+		if !more {
+			return msg, nil
+		}
 	}
-	frame := make([]byte, n)
-	if _, err := io.ReadFull(r, frame); err != nil {
-		return nil, noEOF(err)
-	}
-	return frame, nil
 }

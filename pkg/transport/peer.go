@@ -281,7 +281,7 @@ func (t *Transport) writeFrames(p *peer, l *link, bw *bufio.Writer, frames [][]b
 	_ = l.conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
 	bytes, sinceDeadline := 0, 0
 	for _, f := range frames {
-		if err := writeFrame(bw, f); err != nil {
+		if err := writeMessage(bw, f, t.cfg.MaxFrameSize); err != nil {
 			p.carry = frames
 			return err
 		}

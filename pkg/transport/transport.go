@@ -150,15 +150,15 @@ func (t *Transport) RemovePeer(id dstate.NodeID) {
 
 // Send queues frame for the peer and returns at once. It fails with
 // ErrClosed after Close began, ErrUnknownPeer for a peer SetPeer did not
-// record, ErrFrameTooLarge (a *FrameSizeError) for a frame over
-// MaxFrameSize, and ErrQueueFull when the peer's queue is full (the frame
+// record, ErrFrameTooLarge (a *FrameSizeError) for a message over
+// MaxMessageSize (one over MaxFrameSize goes as fragments), and ErrQueueFull when the peer's queue is full (the frame
 // is dropped and counted). The transport never modifies frame, so the
 // same frame may be sent to several peers; the caller must not modify it
 // after the call.
 func (t *Transport) Send(to dstate.NodeID, frame []byte) error {
-	if len(frame) > t.cfg.MaxFrameSize {
+	if len(frame) > t.cfg.MaxMessageSize {
 		t.stats.oversizedFrames.Add(1)
-		return fmt.Errorf("%w (to peer %q)", &FrameSizeError{Size: uint64(len(frame)), Limit: t.cfg.MaxFrameSize}, to)
+		return fmt.Errorf("%w (to peer %q)", &FrameSizeError{Size: uint64(len(frame)), Limit: t.cfg.MaxMessageSize, Message: true}, to)
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -91,7 +93,7 @@ func TestOversizedInboundFrameClosesConnection(t *testing.T) {
 	require.Equal(t, received{from: "raw", frame: "ok"}, b.in.next(t))
 
 	// ...and a declared length over it closes the connection unread.
-	const huge = 0xFFFFFFF0
+	const huge = 0x7FFFFFF0
 	_, err = conn.Write(binary.BigEndian.AppendUint32(nil, huge))
 	require.NoError(t, err)
 	_, err = br.ReadByte()
@@ -322,20 +324,59 @@ func TestRemovePeer(t *testing.T) {
 }
 
 func TestSendErrors(t *testing.T) {
-	a := startNode(t, "a", func(c *Config) { c.MaxFrameSize = 16 })
+	a := startNode(t, "a", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize = 16, 32 })
 	a.SetPeer("b", freeAddr(t))
 
 	err := a.Send("nobody", []byte("x"))
 	require.ErrorIs(t, err, ErrUnknownPeer)
 
-	err = a.Send("b", make([]byte, 17))
+	err = a.Send("b", make([]byte, 33))
 	require.ErrorIs(t, err, ErrFrameTooLarge)
 	var fse *FrameSizeError
 	require.ErrorAs(t, err, &fse)
-	require.Equal(t, uint64(17), fse.Size)
-	require.Equal(t, 16, fse.Limit)
+	require.Equal(t, uint64(33), fse.Size)
+	require.Equal(t, 32, fse.Limit)
+	require.True(t, fse.Message)
 	require.Equal(t, uint64(1), a.Stats().OversizedFrames)
-	require.NoError(t, a.Send("b", make([]byte, 16)))
+	require.NoError(t, a.Send("b", make([]byte, 32)), "longer than a frame: sent as fragments")
+}
+
+func TestMessagesLongerThanAFrameAreFragmented(t *testing.T) {
+	b := startNode(t, "b", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize = 1024, 1<<20 })
+	a := startNode(t, "a", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize = 1024, 1<<20 })
+	a.SetPeer("b", b.Addr())
+	big := make([]byte, 100_000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	require.NoError(t, a.Send("b", big))
+	require.NoError(t, a.Send("b", []byte("after")))
+	require.Equal(t, received{from: "a", frame: string(big)}, b.in.next(t), "the message arrives whole")
+	require.Equal(t, received{from: "a", frame: "after"}, b.in.next(t))
+}
+
+func TestReadMessageBoundsFragments(t *testing.T) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	require.NoError(t, writeMessage(w, []byte("0123456789"), 4))
+	require.NoError(t, w.Flush())
+	wire := buf.Bytes()
+	require.Equal(t, 3*4+10, len(wire), "three fragments of 4, 4 and 2 bytes")
+
+	got, err := readMessage(bytes.NewReader(wire), 4, 10)
+	require.NoError(t, err)
+	require.Equal(t, "0123456789", string(got))
+
+	_, err = readMessage(bytes.NewReader(wire), 4, 9)
+	var fse *FrameSizeError
+	require.ErrorAs(t, err, &fse)
+	require.True(t, fse.Message)
+	require.Equal(t, 9, fse.Limit)
+
+	_, err = readMessage(bytes.NewReader(wire[:9]), 4, 10)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a message cut inside its fragments")
+	_, err = readMessage(bytes.NewReader(wire[:8]), 4, 10)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a message cut between its fragments")
 }
 
 func TestFaultHookDropsFrames(t *testing.T) {
