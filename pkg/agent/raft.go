@@ -164,6 +164,12 @@ func (rc *raftConsensus) LoadEnvelope(ctx context.Context, state string, node ds
 }
 
 func (rc *raftConsensus) loadAll(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
+	return rc.LoadAllEnvelopes(ctx, state)
+}
+
+// LoadAllEnvelopes implements dstate.EnvelopeReader: a linearizable read
+// of every node's envelope of one state.
+func (rc *raftConsensus) LoadAllEnvelopes(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
 	es, err := rc.store.LoadAll(ctx, state)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,8 +35,6 @@ type shardHandle[S, V any] struct {
 	shard *node.Shard[S, V]
 	kind  string
 	wire  uint32
-	// decode reads a stored envelope's value (for consistent dumps).
-	decode func([]byte, uint32) (S, error)
 }
 
 func (h *shardHandle[S, V]) info() StateInfo {
@@ -105,39 +102,28 @@ func (h *shardHandle[S, V]) dump(ctx context.Context, opts DumpOptions) (StateDu
 
 func (h *shardHandle[S, V]) consistentDump(ctx context.Context, opts DumpOptions) (StateDump, error) {
 	name := h.shard.StateName()
-	if h.shard.Config().Durability != dstate.Raft {
+	d := StateDump{State: name, Consistency: "linearizable", Views: []ViewEntry{}}
+	err := h.shard.QueryDurable(ctx, func(objs map[dstate.NodeID]*dstate.StateObject[S]) {
+		ids := make([]dstate.NodeID, 0, len(objs))
+		for id := range objs {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			if opts.Node != "" && string(id) != opts.Node {
+				continue
+			}
+			o := objs[id]
+			d.Views = append(d.Views, ViewEntry{
+				Node: string(id), Generation: o.Generation.String(), Incarnation: o.Generation.Incarnation, Age: o.Generation.Age,
+				ModifiedMs: o.ModifiedUnixMs, Value: o.Value,
+			})
+		}
+	})
+	if errors.Is(err, node.ErrNotDurable) {
 		return StateDump{}, badRequest{fmt.Errorf("state %q is %s-durable: a consistent read needs a Raft-durable state (try durable-kv)", name, h.shard.Config().Durability)}
 	}
-	envs, err := h.a.loadAllRaft(ctx, name)
-	if err != nil {
-		return StateDump{}, err
-	}
-	d := StateDump{State: name, Consistency: "linearizable", Views: []ViewEntry{}}
-	slices.SortFunc(envs, func(x, y dstate.StoredEnvelope) int {
-		if x.Node < y.Node {
-			return -1
-		}
-		if x.Node > y.Node {
-			return 1
-		}
-		return 0
-	})
-	for _, env := range envs {
-		if opts.Node != "" && string(env.Node) != opts.Node {
-			continue
-		}
-		var val any
-		if v, err := h.decode(env.Data, env.StorageVersion); err == nil {
-			val = v
-		} else {
-			val = json.RawMessage(fmt.Sprintf("%q", "undecodable: "+err.Error()))
-		}
-		d.Views = append(d.Views, ViewEntry{
-			Node: string(env.Node), Generation: env.Generation.String(), Incarnation: env.Generation.Incarnation, Age: env.Generation.Age,
-			ModifiedMs: env.ModifiedUnixMs, Value: val,
-		})
-	}
-	return d, nil
+	return d, err
 }
 
 // Register registers a simple state on a started agent: the node starts
@@ -149,7 +135,7 @@ func Register[S any](ctx context.Context, a *Agent, def dstate.DistributedState[
 	if err != nil {
 		return nil, err
 	}
-	a.addState(s.StateName(), &shardHandle[S, S]{a: a, shard: s, kind: "simple", wire: def.WireVersion(), decode: decoder[S](def)})
+	a.addState(s.StateName(), &shardHandle[S, S]{a: a, shard: s, kind: "simple", wire: def.WireVersion()})
 	return s, nil
 }
 
@@ -159,12 +145,8 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, a *Agent, def dstate.Del
 	if err != nil {
 		return nil, err
 	}
-	a.addState(s.StateName(), &shardHandle[S, V]{a: a, shard: s.Shard, kind: "delta", wire: def.WireVersion(), decode: decoder[S](def)})
+	a.addState(s.StateName(), &shardHandle[S, V]{a: a, shard: s.Shard, kind: "delta", wire: def.WireVersion()})
 	return s, nil
-}
-
-func decoder[S any](def dstate.StateCodec[S]) func([]byte, uint32) (S, error) {
-	return func(b []byte, v uint32) (S, error) { return dstate.DecodeStored(def, b, v) }
 }
 
 func (a *Agent) addState(name string, h stateHandle) {

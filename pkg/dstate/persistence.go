@@ -68,6 +68,13 @@ type EnvelopeStore interface {
 	LoadEnvelope(ctx context.Context, state string, node NodeID) (*StoredEnvelope, error)
 }
 
+// EnvelopeReader is an optional capability of an EnvelopeStore shared by
+// the cluster (Raft): a linearizable read of every node's last committed
+// envelope of one state. The host detects it with a type assertion.
+type EnvelopeReader interface {
+	LoadAllEnvelopes(ctx context.Context, state string) ([]StoredEnvelope, error)
+}
+
 // StateCodec is the part of a state definition persistence needs.
 type StateCodec[S any] interface {
 	Name() string

@@ -390,3 +390,34 @@ func TestFencedSaveMovesToANewIncarnation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, gen, env.Generation)
 }
+
+func TestQueryDurableReadsEveryNodesCommittedState(t *testing.T) {
+	c := newTestCluster(t)
+	shared := dstatetest.NewEnvelopeStore()
+	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Raft: shared, dstate.Local: dstatetest.NewEnvelopeStore()}
+	shards := map[dstate.NodeID]*counterShard{}
+	for _, id := range []dstate.NodeID{"n0", "n1"} {
+		s, err := node.Register(ctx, c.start(id), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Raft}})
+		require.NoError(t, err)
+		shards[id] = s
+	}
+	g0, _, err := shards["n0"].Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 10 })
+	require.NoError(t, err)
+	g1, _, err := shards["n1"].Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 11 })
+	require.NoError(t, err)
+	// No membership events: the views know nothing of each other, the
+	// durable read still sees both.
+	var got map[dstate.NodeID]*dstate.StateObject[dstatetest.Counter]
+	require.NoError(t, shards["n0"].QueryDurable(ctx, func(m map[dstate.NodeID]*dstate.StateObject[dstatetest.Counter]) { got = m }))
+	require.Len(t, got, 2)
+	require.Equal(t, int64(10), got["n0"].Value.Count)
+	require.Equal(t, g0, got["n0"].Generation)
+	require.Equal(t, int64(11), got["n1"].Value.Count)
+	require.Equal(t, g1, got["n1"].Generation)
+
+	local, err := node.Register(ctx, c.start("n2"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
+	require.NoError(t, err)
+	err = local.QueryDurable(ctx, func(map[dstate.NodeID]*dstate.StateObject[dstatetest.Counter]) { t.Error("fn called") })
+	require.ErrorIs(t, err, node.ErrNotDurable)
+	require.ErrorContains(t, err, `state "counter" has local durability`)
+}

@@ -38,6 +38,7 @@ type Shard[S, V any] struct {
 	eng     *dstate.Engine[S, V]
 	def     stateCodec[S]
 	persist dstate.StatePersistence[S]
+	store   dstate.EnvelopeStore // the node's store for the state's durability, if any
 	ref     dstate.ActorRef
 	closed  chan struct{} // closed when the shard stops
 	log     *slog.Logger
@@ -60,7 +61,7 @@ type DeltaShard[S, V, D, C any] struct {
 // the persisted state if any, starts the state's actor and timers, and
 // joins the current members.
 func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S], opts StateOptions[S]) (*Shard[S, S], error) {
-	cfg, persist, err := stateSetup(n, def, opts)
+	cfg, persist, store, err := stateSetup(n, def, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, closed: make(chan struct{})}
+	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, store: store, closed: make(chan struct{})}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S
 
 // RegisterDelta registers a delta state; see [Register].
 func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.DeltaDistributedState[S, V, D, C], opts StateOptions[S]) (*DeltaShard[S, V, D, C], error) {
-	cfg, persist, err := stateSetup(n, def, opts)
+	cfg, persist, store, err := stateSetup(n, def, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, closed: make(chan struct{})}
+	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, store: store, closed: make(chan struct{})}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 // stateSetup resolves a registration's config (a zero SyncStrategy means
 // active push) and persistence (the options' own, else the node's store
 // for the configured durability).
-func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) (dstate.StateConfig, dstate.StatePersistence[S], error) {
+func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) (dstate.StateConfig, dstate.StatePersistence[S], dstate.EnvelopeStore, error) {
 	cfg := opts.Config
 	if cfg.SyncStrategy == (dstate.SyncStrategy{}) {
 		cfg.SyncStrategy = dstate.ActivePushStrategy()
@@ -104,14 +105,14 @@ func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) 
 		cfg.PullTimeout = dstate.DefaultPullTimeout
 	}
 	if opts.Persistence != nil || cfg.Durability == dstate.Memory {
-		return cfg, opts.Persistence, nil
+		return cfg, opts.Persistence, nil, nil
 	}
 	store := n.stores[cfg.Durability]
 	if store == nil {
-		return cfg, nil, fmt.Errorf("node: state %q wants %s durability, but node %q has no %s store configured (node.Config.Stores)",
+		return cfg, nil, nil, fmt.Errorf("node: state %q wants %s durability, but node %q has no %s store configured (node.Config.Stores)",
 			def.Name(), cfg.Durability, n.id, cfg.Durability)
 	}
-	return cfg, dstate.PersistenceFor(store, n.id, def), nil
+	return cfg, dstate.PersistenceFor(store, n.id, def), store, nil
 }
 
 func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
@@ -384,3 +385,31 @@ func (s *Shard[S, V]) PeerStatuses(ctx context.Context) ([]dstate.PeerStatus, er
 
 // Config returns the state's effective configuration.
 func (s *Shard[S, V]) Config() dstate.StateConfig { return s.eng.Config() }
+
+// QueryDurable is the query level above Query: a linearizable read of every
+// node's last committed state, straight from the cluster's store (Raft),
+// bypassing the replicated views. fn gets the decoded objects by node. It
+// fails with ErrNotDurable unless the state's durability is shared by the
+// cluster, and with the store's *dstate.PersistError when it cannot read.
+func (s *Shard[S, V]) QueryDurable(ctx context.Context, fn func(map[dstate.NodeID]*dstate.StateObject[S])) error {
+	r, ok := s.store.(dstate.EnvelopeReader)
+	if !ok || s.eng.Config().Durability != dstate.Raft {
+		return fmt.Errorf("%w: state %q has %s durability", ErrNotDurable, s.name, s.eng.Config().Durability)
+	}
+	envs, err := r.LoadAllEnvelopes(ctx, s.name)
+	if err != nil {
+		return err
+	}
+	out := make(map[dstate.NodeID]*dstate.StateObject[S], len(envs))
+	for _, env := range envs {
+		v, err := dstate.DecodeStored(s.def, env.Data, env.StorageVersion)
+		if err != nil {
+			return &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: env.Generation,
+				Err: fmt.Errorf("state %q of node %q: %w", s.name, env.Node, err)}
+		}
+		out[env.Node] = &dstate.StateObject[S]{Generation: env.Generation, StorageVersion: env.StorageVersion, Value: v,
+			CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs}
+	}
+	fn(out)
+	return nil
+}

@@ -142,3 +142,17 @@ func (s *EnvelopeStore) LoadEnvelope(_ context.Context, state string, node dstat
 	}
 	return &env, nil
 }
+
+// LoadAllEnvelopes implements dstate.EnvelopeReader: the store stands for a
+// store shared by the cluster.
+func (s *EnvelopeStore) LoadAllEnvelopes(_ context.Context, state string) ([]dstate.StoredEnvelope, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []dstate.StoredEnvelope
+	for _, env := range s.envs {
+		if env.State == state {
+			out = append(out, env)
+		}
+	}
+	return out, nil
+}
