@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,15 +178,7 @@ func (a *Agent) States() []StateInfo {
 	for _, h := range hs {
 		out = append(out, h.info())
 	}
-	slices.SortFunc(out, func(x, y StateInfo) int {
-		if x.Name < y.Name {
-			return -1
-		}
-		if x.Name > y.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y StateInfo) int { return cmp.Compare(x.Name, y.Name) })
 	return out
 }
 
