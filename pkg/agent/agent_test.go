@@ -199,6 +199,11 @@ func TestStartErrorsNameTheProblem(t *testing.T) {
 	require.ErrorContains(t, err, "address already in use")
 
 	cfg = testConfig(t, "third")
+	cfg.DataDir = "/dev/null/data"
+	_, err = agent.Start(context.Background(), cfg)
+	require.ErrorContains(t, err, "data_dir /dev/null/data")
+
+	cfg = testConfig(t, "third")
 	cfg.NodeID = ""
 	_, err = agent.Start(context.Background(), cfg)
 	require.ErrorContains(t, err, "node_id: is empty")
