@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The smoke tests run every scenario at a tiny size and check that it
+// produces a sane table. They assert no timing.
+
+func checkResult(t *testing.T, r *Result, wantMetrics ...string) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + buf.String())
+	if !strings.Contains(buf.String(), "== "+r.Scenario+":") || !strings.Contains(buf.String(), "METRIC") {
+		t.Errorf("table lacks its header:\n%s", buf.String())
+	}
+	for _, m := range wantMetrics {
+		v, ok := r.Get(m)
+		if !ok {
+			t.Errorf("metric %q missing", m)
+			continue
+		}
+		if v <= 0 {
+			t.Errorf("metric %q = %g, want > 0", m, v)
+		}
+	}
+	buf.Reset()
+	if err := WriteJSON(&buf, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(buf.Bytes()) {
+		t.Errorf("invalid JSON:\n%s", buf.String())
+	}
+}
+
+func smokeCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestLatencySmoke(t *testing.T) {
+	cfg := LatencyConfig{Mutations: 300, Rate: 3000, Rounds: 1, BaselineUpdates: 10, BaselineRate: 100, GossipInterval: 20 * time.Millisecond}
+	r, err := Latency(smokeCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "dstate p50", "dstate p99", "memberlist p50", "serf p50", "memberlist/dstate p50 ratio")
+}
+
+func TestThroughputSmoke(t *testing.T) {
+	r, err := Throughput(smokeCtx(t), ThroughputConfig{Duration: 300 * time.Millisecond, Window: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "deltas/s to each peer (slowest)", "allocs per delivered delta")
+}
+
+func TestDurableSmoke(t *testing.T) {
+	r, err := Durable(smokeCtx(t), DurableConfig{Slice: 200 * time.Millisecond, Rounds: 1, Concurrency: 8, PayloadSize: 16, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "unbatched saves/s", "group-commit saves/s", "unbatched raw raft.Apply/s", "group-commit saves/s ÷ raw applies/s")
+}

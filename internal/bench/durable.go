@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/raftpersist"
+)
+
+// DurableConfig configures [Durable].
+type DurableConfig struct {
+	// Slice is how long each alternating slice (saves, then raw applies)
+	// runs; Rounds is how many pairs of slices run per cluster.
+	Slice  time.Duration
+	Rounds int
+	// Concurrency is the number of concurrent savers (each its own node key).
+	Concurrency int
+	// PayloadSize is the size of each saved state in bytes.
+	PayloadSize int
+	// Dir holds the raft data directories (a temporary directory when
+	// empty); fsync is on, so it should be on the disk under test.
+	Dir string
+}
+
+// DefaultDurableConfig runs 3 rounds of 2 s slices with 64 savers of 128 B.
+func DefaultDurableConfig() DurableConfig {
+	return DurableConfig{Slice: 2 * time.Second, Rounds: 3, Concurrency: 64, PayloadSize: 128}
+}
+
+// Validate names the first invalid field.
+func (c DurableConfig) Validate() error {
+	switch {
+	case c.Slice <= 0:
+		return fmt.Errorf("bench: durable: Slice %s, want > 0", c.Slice)
+	case c.Rounds < 1:
+		return fmt.Errorf("bench: durable: Rounds %d, want ≥ 1", c.Rounds)
+	case c.Concurrency < 1:
+		return fmt.Errorf("bench: durable: Concurrency %d, want ≥ 1", c.Concurrency)
+	case c.PayloadSize < 0:
+		return fmt.Errorf("bench: durable: PayloadSize %d, want ≥ 0", c.PayloadSize)
+	}
+	return nil
+}
+
+type bytesCodec struct{}
+
+func (bytesCodec) StorageVersion() uint32                         { return 1 }
+func (bytesCodec) EncodeState(b []byte) ([]byte, error)           { return b, nil }
+func (bytesCodec) DecodeState(b []byte, _ uint32) ([]byte, error) { return bytes.Clone(b), nil }
+
+// raftCluster is three raftpersist stores on loopback.
+type raftCluster struct {
+	stores []*raftpersist.Store
+}
+
+func newRaftCluster(ctx context.Context, dir string, disableGroupCommit bool) (*raftCluster, error) {
+	var lns []net.Listener
+	var boot []raftpersist.Server
+	for i := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+		boot = append(boot, raftpersist.Server{ID: dstate.NodeID(fmt.Sprintf("r%d", i)), Address: ln.Addr().String()})
+	}
+	c := &raftCluster{}
+	for i := range 3 {
+		cfg := raftpersist.DefaultConfig()
+		cfg.NodeID = boot[i].ID
+		cfg.DataDir = filepath.Join(dir, string(boot[i].ID))
+		cfg.Listener = lns[i]
+		cfg.Bootstrap = boot
+		cfg.DisableGroupCommit = disableGroupCommit
+		cfg.Logger = quiet()
+		s, err := raftpersist.New(cfg)
+		if err != nil {
+			for _, l := range lns[i+1:] {
+				_ = l.Close()
+			}
+			c.close()
+			return nil, err
+		}
+		c.stores = append(c.stores, s)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, s := range c.stores {
+		if _, _, err := s.WaitLeader(wctx); err != nil {
+			c.close()
+			return nil, fmt.Errorf("bench: durable: no raft leader: %w", err)
+		}
+	}
+	if err := c.leader().Raft().Barrier(10 * time.Second).Error(); err != nil {
+		c.close()
+		return nil, fmt.Errorf("bench: durable: barrier: %w", err)
+	}
+	return c, nil
+}
+
+func (c *raftCluster) leader() *raftpersist.Store {
+	for _, s := range c.stores {
+		if s.IsLeader() {
+			return s
+		}
+	}
+	return c.stores[0]
+}
+
+func (c *raftCluster) close() {
+	for _, s := range c.stores {
+		_ = s.Close()
+	}
+}
+
+// rawSaveCommand encodes one save exactly as raftpersist's log entries do
+// (command version 1, op save, one envelope), so raw raft.Apply commits and
+// applies the same bytes a save would. It mirrors an unexported format: if
+// raftpersist changes it, the baseline's FSM rejects the command (raft still
+// commits it, which is what the baseline measures).
+func rawSaveCommand(state string, node dstate.NodeID, age uint64, data []byte) []byte {
+	b := make([]byte, 0, len(data)+len(state)+len(node)+48)
+	b = append(b, 1, 1)
+	b = binary.AppendUvarint(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(state)))
+	b = append(b, state...)
+	b = binary.AppendUvarint(b, uint64(len(node)))
+	b = append(b, node...)
+	b = binary.AppendUvarint(b, 1)   // incarnation
+	b = binary.AppendUvarint(b, age) // age
+	b = binary.AppendUvarint(b, 1)   // storage version
+	b = binary.AppendVarint(b, 1)    // created
+	b = binary.AppendVarint(b, int64(age))
+	b = binary.AppendUvarint(b, uint64(len(data)))
+	return append(b, data...)
+}
+
+// loadResult is what one slice measured.
+type loadResult struct {
+	ops     int
+	elapsed time.Duration
+	lat     []time.Duration
+	errs    int
+}
+
+// runSlice runs op from cfg.Concurrency goroutines for d; op(worker, age)
+// performs one operation.
+func runSlice(ctx context.Context, workers int, d time.Duration, op func(w int, age uint64) error) loadResult {
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	lats := make([][]time.Duration, workers)
+	deadline := time.Now().Add(d)
+	t0 := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for age := ages[w].Load() + 1; time.Now().Before(deadline) && ctx.Err() == nil; age++ {
+				s := time.Now()
+				if err := op(w, age); err != nil {
+					errs.Add(1)
+					continue
+				}
+				lats[w] = append(lats[w], time.Since(s))
+				ages[w].Store(age)
+			}
+		})
+	}
+	wg.Wait()
+	r := loadResult{elapsed: time.Since(t0), errs: int(errs.Load())}
+	for _, l := range lats {
+		r.ops += len(l)
+		r.lat = append(r.lat, l...)
+	}
+	return r
+}
+
+// ages is each worker's last acknowledged age: every slice continues from
+// it, so saves are never fenced.
+var ages [4096]atomic.Uint64
+
+// Durable runs the durable scenario: on a 3-node raft cluster with fsync,
+// saves through raftpersist against raw raft.Apply of the same command on
+// the leader, alternating slices, first with group commit disabled, then on
+// a second cluster with it enabled.
+func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency > len(ages) {
+		return nil, fmt.Errorf("bench: durable: Concurrency %d, want ≤ %d", cfg.Concurrency, len(ages))
+	}
+	start := time.Now()
+	res := newResult("durable", "acknowledged saves vs raw raft.Apply on the same 3-node raft cluster (fsync on)")
+	res.param("slice", "%s", cfg.Slice)
+	res.param("rounds", "%d", cfg.Rounds)
+	res.param("concurrency", "%d", cfg.Concurrency)
+	res.param("payload", "%dB", cfg.PayloadSize)
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "dstate-bench-durable-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	res.param("dir", "%s", dir)
+	payload := bytes.Repeat([]byte("x"), cfg.PayloadSize)
+
+	for _, mode := range []struct {
+		name    string
+		disable bool
+		target  float64
+	}{{"unbatched", true, 0.9}, {"group-commit", false, 5}} {
+		c, err := newRaftCluster(ctx, filepath.Join(dir, mode.name), mode.disable)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cfg.Concurrency {
+			ages[i].Store(0)
+		}
+		nodes := make([]dstate.NodeID, cfg.Concurrency)
+		for w := range nodes {
+			nodes[w] = dstate.NodeID(fmt.Sprintf("w%d", w))
+		}
+		var saves, raws loadResult
+		leaders := map[dstate.NodeID]bool{}
+		for range cfg.Rounds {
+			// The leader is looked up before each pair of slices: under load
+			// an election may have moved it.
+			leader := c.leader()
+			leaders[leader.ID()] = true
+			pers := make([]*raftpersist.Persistence[[]byte], cfg.Concurrency)
+			for w := range pers {
+				pers[w] = raftpersist.ForNode[[]byte](leader, "bench", nodes[w], bytesCodec{})
+			}
+			save := func(w int, age uint64) error {
+				obj := &dstate.StateObject[[]byte]{Generation: dstate.Generation{Incarnation: 1, Age: age}, StorageVersion: 1,
+					Value: payload, CreatedUnixMs: 1, ModifiedUnixMs: int64(age)}
+				return pers[w].Save(ctx, obj, nil)
+			}
+			r := leader.Raft()
+			raw := func(w int, age uint64) error {
+				return r.Apply(rawSaveCommand("bench", nodes[w], age, payload), 10*time.Second).Error()
+			}
+			for i, op := range []func(int, uint64) error{save, raw} {
+				got := runSlice(ctx, cfg.Concurrency, cfg.Slice, op)
+				acc := &saves
+				if i == 1 {
+					acc = &raws
+				}
+				acc.ops += got.ops
+				acc.elapsed += got.elapsed
+				acc.errs += got.errs
+				acc.lat = append(acc.lat, got.lat...)
+			}
+		}
+		c.close()
+		if len(leaders) > 1 {
+			res.note("%s: the raft leader changed during the run (the machine was busy)", mode.name)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sr, rr := float64(saves.ops)/saves.elapsed.Seconds(), float64(raws.ops)/raws.elapsed.Seconds()
+		sl, rl := summarize(saves.lat), summarize(raws.lat)
+		res.metric(mode.name+" saves/s", sr, "saves/s")
+		res.metric(mode.name+" save p50", ms(sl.p50), "ms")
+		res.metric(mode.name+" save p99", ms(sl.p99), "ms")
+		res.metric(mode.name+" raw raft.Apply/s", rr, "applies/s")
+		res.metric(mode.name+" raw p50", ms(rl.p50), "ms")
+		res.metric(mode.name+" raw p99", ms(rl.p99), "ms")
+		res.atLeast(mode.name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
+		if saves.errs+raws.errs > 0 {
+			res.note("%s: %d saves and %d raw applies failed (not counted)", mode.name, saves.errs, raws.errs)
+		}
+	}
+	res.note("raw raft.Apply sends one save per log entry from the same number of goroutines on the leader; " +
+		"hashicorp/raft already batches concurrent applies into one disk write (up to MaxAppendEntries = 64)")
+	res.note("saves go through raftpersist.Persistence.Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
+	res.Elapsed = Duration(time.Since(start))
+	return res, nil
+}

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"runtime"
+	"slices"
+	"time"
+)
+
+// percentile returns the q-quantile (0 ≤ q ≤ 1) of sorted samples, by the
+// nearest-rank method.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// latencies summarizes samples.
+type latencies struct {
+	n                  int
+	p50, p99, p999, mx time.Duration
+}
+
+func summarize(samples []time.Duration) latencies {
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return latencies{}
+	}
+	return latencies{n: len(s), p50: percentile(s, 0.50), p99: percentile(s, 0.99), p999: percentile(s, 0.999), mx: s[len(s)-1]}
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ratio returns a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// memStats returns the heap statistics after a full collection.
+func memStats() runtime.MemStats {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
+}
+
+// mallocs returns the number of heap allocations so far (no collection).
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// pacer issues events at a fixed rate. time.Sleep on Linux wakes up at
+// millisecond granularity, so at rates above 1,000/s the events due while
+// it slept are issued back to back on waking: the average rate is exact,
+// the spacing is not.
+type pacer struct {
+	start    time.Time
+	interval time.Duration
+}
+
+func newPacer(rate float64) *pacer {
+	return &pacer{start: time.Now(), interval: time.Duration(float64(time.Second) / rate)}
+}
+
+// wait returns when event k (from 0) is due.
+func (p *pacer) wait(k int) {
+	due := p.start.Add(time.Duration(k) * p.interval)
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
+}
