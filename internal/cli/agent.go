@@ -64,6 +64,10 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
 	{&ucli.StringSliceFlag{Name: "test-fault-drop", Hidden: true, Usage: "drop frames to this peer (tests only)"},
 		func(c *agent.Config, x *ucli.Context) { c.FaultDrop = x.StringSlice("test-fault-drop") }},
+	{&ucli.BoolFlag{Name: "test-faults", Hidden: true, Usage: "serve POST /v1/test/faults to drop frames at run time (tests only)"},
+		func(c *agent.Config, x *ucli.Context) { c.TestFaults = x.Bool("test-faults") }},
+	{&ucli.UintFlag{Name: "test-kv-wire-version", Hidden: true, Usage: "wire version the kv state sends (tests only)"},
+		func(c *agent.Config, x *ucli.Context) { c.TestKVWireVersion = uint32(x.Uint("test-kv-wire-version")) }},
 }
 
 func agentCommand() *ucli.Command {

@@ -43,6 +43,7 @@ type Agent struct {
 	kv        *node.DeltaShard[KV, KV, KVChange, KVChange]
 	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
 	load      *node.Shard[Load, Load]
+	faults    *faultSet // nil unless FaultDrop or TestFaults
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -108,12 +109,9 @@ func (a *Agent) startParts(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(cfg.FaultDrop) > 0 {
-		drop := map[dstate.NodeID]bool{}
-		for _, p := range cfg.FaultDrop {
-			drop[dstate.NodeID(p)] = true
-		}
-		tcfg.FaultHook = func(to dstate.NodeID) bool { return !drop[to] }
+	if len(cfg.FaultDrop) > 0 || cfg.TestFaults {
+		a.faults = newFaultSet(cfg.FaultDrop)
+		tcfg.FaultHook = a.faults.allow
 	}
 	if a.tr, err = transport.New(tcfg); err != nil {
 		return fmt.Errorf("agent: transport_addr %s: %w", cfg.TransportAddr, err)
@@ -177,7 +175,7 @@ func (a *Agent) registerBuiltins(ctx context.Context) error {
 		return c
 	}
 	var err error
-	if a.kv, err = RegisterDelta(ctx, a, KVDef{StateName: KVState}, node.StateOptions[KV]{Config: stateCfg(dstate.Local), Initial: KV{}}); err != nil {
+	if a.kv, err = RegisterDelta(ctx, a, KVDef{StateName: KVState, Wire: a.cfg.TestKVWireVersion}, node.StateOptions[KV]{Config: stateCfg(dstate.Local), Initial: KV{}}); err != nil {
 		return fmt.Errorf("agent: register %s: %w", KVState, err)
 	}
 	if a.raft != nil {

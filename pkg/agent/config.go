@@ -75,6 +75,13 @@ type Config struct {
 	// FaultDrop lists peers whose outbound frames are dropped: a test-only
 	// partition switch (the agent command hides it).
 	FaultDrop []string `json:"fault_drop"`
+	// TestFaults serves POST /v1/test/faults, which replaces the set of
+	// peers whose outbound frames are dropped at run time (tests only; the
+	// agent command hides it).
+	TestFaults bool `json:"test_faults"`
+	// TestKVWireVersion, when non-zero, makes the kv state send this wire
+	// version (a rolling-upgrade test switch; the agent command hides it).
+	TestKVWireVersion uint32 `json:"test_kv_wire_version"`
 }
 
 // Duration is a time.Duration that reads and writes as "1s" in JSON.
@@ -258,6 +265,12 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 				return fmt.Errorf("agent config: %s=%q is not a boolean", env, s)
 			}
 			fv.SetBool(b)
+		case fv.Kind() == reflect.Uint32:
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				return fmt.Errorf("agent config: %s=%q is not an unsigned 32-bit integer", env, s)
+			}
+			fv.SetUint(n)
 		case fv.Kind() == reflect.Int:
 			n, err := strconv.Atoi(s)
 			if err != nil {

@@ -35,6 +35,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/raft/bootstrap", a.postBootstrap)
 	mux.HandleFunc("GET /v1/keyring", a.getKeyring)
 	mux.HandleFunc("POST /v1/keyring/{op}", a.postKeyring)
+	a.faultRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))

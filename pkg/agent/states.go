@@ -32,6 +32,11 @@ type KVChange struct {
 type KVDef struct {
 	// StateName is the registered name (KVState or DurableKVState).
 	StateName string
+	// Wire is the wire version sent (0 means 1). Views and deltas of any
+	// version up to it decode (the encoding has not changed); newer ones
+	// fail with dstate.ErrUnknownVersion, as a node of an older release
+	// would. Rolling-upgrade tests set it.
+	Wire uint32
 }
 
 var _ dstate.DeltaDistributedState[KV, KV, KVChange, KVChange] = KVDef{}
@@ -40,7 +45,20 @@ var _ dstate.DeltaDistributedState[KV, KV, KVChange, KVChange] = KVDef{}
 func (d KVDef) Name() string { return d.StateName }
 
 // WireVersion implements dstate.DeltaDistributedState.
-func (KVDef) WireVersion() uint32 { return 1 }
+func (d KVDef) WireVersion() uint32 {
+	if d.Wire == 0 {
+		return 1
+	}
+	return d.Wire
+}
+
+// checkWire accepts wire versions 1 up to the definition's own.
+func (d KVDef) checkWire(what string, version uint32) error {
+	if version == 0 || version > d.WireVersion() {
+		return fmt.Errorf("%w: kv %s wire version %d (this node reads 1..%d)", dstate.ErrUnknownVersion, what, version, d.WireVersion())
+	}
+	return nil
+}
 
 // StorageVersion implements dstate.DeltaDistributedState.
 func (KVDef) StorageVersion() uint32 { return 1 }
@@ -75,16 +93,21 @@ func (KVDef) SyncUrgency(_, _ KV, _ KVChange) dstate.SyncUrgency { return dstate
 func (KVDef) EncodeView(v KV) ([]byte, error) { return json.Marshal(v) }
 
 // DecodeView implements dstate.DeltaDistributedState.
-func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) { return decodeKV(b, version) }
+func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) {
+	if err := d.checkWire("view", version); err != nil {
+		return nil, err
+	}
+	return decodeKV(b, 1)
+}
 
 // EncodeDelta implements dstate.DeltaDistributedState.
 func (KVDef) EncodeDelta(c KVChange) ([]byte, error) { return json.Marshal(c) }
 
 // DecodeDelta implements dstate.DeltaDistributedState.
-func (KVDef) DecodeDelta(b []byte, version uint32) (KVChange, error) {
+func (d KVDef) DecodeDelta(b []byte, version uint32) (KVChange, error) {
 	var c KVChange
-	if version != 1 {
-		return c, fmt.Errorf("%w: kv delta version %d", dstate.ErrUnknownVersion, version)
+	if err := d.checkWire("delta", version); err != nil {
+		return c, err
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: kv delta: %v", dstate.ErrMalformed, err)
