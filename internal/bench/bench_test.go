@@ -71,3 +71,27 @@ func TestDurableSmoke(t *testing.T) {
 	}
 	checkResult(t, r, "unbatched saves/s", "group-commit saves/s", "unbatched raw raft.Apply/s", "group-commit saves/s ÷ raw applies/s")
 }
+
+func TestFeedSmoke(t *testing.T) {
+	r, err := Feed(smokeCtx(t), FeedConfig{States: 3, Rate: 50, Duration: 300 * time.Millisecond, BatchInterval: 100 * time.Millisecond, Keys: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "active push: bytes per mutation", "change feed: bytes per mutation", "bytes reduction (push ÷ feed)")
+}
+
+func TestCatchupSmoke(t *testing.T) {
+	r, err := Catchup(smokeCtx(t), CatchupConfig{Nodes: 3, Entries: 3000, Runs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "catch-up time (median of runs)", "largest snapshot")
+}
+
+func TestScaleSmoke(t *testing.T) {
+	r, err := Scale(smokeCtx(t), ScaleConfig{Nodes: 10, States: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "join: time to converge", "heap per view entry (engines included)")
+}
