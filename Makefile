@@ -26,9 +26,12 @@ fuzz-smoke:
 demo:
 	$(GO) run ./cmd/dstatectl demo
 
-## bench: every Go micro-benchmark
+## bench: every Go micro-benchmark, then every dstatectl bench scenario
+## (briefly; `make bench BENCHFLAGS=` runs the full sizes BENCHMARKS.md records)
+BENCHFLAGS ?= --quick
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/dstatectl bench all $(BENCHFLAGS)
 
 ## fuzz: longer fuzz runs of every target
 fuzz:

@@ -1,24 +1,291 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/dstate-go/dstate/internal/bench"
 )
 
-// benchCommand is a placeholder: the performance work fills in its
-// subcommands.
+// benchCommand is the `bench` group: one subcommand per scenario of
+// internal/bench, and `all`.
 func benchCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "bench",
-		Usage:     "benchmark a cluster (not built yet: filled in by the performance work)",
-		UsageText: "dstatectl [global options] bench",
-		Description: "Placeholder for cluster benchmarks. Until they exist, run the Go micro-benchmarks\n" +
-			"with 'make bench' or 'go test -run ^$ -bench . ./...'.\n\n" +
+		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale)",
+		UsageText: "dstatectl [global options] bench command [command options]",
+		Description: "Runs a benchmark scenario in this process on loopback and prints a table of figures with\n" +
+			"their targets (--format json prints JSON instead; --json FILE also writes it to a file).\n" +
+			"Baselines (memberlist, serf, raw raft.Apply, active push) run in the same process,\n" +
+			"alternating with dstate. 'make bench' runs the Go micro-benchmarks and 'bench all --quick'.\n" +
+			"BENCHMARKS.md records the figures of a full run.\n\n" +
 			"Example:\n" +
-			"   make bench",
+			"   dstatectl bench latency --mutations 10000\n" +
+			"   dstatectl bench all --quick --json bench.json",
+		Subcommands: []*ucli.Command{
+			benchScenario("latency", "replication latency over 3 loopback nodes vs memberlist broadcasts and serf user events",
+				"Three nodes over loopback TCP; n0 mutates at a fixed rate and the time until n1 and n2 applied\n"+
+					"each update is recorded (p50, p99, p99.9). Then, in alternating rounds at a lower rate, the same\n"+
+					"updates go through dstate, hashicorp/memberlist broadcasts (TransmitLimitedQueue + NotifyMsg)\n"+
+					"and serf user events, and the ratios are reported.",
+				"dstatectl bench latency --mutations 10000",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "mutations", Value: bench.DefaultLatencyConfig().Mutations, Usage: "dstate mutations of the main run"},
+					&ucli.Float64Flag{Name: "rate", Value: bench.DefaultLatencyConfig().Rate, Usage: "mutations per second of the main run"},
+					&ucli.IntFlag{Name: "rounds", Value: bench.DefaultLatencyConfig().Rounds, Usage: "alternating comparison rounds (0: no baselines)"},
+					&ucli.IntFlag{Name: "baseline-updates", Value: bench.DefaultLatencyConfig().BaselineUpdates, Usage: "updates per system and round"},
+					&ucli.Float64Flag{Name: "baseline-rate", Value: bench.DefaultLatencyConfig().BaselineRate, Usage: "updates per second in the comparison rounds"},
+					&ucli.DurationFlag{Name: "gossip-interval", Usage: "memberlist/serf gossip interval (0: memberlist's LAN default, 200ms)"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Latency(ctx, latencyConfig(c))
+				}),
+			benchScenario("throughput", "sustained deltas per second to each peer with bounded queues, and allocations per delta",
+				"Three nodes over loopback TCP; one writer on n0 keeps a bounded window of mutations in flight\n"+
+					"(closed loop, so no queue grows) and the deltas each peer applies per second are counted,\n"+
+					"with the process's allocations per delivered delta and the heap and queue sizes seen.",
+				"dstatectl bench throughput --duration 2s",
+				[]ucli.Flag{
+					&ucli.DurationFlag{Name: "duration", Value: bench.DefaultThroughputConfig().Duration, Usage: "measured interval"},
+					&ucli.IntFlag{Name: "window", Value: bench.DefaultThroughputConfig().Window, Usage: "most mutations in flight"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Throughput(ctx, throughputConfig(c))
+				}),
+			benchScenario("durable", "raftpersist saves vs raw raft.Apply on the same 3-node raft cluster, unbatched and group-committed",
+				"Starts a 3-node raft cluster (fsync on) in a temporary directory, alternates slices of saves\n"+
+					"through raftpersist with slices of raw raft.Apply of the same command on the leader, first with\n"+
+					"group commit disabled, then on a fresh cluster with it enabled; reports saves/s, p50/p99 and\n"+
+					"both ratios.",
+				"dstatectl bench durable --slice 1s --rounds 2",
+				[]ucli.Flag{
+					&ucli.DurationFlag{Name: "slice", Value: bench.DefaultDurableConfig().Slice, Usage: "length of each alternating slice"},
+					&ucli.IntFlag{Name: "rounds", Value: bench.DefaultDurableConfig().Rounds, Usage: "pairs of slices per cluster"},
+					&ucli.IntFlag{Name: "concurrency", Value: bench.DefaultDurableConfig().Concurrency, Usage: "concurrent savers"},
+					&ucli.IntFlag{Name: "payload", Value: bench.DefaultDurableConfig().PayloadSize, Usage: "bytes per saved state"},
+					&ucli.StringFlag{Name: "dir", Usage: "`DIR` for the raft data (default: a temporary directory)"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Durable(ctx, durableConfig(c))
+				}),
+			benchScenario("feed", "bytes and frames on the wire per mutation: change feed vs active push",
+				"Two 3-node clusters side by side, one with active push and one with the change feed (lazy\n"+
+					"pull), take the same mutations on n0 (states × rate for the duration); the frames and bytes\n"+
+					"every transport writes are counted and the reduction factor reported.",
+				"dstatectl bench feed --duration 5s",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "states", Value: bench.DefaultFeedConfig().States, Usage: "states mutated on n0"},
+					&ucli.Float64Flag{Name: "rate", Value: bench.DefaultFeedConfig().Rate, Usage: "mutations per second of each state"},
+					&ucli.DurationFlag{Name: "duration", Value: bench.DefaultFeedConfig().Duration, Usage: "length of the mutation load"},
+					&ucli.DurationFlag{Name: "batch-interval", Usage: "change-feed batch interval (0: the default, 1s)"},
+					&ucli.IntFlag{Name: "keys", Value: bench.DefaultFeedConfig().Keys, Usage: "keys each state cycles through"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Feed(ctx, feedConfig(c))
+				}),
+			benchScenario("catchup", "time for a joining node to receive a cluster's 100,000 view entries",
+				"Nodes each own a key-value delta state holding their share of the entries; a new node joins\n"+
+					"over loopback TCP and the time until its views of every owner are complete is measured\n"+
+					"(several joins, a fresh node each).",
+				"dstatectl bench catchup --entries 100000",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "nodes", Value: bench.DefaultCatchupConfig().Nodes, Usage: "nodes before the join"},
+					&ucli.IntFlag{Name: "entries", Value: bench.DefaultCatchupConfig().Entries, Usage: "view entries held in total"},
+					&ucli.IntFlag{Name: "runs", Value: bench.DefaultCatchupConfig().Runs, Usage: "joins measured"},
+					&ucli.IntFlag{Name: "max-frame", Usage: "transport MaxFrameSize in bytes (0: the default; raised to fit a snapshot)"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Catchup(ctx, catchupConfig(c))
+				}),
+			benchScenario("scale", "100 simulated nodes × 10 states in one process: convergence after a join, memory per view entry",
+				"Runs nodes × states engines over an in-memory network in this process: forms the cluster,\n"+
+					"measures the live heap per view entry, then joins one more node and measures the time and\n"+
+					"messages until every view everywhere is current.",
+				"dstatectl bench scale --nodes 100 --states 10",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "nodes", Value: bench.DefaultScaleConfig().Nodes, Usage: "simulated nodes"},
+					&ucli.IntFlag{Name: "states", Value: bench.DefaultScaleConfig().States, Usage: "states per node"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Scale(ctx, scaleConfig(c))
+				}),
+			benchAllCommand(),
+		},
+		Action: groupAction,
+	}
+}
+
+// benchFlags are the flags every scenario has.
+func benchFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "json", Usage: "also write the results as JSON to `FILE`"},
+		&ucli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (go tool pprof)"},
+	}
+}
+
+type scenarioFunc func(ctx context.Context, c *ucli.Context) (*bench.Result, error)
+
+func benchScenario(name, usage, desc, example string, flags []ucli.Flag, run scenarioFunc) *ucli.Command {
+	return &ucli.Command{
+		Name:        name,
+		Usage:       usage,
+		UsageText:   "dstatectl [global options] bench " + name + " [command options]",
+		Description: desc + "\n\nExample:\n   " + example,
+		Flags:       append(flags, benchFlags()...),
 		Action: func(c *ucli.Context) error {
-			return errors.New("bench: not built yet; run 'make bench' for the Go micro-benchmarks")
+			return runBench(c, func(ctx context.Context) ([]*bench.Result, error) {
+				r, err := run(ctx, c)
+				if err != nil {
+					return nil, err
+				}
+				return []*bench.Result{r}, nil
+			})
 		},
 	}
+}
+
+func benchAllCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "all",
+		Usage:     "run every scenario, in full or (--quick) briefly",
+		UsageText: "dstatectl [global options] bench all [command options]",
+		Description: "Runs latency, throughput, durable, feed, catchup and scale one after the other with their\n" +
+			"default sizes (about two minutes on 2 CPUs), or with --quick at reduced sizes (under a minute).\n\n" +
+			"Example:\n" +
+			"   dstatectl bench all --quick",
+		Flags: append([]ucli.Flag{
+			&ucli.BoolFlag{Name: "quick", Usage: "reduced sizes: fewer mutations, shorter runs"},
+		}, benchFlags()...),
+		Action: func(c *ucli.Context) error {
+			return runBench(c, func(ctx context.Context) ([]*bench.Result, error) {
+				return runAll(ctx, c.Bool("quick"), c.App.ErrWriter)
+			})
+		},
+	}
+}
+
+// runAll runs every scenario; progress goes to progress.
+func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (int, error) }) ([]*bench.Result, error) {
+	lat, thr, dur, feed, cat, sc := bench.DefaultLatencyConfig(), bench.DefaultThroughputConfig(), bench.DefaultDurableConfig(),
+		bench.DefaultFeedConfig(), bench.DefaultCatchupConfig(), bench.DefaultScaleConfig()
+	if quick {
+		lat.Mutations, lat.Rounds, lat.BaselineUpdates = 20_000, 2, 100
+		thr.Duration = 2 * time.Second
+		dur.Slice, dur.Rounds = time.Second, 2
+		feed.Duration = 5 * time.Second
+		cat.Runs = 2
+	}
+	steps := []struct {
+		name string
+		run  func() (*bench.Result, error)
+	}{
+		{"latency", func() (*bench.Result, error) { return bench.Latency(ctx, lat) }},
+		{"throughput", func() (*bench.Result, error) { return bench.Throughput(ctx, thr) }},
+		{"durable", func() (*bench.Result, error) { return bench.Durable(ctx, dur) }},
+		{"feed", func() (*bench.Result, error) { return bench.Feed(ctx, feed) }},
+		{"catchup", func() (*bench.Result, error) { return bench.Catchup(ctx, cat) }},
+		{"scale", func() (*bench.Result, error) { return bench.Scale(ctx, sc) }},
+	}
+	var out []*bench.Result
+	for _, s := range steps {
+		fmt.Fprintf(progress, "bench: running %s...\n", s.name)
+		r, err := s.run()
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", s.name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// runBench runs the scenarios with Ctrl-C handling and the common flags,
+// then prints (table or --format json) and writes --json.
+func runBench(c *ucli.Context, run func(ctx context.Context) ([]*bench.Result, error)) error {
+	if err := checkArgs(c, 0, 0, ""); err != nil {
+		return err
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	results, runErr := run(ctx)
+	cmd := "dstatectl " + strings.Join(os.Args[1:], " ")
+	for _, r := range results {
+		r.Command = cmd
+		if format != formatJSON {
+			if err := r.WriteTable(c.App.Writer); err != nil {
+				return err
+			}
+		}
+	}
+	if format == formatJSON && len(results) > 0 {
+		if err := bench.WriteJSON(c.App.Writer, results); err != nil {
+			return err
+		}
+	}
+	if path := c.String("json"); path != "" && len(results) > 0 {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		werr := bench.WriteJSON(f, results)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("bench: write %s: %w", path, werr)
+		}
+	}
+	if runErr != nil {
+		return fmt.Errorf("bench: %w", runErr)
+	}
+	return nil
+}
+
+func latencyConfig(c *ucli.Context) bench.LatencyConfig {
+	return bench.LatencyConfig{Mutations: c.Int("mutations"), Rate: c.Float64("rate"), Rounds: c.Int("rounds"),
+		BaselineUpdates: c.Int("baseline-updates"), BaselineRate: c.Float64("baseline-rate"), GossipInterval: c.Duration("gossip-interval")}
+}
+
+func throughputConfig(c *ucli.Context) bench.ThroughputConfig {
+	return bench.ThroughputConfig{Duration: c.Duration("duration"), Window: c.Int("window")}
+}
+
+func durableConfig(c *ucli.Context) bench.DurableConfig {
+	return bench.DurableConfig{Slice: c.Duration("slice"), Rounds: c.Int("rounds"), Concurrency: c.Int("concurrency"),
+		PayloadSize: c.Int("payload"), Dir: c.String("dir")}
+}
+
+func feedConfig(c *ucli.Context) bench.FeedConfig {
+	return bench.FeedConfig{States: c.Int("states"), Rate: c.Float64("rate"), Duration: c.Duration("duration"),
+		BatchInterval: c.Duration("batch-interval"), Keys: c.Int("keys")}
+}
+
+func catchupConfig(c *ucli.Context) bench.CatchupConfig {
+	return bench.CatchupConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Runs: c.Int("runs"), MaxFrameSize: c.Int("max-frame")}
+}
+
+func scaleConfig(c *ucli.Context) bench.ScaleConfig {
+	return bench.ScaleConfig{Nodes: c.Int("nodes"), States: c.Int("states")}
 }
