@@ -569,6 +569,12 @@ func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewOb
 		Generation: m.Generation, WireVersion: m.WireVersion, Value: val,
 		CreatedUnixMs: m.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
 	}
+	if cur != nil {
+		// Keep the held string: the decoded message's own copy of the node
+		// ID would otherwise stay alive in every view (one allocation per
+		// view entry).
+		v.Source = cur.Source
+	}
 	if v.CreatedUnixMs == 0 && v.ModifiedUnixMs == 0 {
 		ms := e.wallMs(now)
 		v.CreatedUnixMs, v.ModifiedUnixMs = ms, ms
@@ -627,7 +633,7 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	}
 	v := e.newView()
 	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
-	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = cur.CreatedUnixMs, m.ModifiedUnixMs, now, m.Source
+	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = cur.CreatedUnixMs, m.ModifiedUnixMs, now, cur.Source
 	if g.Less(cur.Pending) {
 		v.Pending = cur.Pending
 	}

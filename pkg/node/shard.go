@@ -129,7 +129,7 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 	if _, err := n.registry.Lookup(s.name); err == nil {
 		return &dstate.RegistryError{Kind: dstate.ErrDuplicateName, Name: s.name}
 	}
-	ref, err := n.rt.Spawn("dstate.state."+string(n.id)+"."+s.name, func(msg any) { msg.(func())() })
+	ref, err := n.rt.Spawn("dstate.state."+string(n.id)+"."+s.name, s.handle)
 	if err != nil {
 		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
 	}
@@ -191,11 +191,26 @@ func (s *Shard[S, V]) failed(node dstate.NodeID) { s.post(func() { s.eng.OnNodeF
 
 func (s *Shard[S, V]) reaped(node dstate.NodeID) { s.post(func() { s.eng.ForgetDeparted(node) }) }
 
+// deliver posts an inbound message to the actor. The message itself is the
+// mailbox entry (no closure is allocated per message: this is the hottest
+// path of a receiving node); it is only read, so a feed may be posted to
+// several states at once.
 func (s *Shard[S, V]) deliver(m *dstate.WireMessage) {
-	s.post(func() {
+	if err := s.ref.Send(m); err != nil {
+		s.n.stats.mailboxDrops.Add(1)
+		s.log.Warn("state actor refused a message", "err", err)
+	}
+}
+
+// handle is the actor's handler: an inbound message, or work posted as a
+// func.
+func (s *Shard[S, V]) handle(msg any) {
+	if m, ok := msg.(*dstate.WireMessage); ok {
 		s.perform(s.eng.HandleWire(m))
 		s.checkWaiters()
-	})
+		return
+	}
+	msg.(func())()
 }
 
 func (s *Shard[S, V]) metrics() dstate.SyncMetrics { return s.eng.Metrics() }
