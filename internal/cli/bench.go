@@ -100,7 +100,7 @@ func benchCommand() *ucli.Command {
 					&ucli.IntFlag{Name: "nodes", Value: bench.DefaultCatchupConfig().Nodes, Usage: "nodes before the join"},
 					&ucli.IntFlag{Name: "entries", Value: bench.DefaultCatchupConfig().Entries, Usage: "view entries held in total"},
 					&ucli.IntFlag{Name: "runs", Value: bench.DefaultCatchupConfig().Runs, Usage: "joins measured"},
-					&ucli.IntFlag{Name: "max-frame", Usage: "transport MaxFrameSize in bytes (0: the default; raised to fit a snapshot)"},
+					&ucli.IntFlag{Name: "max-frame", Value: bench.DefaultCatchupConfig().MaxFrameSize, Usage: "transport MaxFrameSize in bytes (0: the transport's default); larger snapshots are fragmented"},
 				},
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Catchup(ctx, catchupConfig(c))
