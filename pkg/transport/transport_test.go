@@ -255,7 +255,8 @@ func TestReconnectDeliversFramesQueuedWhileDown(t *testing.T) {
 		require.Equal(t, received{from: "a", frame: fmt.Sprintf("queued %d", i)}, b2.in.next(t))
 	}
 	require.Equal(t, uint64(1), a.Stats().Reconnects)
-	require.NotZero(t, a.Stats().DialFailures)
+	// Whether a redial failed before b2 listened depends on timing: the
+	// writer may notice the hang-up only after b2 is up.
 }
 
 func TestQueueFullWhilePeerUnreachable(t *testing.T) {
