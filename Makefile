@@ -2,8 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5m
 SEEDS ?= 2000
+E2E_NEMESIS ?= 60s
 
-.PHONY: all build test vet unit fuzz-smoke demo bench fuzz property
+.PHONY: all build test vet unit fuzz-smoke demo bench fuzz property e2e
 
 all: build test
 
@@ -41,3 +42,10 @@ fuzz:
 ## property: the randomized simulation property test over many seeds
 property:
 	DSTATE_SEEDS=$(SEEDS) $(GO) test -count=1 -run Property ./pkg/dstate/dstatetest/
+
+## e2e: the multi-process end-to-end and chaos suite: real dstatectl agents, a
+## 5-node nemesis for E2E_NEMESIS (make test runs the same tests shorter:
+## a 10 s nemesis on 3 nodes). E2E_SEED=n replays a schedule; E2E_RESULTS=file
+## collects the measured durations (see e2e/RESULTS.md).
+e2e:
+	E2E_NEMESIS=$(E2E_NEMESIS) E2E_FULL=1 $(GO) test -count=1 -timeout 20m $(E2E_FLAGS) ./e2e/

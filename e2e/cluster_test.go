@@ -113,11 +113,21 @@ func newCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	return c
 }
 
+// usedPorts holds every port handed out in this test binary: a port that
+// was free a moment ago may be handed out again by the kernel, and two
+// agents must never be given the same one.
+var (
+	portsMu   sync.Mutex
+	usedPorts = map[int]bool{}
+)
+
 // freePort returns a loopback port that was free a moment ago (TCP and
-// UDP: serf uses both).
+// UDP: serf uses both) and was not handed out before.
 func freePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +137,10 @@ func freePort(t testing.TB) int {
 		_ = l.Close()
 		if err == nil {
 			_ = u.Close()
-			return port
+			if !usedPorts[port] {
+				usedPorts[port] = true
+				return port
+			}
 		}
 	}
 	t.Fatal("no free port")
@@ -182,8 +195,13 @@ func (c *cluster) start(nd *node) {
 			c.t.Fatalf("%s exited right after start (see %s)", nd.id, nd.logPath)
 		}
 		var h agent.Health
-		err := nd.api.get(context.Background(), "/v1/health", nil, &h)
-		return err == nil, fmt.Sprint(err)
+		if err := nd.api.get(context.Background(), "/v1/health", nil, &h); err != nil {
+			return false, err.Error()
+		}
+		if h.Node != nd.id {
+			c.t.Fatalf("%s's admin address %s is answered by node %q", nd.id, nd.httpAddr(), h.Node)
+		}
+		return true, ""
 	})
 }
 
