@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -352,15 +353,7 @@ func (a *Agent) Health(ctx context.Context, maxStaleness time.Duration) (Health,
 // Members lists the gossip members, sorted by name.
 func (a *Agent) Members() []Member {
 	ms := a.gossip.members()
-	slices.SortFunc(ms, func(x, y Member) int {
-		if x.Name < y.Name {
-			return -1
-		}
-		if x.Name > y.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ms, func(x, y Member) int { return cmp.Compare(x.Name, y.Name) })
 	return ms
 }
 
@@ -443,13 +436,6 @@ func (a *Agent) Bootstrap(ctx context.Context, servers []string) error {
 		return fmt.Errorf("%w: bootstrap needs a server agent", errNotEnabled)
 	}
 	return a.raft.bootstrap(ctx, servers)
-}
-
-func (a *Agent) loadAllRaft(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
-	if a.raft == nil {
-		return nil, fmt.Errorf("%w: a consistent read needs Raft; this agent is not a server", errNotEnabled)
-	}
-	return a.raft.loadAll(ctx, state)
 }
 
 // Keyring lists the gossip keys.

@@ -22,7 +22,7 @@ type gossip interface {
 // consensus is the Raft group as the agent uses it.
 type consensus interface {
 	dstate.EnvelopeStore
-	loadAll(ctx context.Context, state string) ([]dstate.StoredEnvelope, error)
+	dstate.EnvelopeReader
 	status(ctx context.Context) (RaftStatus, error)
 	bootstrap(ctx context.Context, servers []string) error
 	close() error

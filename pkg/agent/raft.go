@@ -163,10 +163,6 @@ func (rc *raftConsensus) LoadEnvelope(ctx context.Context, state string, node ds
 	return &env, nil
 }
 
-func (rc *raftConsensus) loadAll(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
-	return rc.LoadAllEnvelopes(ctx, state)
-}
-
 // LoadAllEnvelopes implements dstate.EnvelopeReader: a linearizable read
 // of every node's envelope of one state.
 func (rc *raftConsensus) LoadAllEnvelopes(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
