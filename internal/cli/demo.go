@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,7 +183,8 @@ func (d *demo) run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(d.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tGENERATION\tVALUE")
 	for _, v := range dump.Views {
-		fmt.Fprintf(tw, "%s\t%s\t%v\n", v.Node, v.Generation, v.Value)
+		val, _ := json.Marshal(v.Value)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Node, v.Generation, val)
 	}
 	_ = tw.Flush()
 	d.title("Done: stopping the agents")
