@@ -1,5 +1,3 @@
-// Command dstatectl runs and inspects dstate clusters. See internal/cli for
-// its commands.
 package main
 
 import (

@@ -1,0 +1,22 @@
+// Package agent runs a whole dstate node from one [Config]: the goroutine
+// actor runtime (pkg/gosched), the TCP transport (pkg/transport),
+// membership from serf (pkg/serfevents), Raft durability on servers
+// (pkg/raftpersist), Local durability in an fsynced file (pkg/localpersist),
+// the host (pkg/node) with the built-in states (kv, durable-kv, load), and
+// the HTTP admin API (api.go lists its endpoints and documents).
+//
+// It is what `dstatectl agent` runs, and what an application embeds when it
+// wants a node without assembling the parts: [Start] a node, [Register] or
+// [RegisterDelta] the application's own states (the admin API lists and
+// dumps them too), and [Agent.Stop] to leave the cluster gracefully.
+//
+// Raft membership follows gossip: a server advertises its Raft address in
+// its serf tags; with bootstrap-expect N the servers bootstrap once N of them
+// see each other, and the leader adds servers that join and removes those
+// that leave gracefully. Until Raft has a leader, Raft-durable states (such
+// as durable-kv) are not yet registered and answer "not ready".
+//
+// The admin API binds to loopback unless an admin token is set; the token is
+// compared in constant time. Every error is a 4xx or 5xx with a JSON body
+// naming what was wrong.
+package agent
