@@ -44,6 +44,7 @@ type RegistryError struct {
 	Actual   string // for ErrTypeMismatch
 }
 
+// Error implements error.
 func (e *RegistryError) Error() string {
 	if errors.Is(e.Kind, ErrTypeMismatch) {
 		return fmt.Sprintf("%v: %q is %s, not %s", e.Kind, e.Name, e.Actual, e.Expected)
@@ -69,6 +70,7 @@ type QueryError struct {
 	Peers []StalePeer
 }
 
+// Error implements error.
 func (e *QueryError) Error() string {
 	if len(e.Peers) == 0 {
 		return fmt.Sprintf("dstate: query %q: %v", e.State, e.Kind)
@@ -93,6 +95,7 @@ type MutationError struct {
 	Err   error // the underlying cause, if any
 }
 
+// Error implements error.
 func (e *MutationError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("dstate: mutate %q: %v: %v", e.State, e.Kind, e.Err)
@@ -117,6 +120,7 @@ type DeserializeError struct {
 	Detail  string
 }
 
+// Error implements error.
 func (e *DeserializeError) Error() string {
 	if errors.Is(e.Kind, ErrUnknownVersion) {
 		if e.Detail != "" {
@@ -152,6 +156,7 @@ type PersistError struct {
 	Stored Generation
 }
 
+// Error implements error.
 func (e *PersistError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%v: %s: %v", e.Kind, e.Op, e.Err)
@@ -174,6 +179,7 @@ type ActorSendError struct {
 	Actor string
 }
 
+// Error implements error.
 func (e *ActorSendError) Error() string { return fmt.Sprintf("%v: actor %q", e.Kind, e.Actor) }
 
 // Unwrap returns Kind.
@@ -185,6 +191,7 @@ type ClusterError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ClusterError) Error() string { return fmt.Sprintf("dstate: cluster %s: %v", e.Op, e.Err) }
 
 // Unwrap returns the cause.
@@ -196,6 +203,7 @@ type GroupError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *GroupError) Error() string { return fmt.Sprintf("dstate: group %q: %v", e.Group, e.Err) }
 
 // Unwrap returns the cause.

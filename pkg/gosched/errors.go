@@ -30,6 +30,7 @@ type ConfigError struct {
 	Reason string // what the value must satisfy
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%v: %s = %v: %s", ErrInvalidConfig, e.Field, e.Value, e.Reason)
 }

@@ -54,6 +54,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%v: %s %s", ErrInvalidConfig, e.Field, e.Reason)
 }
@@ -99,6 +100,7 @@ type HandshakeError struct {
 	Err     error
 }
 
+// Error implements error.
 func (e *HandshakeError) Error() string {
 	reason := e.Reason
 	if reason == "" && e.Err != nil {
