@@ -370,7 +370,7 @@ func TestReapedNodeIsForgotten(t *testing.T) {
 	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members())
 }
 
-func TestFencedSaveMovesToANewIncarnation(t *testing.T) {
+func TestFencedSaveAdoptsTheStoredState(t *testing.T) {
 	c := newTestCluster(t)
 	store := dstatetest.NewEnvelopeStore()
 	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: store}
@@ -378,14 +378,22 @@ func TestFencedSaveMovesToANewIncarnation(t *testing.T) {
 	require.NoError(t, err)
 	g0 := s.Generation()
 	// A save whose outcome the node never learned landed: the store is ahead.
-	ahead := dstate.StoredEnvelope{State: "counter", Node: "n0", Generation: dstate.Generation{Incarnation: g0.Incarnation, Age: 1}, StorageVersion: 1, Data: []byte(`{"count":99}`)}
-	require.NoError(t, store.SaveEnvelope(ctx, ahead))
+	landed := dstate.Generation{Incarnation: g0.Incarnation, Age: 1}
+	data, err := dstatetest.CounterState{}.EncodeState(dstatetest.Counter{Count: 99})
+	require.NoError(t, err)
+	require.NoError(t, store.SaveEnvelope(ctx, dstate.StoredEnvelope{State: "counter", Node: "n0", Generation: landed, StorageVersion: 1, Data: data}))
 
 	_, _, err = s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 1 })
-	require.ErrorIs(t, err, dstate.ErrPersistenceFailed, "the first save is fenced")
-	require.Greater(t, s.Generation().Incarnation, g0.Incarnation, "a new incarnation after the fence")
-	gen, _, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 2 })
+	require.ErrorIs(t, err, dstate.ErrPersistenceFailed, "the save is fenced")
+	v, g, ok := counterOf(s, "n0")
+	require.True(t, ok)
+	require.Equal(t, landed, g, "the committed generation is adopted")
+	require.Equal(t, int64(99), v.Count, "with its value")
+
+	gen, view, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count++ })
 	require.NoError(t, err, "the next save goes through")
+	require.Equal(t, int64(100), view.Count, "it builds on the committed value")
+	require.Equal(t, dstate.Generation{Incarnation: g0.Incarnation, Age: 2}, gen)
 	env, err := store.LoadEnvelope(ctx, "counter", "n0")
 	require.NoError(t, err)
 	require.Equal(t, gen, env.Generation)

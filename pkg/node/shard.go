@@ -344,19 +344,35 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() *dstate.StateOb
 	return r.gen, r.view, r.err
 }
 
-// refence moves to a new incarnation when a failed save says the store
-// holds a generation at or past ours (a save whose outcome was unknown did
-// land, or another process wrote): the next save would be fenced forever
-// otherwise. The value stays the last acknowledged one. It runs on the
-// actor.
+// refence handles a failed save that says the store holds a generation at
+// or past ours: a save whose outcome was unknown did land (or another
+// process wrote under this node's ID). The stored object is the committed
+// truth, so the state adopts it and republishes it; when it cannot be read,
+// the state moves to a new incarnation above it instead. Either way the
+// next save is not fenced forever. It runs on the actor.
 func (s *Shard[S, V]) refence(err error) {
 	var pe *dstate.PersistError
 	if !errors.As(err, &pe) || pe.Stored.IsZero() || pe.Stored.Less(s.eng.Generation()) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.eng.Config().EffectivePullTimeout())
+	defer cancel()
+	obj, lerr := s.persist.Load(ctx)
+	if lerr == nil && obj != nil && !obj.Generation.Less(pe.Stored) {
+		if b, eerr := s.def.EncodeState(obj.Value); eerr == nil {
+			s.eng.Restore(*obj, s.def.StorageVersion())
+			s.lastSaved = b
+			if msg, ok := s.eng.SnapshotMessage(); ok {
+				s.perform([]dstate.Action{{Kind: dstate.ActionBroadcast, Message: msg}})
+			}
+			s.log.Warn("the store holds a newer generation than this node published (a save of unknown outcome landed); adopted it",
+				"generation", obj.Generation.String())
+			return
+		}
+	}
 	s.eng.Reincarnate(s.eng.State().Value, pe.Stored.Incarnation+1)
-	s.log.Warn("the store holds a newer generation than this node published; continuing with a new incarnation",
-		"stored", pe.Stored.String(), "generation", s.eng.Generation().String())
+	s.log.Warn("the store holds a newer generation than this node published and it cannot be read; continuing with a new incarnation",
+		"stored", pe.Stored.String(), "generation", s.eng.Generation().String(), "load_err", lerr)
 }
 
 // rollback restores the value of the last save; it runs on the actor.
