@@ -89,6 +89,10 @@
 //     the engine's wire version.
 //   - Snapshot requests to a peer are not repeated while one is outstanding
 //     within the pull timeout, so a burst of gapped deltas costs one request.
+//   - A snapshot announcing a newer incarnation of a peer (it restarted) is
+//     answered with the own snapshot: what the peer's previous incarnation
+//     held is gone, and the join-time snapshot may have been lost with its
+//     old connections. The reference relies on the join exchange alone.
 //
 // # Wire format
 //

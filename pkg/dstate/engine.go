@@ -561,6 +561,14 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	}
 	e.acceptView(p, m, cur, val, now)
 	e.m.snapshotsReceived.Add(1)
+	if cur != nil && !cur.Generation.IsZero() && m.Generation.Incarnation > cur.Generation.Incarnation {
+		// The peer restarted: whatever its previous incarnation held of
+		// this node is gone, and the join-time snapshot may have been lost
+		// with its old connections. Send it the own snapshot again.
+		if msg, ok := e.ownSnapshot(); ok {
+			e.acts = append(e.acts, Action{Kind: ActionSend, Target: m.Source, Message: msg})
+		}
+	}
 }
 
 func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time) {

@@ -339,12 +339,15 @@ func TestSnapshotAcceptance(t *testing.T) {
 	}
 	t.Run("newer is accepted", func(t *testing.T) {
 		e, _ := setup(t)
-		e.HandleWire(counterSnapshot("n2", gen(peerInc, 6), 6))
-		e.HandleWire(counterSnapshot("n2", gen(peerInc+1, 0), 100))
+		wantActions(t, e.HandleWire(counterSnapshot("n2", gen(peerInc, 6), 6)))
+		// A newer incarnation: the peer restarted and gets the own
+		// snapshot again (what its previous incarnation held is gone).
+		wantActions(t, e.HandleWire(counterSnapshot("n2", gen(peerInc+1, 0), 100)),
+			"send(n2, FullSnapshot(counter from n1 v1000000:0 wire=1 2B))")
 		if v := view(t, e.Views(), "n2"); v.Generation != gen(peerInc+1, 0) || v.Value.Count != 100 || v.WireVersion != 1 {
 			t.Errorf("view: got %s %+v wire %d", v.Generation, v.Value, v.WireVersion)
 		}
-		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 3})
+		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 3, SnapshotsSent: 1})
 	})
 	t.Run("older is discarded", func(t *testing.T) {
 		e, _ := setup(t)
