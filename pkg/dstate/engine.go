@@ -82,6 +82,7 @@ type Engine[S, V any] struct {
 	ownEncOK   bool
 	pend       pending[V]
 	pullPeriod time.Duration
+	epoch      time.Time // origin of peerState's compact instants
 }
 
 type pending[V any] struct {
@@ -115,6 +116,7 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 		obj: StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: cfg.StorageVersion, Value: initial, CreatedUnixMs: now, ModifiedUnixMs: now},
 	}
 	e.pullPeriod = cfg.State.EffectivePullTimeout()
+	e.epoch = cfg.Clock.Now()
 	e.views.self = cfg.Node
 	switch cfg.Clock.(type) {
 	case SystemClock, *SystemClock:
@@ -472,6 +474,27 @@ func (e *Engine[S, V]) IsDeparted(node NodeID) bool {
 	return ok
 }
 
+// mono turns an instant of the engine's clock into the compact form kept in
+// peerState: nanoseconds since the engine's epoch, never 0 (0 is never).
+func (e *Engine[S, V]) mono(t time.Time) int64 {
+	d := int64(t.Sub(e.epoch))
+	if d >= 0 {
+		d++
+	}
+	return d
+}
+
+// instant is the inverse of mono; the zero Time for 0.
+func (e *Engine[S, V]) instant(m int64) time.Time {
+	switch {
+	case m == 0:
+		return time.Time{}
+	case m > 0:
+		return e.epoch.Add(time.Duration(m - 1))
+	}
+	return e.epoch.Add(time.Duration(m))
+}
+
 func (e *Engine[S, V]) peer(node NodeID) *peerState {
 	p := e.peers[node]
 	if p == nil {
@@ -490,8 +513,8 @@ func (e *Engine[S, V]) failure(node NodeID, reason string) {
 func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 	p.failures = 0
 	p.lastErr = ""
-	p.lastSync = now
-	p.requestedAt = time.Time{}
+	p.lastSync = e.mono(now)
+	p.requestedAt = 0
 	if m.SentUnixMs > 0 {
 		lat := time.Duration(e.wallMs(now)-m.SentUnixMs) * time.Millisecond
 		p.latency = max(lat, 0)
@@ -535,7 +558,7 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
-	p.lastAttempt = now
+	p.lastAttempt = e.mono(now)
 	cur := e.views.get(m.Source)
 	if cur != nil && m.Generation == cur.Generation && !cur.Generation.IsZero() {
 		// The generation held is confirmed: renew its freshness.
@@ -610,7 +633,7 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
-	p.lastAttempt = now
+	p.lastAttempt = e.mono(now)
 	slot := e.views.slot(m.Source)
 	var cur *StateViewObject[V]
 	if slot != nil {
@@ -654,10 +677,10 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 // timeout while a request is outstanding.
 func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 	p := e.peer(node)
-	if !p.requestedAt.IsZero() && now.Sub(p.requestedAt) < e.pullPeriod {
+	if p.requestedAt != 0 && now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
 		return
 	}
-	p.requestedAt = now
+	p.requestedAt = e.mono(now)
 	e.m.requestsSent.Add(1)
 	e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
 		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.wallMs(now),
@@ -779,8 +802,8 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		v, _ := views.Get(id)
 		st := PeerStatus{Node: id, Generation: v.Generation, Pending: v.Pending}
 		if p := e.peers[id]; p != nil {
-			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = p.lastSync, p.lastAttempt, p.failures
-			st.LastError, st.LastLatency, st.Gaps = p.lastErr, p.latency, p.gaps
+			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
+			st.LastError, st.LastLatency, st.Gaps = p.lastErr, p.latency, uint64(p.gaps)
 		}
 		out = append(out, st)
 	}

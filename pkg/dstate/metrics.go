@@ -89,11 +89,14 @@ type PeerStatus struct {
 	Gaps                uint64
 }
 
+// peerState is the engine's sync record of one peer. Times are monotonic
+// instants relative to the engine's epoch (see Engine.mono; 0 is never),
+// which keeps the record at 56 bytes: one is held per peer and state.
 type peerState struct {
-	lastSync, lastAttempt time.Time
+	lastSync, lastAttempt int64
+	requestedAt           int64 // when a snapshot was last requested (0: none in flight)
 	failures              uint32
-	lastErr               string
+	gaps                  uint32
 	latency               time.Duration
-	gaps                  uint64
-	requestedAt           time.Time // when a snapshot was last requested (zero: none in flight)
+	lastErr               string
 }
