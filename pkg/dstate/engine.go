@@ -73,7 +73,7 @@ type Engine[S, V any] struct {
 	views      viewMap[V]
 	wallOfNow  bool // the clock's Now carries its wall clock (SystemClock)
 	departed   map[NodeID]struct{}
-	peers      map[NodeID]*peerState
+	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
@@ -112,7 +112,7 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 	}
 	e := &Engine[S, V]{
 		name: cfg.Name, self: cfg.Node, wireVer: cfg.WireVersion, cfg: cfg.State, clock: cfg.Clock, codec: cfg.Codec,
-		departed: make(map[NodeID]struct{}), peers: make(map[NodeID]*peerState),
+		departed: make(map[NodeID]struct{}), orphans: make(map[NodeID]*peerState),
 		obj: StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: cfg.StorageVersion, Value: initial, CreatedUnixMs: now, ModifiedUnixMs: now},
 	}
 	e.pullPeriod = cfg.State.EffectivePullTimeout()
@@ -417,9 +417,7 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 		*v = StateViewObject[V]{SyncedAt: e.clock.Now(), Pending: placeholderPending, Source: node}
 		e.views.put(node, v)
 	}
-	if e.peers[node] == nil {
-		e.peers[node] = &peerState{}
-	}
+	e.peer(node)
 	if msg, ok := e.ownSnapshot(); ok {
 		e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: msg})
 	}
@@ -438,7 +436,7 @@ func (e *Engine[S, V]) OnNodeLeft(node NodeID) {
 	}
 	e.views.remove(node)
 	e.departed[node] = struct{}{}
-	delete(e.peers, node)
+	delete(e.orphans, node)
 }
 
 // OnNodeFailed records that the membership layer considers a node failed.
@@ -464,7 +462,7 @@ func (e *Engine[S, V]) ForgetDeparted(node NodeID) {
 		return
 	}
 	delete(e.departed, node)
-	delete(e.peers, node)
+	delete(e.orphans, node)
 	e.views.remove(node)
 }
 
@@ -495,13 +493,45 @@ func (e *Engine[S, V]) instant(m int64) time.Time {
 	return e.epoch.Add(time.Duration(m))
 }
 
+// peer returns node's sync record, creating it if needed. The record lives
+// in the node's view slot; a node without a view (none received yet, or
+// dropped by DropAndWait) keeps it in orphans, and the first call after
+// its view appears moves it into the slot. A pointer returned while the
+// node had no view stays valid until the next call to peer for that node.
 func (e *Engine[S, V]) peer(node NodeID) *peerState {
-	p := e.peers[node]
-	if p == nil {
-		p = &peerState{}
-		e.peers[node] = p
+	o := e.orphans[node]
+	if s := e.views.slot(node); s != nil {
+		if o != nil {
+			s.peer = *o
+			delete(e.orphans, node)
+		}
+		return &s.peer
 	}
-	return p
+	if o == nil {
+		o = &peerState{}
+		e.orphans[node] = o
+	}
+	return o
+}
+
+// peerOf returns node's sync record without creating or moving it, or nil.
+func (e *Engine[S, V]) peerOf(node NodeID) *peerState {
+	if o := e.orphans[node]; o != nil {
+		return o
+	}
+	if s := e.views.slot(node); s != nil {
+		return &s.peer
+	}
+	return nil
+}
+
+// dropView removes node's view but keeps its sync record.
+func (e *Engine[S, V]) dropView(node NodeID) {
+	if s := e.views.slot(node); s != nil && e.orphans[node] == nil {
+		p := s.peer
+		e.orphans[node] = &p
+	}
+	e.views.remove(node)
 }
 
 func (e *Engine[S, V]) failure(node NodeID, reason string) {
@@ -623,7 +653,7 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 		e.failure(src, fmt.Sprintf("version mismatch: %v", err))
 		if e.cfg.VersionMismatchPolicy == DropAndWait {
 			// Not departed: a readable message recreates the view.
-			e.views.remove(src)
+			e.dropView(src)
 		}
 		return
 	}
@@ -767,7 +797,8 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 			continue
 		}
 		stale := isStale(s.Load(), now, maxStaleness)
-		failing := e.peers[id] != nil && e.peers[id].failures > 0
+		p := e.peerOf(id)
+		failing := p != nil && p.failures > 0
 		if stale {
 			h.StalePeers++
 		}
@@ -801,7 +832,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		}
 		v, _ := views.Get(id)
 		st := PeerStatus{Node: id, Generation: v.Generation, Pending: v.Pending}
-		if p := e.peers[id]; p != nil {
+		if p := e.peerOf(id); p != nil {
 			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
 			st.LastError, st.LastLatency, st.Gaps = p.lastErr, p.latency, uint64(p.gaps)
 		}

@@ -767,6 +767,36 @@ func TestVersionMismatch(t *testing.T) {
 		}
 		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 2, SyncFailures: 1})
 	})
+	t.Run("DropAndWait keeps the peer's sync record while the view is gone", func(t *testing.T) {
+		e := setup(t, dstate.DropAndWait)
+		e.HandleWire(v2(gen(peerInc, 6)))
+		e.HandleWire(v2(gen(peerInc, 7)))
+		wantNoView(t, e.Views(), "n2")
+		delta := func(g dstate.Generation) *dstate.WireMessage {
+			m := gaugesDelta("n2", g, "x", 1)
+			m.State = "counter"
+			return m
+		}
+		// A delta without a view asks for a snapshot, once per pull timeout.
+		wantActions(t, e.HandleWire(delta(gen(peerInc, 9))), "send(n2, RequestSnapshot(counter by n1))")
+		wantActions(t, e.HandleWire(delta(gen(peerInc, 10))))
+		e.HandleWire(counterSnapshot("n2", gen(peerInc, 11), 11))
+		s := peerStatus(t, e.PeerStatuses(), "n2")
+		if s.ConsecutiveFailures != 0 || s.LastSync.IsZero() || s.LastAttempt.IsZero() || s.Generation != gen(peerInc, 11) {
+			t.Errorf("peer status after recovery: %+v", s)
+		}
+	})
+	t.Run("a failure before any view is kept when the view appears", func(t *testing.T) {
+		e, _ := newCounterEngine(t, dstate.DefaultStateConfig())
+		e.OnNodeFailed("n3")
+		e.OnNodeJoined("n3")
+		if h := e.Health(time.Hour); h.FailingPeers != 1 {
+			t.Errorf("health: %+v, want n3 failing", h)
+		}
+		if s := peerStatus(t, e.PeerStatuses(), "n3"); s.ConsecutiveFailures != 1 || s.LastError != "node failed" {
+			t.Errorf("peer status: %+v", s)
+		}
+	})
 	t.Run("a decoder that reads the version accepts it", func(t *testing.T) {
 		clock := dstatetest.NewTestClock()
 		e, err := dstate.NewSimpleEngine[dstatetest.Counter](dstatetest.CounterState{AlsoReads: 2}, self, dstate.StateConfig{}, clock, dstatetest.Counter{})

@@ -7,8 +7,13 @@ import (
 )
 
 // viewSlot holds the current view of one node; the engine replaces the
-// object on every change and readers load it without locks.
-type viewSlot[V any] = atomic.Pointer[StateViewObject[V]]
+// object on every change and readers load it without locks. It also holds
+// the engine's sync record of the node, which only the writer touches: one
+// record per peer instead of an entry in a second map.
+type viewSlot[V any] struct {
+	atomic.Pointer[StateViewObject[V]]
+	peer peerState
+}
 
 // viewMap is a two-level copy-on-write map: the outer map is replaced only
 // when a node is added or removed, and each node's slot is swapped on every
