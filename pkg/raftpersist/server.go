@@ -192,8 +192,10 @@ func parseResponse(addr string, resp []byte) ([]byte, error) {
 	return nil, &remoteError{addr: addr, status: status, msg: msg}
 }
 
-// waitFuture waits for f or ctx. A future always resolves (commit, lost
-// leadership or shutdown), so the helper goroutine ends.
+// waitFuture waits for f or ctx. A future resolves on commit, lost
+// leadership or shutdown, so the helper goroutine ends; the exception is a
+// future raft still held in its apply queue when it shut down, which raft
+// never resolves (at most MaxAppendEntries of them, once, at Close).
 func waitFuture(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
