@@ -36,9 +36,13 @@ func TestMembershipChangesForwardedAndStats(t *testing.T) {
 		e := n3.LoadLocal("s", c.node(l).ID())
 		return e != nil && string(e.Data) == "before join"
 	}, "the non-voter to replicate")
-	servers, err := f.Servers()
-	require.NoError(t, err)
-	require.Len(t, servers, 4)
+	// The follower learns the new configuration when the leader's next
+	// append reaches it.
+	eventually(t, 10*time.Second, func() bool {
+		servers, err := f.Servers()
+		require.NoError(t, err)
+		return len(servers) == 4
+	}, "the follower to see 4 servers")
 
 	eventually(t, 10*time.Second, func() bool {
 		st, err := f.Stats(ctx)
