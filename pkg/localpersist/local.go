@@ -149,29 +149,28 @@ type Codec[S any] interface {
 	DecodeState(data []byte, version uint32) (S, error)
 }
 
-// Persistence is the dstate.StatePersistence of one state in a DB.
-type Persistence[S any] struct {
-	db    *DB
-	state string
-	codec Codec[S]
+// For returns the persistence of the state named state: values are
+// encoded with codec into envelopes stored by [DB.SaveEnvelope], and
+// decoded (or migrated) with dstate.DecodeStored on Load.
+func For[S any](db *DB, state string, codec Codec[S]) dstate.StatePersistence[S] {
+	return dstate.PersistenceFor[S](db, "", named[S]{Codec: codec, name: state})
 }
 
-var _ dstate.StatePersistence[int] = (*Persistence[int])(nil)
-
-// For returns the persistence of the state named state.
-func For[S any](db *DB, state string, codec Codec[S]) *Persistence[S] {
-	return &Persistence[S]{db: db, state: state, codec: codec}
+// named gives a Codec the state name dstate.PersistenceFor keys by.
+type named[S any] struct {
+	Codec[S]
+	name string
 }
 
-// Save stores obj in one fsynced transaction (see [DB.SaveEnvelope]).
-// Encoding failures are PersistError of kind ErrIO.
-func (p *Persistence[S]) Save(ctx context.Context, obj *dstate.StateObject[S], _ []byte) error {
-	data, err := p.codec.EncodeState(obj.Value)
-	if err != nil {
-		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: fmt.Errorf("localpersist: encode state %q: %w", p.state, err)}
+func (n named[S]) Name() string { return n.name }
+
+// MigrateState forwards to the codec's dstate.StateMigrator, if it has one.
+func (n named[S]) MigrateState(data []byte, from uint32) (S, error) {
+	if m, ok := n.Codec.(dstate.StateMigrator[S]); ok {
+		return m.MigrateState(data, from)
 	}
-	return p.db.SaveEnvelope(ctx, dstate.StoredEnvelope{State: p.state, Generation: obj.Generation, StorageVersion: p.codec.StorageVersion(),
-		CreatedUnixMs: obj.CreatedUnixMs, ModifiedUnixMs: obj.ModifiedUnixMs, Data: data})
+	var zero S
+	return zero, dstate.UnknownVersionError(from)
 }
 
 var _ dstate.EnvelopeStore = (*DB)(nil)
@@ -234,20 +233,4 @@ func (d *DB) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID)
 	}
 	return &dstate.StoredEnvelope{State: state, Node: node, Generation: rec.gen, StorageVersion: rec.storageVersion,
 		CreatedUnixMs: rec.created, ModifiedUnixMs: rec.modified, Data: rec.data}, nil
-}
-
-// Load returns the stored object, or (nil, nil) when none was saved. A
-// record that cannot be decoded is a PersistError of kind
-// ErrDeserializationFailed (with Stored set when the generation could be
-// read).
-func (p *Persistence[S]) Load(ctx context.Context) (*dstate.StateObject[S], error) {
-	env, err := p.db.LoadEnvelope(ctx, p.state, "")
-	if err != nil || env == nil {
-		return nil, err
-	}
-	v, err := dstate.DecodeStored[S](p.codec, env.Data, env.StorageVersion)
-	if err != nil {
-		return nil, &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: env.Generation, Err: fmt.Errorf("localpersist: decode state %q: %w", p.state, err)}
-	}
-	return &dstate.StateObject[S]{Generation: env.Generation, StorageVersion: env.StorageVersion, Value: v, CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs}, nil
 }
