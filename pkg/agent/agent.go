@@ -35,8 +35,8 @@ type Agent struct {
 
 	rt       *gosched.Runtime
 	tr       *transport.Transport
-	gossip   gossip
-	raft     consensus // nil unless cfg.Server
+	gossip   *serfGossip
+	raft     *raftConsensus // nil unless cfg.Server
 	local    *localpersist.DB
 	node     *node.Node
 	registry *prometheus.Registry
@@ -122,19 +122,17 @@ func (a *Agent) startParts(ctx context.Context) error {
 		return fmt.Errorf("agent: data_dir %s: %w", cfg.DataDir, err)
 	}
 	stores := map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: a.local}
-	var rc *raftConsensus
 	if cfg.Server {
-		if rc, err = openConsensus(a); err != nil {
+		if a.raft, err = openConsensus(a); err != nil {
 			return err
 		}
-		a.raft = rc
-		stores[dstate.Raft] = rc
+		stores[dstate.Raft] = a.raft.store.Envelopes()
 	}
 	if a.gossip, err = startGossip(a); err != nil {
 		return err
 	}
-	if rc != nil {
-		if err := rc.attach(); err != nil {
+	if a.raft != nil {
+		if err := a.raft.attach(); err != nil {
 			return err
 		}
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/dstate-go/dstate/pkg/transport"
 )
 
-// serfGossip adapts a serfevents.Membership to the agent's gossip.
+// serfGossip is the agent's membership: a serfevents.Membership with the
+// conversions the admin API needs.
 type serfGossip struct {
 	*serfevents.Membership
 }
 
-func startGossip(a *Agent) (gossip, error) {
+func startGossip(a *Agent) (*serfGossip, error) {
 	cfg := a.cfg
 	scfg := serfevents.DefaultConfig()
 	if cfg.Fast {
@@ -35,8 +36,8 @@ func startGossip(a *Agent) (gossip, error) {
 	scfg.KeyFile = cfg.GossipKeyFile
 	scfg.Logger = a.log.With("component", "serf")
 	role, raftAddr := serfevents.RaftRoleNone, ""
-	if rc, ok := a.raft.(*raftConsensus); ok {
-		role, raftAddr = serfevents.RaftRoleVoter, rc.store.Addr()
+	if a.raft != nil {
+		role, raftAddr = serfevents.RaftRoleVoter, a.raft.store.Addr()
 	}
 	scfg.Tags = map[string]string{
 		serfevents.TagTransport: a.tr.Addr(),
@@ -51,10 +52,10 @@ func startGossip(a *Agent) (gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: gossip on %s: %w", cfg.SerfAddr, err)
 	}
-	return serfGossip{m}, nil
+	return &serfGossip{m}, nil
 }
 
-func (g serfGossip) members() []Member {
+func (g *serfGossip) members() []Member {
 	ms := g.Membership.Members()
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
@@ -63,17 +64,17 @@ func (g serfGossip) members() []Member {
 	return out
 }
 
-func (g serfGossip) join(addrs []string) (int, error) {
+func (g *serfGossip) join(addrs []string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return g.Membership.Join(ctx, addrs)
 }
 
-func (g serfGossip) leave(ctx context.Context) error { return g.Membership.Leave(ctx) }
+func (g *serfGossip) leave(ctx context.Context) error { return g.Membership.Leave(ctx) }
 
-func (g serfGossip) shutdown() error { return g.Membership.Shutdown() }
+func (g *serfGossip) shutdown() error { return g.Membership.Shutdown() }
 
-func (g serfGossip) keyring() (KeyringStatus, error) {
+func (g *serfGossip) keyring() (KeyringStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := g.Membership.ListKeys(ctx)
@@ -92,7 +93,7 @@ func (g serfGossip) keyring() (KeyringStatus, error) {
 	return st, nil
 }
 
-func (g serfGossip) keyringOp(op, key string) error {
+func (g *serfGossip) keyringOp(op, key string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error

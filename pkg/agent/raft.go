@@ -12,8 +12,8 @@ import (
 	"github.com/dstate-go/dstate/pkg/serfevents"
 )
 
-// raftConsensus adapts a raftpersist.Store to the agent's consensus, and
-// keeps the Raft configuration in step with the gossip members: servers
+// raftConsensus is the agent's Raft group: a raftpersist.Store kept in
+// step with the gossip members: servers
 // are observed for bootstrap-expect, the leader adds voters that join and
 // removes servers that leave gracefully.
 type raftConsensus struct {
@@ -140,41 +140,6 @@ func (rc *raftConsensus) reconcile() {
 			}
 		}
 	}
-}
-
-func toEnvelope(e *raftpersist.Envelope) dstate.StoredEnvelope {
-	return dstate.StoredEnvelope{State: e.State, Node: e.Node, Generation: e.Generation, StorageVersion: e.StorageVersion,
-		CreatedUnixMs: e.CreatedUnixMs, ModifiedUnixMs: e.ModifiedUnixMs, Data: e.Data}
-}
-
-// SaveEnvelope implements dstate.EnvelopeStore.
-func (rc *raftConsensus) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) error {
-	return rc.store.SaveEnvelope(ctx, &raftpersist.Envelope{State: env.State, Node: env.Node, Generation: env.Generation,
-		StorageVersion: env.StorageVersion, CreatedUnixMs: env.CreatedUnixMs, ModifiedUnixMs: env.ModifiedUnixMs, Data: env.Data})
-}
-
-// LoadEnvelope implements dstate.EnvelopeStore.
-func (rc *raftConsensus) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*dstate.StoredEnvelope, error) {
-	e, err := rc.store.LoadEnvelope(ctx, state, node)
-	if err != nil || e == nil {
-		return nil, err
-	}
-	env := toEnvelope(e)
-	return &env, nil
-}
-
-// LoadAllEnvelopes implements dstate.EnvelopeReader: a linearizable read
-// of every node's envelope of one state.
-func (rc *raftConsensus) LoadAllEnvelopes(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
-	es, err := rc.store.LoadAll(ctx, state)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dstate.StoredEnvelope, 0, len(es))
-	for _, e := range es {
-		out = append(out, toEnvelope(e))
-	}
-	return out, nil
 }
 
 func (rc *raftConsensus) status(ctx context.Context) (RaftStatus, error) {

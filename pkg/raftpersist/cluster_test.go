@@ -309,3 +309,25 @@ func TestClosedStoreRejects(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	require.True(t, errors.Is(err, dstate.ErrStorageUnavailable))
 }
+
+func TestEnvelopesAsAHostStore(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 10*time.Second)
+	es := c.node(c.follower()).Envelopes()
+	env := dstate.StoredEnvelope{State: "s", Node: "n0", Generation: dstate.Generation{Incarnation: 7, Age: 1}, StorageVersion: 1,
+		CreatedUnixMs: 5, ModifiedUnixMs: 6, Data: []byte("x")}
+	require.NoError(t, es.SaveEnvelope(ctx, env))
+	got, err := c.node(c.leader()).Envelopes().LoadEnvelope(ctx, "s", "n0")
+	require.NoError(t, err)
+	require.Equal(t, env, *got)
+	none, err := es.LoadEnvelope(ctx, "s", "n9")
+	require.NoError(t, err)
+	require.Nil(t, none)
+	all, err := es.LoadAllEnvelopes(ctx, "s")
+	require.NoError(t, err)
+	require.Equal(t, []dstate.StoredEnvelope{env}, all)
+	older := env
+	older.Data = []byte("y")
+	err = es.SaveEnvelope(ctx, older)
+	require.ErrorIs(t, err, dstate.ErrStorageUnavailable, "fenced: not newer than the stored generation")
+}
