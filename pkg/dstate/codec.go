@@ -26,26 +26,79 @@ import (
 // DefaultMaxPayload is the largest Data a decoder accepts by default.
 const DefaultMaxPayload = 16 << 20
 
+// Default limits of [DecodeLimits] besides the payload.
+const (
+	// DefaultMaxName is the longest state name or node ID by default.
+	DefaultMaxName = 1024
+	// DefaultMaxNotifications is the most notices one change feed carries
+	// by default.
+	DefaultMaxNotifications = 65536
+	// DefaultMaxFeedStates is the most distinct states one change feed
+	// names by default.
+	DefaultMaxFeedStates = 4096
+	// DefaultMaxFeedPeers is the most distinct source nodes one change feed
+	// names by default.
+	DefaultMaxFeedPeers = 1024
+)
+
+// Names of the decode limits, as [DeserializeError.Limit] reports them and
+// metrics label them.
+const (
+	LimitSnapshotBytes = "snapshot_bytes"
+	LimitDeltaBytes    = "delta_bytes"
+	LimitNameBytes     = "name_bytes"
+	LimitFeedNotices   = "feed_notifications"
+	LimitFeedStates    = "feed_states"
+	LimitFeedPeers     = "feed_peers"
+)
+
 // DecodeLimits bound what a decoder accepts, so that no input can make it
-// allocate more than the limits allow. The zero value means the defaults.
+// allocate more than the limits allow. A zero field means its default. An
+// input over a limit is a *DeserializeError whose Limit names it.
 type DecodeLimits struct {
-	// MaxPayload is the largest Data in bytes (default 16 MiB).
+	// MaxPayload is the default of MaxSnapshot and MaxDelta, in bytes
+	// (default 16 MiB).
 	MaxPayload int
+	// MaxSnapshot is the largest full-snapshot payload in bytes (default
+	// MaxPayload).
+	MaxSnapshot int
+	// MaxDelta is the largest delta payload in bytes (default MaxPayload).
+	MaxDelta int
 	// MaxName is the longest state name or node ID (default 1024).
 	MaxName int
 	// MaxNotifications is the most notices in one feed (default 65536).
 	MaxNotifications int
+	// MaxFeedStates is the most distinct state names one feed may name
+	// (default 4096).
+	MaxFeedStates int
+	// MaxFeedPeers is the most distinct source nodes one feed may name
+	// (default 1024).
+	MaxFeedPeers int
 }
 
-func (l DecodeLimits) withDefaults() DecodeLimits {
+// WithDefaults returns l with every zero or negative field set to its
+// default.
+func (l DecodeLimits) WithDefaults() DecodeLimits {
 	if l.MaxPayload <= 0 {
 		l.MaxPayload = DefaultMaxPayload
 	}
+	if l.MaxSnapshot <= 0 {
+		l.MaxSnapshot = l.MaxPayload
+	}
+	if l.MaxDelta <= 0 {
+		l.MaxDelta = l.MaxPayload
+	}
 	if l.MaxName <= 0 {
-		l.MaxName = 1024
+		l.MaxName = DefaultMaxName
 	}
 	if l.MaxNotifications <= 0 {
-		l.MaxNotifications = 65536
+		l.MaxNotifications = DefaultMaxNotifications
+	}
+	if l.MaxFeedStates <= 0 {
+		l.MaxFeedStates = DefaultMaxFeedStates
+	}
+	if l.MaxFeedPeers <= 0 {
+		l.MaxFeedPeers = DefaultMaxFeedPeers
 	}
 	return l
 }
@@ -121,7 +174,7 @@ func DecodeWire(b []byte) (WireMessage, error) { return DecodeWireLimits(b, Deco
 // ErrMalformed otherwise) whose text says what was wrong. It never panics
 // and allocates at most the limits allow.
 func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	var m WireMessage
 	if len(b) < 2 {
 		return m, MalformedError("wire: message of %d bytes is shorter than its 2-byte header", len(b))
@@ -141,7 +194,11 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 		m.CreatedUnixMs = d.varint("created time")
 		m.ModifiedUnixMs = d.varint("modified time")
 		m.SentUnixMs = d.varint("sent time")
-		m.Data = d.bytes("payload", lim.MaxPayload)
+		if m.Kind == KindFullSnapshot {
+			m.Data = d.limited("snapshot payload", lim.MaxSnapshot, LimitSnapshotBytes)
+		} else {
+			m.Data = d.limited("delta payload", lim.MaxDelta, LimitDeltaBytes)
+		}
 	case KindRequestSnapshot:
 		m.State = d.name("state name")
 		m.Source = NodeID(d.name("requester"))
@@ -154,7 +211,7 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 		// input before anything is allocated.
 		if d.err == nil {
 			if count > uint64(lim.MaxNotifications) {
-				d.fail("wire: %d notifications exceed the limit of %d", count, lim.MaxNotifications)
+				d.failLimit(LimitFeedNotices, "wire: %d notifications exceed the limit of %d", count, lim.MaxNotifications)
 			} else if count > uint64(len(b)-d.off)/4 {
 				d.fail("wire: %d notifications cannot fit in the %d bytes left", count, len(b)-d.off)
 			}
@@ -170,6 +227,9 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 				if d.err != nil {
 					break
 				}
+			}
+			if d.err == nil {
+				d.checkFeedNames(m.Notifications)
 			}
 		}
 	default:
@@ -244,13 +304,45 @@ func (d *decoder) uint32(field string) uint32 {
 	return uint32(v)
 }
 
-func (d *decoder) span(field string, max int) []byte {
+// failLimit records an input over the named limit.
+func (d *decoder) failLimit(limit, format string, args ...any) {
+	if d.err == nil {
+		d.err = &DeserializeError{Kind: ErrMalformed, Limit: limit, Detail: fmt.Sprintf(format, args...)}
+	}
+}
+
+// checkFeedNames enforces MaxFeedStates and MaxFeedPeers on a decoded feed.
+// Notices are usually grouped by state and source, so counting changes
+// between neighbours first avoids a map for every ordinary feed.
+func (d *decoder) checkFeedNames(ns []ChangeNotification) {
+	if len(ns) <= min(d.lim.MaxFeedStates, d.lim.MaxFeedPeers) {
+		return
+	}
+	states := make(map[string]struct{}, min(len(ns), d.lim.MaxFeedStates+1))
+	peers := make(map[NodeID]struct{}, min(len(ns), d.lim.MaxFeedPeers+1))
+	for i := range ns {
+		states[ns[i].State] = struct{}{}
+		peers[ns[i].Source] = struct{}{}
+		if len(states) > d.lim.MaxFeedStates {
+			d.failLimit(LimitFeedStates, "wire: change feed names more states than the limit of %d", d.lim.MaxFeedStates)
+			return
+		}
+		if len(peers) > d.lim.MaxFeedPeers {
+			d.failLimit(LimitFeedPeers, "wire: change feed names more source nodes than the limit of %d", d.lim.MaxFeedPeers)
+			return
+		}
+	}
+}
+
+func (d *decoder) span(field string, max int) []byte { return d.spanLimit(field, max, LimitNameBytes) }
+
+func (d *decoder) spanLimit(field string, max int, limit string) []byte {
 	n := d.uvarintOf(field, " length")
 	if d.err != nil {
 		return nil
 	}
 	if n > uint64(max) {
-		d.fail("wire: %s of %d bytes exceeds the limit of %d", field, n, max)
+		d.failLimit(limit, "wire: %s of %d bytes exceeds the limit of %d", field, n, max)
 		return nil
 	}
 	if n > uint64(len(d.buf)-d.off) {
@@ -264,7 +356,9 @@ func (d *decoder) span(field string, max int) []byte {
 
 func (d *decoder) name(field string) string { return string(d.span(field, d.lim.MaxName)) }
 
-func (d *decoder) bytes(field string, max int) []byte { return d.span(field, max) }
+func (d *decoder) limited(field string, max int, limit string) []byte {
+	return d.spanLimit(field, max, limit)
+}
 
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))

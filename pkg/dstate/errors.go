@@ -33,6 +33,9 @@ var (
 	ErrIO = errors.New("dstate: i/o error")
 	// ErrMailboxFull: an actor's mailbox is full.
 	ErrMailboxFull = errors.New("dstate: mailbox full")
+	// ErrLimitExceeded: an input is over a configured limit. A
+	// *DeserializeError with a Limit matches it as well as its Kind.
+	ErrLimitExceeded = errors.New("dstate: limit exceeded")
 )
 
 // RegistryError reports a registry lookup or registration failure. Kind is
@@ -113,11 +116,14 @@ func (e *MutationError) Unwrap() []error {
 
 // DeserializeError reports data that could not be decoded: an unknown
 // version (Kind ErrUnknownVersion, Version set) or malformed bytes (Kind
-// ErrMalformed, Detail says what was wrong).
+// ErrMalformed, Detail says what was wrong). Limit, when set, names the
+// [DecodeLimits] limit the input exceeded (one of the Limit… constants), and
+// the error then also matches ErrLimitExceeded.
 type DeserializeError struct {
 	Kind    error
 	Version uint32
 	Detail  string
+	Limit   string
 }
 
 // Error implements error.
@@ -131,8 +137,13 @@ func (e *DeserializeError) Error() string {
 	return fmt.Sprintf("%v: %s", e.Kind, e.Detail)
 }
 
-// Unwrap returns Kind.
-func (e *DeserializeError) Unwrap() error { return e.Kind }
+// Unwrap returns Kind, and ErrLimitExceeded when Limit is set.
+func (e *DeserializeError) Unwrap() []error {
+	if e.Limit != "" {
+		return []error{e.Kind, ErrLimitExceeded}
+	}
+	return []error{e.Kind}
+}
 
 // UnknownVersionError returns a DeserializeError for an unreadable version.
 func UnknownVersionError(v uint32) error {

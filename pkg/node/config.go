@@ -30,8 +30,14 @@ type Config struct {
 	// FeedInterval is how often the change-feed aggregator flushes; zero
 	// means the smallest BatchInterval of the registered feed states.
 	FeedInterval time.Duration
-	// Limits bound inbound message decoding.
+	// Limits bound inbound message decoding; zero fields take the
+	// defaults of dstate.DecodeLimits. A message over a limit is dropped,
+	// counted in Stats.LimitExceeded and logged (see LogInterval).
 	Limits dstate.DecodeLimits
+	// LogInterval is the least time between two warnings about one peer's
+	// bad input of one kind (default one minute); those in between are
+	// counted and the next warning says how many.
+	LogInterval time.Duration
 	// Stores are the persistence backends of the durable modes (Local,
 	// Raft). A state whose StateConfig.Durability names a mode missing
 	// here, and that brings no Persistence of its own, cannot register.
@@ -51,6 +57,8 @@ func (c *Config) Validate() error {
 		return errors.New("node: Config.Transport is nil")
 	case c.FeedInterval < 0:
 		return errors.New("node: Config.FeedInterval is negative")
+	case c.LogInterval < 0:
+		return errors.New("node: Config.LogInterval is negative")
 	}
 	return nil
 }

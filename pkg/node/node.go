@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -42,6 +43,8 @@ type Node struct {
 	feedEvery time.Duration
 
 	stats stats
+	// peerLog lets one warning per peer and kind through per interval.
+	peerLog ratelog.Limiter
 }
 
 // shard is the type-erased face of a registered state.
@@ -58,6 +61,14 @@ type shard interface {
 
 type stats struct {
 	framesIn, decodeErrors, unknownState, sourceMismatch, mailboxDrops, sendErrors atomic.Uint64
+	// limits counts inbound messages over each decode limit, by name.
+	limits map[string]*atomic.Uint64
+}
+
+// decodeLimitNames are the limits counted in Stats.LimitExceeded.
+var decodeLimitNames = []string{
+	dstate.LimitSnapshotBytes, dstate.LimitDeltaBytes, dstate.LimitNameBytes,
+	dstate.LimitFeedNotices, dstate.LimitFeedStates, dstate.LimitFeedPeers,
 }
 
 // Stats are a node's host-level counters.
@@ -68,6 +79,10 @@ type Stats struct {
 	SourceMismatch uint64 // sync messages whose source was not the sending peer
 	MailboxDrops   uint64 // messages a state actor could not take
 	SendErrors     uint64 // frames the transport refused
+	// LimitExceeded counts inbound messages refused for being over a decode
+	// limit, by limit name (the dstate.Limit… constants; every name is
+	// present). They are included in DecodeErrors.
+	LimitExceeded map[string]uint64
 }
 
 // New starts a node: it starts the transport and subscribes to membership
@@ -89,6 +104,11 @@ func New(cfg Config) (*Node, error) {
 		n.log = slog.Default()
 	}
 	n.log = n.log.With("node", string(n.id))
+	n.peerLog.Interval = cfg.LogInterval
+	n.stats.limits = make(map[string]*atomic.Uint64, len(decodeLimitNames))
+	for _, name := range decodeLimitNames {
+		n.stats.limits[name] = new(atomic.Uint64)
+	}
 	n.peerList.Store(&[]dstate.NodeID{})
 	ref, err := n.rt.Spawn("dstate.feed."+string(n.id), func(msg any) { msg.(func())() })
 	if err != nil {
@@ -120,9 +140,14 @@ func (n *Node) Members() []dstate.NodeID { return slices.Clone(*n.peerList.Load(
 
 // Stats returns the host-level counters.
 func (n *Node) Stats() Stats {
+	lim := make(map[string]uint64, len(n.stats.limits))
+	for name, c := range n.stats.limits {
+		lim[name] = c.Load()
+	}
 	return Stats{
 		FramesIn: n.stats.framesIn.Load(), DecodeErrors: n.stats.decodeErrors.Load(), UnknownState: n.stats.unknownState.Load(),
 		SourceMismatch: n.stats.sourceMismatch.Load(), MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
+		LimitExceeded: lim,
 	}
 }
 
@@ -292,12 +317,20 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 	m, err := dstate.DecodeWireLimits(frame, n.limits)
 	if err != nil {
 		n.stats.decodeErrors.Add(1)
-		n.log.Warn("dropping undecodable frame", "peer", string(from), "err", err)
+		var de *dstate.DeserializeError
+		kind := "decode"
+		if errors.As(err, &de) && de.Limit != "" {
+			kind = de.Limit
+			if c := n.stats.limits[de.Limit]; c != nil {
+				c.Add(1)
+			}
+		}
+		n.warnPeer(from, kind, "dropping undecodable frame", "err", err)
 		return
 	}
 	if m.Source != from {
 		n.stats.sourceMismatch.Add(1)
-		n.log.Warn("dropping message whose source is not the sending peer", "peer", string(from), "source", string(m.Source))
+		n.warnPeer(from, "source", "dropping message whose source is not the sending peer", "source", string(m.Source))
 		return
 	}
 	n.mu.Lock()
@@ -322,6 +355,16 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 		return
 	}
 	s.deliver(&m)
+}
+
+// warnPeer logs a warning about peer once per peer and kind per log
+// interval, with the number of like warnings held back since the last.
+func (n *Node) warnPeer(peer dstate.NodeID, kind, msg string, args ...any) {
+	ok, suppressed := n.peerLog.Allow(string(peer) + "\x00" + kind)
+	if !ok {
+		return
+	}
+	n.log.Warn(msg, append([]any{"peer", string(peer), "suppressed", suppressed}, args...)...)
 }
 
 // broadcast sends one frame to every current peer.
