@@ -377,7 +377,7 @@ func (n *Node) broadcast(frame []byte) {
 func (n *Node) send(to dstate.NodeID, frame []byte) {
 	if err := n.tr.Send(to, frame); err != nil {
 		n.stats.sendErrors.Add(1)
-		n.log.Debug("send failed", "peer", string(to), "err", err)
+		n.warnPeer(to, "send", "send failed; the peer catches up once it drains", "err", err)
 	}
 }
 

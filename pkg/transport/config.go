@@ -82,9 +82,21 @@ type Config struct {
 	// ClientAuth and ClientCAs for mutual TLS) and the client config
 	// (RootCAs, and Certificates as the client certificate). ServerName
 	// defaults to the host of the dialed address. New clones it.
+	//
+	// A verified peer certificate binds the peer's identity: its Subject
+	// CommonName or one of its DNS names must equal the node ID the peer
+	// claims in the handshake (accepting) or the node ID expected at the
+	// address (dialing), or the connection is refused with
+	// ErrIdentityMismatch. With mutual TLS every peer presents one, so no
+	// node can send frames under another node's ID.
 	TLS *tls.Config
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+	// LogInterval is the least time between two warnings about one peer or
+	// remote address of one kind (failed handshakes, oversized frames);
+	// those in between are counted and the next warning says how many.
+	// Zero means one minute.
+	LogInterval time.Duration
 	// FaultHook is for tests only. When non-nil and it returns false for a
 	// peer, Send drops the frame (counted in Stats.FaultDrops) and reports
 	// success. It is called on the Send path and must be fast.

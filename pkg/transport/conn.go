@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -91,6 +93,11 @@ func (t *Transport) clientHandshake(ctx context.Context, l *link, id dstate.Node
 	case dstate.NodeID(h.nodeID) != id:
 		return fail(ErrUnexpectedPeer, "reached node %q, want %q", h.nodeID, id)
 	}
+	if tc, ok := l.conn.(*tls.Conn); ok && !t.cfg.TLS.InsecureSkipVerify {
+		if reason := identityMismatch(tc.ConnectionState(), id); reason != "" {
+			return fail(ErrIdentityMismatch, "%s", reason)
+		}
+	}
 	_ = l.raw.SetDeadline(time.Time{})
 	return nil
 }
@@ -117,7 +124,8 @@ func (t *Transport) serveInbound(c, raw net.Conn) {
 	from, br, err := t.acceptHandshake(c, remote)
 	if err != nil {
 		t.stats.handshakeFailures.Add(1)
-		t.log.Warn("transport: inbound handshake failed", "addr", remote, "err", err)
+		host, _, _ := net.SplitHostPort(remote)
+		t.warn(host, "handshake", "transport: inbound handshake failed", "addr", remote, "err", err)
 		return
 	}
 	t.log.Debug("transport: accepted", "peer", string(from), "addr", remote)
@@ -128,7 +136,7 @@ func (t *Transport) serveInbound(c, raw net.Conn) {
 			switch {
 			case errors.As(err, &fse):
 				t.stats.oversizedFrames.Add(1)
-				t.log.Error("transport: inbound frame too large, closing connection",
+				t.warn(string(from), "frame_size", "transport: inbound frame too large, closing connection",
 					"peer", string(from), "addr", remote, "size", fse.Size, "limit", fse.Limit, "err", err)
 			case errors.Is(err, io.EOF) || t.life.Err() != nil:
 				t.log.Debug("transport: inbound connection closed", "peer", string(from), "addr", remote)
@@ -161,7 +169,13 @@ func (t *Transport) acceptHandshake(c net.Conn, remote string) (dstate.NodeID, *
 		return "", nil, &HandshakeError{Addr: remote, Err: fmt.Errorf("%w: expected a hello, got message kind %d", ErrMalformed, h.kind)}
 	}
 	from := dstate.NodeID(h.nodeID)
-	if code, reason := t.checkHello(h); reason != "" {
+	code, reason := t.checkHello(h)
+	if tc, ok := c.(*tls.Conn); ok && reason == "" {
+		if r := identityMismatch(tc.ConnectionState(), from); r != "" {
+			code, reason = refuseIdentity, r
+		}
+	}
+	if reason != "" {
 		// Every byte of the hello has been read, so closing after the
 		// refusal sends FIN, not RST, and the dialer reads the reason.
 		_, _ = c.Write(appendRefusal(nil, t.version, code, reason))
@@ -192,4 +206,24 @@ func (t *Transport) checkHello(h handshake) (byte, string) {
 		return refuseNodeID, fmt.Sprintf("node ID %q is this node's own ID", h.nodeID)
 	}
 	return 0, ""
+}
+
+// identityMismatch returns why a verified peer certificate does not vouch
+// for node id, or "" when it does or when the peer presented no verified
+// certificate (TLS without client certificates binds no identity).
+func identityMismatch(cs tls.ConnectionState, id dstate.NodeID) string {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	cert := cs.VerifiedChains[0][0]
+	if certNames(cert, string(id)) {
+		return ""
+	}
+	names := append([]string{cert.Subject.CommonName}, cert.DNSNames...)
+	return fmt.Sprintf("certificate names %q do not include the claimed node ID %q", names, id)
+}
+
+// certNames reports whether cert names id as its CommonName or a DNS name.
+func certNames(cert *x509.Certificate, id string) bool {
+	return cert.Subject.CommonName == id || slices.Contains(cert.DNSNames, id)
 }

@@ -43,6 +43,10 @@ var (
 	// ErrUnexpectedPeer: the node reached at a peer's address has another ID
 	// than the one SetPeer recorded for that address.
 	ErrUnexpectedPeer = errors.New("transport: unexpected peer")
+	// ErrIdentityMismatch: the peer's verified TLS certificate does not
+	// name the node ID it claims (or, dialing, the node ID expected at that
+	// address).
+	ErrIdentityMismatch = errors.New("transport: certificate does not name the node ID")
 	// ErrInvalidConfig: a Config field is invalid. Every *ConfigError
 	// matches it.
 	ErrInvalidConfig = errors.New("transport: invalid config")

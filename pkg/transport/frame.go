@@ -26,10 +26,11 @@ const (
 
 // Refusal codes: they let the dialer map a refusal to a sentinel error.
 const (
-	refuseOther   byte = 0
-	refuseVersion byte = 1
-	refuseCluster byte = 2
-	refuseNodeID  byte = 3
+	refuseOther    byte = 0
+	refuseVersion  byte = 1
+	refuseCluster  byte = 2
+	refuseNodeID   byte = 3
+	refuseIdentity byte = 4
 )
 
 // refusalKind maps a refusal code to the sentinel the dialer reports.
@@ -41,6 +42,8 @@ func refusalKind(code byte) error {
 		return ErrClusterMismatch
 	case refuseNodeID:
 		return ErrBadNodeID
+	case refuseIdentity:
+		return ErrIdentityMismatch
 	default:
 		return ErrRefused
 	}

@@ -184,13 +184,13 @@ func (t *Transport) runPeer(p *peer) {
 	}
 }
 
-// logDialError logs a failed connect: handshake failures always (they are
-// configuration problems), plain dial failures once per outage.
+// logDialError logs a failed connect: handshake failures once per peer per
+// log interval (they are configuration problems), plain dial failures once per outage.
 func (t *Transport) logDialError(id dstate.NodeID, addr string, err error, failures int) {
 	var herr *HandshakeError
 	switch {
 	case errors.As(err, &herr):
-		t.log.Warn("transport: outbound handshake failed", "peer", string(id), "addr", addr, "err", err)
+		t.warn(string(id), "handshake", "transport: outbound handshake failed", "peer", string(id), "addr", addr, "err", err)
 	case failures == 0:
 		t.log.Info("transport: dial failed", "peer", string(id), "addr", addr, "err", err)
 	default:

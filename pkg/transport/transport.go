@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/node"
 )
@@ -24,6 +25,9 @@ type Transport struct {
 	ln      net.Listener
 	version uint16 // ProtocolVersion; tests change it before dialing
 	stats   counters
+	// warnLog lets one warning per peer (or remote host) and kind through
+	// per Config.LogInterval.
+	warnLog ratelog.Limiter
 
 	// life is the transport's own lifecycle context, cancelled when Close
 	// stops waiting for flushes. Peers derive theirs from it to abort
@@ -67,7 +71,7 @@ func New(cfg Config) (*Transport, error) {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	life, kill := context.WithCancel(context.Background())
-	return &Transport{
+	t := &Transport{
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", string(cfg.NodeID)),
 		ln:      ln,
@@ -78,7 +82,22 @@ func New(cfg Config) (*Transport, error) {
 		closed:  make(chan struct{}),
 		peers:   make(map[dstate.NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
-	}, nil
+	}
+	t.warnLog.Interval = cfg.LogInterval
+	return t, nil
+}
+
+// warn logs a warning about key (a peer or a remote host) at most once per
+// kind per Config.LogInterval, with the count of those held back.
+func (t *Transport) warn(key, kind, msg string, args ...any) {
+	ok, suppressed := t.warnLog.Allow(key + "\x00" + kind)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	t.log.Warn(msg, args...)
 }
 
 // Addr returns Config.AdvertiseAddr if set, else the listener's address.
