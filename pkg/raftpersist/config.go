@@ -186,6 +186,9 @@ func (c Config) Validate() error {
 	if c.NodeID == "" {
 		return bad("NodeID", "must not be empty")
 	}
+	if len(c.NodeID) > 255 {
+		return bad("NodeID", "is %d bytes, longer than 255", len(c.NodeID))
+	}
 	if c.DataDir == "" {
 		return bad("DataDir", "must not be empty")
 	}

@@ -4,16 +4,22 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dstate-go/dstate/internal/certid"
+	"github.com/dstate-go/dstate/internal/ratelog"
 )
 
 // Every connection to a store's listener starts (inside TLS, when
-// configured) with one byte naming its protocol.
+// configured) with one byte naming its protocol, then the dialer's node ID
+// (one length byte and the ID). With mutual TLS the acceptor refuses a
+// connection whose certificate does not name that node ID.
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
@@ -24,6 +30,7 @@ const (
 // stream layer and forwarding connections to serve. It tracks every
 // connection it accepted or dialed so Close can end them all.
 type mux struct {
+	id        string // this node's ID, announced when dialing
 	ln        net.Listener
 	advertise net.Addr
 	serverTLS *tls.Config
@@ -39,11 +46,13 @@ type mux struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	warnLog ratelog.Limiter
 }
 
-func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, timeout time.Duration, log *slog.Logger) *mux {
+func newMux(id string, ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, timeout time.Duration, log *slog.Logger) *mux {
 	return &mux{
-		ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, timeout: timeout, log: log,
+		id: id, ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, timeout: timeout, log: log,
 		raftCh: make(chan net.Conn), closed: make(chan struct{}), conns: map[*trackedConn]struct{}{},
 	}
 }
@@ -96,16 +105,28 @@ func (m *mux) handshake(tc *trackedConn) {
 	if m.serverTLS != nil {
 		t := tls.Server(c, m.serverTLS)
 		if err := t.Handshake(); err != nil {
-			m.log.Warn("raftpersist: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			m.warnOnce(c.RemoteAddr().String(), "raftpersist: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			_ = c.Close()
 			return
 		}
 		c = t
 	}
-	var b [1]byte
-	if _, err := c.Read(b[:]); err != nil {
+	var b [2]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
 		_ = c.Close()
 		return
+	}
+	id := make([]byte, b[1])
+	if _, err := io.ReadFull(c, id); err != nil {
+		_ = c.Close()
+		return
+	}
+	if t, ok := c.(*tls.Conn); ok {
+		if reason := certid.Mismatch(t.ConnectionState(), string(id)); reason != "" {
+			m.warnOnce(c.RemoteAddr().String(), "raftpersist: refused a connection: "+reason, "remote", c.RemoteAddr().String())
+			_ = c.Close()
+			return
+		}
 	}
 	_ = c.SetDeadline(time.Time{})
 	switch b[0] {
@@ -123,7 +144,19 @@ func (m *mux) handshake(tc *trackedConn) {
 	}
 }
 
-// dial connects to addr and announces proto.
+// warnOnce logs a warning about a remote address at most once per host and
+// message per minute.
+func (m *mux) warnOnce(remote, msg string, args ...any) {
+	host, _, _ := net.SplitHostPort(remote)
+	if ok, suppressed := m.warnLog.Allow(host + "\x00" + msg); ok {
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		m.log.Warn(msg, args...)
+	}
+}
+
+// dial connects to addr and announces proto and this node's ID.
 func (m *mux) dial(addr string, proto byte, timeout time.Duration) (net.Conn, error) {
 	select {
 	case <-m.closed:
@@ -158,7 +191,7 @@ func (m *mux) dial(addr string, proto byte, timeout time.Duration) (net.Conn, er
 		}
 		c = t
 	}
-	if _, err := c.Write([]byte{proto}); err != nil {
+	if _, err := c.Write(append([]byte{proto, byte(len(m.id))}, m.id...)); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("raftpersist: dial %s: %w", addr, err)
 	}

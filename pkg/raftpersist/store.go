@@ -112,7 +112,7 @@ func (s *Store) open() error {
 	if clientTLS != nil && clientTLS.MinVersion == 0 {
 		clientTLS.MinVersion = tls.VersionTLS12
 	}
-	s.mux = newMux(ln, advAddr, cfg.TLS, clientTLS, cfg.DialTimeout, s.log)
+	s.mux = newMux(string(cfg.NodeID), ln, advAddr, cfg.TLS, clientTLS, cfg.DialTimeout, s.log)
 	s.rpc = newRPCClient(s.mux, cfg.MaxFrameBytes, cfg.MaxPool, cfg.ApplyTimeout)
 
 	hlog := NewHCLogger(cfg.Logger.With("node", string(cfg.NodeID)), "raft", cfg.RaftLogLevel)

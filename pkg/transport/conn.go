@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/certid"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -94,7 +93,7 @@ func (t *Transport) clientHandshake(ctx context.Context, l *link, id dstate.Node
 		return fail(ErrUnexpectedPeer, "reached node %q, want %q", h.nodeID, id)
 	}
 	if tc, ok := l.conn.(*tls.Conn); ok && !t.cfg.TLS.InsecureSkipVerify {
-		if reason := identityMismatch(tc.ConnectionState(), id); reason != "" {
+		if reason := certid.Mismatch(tc.ConnectionState(), string(id)); reason != "" {
 			return fail(ErrIdentityMismatch, "%s", reason)
 		}
 	}
@@ -171,7 +170,7 @@ func (t *Transport) acceptHandshake(c net.Conn, remote string) (dstate.NodeID, *
 	from := dstate.NodeID(h.nodeID)
 	code, reason := t.checkHello(h)
 	if tc, ok := c.(*tls.Conn); ok && reason == "" {
-		if r := identityMismatch(tc.ConnectionState(), from); r != "" {
+		if r := certid.Mismatch(tc.ConnectionState(), string(from)); r != "" {
 			code, reason = refuseIdentity, r
 		}
 	}
@@ -206,24 +205,4 @@ func (t *Transport) checkHello(h handshake) (byte, string) {
 		return refuseNodeID, fmt.Sprintf("node ID %q is this node's own ID", h.nodeID)
 	}
 	return 0, ""
-}
-
-// identityMismatch returns why a verified peer certificate does not vouch
-// for node id, or "" when it does or when the peer presented no verified
-// certificate (TLS without client certificates binds no identity).
-func identityMismatch(cs tls.ConnectionState, id dstate.NodeID) string {
-	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
-		return ""
-	}
-	cert := cs.VerifiedChains[0][0]
-	if certNames(cert, string(id)) {
-		return ""
-	}
-	names := append([]string{cert.Subject.CommonName}, cert.DNSNames...)
-	return fmt.Sprintf("certificate names %q do not include the claimed node ID %q", names, id)
-}
-
-// certNames reports whether cert names id as its CommonName or a DNS name.
-func certNames(cert *x509.Certificate, id string) bool {
-	return cert.Subject.CommonName == id || slices.Contains(cert.DNSNames, id)
 }
