@@ -25,10 +25,11 @@ const (
 
 // Names of the global flags, shared by the commands that read them.
 const (
-	flagAddr    = "addr"
-	flagToken   = "token"
-	flagFormat  = "format"
-	flagTimeout = "timeout"
+	flagAddr      = "addr"
+	flagToken     = "token"
+	flagTokenFile = "token-file"
+	flagFormat    = "format"
+	flagTimeout   = "timeout"
 )
 
 // NewApp returns the dstatectl application writing to stdout and stderr.
@@ -61,6 +62,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			metricsCommand(),
 			raftCommand(),
 			keyringCommand(),
+			tlsCommand(),
 			demoCommand(),
 			benchCommand(),
 			versionCommand(),
@@ -98,6 +100,11 @@ func globalFlags() []ucli.Flag {
 			Name:    flagToken,
 			EnvVars: []string{"DSTATE_TOKEN", "DSTATE_ADMIN_TOKEN"}, // the latter is the agent's own
 			Usage:   "bearer `TOKEN` the agent's admin API requires",
+		},
+		&ucli.StringFlag{
+			Name:    flagTokenFile,
+			EnvVars: []string{"DSTATE_TOKEN_FILE"},
+			Usage:   "read the bearer token from `FILE` (when --token is not set)",
 		},
 		&ucli.StringFlag{
 			Name:  flagFormat,

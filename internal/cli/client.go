@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -29,8 +30,9 @@ type client struct {
 	hc      *http.Client
 }
 
-// newClient returns a client for the agent named by --addr, --token and
-// --timeout; a malformed address or timeout is a usage error.
+// newClient returns a client for the agent named by --addr, --token (or
+// --token-file) and --timeout; a malformed address or timeout is a usage
+// error.
 func newClient(c *ucli.Context) (*client, error) {
 	base, err := normalizeAddr(c.String(flagAddr))
 	if err != nil {
@@ -40,14 +42,53 @@ func newClient(c *ucli.Context) (*client, error) {
 	if timeout <= 0 {
 		return nil, usageErrorf("--timeout: must be positive, got %s", timeout)
 	}
+	token := c.String(flagToken)
+	if token == "" {
+		if path := c.String(flagTokenFile); path != "" {
+			if token, err = readTokenFile(path); err != nil {
+				return nil, err
+			}
+		}
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true // one command, a few requests: leave nothing behind
 	return &client{
 		base:    base,
-		token:   c.String(flagToken),
+		token:   token,
 		timeout: timeout,
 		hc:      &http.Client{Timeout: timeout, Transport: tr},
 	}, nil
+}
+
+// maxTokenFile bounds what is read of a --token-file.
+const maxTokenFile = 64 << 10
+
+// readTokenFile reads the bearer token of --token-file: the file's contents
+// with surrounding whitespace trimmed. A file that cannot be read, is empty
+// or holds more than one line is an error naming it.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file %s: cannot read the token: %v", path, unwrapPathError(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("--token-file %s: cannot read the token: %v", path, unwrapPathError(err))
+	}
+	if len(data) > maxTokenFile {
+		return "", fmt.Errorf("--token-file %s: larger than %d KiB, not a token file", path, maxTokenFile>>10)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("--token-file %s: the file is empty (want the agent's admin token)", path)
+	}
+	for _, r := range token {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("--token-file %s: holds more than one line or a control character; want the token alone", path)
+		}
+	}
+	return token, nil
 }
 
 // normalizeAddr turns "host:port" or a URL into the base URL of the API.
@@ -92,7 +133,7 @@ func (e *agentError) Error() string {
 	switch e.Status {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		if !e.tokenSet {
-			return fmt.Sprintf("agent at %s requires a token (%d): %s; pass --token or set DSTATE_TOKEN", e.Addr, e.Status, msg)
+			return fmt.Sprintf("agent at %s requires a token (%d): %s; pass --token or --token-file, or set DSTATE_TOKEN", e.Addr, e.Status, msg)
 		}
 		return fmt.Sprintf("agent at %s refused the token (%d): %s", e.Addr, e.Status, msg)
 	}

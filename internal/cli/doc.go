@@ -8,12 +8,14 @@
 //
 //	--addr ADDR        the agent's admin API, host:port or a URL (default 127.0.0.1:7380, $DSTATE_ADDR)
 //	--token TOKEN      bearer token the agent requires ($DSTATE_TOKEN or $DSTATE_ADMIN_TOKEN)
+//	--token-file FILE  read the token from FILE, trimmed, when --token is not set ($DSTATE_TOKEN_FILE)
 //	--format FORMAT    table (aligned, for people) or json (indented API documents, for scripts)
 //	--timeout DURATION bound on every request (default 10s)
 //
 // Commands: agent, bootstrap, join, leave, members, dump, get, put, del,
 // health, metrics, raft peers, raft status, keyring list|install|use|remove,
-// demo, bench (a placeholder) and version.
+// tls ca|cert (the certificates for mutual TLS, made locally with
+// internal/tlsgen; no agent involved), demo, bench and version.
 //
 // [Main] returns the exit status: 0 on success; 2 on a usage error (an
 // unknown command or flag, a wrong number of arguments, a malformed value,

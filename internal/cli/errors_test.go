@@ -119,7 +119,7 @@ func TestToken(t *testing.T) {
 			want: "dstatectl: agent at http://AGENT refused the token (401): invalid or missing token\n"},
 		{name: "flag beats env", args: []string{"--token", "guess"}, env: "s3cret", wantCode: 1, want: "refused the token (401)"},
 		{name: "no token", wantCode: 1,
-			want: "dstatectl: agent at http://AGENT requires a token (401): invalid or missing token; pass --token or set DSTATE_TOKEN\n"},
+			want: "dstatectl: agent at http://AGENT requires a token (401): invalid or missing token; pass --token or --token-file, or set DSTATE_TOKEN\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

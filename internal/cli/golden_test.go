@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // TestMain runs the tests without the environment variables that would
 // change the global flags' values.
 func TestMain(m *testing.M) {
-	for _, k := range []string{"DSTATE_ADDR", "DSTATE_TOKEN", "DSTATE_ADMIN_TOKEN"} {
+	for _, k := range []string{"DSTATE_ADDR", "DSTATE_TOKEN", "DSTATE_ADMIN_TOKEN", "DSTATE_TOKEN_FILE"} {
 		os.Unsetenv(k)
 	}
 	os.Exit(m.Run())
