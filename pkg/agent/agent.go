@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/gosched"
 	"github.com/dstate-go/dstate/pkg/localpersist"
@@ -44,7 +45,12 @@ type Agent struct {
 	kv        *node.DeltaShard[KV, KV, KVChange, KVChange]
 	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
 	load      *node.Shard[Load, Load]
-	faults    *faultSet // nil unless FaultDrop or TestFaults
+	faults    *faultSet                                    // nil unless FaultDrop or TestFaults
+	testLoad  *node.DeltaShard[KV, KV, KVChange, KVChange] // nil unless TestLoadRate
+	loadStats loadStats
+
+	oversizedRequests atomic.Uint64   // admin requests over max_request_bytes
+	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -64,6 +70,9 @@ type Agent struct {
 // stopped again.
 func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := resolveAdminToken(&cfg); err != nil {
 		return nil, err
 	}
 	if err := prepareDataDir(cfg.DataDir); err != nil {
@@ -105,6 +114,7 @@ func (a *Agent) startParts(ctx context.Context) error {
 	if cfg.Fast {
 		tcfg.ReconnectBackoffMin, tcfg.ReconnectBackoffMax = 20*time.Millisecond, 500*time.Millisecond
 	}
+	applyTransportLimits(cfg, &tcfg)
 	if cfg.TLSCertFile != "" {
 		if tcfg.TLS, err = loadTLS(cfg); err != nil {
 			return err
@@ -137,6 +147,7 @@ func (a *Agent) startParts(ctx context.Context) error {
 		}
 	}
 	ncfg := node.Config{ID: dstate.NodeID(cfg.NodeID), Runtime: a.rt, Events: a.gossip, Transport: a.tr, Logger: a.log, Stores: stores}
+	applyNodeLimits(cfg, &ncfg)
 	if cfg.Fast {
 		ncfg.FeedInterval = 50 * time.Millisecond
 	}
@@ -187,6 +198,11 @@ func (a *Agent) registerBuiltins(ctx context.Context) error {
 			defer a.bg.Done()
 			a.registerDurableKV(stateCfg(dstate.Raft))
 		}()
+	}
+	if a.cfg.TestLoadRate > 0 {
+		if err := a.startTestLoad(ctx, stateCfg(dstate.Memory)); err != nil {
+			return err
+		}
 	}
 	lcfg := stateCfg(dstate.Memory)
 	lcfg.SyncStrategy = dstate.PeriodicOnlyStrategy(time.Duration(a.cfg.LoadInterval))
@@ -243,9 +259,16 @@ func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
 }
 
 func (a *Agent) serveHTTP() error {
+	tlsCfg, err := httpTLS(a.cfg)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("agent: http_addr %s: %w", a.cfg.HTTPAddr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	a.httpLn = ln
 	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
@@ -364,6 +387,14 @@ func (a *Agent) kvShard(state string) (*node.DeltaShard[KV, KV, KVChange, KVChan
 	switch state {
 	case KVState:
 		return a.kv, nil
+	case TestLoadState:
+		a.mu.Lock()
+		s := a.testLoad
+		a.mu.Unlock()
+		if s == nil {
+			return nil, fmt.Errorf("%w: state %q runs only on agents started with a test load", errNotEnabled, state)
+		}
+		return s, nil
 	case DurableKVState:
 		if a.raft == nil {
 			return nil, fmt.Errorf("%w: state %q needs Raft; this agent is not a server", errNotEnabled, state)
@@ -454,23 +485,4 @@ func prepareDataDir(dir string) error {
 	_ = f.Close()
 	_ = os.Remove(name)
 	return nil
-}
-
-func loadTLS(cfg Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("agent: tls_cert_file/tls_key_file: %w", err)
-	}
-	caPEM, err := os.ReadFile(cfg.TLSCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("agent: tls_ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("agent: tls_ca_file %s holds no PEM certificate", cfg.TLSCAFile)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
-	}, nil
 }

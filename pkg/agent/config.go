@@ -61,6 +61,45 @@ type Config struct {
 	TLSCAFile   string `json:"tls_ca_file"`
 	// AdminToken, when set, is required as a bearer token by the admin API.
 	AdminToken string `json:"admin_token"`
+	// AdminTokenFile names a file holding the admin token (surrounding
+	// whitespace trimmed), read at start when AdminToken is empty.
+	AdminTokenFile string `json:"admin_token_file"`
+	// HTTPTLSCertFile and HTTPTLSKeyFile, set together, serve the admin
+	// API over HTTPS with this certificate.
+	HTTPTLSCertFile string `json:"http_tls_cert_file"`
+	HTTPTLSKeyFile  string `json:"http_tls_key_file"`
+
+	// Limits on what peers and operators may send. Zero means the default
+	// named. Input over a limit is refused, counted in
+	// dstate_limit_exceeded_total{limit} and logged once per peer per
+	// LimitLogInterval.
+	//
+	// MaxFrameBytes bounds one transport frame (default 16 MiB + 4 KiB).
+	MaxFrameBytes int `json:"max_frame_bytes"`
+	// MaxMessageBytes bounds one message, fragmented or not (default
+	// 256 MiB; at least MaxFrameBytes).
+	MaxMessageBytes int `json:"max_message_bytes"`
+	// MaxSnapshotBytes bounds a full snapshot's payload (default 16 MiB).
+	MaxSnapshotBytes int `json:"max_snapshot_bytes"`
+	// MaxDeltaBytes bounds a delta's payload (default 16 MiB).
+	MaxDeltaBytes int `json:"max_delta_bytes"`
+	// MaxFeedNotifications bounds the notices of one change feed (default
+	// 65536).
+	MaxFeedNotifications int `json:"max_feed_notifications"`
+	// MaxFeedStates bounds the distinct states one change feed names
+	// (default 4096).
+	MaxFeedStates int `json:"max_feed_states"`
+	// MaxFeedPeers bounds the distinct source nodes one change feed names
+	// (default 1024).
+	MaxFeedPeers int `json:"max_feed_peers"`
+	// PeerQueueFrames bounds the frames queued for one peer (default
+	// 1024); past it sends are refused and the peer catches up later.
+	PeerQueueFrames int `json:"peer_queue_frames"`
+	// MaxRequestBytes bounds an admin API request body (default 1 MiB).
+	MaxRequestBytes int `json:"max_request_bytes"`
+	// LimitLogInterval is the least time between two warnings about one
+	// peer's input of one kind (default 1m).
+	LimitLogInterval Duration `json:"limit_log_interval"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
@@ -82,7 +121,14 @@ type Config struct {
 	// TestKVWireVersion, when non-zero, makes the kv state send this wire
 	// version (a rolling-upgrade test switch; the agent command hides it).
 	TestKVWireVersion uint32 `json:"test_kv_wire_version"`
+	// TestLoadRate, when positive, registers the in-memory delta state
+	// test-load and mutates it this many times per second (an overload
+	// test switch; the agent command hides it).
+	TestLoadRate int `json:"test_load_rate"`
 }
+
+// DefaultMaxRequestBytes bounds an admin API request body by default.
+const DefaultMaxRequestBytes = 1 << 20
 
 // Duration is a time.Duration that reads and writes as "1s" in JSON.
 type Duration time.Duration
@@ -178,8 +224,33 @@ func (c Config) Validate() error {
 			return bad(fmt.Sprintf("join[%d]", i), "%q is not host:port: %v", j, err)
 		}
 	}
-	if c.AdminToken == "" && !isLoopback(c.HTTPAddr) {
+	if c.AdminToken == "" && c.AdminTokenFile == "" && !isLoopback(c.HTTPAddr) {
 		return bad("http_addr", "%q is not a loopback address and admin_token is empty: set a token to expose the admin API", c.HTTPAddr)
+	}
+	if (c.HTTPTLSCertFile == "") != (c.HTTPTLSKeyFile == "") {
+		return bad("http_tls_cert_file", "http_tls_cert_file and http_tls_key_file must be set together")
+	}
+	for _, l := range []struct {
+		field string
+		v     int
+	}{
+		{"max_frame_bytes", c.MaxFrameBytes}, {"max_message_bytes", c.MaxMessageBytes},
+		{"max_snapshot_bytes", c.MaxSnapshotBytes}, {"max_delta_bytes", c.MaxDeltaBytes},
+		{"max_feed_notifications", c.MaxFeedNotifications}, {"max_feed_states", c.MaxFeedStates},
+		{"max_feed_peers", c.MaxFeedPeers}, {"peer_queue_frames", c.PeerQueueFrames},
+		{"max_request_bytes", c.MaxRequestBytes}, {"test_load_rate", c.TestLoadRate},
+	} {
+		if l.v < 0 {
+			return bad(l.field, "%d is negative", l.v)
+		}
+	}
+	switch {
+	case c.MaxFrameBytes > 0 && c.MaxFrameBytes < 1024:
+		return bad("max_frame_bytes", "%d is below the 1024 bytes a frame needs", c.MaxFrameBytes)
+	case c.MaxMessageBytes > 0 && c.MaxMessageBytes < max(c.MaxFrameBytes, 1024):
+		return bad("max_message_bytes", "%d is smaller than max_frame_bytes", c.MaxMessageBytes)
+	case c.LimitLogInterval < 0:
+		return bad("limit_log_interval", "%s is negative", time.Duration(c.LimitLogInterval))
 	}
 	n := 0
 	for _, f := range []string{c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile} {

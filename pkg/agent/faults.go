@@ -76,7 +76,7 @@ func (a *Agent) faultRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /v1/test/faults", func(w http.ResponseWriter, r *http.Request) {
 		var req FaultsRequest
-		if err := decodeBody(w, r, &req); err != nil {
+		if err := a.decodeBody(w, r, &req); err != nil {
 			writeError(w, statusOf(err), err)
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -15,9 +16,6 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
-
-// maxBody bounds request bodies of the admin API.
-const maxBody = 1 << 20
 
 // Handler returns the admin API (see api.go for the endpoints).
 func (a *Agent) Handler() http.Handler {
@@ -79,11 +77,17 @@ func writeError(w http.ResponseWriter, status int, err error) {
 // badRequest is an error in the request, answered with 400.
 type badRequest struct{ error }
 
+// tooLarge is a request over a size limit (413).
+type tooLarge struct{ error }
+
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
 	var br badRequest
+	var tl tooLarge
 	var re *dstate.RegistryError
 	switch {
+	case errors.As(err, &tl):
+		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &br):
 		return http.StatusBadRequest
 	case errors.As(err, &re), errors.Is(err, errNotFound):
@@ -181,9 +185,9 @@ func (a *Agent) getKV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) putKV(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxRequestBytes()))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value: %w (at most %d bytes)", err, maxBody))
+		a.bodyError(w, r, "value", err)
 		return
 	}
 	a.writeKV(w, r, KVChange{Key: r.PathValue("key"), Value: string(body)})
@@ -202,18 +206,47 @@ func (a *Agent) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+// decodeBody decodes a JSON request body of at most max_request_bytes into
+// v, refusing unknown fields.
+func (a *Agent) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxRequestBytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			a.countOversizedRequest(r)
+			return tooLarge{fmt.Errorf("request body is larger than max_request_bytes (%d bytes)", mbe.Limit)}
+		}
 		return badRequest{fmt.Errorf("request body is not a valid %T document: %v", v, err)}
 	}
 	return nil
 }
 
+// bodyError answers a request whose body could not be read.
+func (a *Agent) bodyError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		a.countOversizedRequest(r)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s is larger than max_request_bytes (%d bytes)", what, mbe.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, fmt.Errorf("%s: reading the request body: %w", what, err))
+}
+
+// countOversizedRequest counts a request over max_request_bytes and logs it
+// once per client host per interval.
+func (a *Agent) countOversizedRequest(r *http.Request) {
+	a.oversizedRequests.Add(1)
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ok, suppressed := a.requestLog.Allow(host); ok {
+		a.log.Warn("admin API: request body over max_request_bytes refused", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"limit", a.maxRequestBytes(), "suppressed", suppressed)
+	}
+}
+
 func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := a.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -250,7 +283,7 @@ func (a *Agent) getRaft(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) postBootstrap(w http.ResponseWriter, r *http.Request) {
 	var req BootstrapRequest
 	if r.ContentLength != 0 {
-		if err := decodeBody(w, r, &req); err != nil {
+		if err := a.decodeBody(w, r, &req); err != nil {
 			writeError(w, statusOf(err), err)
 			return
 		}
@@ -278,7 +311,7 @@ func (a *Agent) postKeyring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req KeyRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := a.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}

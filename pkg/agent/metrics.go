@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"cmp"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/raftpersist"
+	"github.com/dstate-go/dstate/pkg/transport"
 )
 
 // libraryMetrics receives what raft, serf and memberlist report through
@@ -43,6 +46,12 @@ var (
 	descFrames    = prometheus.NewDesc("dstate_node_frames_total", "Inbound frames by outcome at the host.", []string{"outcome"}, nil)
 	descTransport = prometheus.NewDesc("dstate_transport_total", "Transport counters.", []string{"counter"}, nil)
 	descMembers   = prometheus.NewDesc("dstate_members", "Known cluster members other than this node.", nil, nil)
+	descLimits    = prometheus.NewDesc("dstate_limit_exceeded_total",
+		"Inputs refused for being over a configured limit, by limit (the agent config's max_*/peer_queue_frames names).", []string{"limit"}, nil)
+	descQueue    = prometheus.NewDesc("dstate_transport_queue_frames", "Frames queued for a peer (at most peer_queue_frames).", []string{"peer"}, nil)
+	descQueueCap = prometheus.NewDesc("dstate_transport_queue_capacity", "The per-peer queue bound, peer_queue_frames.", nil, nil)
+	descTestLoad = prometheus.NewDesc("dstate_test_load_total",
+		"Test load generator: writes done, refused by the state's actor, and ticks that fell behind.", []string{"outcome"}, nil)
 )
 
 // nodeCollector reads the host's and transport's counters at scrape time.
@@ -54,6 +63,10 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFrames
 	ch <- descTransport
 	ch <- descMembers
+	ch <- descLimits
+	ch <- descQueue
+	ch <- descQueueCap
+	ch <- descTestLoad
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -92,4 +105,42 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTransport, prometheus.CounterValue, float64(v), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(n.Members())))
+	for name, v := range c.a.limitCounts() {
+		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(v), name)
+	}
+	for peer, ps := range c.a.tr.PeerStats() {
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ps.QueueLen), string(peer))
+	}
+	ch <- prometheus.MustNewConstMetric(descQueueCap, prometheus.GaugeValue, float64(c.a.queueCapacity()))
+	if c.a.cfg.TestLoadRate > 0 {
+		ls := &c.a.loadStats
+		for name, v := range map[string]uint64{"written": ls.written.Load(), "refused": ls.refused.Load(), "behind": ls.behind.Load()} {
+			ch <- prometheus.MustNewConstMetric(descTestLoad, prometheus.CounterValue, float64(v), name)
+		}
+	}
+}
+
+// limitCounts returns the inputs refused per limit, under the config's
+// names for the limits: the host's decode limits, the transport's frame,
+// message and queue bounds, and the admin API's body bound.
+func (a *Agent) limitCounts() map[string]uint64 {
+	out := map[string]uint64{}
+	names := map[string]string{
+		dstate.LimitSnapshotBytes: "max_snapshot_bytes", dstate.LimitDeltaBytes: "max_delta_bytes",
+		dstate.LimitNameBytes: "max_name_bytes", dstate.LimitFeedNotices: "max_feed_notifications",
+		dstate.LimitFeedStates: "max_feed_states", dstate.LimitFeedPeers: "max_feed_peers",
+	}
+	for limit, v := range a.node.Stats().LimitExceeded {
+		out[cmp.Or(names[limit], limit)] = v
+	}
+	ts := a.tr.Stats()
+	out["max_frame_bytes"] = ts.OversizedFrames
+	out["peer_queue_frames"] = ts.QueueDrops
+	out["max_request_bytes"] = a.oversizedRequests.Load()
+	return out
+}
+
+// queueCapacity is the per-peer frame queue bound in effect.
+func (a *Agent) queueCapacity() int {
+	return cmp.Or(a.cfg.PeerQueueFrames, transport.DefaultQueueSize)
 }
