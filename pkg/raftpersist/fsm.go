@@ -202,6 +202,24 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release does nothing: the snapshot holds only immutable envelopes.
 func (s *fsmSnapshot) Release() {}
 
+// recordChunk is how much readRecord grows its buffer by at a time.
+const recordChunk = 64 << 10
+
+// readRecord reads size bytes into buf's storage. The buffer grows as the
+// bytes arrive, at most recordChunk at a time, so a corrupt length cannot
+// allocate much more than the stream actually holds.
+func readRecord(r io.Reader, buf []byte, size uint64) ([]byte, error) {
+	buf = buf[:0]
+	for uint64(len(buf)) < size {
+		n, off := int(min(size-uint64(len(buf)), recordChunk)), len(buf)
+		buf = slices.Grow(buf, n)[:off+n]
+		if _, err := io.ReadFull(r, buf[off:]); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
 func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bad := func(format string, args ...any) error {
@@ -225,7 +243,9 @@ func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
 	if err != nil {
 		return 0, nil, bad("count: %v", err)
 	}
-	data := make(map[fsmKey]*Envelope, min(n, 1<<16))
+	// n is not trusted for allocation: every record takes at least
+	// minEnvelopeSize+1 bytes of the stream, which may not hold them.
+	data := make(map[fsmKey]*Envelope, min(n, 1<<10))
 	var rec []byte
 	for i := uint64(0); i < n; i++ {
 		size, err := binary.ReadUvarint(br)
@@ -235,11 +255,7 @@ func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
 		if size > 1<<31 {
 			return 0, nil, bad("record %d length %d too large", i, size)
 		}
-		if uint64(cap(rec)) < size {
-			rec = make([]byte, size)
-		}
-		rec = rec[:size]
-		if _, err := io.ReadFull(br, rec); err != nil {
+		if rec, err = readRecord(br, rec, size); err != nil {
 			return 0, nil, bad("record %d: %v", i, err)
 		}
 		rd := &reader{b: rec}
