@@ -96,6 +96,8 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.TestFaults = x.Bool("test-faults") }},
 	{&ucli.IntFlag{Name: "test-load-rate", Hidden: true, Usage: "mutate the test-load state this many times per second (tests only)"},
 		func(c *agent.Config, x *ucli.Context) { c.TestLoadRate = x.Int("test-load-rate") }},
+	{&ucli.DurationFlag{Name: "test-load-for", Hidden: true, Usage: "stop the test load after this long (tests only)"},
+		func(c *agent.Config, x *ucli.Context) { c.TestLoadFor = agent.Duration(x.Duration("test-load-for")) }},
 	{&ucli.UintFlag{Name: "test-kv-wire-version", Hidden: true, Usage: "wire version the kv state sends (tests only)"},
 		func(c *agent.Config, x *ucli.Context) { c.TestKVWireVersion = uint32(x.Uint("test-kv-wire-version")) }},
 }

@@ -125,6 +125,8 @@ type Config struct {
 	// test-load and mutates it this many times per second (an overload
 	// test switch; the agent command hides it).
 	TestLoadRate int `json:"test_load_rate"`
+	// TestLoadFor, when positive, stops the test load after this long.
+	TestLoadFor Duration `json:"test_load_for"`
 }
 
 // DefaultMaxRequestBytes bounds an admin API request body by default.

@@ -144,7 +144,7 @@ type loadStats struct {
 
 // startTestLoad registers test-load and mutates it TestLoadRate times per
 // second over a bounded key space, from several writers, until the agent
-// stops. Writes the state's actor refuses (a full mailbox) are counted as
+// stops or TestLoadFor has passed. Writes the state's actor refuses (a full mailbox) are counted as
 // refused; ticks whose writes were not all issued by the next tick are
 // counted as behind. Both are backpressure, shown in
 // dstate_test_load_total.
@@ -194,10 +194,20 @@ func (a *Agent) startTestLoad(ctx context.Context, cfg dstate.StateConfig) error
 		defer close(work)
 		t := time.NewTicker(tick)
 		defer t.Stop()
+		var until <-chan time.Time
+		if a.cfg.TestLoadFor > 0 {
+			end := time.NewTimer(time.Duration(a.cfg.TestLoadFor))
+			defer end.Stop()
+			until = end.C
+		}
 		n := 0
 		for {
 			select {
 			case <-a.bgStop:
+				return
+			case <-until:
+				a.log.Info("test load finished", "written", a.loadStats.written.Load(),
+					"refused", a.loadStats.refused.Load(), "behind", a.loadStats.behind.Load())
 				return
 			case <-t.C:
 			}
