@@ -1,0 +1,279 @@
+package nodetest
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/node"
+	"github.com/dstate-go/dstate/pkg/transport"
+)
+
+// Bounds of the suite's waits: every wait polls until waitFor has passed.
+const (
+	waitFor   = 10 * time.Second
+	pollEvery = 5 * time.Millisecond
+	// closeWithin bounds each node's Close.
+	closeWithin = 5 * time.Second
+)
+
+// LoopbackConformance runs, as subtests of t, the core scenarios of three
+// pkg/node nodes on one runtime, talking over real loopback TCP
+// (pkg/transport) with a hand-driven membership feed:
+//
+//   - ActivePush: a mutation is broadcast to every other node.
+//   - DeltaState: a delta state's mutations travel as deltas, in order.
+//   - FeedLazyPull: a change-feed notice marks the view stale and a
+//     blocking query pulls the new value.
+//   - RestartedPeer: a node that restarts on its old address with a new
+//     incarnation catches up, and the others see its new incarnation.
+//   - Leave: a node that leaves is dropped from the views and members.
+//
+// newRuntime is called once per subtest and returns a fresh runtime on its
+// real clock; it releases the runtime with t.Cleanup. The suite registers
+// the closing of its nodes after that, so the nodes are closed first.
+func LoopbackConformance(t *testing.T, newRuntime func(t *testing.T) dstate.ActorRuntime) {
+	t.Run("ActivePush", func(t *testing.T) { testActivePush(t, newRuntime) })
+	t.Run("DeltaState", func(t *testing.T) { testDeltaState(t, newRuntime) })
+	t.Run("FeedLazyPull", func(t *testing.T) { testFeedLazyPull(t, newRuntime) })
+	t.Run("RestartedPeer", func(t *testing.T) { testRestartedPeer(t, newRuntime) })
+	t.Run("Leave", func(t *testing.T) { testLeave(t, newRuntime) })
+}
+
+type counterShard = node.Shard[dstatetest.Counter, dstatetest.Counter]
+
+func testActivePush(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := registerCounters(t, c, dstate.DefaultStateConfig())
+	c.joinAll()
+	gen, view, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 7; s.Label = "seven" })
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), gen.Age, "age of the first mutation")
+	require.Equal(t, int64(7), view.Count)
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" sees n0's counter", func() bool {
+			v, g, ok := counterOf(shards[obs], "n0")
+			return ok && v.Count == 7 && v.Label == "seven" && g == gen
+		})
+	}
+	require.GreaterOrEqual(t, shards["n0"].Metrics().SnapshotsSent, uint64(1), "snapshots sent by n0")
+}
+
+func testDeltaState(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
+	for id, n := range c.nodes {
+		s, err := node.RegisterDelta(t.Context(), n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
+		require.NoError(t, err, "register gauges on %s", id)
+		shards[id] = s
+	}
+	c.joinAll()
+	// Wait for the join exchange, so that the deltas below apply in order.
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" holds n0's joined view", func() bool {
+			v, ok := shards[obs].Views().Get("n0")
+			return ok && !v.Generation.IsZero()
+		})
+	}
+	const n = 20
+	for i := range int64(n) {
+		_, _, err := shards["n0"].MutateDelta(t.Context(), dstatetest.Set("cpu", i))
+		require.NoError(t, err, "delta %d", i)
+	}
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" applies n0's deltas", func() bool {
+			v, ok := shards[obs].Views().Get("n0")
+			return ok && v.Value["cpu"] == n-1 && v.Generation.Age == n
+		})
+	}
+	require.Equal(t, uint64(n), shards["n0"].Metrics().DeltasSent, "deltas sent by n0")
+	require.GreaterOrEqual(t, shards["n1"].Metrics().DeltasReceived, uint64(1), "deltas received by n1")
+}
+
+func testFeedLazyPull(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	cfg := dstate.StateConfig{SyncStrategy: dstate.FeedLazyPullStrategy(), PullTimeout: 5 * time.Second}
+	cfg.SyncStrategy.ChangeFeed.BatchInterval = 20 * time.Millisecond
+	shards := registerCounters(t, c, cfg)
+	c.joinAll()
+	eventually(t, "the join exchange", func() bool { _, _, ok := counterOf(shards["n1"], "n0"); return ok })
+	gen, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 42 })
+	require.NoError(t, err)
+	eventually(t, "n1 learns of n0's change from the feed", func() bool {
+		v, _ := shards["n1"].Views().Get("n0")
+		return v.Pending == gen
+	})
+	v, _ := shards["n1"].Views().Get("n0")
+	require.Equal(t, int64(0), v.Value.Count, "the feed carries no data")
+
+	var got int64
+	err = shards["n1"].Query(t.Context(), time.Minute, func(vs dstate.Views[dstatetest.Counter]) {
+		v, _ := vs.Get("n0")
+		got = v.Value.Count
+	})
+	require.NoError(t, err, "the blocking query")
+	require.Equal(t, int64(42), got, "n0's count after the query's pull")
+}
+
+func testRestartedPeer(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := registerCounters(t, c, dstate.DefaultStateConfig())
+	c.joinAll()
+	eventually(t, "the join exchange", func() bool { _, _, ok := counterOf(shards["n0"], "n2"); return ok })
+	_, oldGen, _ := counterOf(shards["n0"], "n2")
+
+	c.stop("n2") // its listener is gone; n0 keeps trying to reach it
+	_, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 99 })
+	require.NoError(t, err)
+
+	n2 := c.start("n2") // the same address, a new incarnation
+	s2, err := node.Register(t.Context(), n2, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
+	require.NoError(t, err)
+	c.joinAll()
+	eventually(t, "the restarted n2 catches up with n0", func() bool {
+		v, _, ok := counterOf(s2, "n0")
+		return ok && v.Count == 99
+	})
+	eventually(t, "n0 sees n2's new incarnation", func() bool {
+		_, g, ok := counterOf(shards["n0"], "n2")
+		return ok && g.Incarnation > oldGen.Incarnation
+	})
+}
+
+func testLeave(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := registerCounters(t, c, dstate.DefaultStateConfig())
+	c.joinAll()
+	eventually(t, "healthy after the join exchange", func() bool {
+		h, err := c.nodes["n0"].Health(t.Context(), time.Minute)
+		return err == nil && h.Status == dstate.Healthy && shards["n0"].Views().Len() == 3
+	})
+	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
+	for _, obs := range []dstate.NodeID{"n0", "n1"} {
+		eventually(t, string(obs)+" drops n2's view", func() bool {
+			_, ok := shards[obs].Views().Get("n2")
+			return !ok
+		})
+	}
+	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members(), "n0's members after n2 left")
+	require.Equal(t, []dstate.NodeID{"n0"}, c.nodes["n1"].Members(), "n1's members after n2 left")
+
+	// Replication between the remaining nodes goes on.
+	gen, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 5 })
+	require.NoError(t, err)
+	eventually(t, "n1 sees n0's counter after the leave", func() bool {
+		_, g, ok := counterOf(shards["n1"], "n0")
+		return ok && g == gen
+	})
+}
+
+// cluster is three nodes in one process over real loopback TCP, on one
+// runtime, with a shared, hand-driven membership feed.
+type cluster struct {
+	t     *testing.T
+	rt    dstate.ActorRuntime
+	ev    *dstatetest.TestClusterEvents
+	nodes map[dstate.NodeID]*node.Node
+	addrs map[dstate.NodeID]string
+}
+
+// threeNodes starts n0, n1 and n2 on a fresh runtime without announcing
+// them, and closes them when t ends (before the runtime is released).
+func threeNodes(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) *cluster {
+	t.Helper()
+	rt := newRuntime(t)
+	require.NotNil(t, rt, "newRuntime returned nil")
+	c := &cluster{t: t, rt: rt, ev: dstatetest.NewTestClusterEvents(),
+		nodes: map[dstate.NodeID]*node.Node{}, addrs: map[dstate.NodeID]string{}}
+	t.Cleanup(func() {
+		for id := range c.nodes {
+			c.stop(id)
+		}
+	})
+	for _, id := range []dstate.NodeID{"n0", "n1", "n2"} {
+		c.start(id)
+	}
+	return c
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// start starts node id (on its previous address if it had one) without
+// announcing it.
+func (c *cluster) start(id dstate.NodeID) *node.Node {
+	c.t.Helper()
+	tcfg := transport.DefaultConfig()
+	tcfg.NodeID = id
+	tcfg.ClusterName = "nodetest"
+	tcfg.ReconnectBackoffMin = 10 * time.Millisecond
+	tcfg.ReconnectBackoffMax = 100 * time.Millisecond
+	tcfg.Logger = quietLogger()
+	if a := c.addrs[id]; a != "" {
+		tcfg.BindAddr = a
+	}
+	tr, err := transport.New(tcfg)
+	require.NoError(c.t, err, "transport of %s", id)
+	n, err := node.New(node.Config{ID: id, Runtime: c.rt, Events: c.ev, Transport: tr, Logger: quietLogger(),
+		FeedInterval: 20 * time.Millisecond})
+	require.NoError(c.t, err, "node %s", id)
+	c.nodes[id] = n
+	c.addrs[id] = n.Addr()
+	return n
+}
+
+// joinAll announces every running node, with its transport address, to
+// every node (a node ignores its own announcement).
+func (c *cluster) joinAll() {
+	for id := range c.nodes {
+		c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeJoined, Node: id,
+			Tags: map[string]string{node.TransportTag: c.addrs[id]}})
+	}
+}
+
+// stop closes node id without telling the others (a crash, as far as they
+// know).
+func (c *cluster) stop(id dstate.NodeID) {
+	c.t.Helper()
+	n := c.nodes[id]
+	if n == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWithin)
+	defer cancel()
+	require.NoError(c.t, n.Close(ctx), "close %s", id)
+	delete(c.nodes, id)
+}
+
+// registerCounters registers the example counter state with cfg on every
+// running node.
+func registerCounters(t *testing.T, c *cluster, cfg dstate.StateConfig) map[dstate.NodeID]*counterShard {
+	t.Helper()
+	out := map[dstate.NodeID]*counterShard{}
+	for id, n := range c.nodes {
+		s, err := node.Register(t.Context(), n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+		require.NoError(t, err, "register counter on %s", id)
+		out[id] = s
+	}
+	return out
+}
+
+// counterOf returns what s holds of owner's counter, once it holds a
+// generation of it.
+func counterOf(s *counterShard, owner dstate.NodeID) (dstatetest.Counter, dstate.Generation, bool) {
+	v, ok := s.Views().Get(owner)
+	if !ok || v.Generation.IsZero() {
+		return dstatetest.Counter{}, dstate.Generation{}, false
+	}
+	return v.Value, v.Generation, true
+}
+
+// eventually polls cond until it holds, failing t after waitFor.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, waitFor, pollEvery, what)
+}
