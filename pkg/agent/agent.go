@@ -474,7 +474,7 @@ func (a *Agent) Keyring() (KeyringStatus, error) { return a.gossip.keyring() }
 func (a *Agent) KeyringOp(op, key string) error { return a.gossip.keyringOp(op, key) }
 
 func prepareDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("agent: data_dir %s: %w", dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")
