@@ -192,7 +192,8 @@ type IssueOptions struct {
 	DNSNames []string
 	IPs      []net.IP
 	// Validity is how long the certificate is valid from now;
-	// DefaultNodeValidity when 0. It must not end after the CA does.
+	// DefaultNodeValidity when 0. It must not end after the CA does (by
+	// more than a few minutes; within those it ends with the CA).
 	Validity time.Duration
 }
 
@@ -238,6 +239,12 @@ func (ca *CA) Issue(nodeID string, opts IssueOptions) (certPEM, keyPEM []byte, e
 	}
 	now := time.Now()
 	notAfter := now.Add(validity)
+	if notAfter.After(ca.Cert.NotAfter) && !notAfter.After(ca.Cert.NotAfter.Add(clockSkew)) {
+		// A validity as long as the CA's, asked for right after making it,
+		// ends a moment after the CA (whose NotAfter is rounded down to the
+		// second): end with the CA instead.
+		notAfter = ca.Cert.NotAfter
+	}
 	if notAfter.After(ca.Cert.NotAfter) {
 		return nil, nil, fmt.Errorf("%w: a certificate valid for %s would outlive the CA %q, which expires on %s; issue a shorter one or make a new CA",
 			ErrValidity, validity, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.RFC3339))

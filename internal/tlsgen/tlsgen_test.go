@@ -138,6 +138,7 @@ func TestIssueValidity(t *testing.T) {
 		want     time.Duration // 0: an ErrValidity error
 	}{
 		{name: "a day", validity: 24 * time.Hour, want: 24 * time.Hour},
+		{name: "as long as the CA", validity: 30 * 24 * time.Hour, want: 30 * 24 * time.Hour},
 		{name: "default outlives the CA", validity: 0},
 		{name: "negative", validity: -time.Second},
 		{name: "longer than the CA", validity: 31 * 24 * time.Hour},
