@@ -28,6 +28,7 @@ const (
 	flagAddr      = "addr"
 	flagToken     = "token"
 	flagTokenFile = "token-file"
+	flagCAFile    = "ca-file"
 	flagFormat    = "format"
 	flagTimeout   = "timeout"
 )
@@ -105,6 +106,11 @@ func globalFlags() []ucli.Flag {
 			Name:    flagTokenFile,
 			EnvVars: []string{"DSTATE_TOKEN_FILE"},
 			Usage:   "read the bearer token from `FILE` (when --token is not set)",
+		},
+		&ucli.StringFlag{
+			Name:    flagCAFile,
+			EnvVars: []string{"DSTATE_CA_FILE"},
+			Usage:   "trust the CA in `FILE` for an https:// --addr (default: the system's roots)",
 		},
 		&ucli.StringFlag{
 			Name:  flagFormat,

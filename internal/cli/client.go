@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,12 +54,32 @@ func newClient(c *ucli.Context) (*client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true // one command, a few requests: leave nothing behind
+	if path := c.String(flagCAFile); path != "" {
+		pool, err := readCAFile(path)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	return &client{
 		base:    base,
 		token:   token,
 		timeout: timeout,
 		hc:      &http.Client{Timeout: timeout, Transport: tr},
 	}, nil
+}
+
+// readCAFile reads the PEM certificates of --ca-file into a pool.
+func readCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file %s: %v", path, unwrapPathError(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // maxTokenFile bounds what is read of a --token-file.
