@@ -22,8 +22,20 @@ unit:
 	$(GO) test -race -count=1 ./...
 	cd adapters/protoactor && $(GO) test -race -count=1 ./...
 
+## fuzz-smoke: every fuzz target briefly
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWire$$' -fuzztime 10s ./pkg/dstate/
+	$(GO) test -run '^$$' -fuzz '^FuzzEngineHandleWire$$' -fuzztime 3s ./pkg/dstate/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime 3s ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzAcceptHandshake$$' -fuzztime 3s ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHandshake$$' -fuzztime 3s ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime 3s ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime 3s ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime 3s ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime 3s ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime 3s ./pkg/localpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime 3s ./pkg/agent/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 3s ./pkg/agent/
 
 ## demo: a simulated 5-node cluster converging, losing a node and recovering
 demo:
@@ -36,10 +48,21 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/dstatectl bench all $(BENCHFLAGS)
 
-## fuzz: longer fuzz runs of every target
+## fuzz: longer fuzz runs of every target, one after another (the test
+## timeout is lifted: it would otherwise cut runs of FUZZTIME=10m or more)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWire$$' -fuzztime $(FUZZTIME) ./pkg/dstate/
-	$(GO) test -run '^$$' -fuzz '^FuzzEngineHandleWire$$' -fuzztime $(FUZZTIME) ./pkg/dstate/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWire$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/dstate/
+	$(GO) test -run '^$$' -fuzz '^FuzzEngineHandleWire$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/dstate/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzAcceptHandshake$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHandshake$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/localpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/
 
 ## property: the randomized simulation property test over many seeds
 property:
