@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -303,6 +304,13 @@ func (c *Config) LoadFile(path string) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return fmt.Errorf("agent config: %s: %w", path, err)
+	}
+	// One JSON document, then nothing but white space.
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("more than one JSON value")
+		}
+		return fmt.Errorf("agent config: %s: after the JSON object: %w", path, err)
 	}
 	return nil
 }

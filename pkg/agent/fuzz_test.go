@@ -321,6 +321,10 @@ func FuzzLoadConfig(f *testing.F) {
 		[]any{[]byte{}},
 		[]any{[]byte(`null`)},
 		[]any{[]byte(`{"join": [` + strings.Repeat(`"",`, 1000) + `""]}`)},
+		// Content after the document used to be ignored.
+		[]any{[]byte(`{"node_id": "a"} {"node_id": "b"}`)},
+		[]any{[]byte(`{"node_id": "a"}]`)},
+		[]any{[]byte("{\"node_id\": \"a\"}\n \t\n")},
 	)
 	dir := f.TempDir()
 	file := filepath.Join(dir, "agent.json")
@@ -341,6 +345,9 @@ func FuzzLoadConfig(f *testing.F) {
 				verr = c.Validate()
 			}
 		})
+		if trailing := afterFirstValue(in); err == nil && trailing != "" {
+			t.Fatalf("LoadFile accepted %q after the JSON document", trailing)
+		}
 		if err != nil {
 			// Not a JSON document of Config: the error names the file and
 			// says more.
@@ -381,4 +388,15 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("the re-loaded config is invalid: %v", err)
 		}
 	})
+}
+
+// afterFirstValue returns what follows the first JSON value of in, white
+// space trimmed ("" when in holds no complete value).
+func afterFirstValue(in []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(in[dec.InputOffset():]))
 }
