@@ -205,11 +205,17 @@ func TestSecureCluster(t *testing.T) {
 		k2 := newKey(t)
 		t0 := time.Now()
 		for _, step := range [][]string{{"install", k2}, {"use", k2}, {"remove", k1}} {
-			out, err := c.cli(c.nodes[0], append([]string{"keyring"}, step...)...)
-			if err != nil {
-				t.Fatalf("keyring %s: %v", step[0], err)
-			}
-			t.Logf("dstatectl keyring %s: %s", step[0], strings.TrimSpace(out))
+			// A keyring change is a serf query every member must answer in
+			// time; under load one may answer late, and the operation is
+			// idempotent, so it is retried as an operator would.
+			eventually(t, "dstatectl keyring "+step[0]+" reaches every member", 30*time.Second, func() (bool, string) {
+				out, err := c.cli(c.nodes[0], append([]string{"keyring"}, step...)...)
+				if err != nil {
+					return false, err.Error()
+				}
+				t.Logf("dstatectl keyring %s: %s", step[0], strings.TrimSpace(out))
+				return true, ""
+			})
 		}
 		eventually(t, "every member holds k2 only, as the primary", 20*time.Second, func() (bool, string) {
 			for _, nd := range c.nodes {
