@@ -167,6 +167,19 @@ func (c *cluster) start(nd *node) {
 	if nd.running() {
 		c.t.Fatalf("%s is already running", nd.id)
 	}
+	c.launch(nd)
+	eventually(c.t, nd.id+" serves its admin API", 20*time.Second, func() (bool, string) {
+		if !nd.running() {
+			c.t.Fatalf("%s exited right after start (see %s)", nd.id, nd.logPath)
+		}
+		return c.serving(nd)
+	})
+}
+
+// launch starts nd's process with its output appended to its log, without
+// waiting for it to serve.
+func (c *cluster) launch(nd *node) {
+	c.t.Helper()
 	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
@@ -190,19 +203,18 @@ func (c *cluster) start(nd *node) {
 	nd.mu.Lock()
 	nd.cmd, nd.exited, nd.logf = cmd, exited, f
 	nd.mu.Unlock()
-	eventually(c.t, nd.id+" serves its admin API", 20*time.Second, func() (bool, string) {
-		if !nd.running() {
-			c.t.Fatalf("%s exited right after start (see %s)", nd.id, nd.logPath)
-		}
-		var h agent.Health
-		if err := nd.api.get(context.Background(), "/v1/health", nil, &h); err != nil {
-			return false, err.Error()
-		}
-		if h.Node != nd.id {
-			c.t.Fatalf("%s's admin address %s is answered by node %q", nd.id, nd.httpAddr(), h.Node)
-		}
-		return true, ""
-	})
+}
+
+// serving reports whether nd's admin API answers, as nd.
+func (c *cluster) serving(nd *node) (bool, string) {
+	var h agent.Health
+	if err := nd.api.get(context.Background(), "/v1/health", nil, &h); err != nil {
+		return false, err.Error()
+	}
+	if h.Node != nd.id {
+		c.t.Fatalf("%s's admin address %s is answered by node %q", nd.id, nd.httpAddr(), h.Node)
+	}
+	return true, ""
 }
 
 // kill sends SIGKILL to nd and waits for the process to end.

@@ -404,42 +404,15 @@ func (b *lockedBuffer) String() string {
 // ended first.
 func startOrExit(c *cluster, nd *node) bool {
 	c.t.Helper()
-	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	nd.starts++
-	args := c.args(nd)
-	fmt.Fprintf(f, "=== e2e: start #%d at %s: dstatectl %s\n", nd.starts, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(dstatectl, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		c.t.Fatalf("start %s: %v", nd.id, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = f.Close()
-		close(exited)
-	}()
-	nd.mu.Lock()
-	nd.cmd, nd.exited, nd.logf = cmd, exited, f
-	nd.mu.Unlock()
+	c.launch(nd)
 	up := false
 	eventually(c.t, nd.id+" serves its admin API or exits", 20*time.Second, func() (bool, string) {
-		select {
-		case <-exited:
+		if !nd.running() {
 			return true, ""
-		default:
 		}
-		var h agent.Health
-		if err := nd.api.get(bg(), "/v1/health", nil, &h); err != nil {
-			return false, err.Error()
-		}
-		up = true
-		return true, ""
+		ok, why := c.serving(nd)
+		up = ok
+		return ok, why
 	})
 	return up
 }
