@@ -2,11 +2,9 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -28,16 +26,8 @@ func TestHTTPSAdminAPIWithCAFile(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("tok\n"), 0o600))
 
-	cfg := agent.DefaultConfig()
-	cfg.NodeID, cfg.DataDir, cfg.Fast, cfg.Server, cfg.LogLevel = "secure", t.TempDir(), true, false, "error"
-	cfg.SerfAddr, cfg.TransportAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminTokenFile, cfg.HTTPTLSCertFile, cfg.HTTPTLSKeyFile = tokenFile, certFile, keyFile
-	a, err := agent.Start(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(t, a.Stop(ctx))
+	a := startLiveAgent(t, "secure", func(cfg *agent.Config) {
+		cfg.AdminTokenFile, cfg.HTTPTLSCertFile, cfg.HTTPTLSKeyFile = tokenFile, certFile, keyFile
 	})
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer

@@ -13,14 +13,15 @@ import (
 	"github.com/dstate-go/dstate/pkg/agent"
 )
 
-// TestCommandsAgainstARealAgent runs the commands in-process against a
-// real single-node agent (serf, transport, Raft and the admin API on
-// loopback), where the golden tests use a fake.
-func TestCommandsAgainstARealAgent(t *testing.T) {
+// startLiveAgent starts a single-node agent (a Raft server bootstrapping
+// itself) on free loopback ports, changed by mutate, and stops it when the
+// test ends.
+func startLiveAgent(t *testing.T, id string, mutate func(*agent.Config)) *agent.Agent {
+	t.Helper()
 	cfg := agent.DefaultConfig()
-	cfg.NodeID, cfg.DataDir, cfg.Fast, cfg.BootstrapExpect, cfg.LogLevel = "live", t.TempDir(), true, 1, "error"
+	cfg.NodeID, cfg.DataDir, cfg.Fast, cfg.BootstrapExpect, cfg.LogLevel = id, t.TempDir(), true, 1, "error"
 	cfg.SerfAddr, cfg.TransportAddr, cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminToken = "tok"
+	mutate(&cfg)
 	a, err := agent.Start(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -28,6 +29,14 @@ func TestCommandsAgainstARealAgent(t *testing.T) {
 		defer cancel()
 		require.NoError(t, a.Stop(ctx))
 	})
+	return a
+}
+
+// TestCommandsAgainstARealAgent runs the commands in-process against a
+// real single-node agent (serf, transport, Raft and the admin API on
+// loopback), where the golden tests use a fake.
+func TestCommandsAgainstARealAgent(t *testing.T) {
+	a := startLiveAgent(t, "live", func(cfg *agent.Config) { cfg.AdminToken = "tok" })
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
 		code := Main(append([]string{"dstatectl", "--addr", a.HTTPAddr(), "--token", "tok"}, args...), &out, &errOut)
