@@ -281,8 +281,14 @@ func FuzzAcceptHandshake(f *testing.F) {
 		}
 		switch {
 		case err != nil:
-			if !errors.Is(aerr, err) && aerr.Error() != "" && he.Reason != "" {
+			// The same failure, reported as such, with no refusal reason.
+			if aerr == nil || he.Reason != "" {
 				t.Fatalf("readHandshake failed with %v, acceptHandshake with %v", err, aerr)
+			}
+			for _, kind := range []error{ErrBadMagic, ErrMalformed, io.ErrUnexpectedEOF, io.EOF} {
+				if errors.Is(err, kind) != errors.Is(aerr, kind) {
+					t.Fatalf("readHandshake failed with %v, acceptHandshake with %v", err, aerr)
+				}
 			}
 			if c.w.Len() != 0 {
 				t.Fatalf("answered %q to an unreadable hello", c.w.Bytes())
