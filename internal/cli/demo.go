@@ -167,8 +167,15 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	if err := d.wait(ctx, "n3 is back, its durable state restored and its views converged", 40*time.Second, func() bool {
 		v, err := d.get(ctx, victim, agent.DurableKVState, "n3", "color")
-		return err == nil && v.Value == "blue-n3" && d.everyoneHas(ctx, agent.KVState, "n1", "greeting", "hello again") &&
-			d.allSee(ctx, func(ms []agent.Member) bool { return demoCount(ms, "alive") == 3 })
+		if err != nil || v.Value != "blue-n3" || !d.everyoneHas(ctx, agent.KVState, "n1", "greeting", "hello again") {
+			return false
+		}
+		for _, owner := range d.nodes {
+			if !d.everyoneHas(ctx, agent.DurableKVState, owner.id, "color", "blue-"+owner.id) {
+				return false
+			}
+		}
+		return d.allSee(ctx, func(ms []agent.Member) bool { return demoCount(ms, "alive") == 3 })
 	}); err != nil {
 		return err
 	}
