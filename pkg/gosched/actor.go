@@ -1,7 +1,6 @@
 package gosched
 
 import (
-	"errors"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -31,9 +30,6 @@ type Actor struct {
 	stopOnce sync.Once
 
 	errFull, errStopped error // preallocated Send errors
-
-	groups map[string]struct{} // guarded by rt.mu
-	timers map[*timer]struct{} // guarded by rt.mu
 }
 
 var _ dstate.ActorRef = (*Actor)(nil)
@@ -60,13 +56,7 @@ func (a *Actor) String() string { return a.name }
 // Send enqueues msg without blocking. It fails with a *dstate.ActorSendError
 // of Kind dstate.ErrMailboxFull when the mailbox holds MailboxSize messages
 // and dstate.ErrActorStopped once Stop has been called.
-func (a *Actor) Send(msg any) error {
-	err := a.send(msg)
-	if err != nil {
-		a.rt.rejected.Add(1)
-	}
-	return err
-}
+func (a *Actor) Send(msg any) error { return a.rt.kit.Counters.CountSend(a.send(msg)) }
 
 // send is Send without the statistics.
 func (a *Actor) send(msg any) error {
@@ -134,7 +124,7 @@ func (a *Actor) run() {
 		for i := 0; i < len(batch); {
 			n, ok, p := a.handle(batch[i:])
 			i += n
-			a.rt.processed.Add(uint64(ok))
+			a.rt.kit.Counters.Processed.Add(uint64(ok))
 			if ok > 0 {
 				consecutive = 0
 			}
@@ -204,7 +194,7 @@ func (a *Actor) handle(msgs []any) (consumed, ok int, p *panicInfo) {
 // supervise records a handler panic and applies the Supervision policy. It
 // reports whether the actor should go on.
 func (a *Actor) supervise(p *panicInfo, consecutive int) bool {
-	a.rt.panics.Add(1)
+	a.rt.kit.Counters.Panics.Add(1)
 	a.rt.logger.Error("gosched: actor handler panicked",
 		slog.String("actor", a.name),
 		slog.Any("panic", p.value),
@@ -214,7 +204,7 @@ func (a *Actor) supervise(p *panicInfo, consecutive int) bool {
 		a.Stop()
 		return false
 	}
-	d := a.rt.backoff(consecutive)
+	d := a.rt.cfg.Backoff(consecutive)
 	a.rt.logger.Warn("gosched: restarting actor after backoff",
 		slog.String("actor", a.name),
 		slog.Duration("backoff", d),
@@ -230,9 +220,10 @@ func (a *Actor) supervise(p *panicInfo, consecutive int) bool {
 	if a.stopping.Load() {
 		return false
 	}
-	a.rt.restarts.Add(1)
+	a.rt.kit.Counters.Restarts.Add(1)
 	return true
 }
 
-// isStopped reports whether err says the target actor has stopped.
-func isStopped(err error) bool { return errors.Is(err, dstate.ErrActorStopped) }
+// isStopping reports whether Stop has been called; it is the
+// actorkit.Binding's Stopping.
+func (a *Actor) isStopping() bool { return a.stopping.Load() }

@@ -1,47 +1,39 @@
 package gosched
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/dstate-go/dstate/pkg/actorkit"
 )
 
-// Defaults applied to the zero fields of a Config.
+// Defaults applied to the zero fields of a Config; they are actorkit's.
 const (
 	// DefaultMailboxSize is the mailbox capacity when Config.MailboxSize is 0.
-	DefaultMailboxSize = 1024
+	DefaultMailboxSize = actorkit.DefaultMailboxSize
 	// DefaultRestartBackoff is the first restart delay when
 	// Config.RestartBackoff is 0.
-	DefaultRestartBackoff = 10 * time.Millisecond
+	DefaultRestartBackoff = actorkit.DefaultRestartBackoff
 	// DefaultMaxRestartBackoff caps the restart delay when
 	// Config.MaxRestartBackoff is 0.
-	DefaultMaxRestartBackoff = time.Second
+	DefaultMaxRestartBackoff = actorkit.DefaultMaxRestartBackoff
 )
 
-// Supervision says what happens to an actor whose handler panics.
-type Supervision int
+// Supervision says what happens to an actor whose handler panics. It is
+// [actorkit.Supervision]; its String method returns the constant's name.
+type Supervision = actorkit.Supervision
 
 const (
 	// RestartOnPanic resumes the actor with its next queued message after a
 	// backoff that doubles with each consecutive panic. It is the zero value.
-	RestartOnPanic Supervision = iota
+	RestartOnPanic = actorkit.RestartOnPanic
 	// StopOnPanic stops the actor, discarding its queued messages.
-	StopOnPanic
+	StopOnPanic = actorkit.StopOnPanic
 )
 
-// String returns the constant's name.
-func (s Supervision) String() string {
-	switch s {
-	case RestartOnPanic:
-		return "RestartOnPanic"
-	case StopOnPanic:
-		return "StopOnPanic"
-	}
-	return fmt.Sprintf("Supervision(%d)", int(s))
-}
-
 // Config configures a Runtime. The zero value is valid: every zero field
-// means its default.
+// means its default. A Config converts to [actorkit.Settings], which
+// validates it and applies the defaults.
 type Config struct {
 	// MailboxSize bounds the messages an actor has accepted but not started
 	// on. Zero means DefaultMailboxSize.
@@ -62,54 +54,13 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with every field set to its default.
-func DefaultConfig() Config {
-	return Config{
-		MailboxSize:       DefaultMailboxSize,
-		Supervision:       RestartOnPanic,
-		RestartBackoff:    DefaultRestartBackoff,
-		MaxRestartBackoff: DefaultMaxRestartBackoff,
-		Clock:             RealClock{},
-		Logger:            slog.Default(),
-	}
-}
+func DefaultConfig() Config { return Config(actorkit.DefaultSettings()) }
 
 // Validate reports the first field that is out of range as a *ConfigError
 // wrapping ErrInvalidConfig. It does not change c.
 func (c Config) Validate() error {
-	switch {
-	case c.MailboxSize < 0:
-		return &ConfigError{Field: "MailboxSize", Value: c.MailboxSize, Reason: "must not be negative"}
-	case c.Supervision != RestartOnPanic && c.Supervision != StopOnPanic:
-		return &ConfigError{Field: "Supervision", Value: c.Supervision, Reason: "must be RestartOnPanic or StopOnPanic"}
-	case c.RestartBackoff < 0:
-		return &ConfigError{Field: "RestartBackoff", Value: c.RestartBackoff, Reason: "must not be negative"}
-	case c.MaxRestartBackoff < 0:
-		return &ConfigError{Field: "MaxRestartBackoff", Value: c.MaxRestartBackoff, Reason: "must not be negative"}
-	}
-	if d := c.withDefaults(); d.MaxRestartBackoff < d.RestartBackoff {
-		return &ConfigError{Field: "MaxRestartBackoff", Value: d.MaxRestartBackoff,
-			Reason: fmt.Sprintf("must not be below RestartBackoff (%v)", d.RestartBackoff)}
+	if v := actorkit.Settings(c).Check(); v != nil {
+		return (*ConfigError)(v)
 	}
 	return nil
-}
-
-// withDefaults returns a copy of c with its zero fields set to the defaults.
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.MailboxSize == 0 {
-		c.MailboxSize = d.MailboxSize
-	}
-	if c.RestartBackoff == 0 {
-		c.RestartBackoff = d.RestartBackoff
-	}
-	if c.MaxRestartBackoff == 0 {
-		c.MaxRestartBackoff = d.MaxRestartBackoff
-	}
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	return c
 }

@@ -1,35 +1,14 @@
 package gosched
 
 import (
-	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// timer is a SendAfter or SendInterval timer; it implements
-// dstate.TimerHandle.
-type timer struct {
-	rt       *Runtime
-	target   dstate.ActorRef
-	own      *Actor // target if spawned by rt, else nil
-	msg      any
-	interval time.Duration // 0 for SendAfter
-
-	mu       sync.Mutex // held while delivering, so Cancel waits out a delivery
-	canceled bool
-	next     time.Time // the due time of the pending tick (SendInterval)
-	stopper  Stopper
-}
-
-var _ dstate.TimerHandle = (*timer)(nil)
-
-// noTimer is the handle of a timer that was never started.
-type noTimer struct{}
-
-func (noTimer) Cancel() {}
+// The timers are an actorkit.Timers on the configured Clock.
 
 // SendAfter delivers msg to target once, after delay, through the
 // configured Clock. The delivery never blocks: if the mailbox is full then,
@@ -37,7 +16,7 @@ func (noTimer) Cancel() {}
 // is cancelled when target is stopped; after Close, or for a target that
 // has already stopped, SendAfter starts nothing.
 func (r *Runtime) SendAfter(target dstate.ActorRef, delay time.Duration, msg any) dstate.TimerHandle {
-	return r.startTimer(target, delay, 0, msg)
+	return r.kit.Timers.SendAfter(target, delay, msg)
 }
 
 // SendInterval delivers msg to target every interval, the first time one
@@ -50,115 +29,7 @@ func (r *Runtime) SendInterval(target dstate.ActorRef, interval time.Duration, m
 	if interval <= 0 {
 		r.logger.Error("gosched: SendInterval with non-positive interval ignored",
 			slog.Duration("interval", interval))
-		return noTimer{}
+		return actorkit.NopTimer{}
 	}
-	return r.startTimer(target, interval, interval, msg)
-}
-
-func (r *Runtime) startTimer(target dstate.ActorRef, delay, interval time.Duration, msg any) dstate.TimerHandle {
-	if target == nil {
-		return noTimer{}
-	}
-	t := &timer{rt: r, target: target, msg: msg, interval: interval}
-	t.own, _ = r.own(target)
-	r.mu.Lock()
-	if r.closed || (t.own != nil && t.own.stopping.Load()) {
-		r.mu.Unlock()
-		return noTimer{}
-	}
-	r.register(t)
-	// Hold t.mu until the stopper is set, so a firing or a Cancel that
-	// races with this call sees it.
-	t.mu.Lock()
-	r.mu.Unlock()
-	t.next = r.clock.Now().Add(delay)
-	t.stopper = r.clock.AfterFunc(delay, t.fire)
-	t.mu.Unlock()
-	return t
-}
-
-// register records t for cancellation by Stop or Close; r.mu is held.
-func (r *Runtime) register(t *timer) {
-	if t.own == nil {
-		r.foreign[t] = struct{}{}
-		return
-	}
-	if t.own.timers == nil {
-		t.own.timers = make(map[*timer]struct{})
-	}
-	t.own.timers[t] = struct{}{}
-}
-
-// unregister forgets t.
-func (r *Runtime) unregister(t *timer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t.own == nil {
-		delete(r.foreign, t)
-	} else {
-		delete(t.own.timers, t)
-	}
-}
-
-// fire delivers one tick and, for an interval timer, schedules the next.
-func (t *timer) fire() {
-	t.mu.Lock()
-	if t.canceled {
-		t.mu.Unlock()
-		return
-	}
-	var err error
-	if t.own != nil {
-		err = t.own.send(t.msg)
-	} else {
-		err = t.target.Send(t.msg)
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, dstate.ErrMailboxFull):
-		t.rt.ticksDropped.Add(1)
-	case isStopped(err):
-		t.canceled = true // the target is gone for good
-	default:
-		t.rt.ticksDropped.Add(1)
-	}
-	done := t.canceled || t.interval == 0
-	if done {
-		t.canceled = true
-	} else {
-		now := t.rt.clock.Now()
-		t.next = t.next.Add(t.interval)
-		if !t.next.After(now) { // the clock ran late: skip missed ticks
-			missed := now.Sub(t.next)/t.interval + 1
-			t.next = t.next.Add(missed * t.interval)
-		}
-		t.stopper = t.rt.clock.AfterFunc(t.next.Sub(now), t.fire)
-	}
-	t.mu.Unlock()
-	if done {
-		t.rt.unregister(t)
-	}
-}
-
-// Cancel stops the timer. It is idempotent and never blocks on a mailbox;
-// once it returns, the timer delivers nothing more.
-func (t *timer) Cancel() {
-	if t.cancel() {
-		t.rt.unregister(t)
-	}
-}
-
-// cancel stops the timer without unregistering it and reports whether this
-// call cancelled it.
-func (t *timer) cancel() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.canceled {
-		return false
-	}
-	t.canceled = true
-	if t.stopper != nil {
-		t.stopper.Stop()
-	}
-	return true
+	return r.kit.Timers.SendInterval(target, interval, msg)
 }
