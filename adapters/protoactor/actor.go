@@ -33,9 +33,7 @@ type Actor struct {
 
 	errFull, errStopped error // preallocated Send errors
 
-	groups  map[string]struct{} // guarded by rt.mu
-	timers  map[*timer]struct{} // guarded by rt.mu
-	restart gosched.Stopper     // pending restart backoff; guarded by rt.mu
+	restart gosched.Stopper // pending restart backoff; guarded by rt.mu
 }
 
 var _ dstate.ActorRef = (*Actor)(nil)
@@ -72,20 +70,14 @@ func (a *Actor) PID() *actor.PID { return a.pid }
 // of Kind dstate.ErrMailboxFull when MailboxSize accepted messages are
 // waiting, and dstate.ErrActorStopped once Stop has been called. A message
 // accepted while Stop runs concurrently may be discarded.
-func (a *Actor) Send(msg any) error {
-	err := a.send(msg)
-	if err != nil {
-		a.rt.rejected.Add(1)
-	}
-	return err
-}
+func (a *Actor) Send(msg any) error { return a.rt.kit.Counters.CountSend(a.send(msg)) }
 
 // send is Send without the statistics.
 func (a *Actor) send(msg any) error {
 	if a.stopped.Load() {
 		return a.errStopped
 	}
-	limit := int64(a.rt.opts.MailboxSize)
+	limit := int64(a.rt.cfg.MailboxSize)
 	for {
 		n := a.inflight.Load()
 		if n >= limit {
@@ -114,6 +106,10 @@ func (a *Actor) Stop() {
 		a.rt.system.Root.Stop(a.pid)
 	})
 }
+
+// isStopped reports whether Stop has been called (or proto.actor stopped
+// the actor); it is the actorkit.Binding's Stopping.
+func (a *Actor) isStopped() bool { return a.stopped.Load() }
 
 // Done returns a channel that is closed when proto.actor has stopped the
 // actor, after Stop (or a panic under StopOnPanic).
@@ -154,7 +150,7 @@ func (a *Actor) deliver(msg any) {
 	defer func() {
 		if v := recover(); v != nil {
 			a.consecutive.Add(1)
-			a.rt.panics.Add(1)
+			a.rt.kit.Counters.Panics.Add(1)
 			a.rt.logger.Error("protoactor: actor handler panicked",
 				slog.String("actor", a.name),
 				slog.Any("panic", v),
@@ -164,5 +160,5 @@ func (a *Actor) deliver(msg any) {
 	}()
 	a.handler(msg)
 	a.consecutive.Store(0)
-	a.rt.processed.Add(1)
+	a.rt.kit.Counters.Processed.Add(1)
 }

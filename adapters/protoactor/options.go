@@ -7,47 +7,40 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/gosched"
 )
 
-// Defaults applied to the zero fields of Options.
+// Defaults applied to the zero fields of Options. But for Throughput they
+// are those of every runtime built on package actorkit.
 const (
 	// DefaultMailboxSize is the mailbox bound when Options.MailboxSize is 0.
-	DefaultMailboxSize = 1024
+	DefaultMailboxSize = actorkit.DefaultMailboxSize
 	// DefaultRestartBackoff is the first restart delay when
 	// Options.RestartBackoff is 0.
-	DefaultRestartBackoff = 10 * time.Millisecond
+	DefaultRestartBackoff = actorkit.DefaultRestartBackoff
 	// DefaultMaxRestartBackoff caps the restart delay when
 	// Options.MaxRestartBackoff is 0.
-	DefaultMaxRestartBackoff = time.Second
+	DefaultMaxRestartBackoff = actorkit.DefaultMaxRestartBackoff
 	// DefaultThroughput is the number of messages an actor handles before
 	// its goroutine yields, when Options.Throughput is 0 (proto.actor's own
 	// default).
 	DefaultThroughput = 300
 )
 
-// Supervision says what happens to an actor whose handler panics.
-type Supervision int
+// Supervision says what happens to an actor whose handler panics. It is
+// [actorkit.Supervision], as gosched.Supervision is.
+type Supervision = actorkit.Supervision
 
+// The Supervision policies.
 const (
 	// RestartOnPanic has proto.actor restart the actor after a backoff that
 	// doubles with each consecutive panic; the actor then resumes with the
 	// next message of its mailbox. It is the zero value.
-	RestartOnPanic Supervision = iota
+	RestartOnPanic = actorkit.RestartOnPanic
 	// StopOnPanic stops the actor, discarding its queued messages.
-	StopOnPanic
+	StopOnPanic = actorkit.StopOnPanic
 )
-
-// String returns the constant's name.
-func (s Supervision) String() string {
-	switch s {
-	case RestartOnPanic:
-		return "RestartOnPanic"
-	case StopOnPanic:
-		return "StopOnPanic"
-	}
-	return fmt.Sprintf("Supervision(%d)", int(s))
-}
 
 // Options configure a Runtime. The zero value is valid: every zero field
 // means its default.
@@ -86,60 +79,46 @@ type Options struct {
 // DefaultOptions returns Options with every field but System set to its
 // default.
 func DefaultOptions() Options {
-	return Options{
-		MailboxSize:       DefaultMailboxSize,
-		Supervision:       RestartOnPanic,
-		RestartBackoff:    DefaultRestartBackoff,
-		MaxRestartBackoff: DefaultMaxRestartBackoff,
-		Throughput:        DefaultThroughput,
-		Clock:             gosched.RealClock{},
-		Logger:            slog.Default(),
-	}
+	o := Options{Throughput: DefaultThroughput}
+	o.setSettings(actorkit.DefaultSettings())
+	return o
 }
 
 // Validate reports the first field that is out of range as an
 // *OptionsError wrapping ErrInvalidOptions. It does not change o.
 func (o Options) Validate() error {
-	switch {
-	case o.MailboxSize < 0:
-		return &OptionsError{Field: "MailboxSize", Value: o.MailboxSize, Reason: "must not be negative"}
-	case o.Supervision != RestartOnPanic && o.Supervision != StopOnPanic:
-		return &OptionsError{Field: "Supervision", Value: o.Supervision, Reason: "must be RestartOnPanic or StopOnPanic"}
-	case o.RestartBackoff < 0:
-		return &OptionsError{Field: "RestartBackoff", Value: o.RestartBackoff, Reason: "must not be negative"}
-	case o.MaxRestartBackoff < 0:
-		return &OptionsError{Field: "MaxRestartBackoff", Value: o.MaxRestartBackoff, Reason: "must not be negative"}
-	case o.Throughput < 0:
-		return &OptionsError{Field: "Throughput", Value: o.Throughput, Reason: "must not be negative"}
+	var throughput *actorkit.Violation
+	if o.Throughput < 0 {
+		throughput = &actorkit.Violation{Field: "Throughput", Value: o.Throughput, Reason: "must not be negative"}
 	}
-	if d := o.withDefaults(); d.MaxRestartBackoff < d.RestartBackoff {
-		return &OptionsError{Field: "MaxRestartBackoff", Value: d.MaxRestartBackoff,
-			Reason: fmt.Sprintf("must not be below RestartBackoff (%v)", d.RestartBackoff)}
+	if v := o.settings().Check(throughput); v != nil {
+		return (*OptionsError)(v)
 	}
 	return nil
 }
 
-// withDefaults returns a copy of o with its zero fields (but System) set
-// to the defaults.
-func (o Options) withDefaults() Options {
-	d := DefaultOptions()
-	if o.MailboxSize == 0 {
-		o.MailboxSize = d.MailboxSize
-	}
-	if o.RestartBackoff == 0 {
-		o.RestartBackoff = d.RestartBackoff
-	}
-	if o.MaxRestartBackoff == 0 {
-		o.MaxRestartBackoff = d.MaxRestartBackoff
-	}
-	if o.Throughput == 0 {
-		o.Throughput = d.Throughput
-	}
-	if o.Clock == nil {
-		o.Clock = d.Clock
-	}
-	if o.Logger == nil {
-		o.Logger = d.Logger
-	}
-	return o
+// settings returns the fields of o that every actorkit runtime has.
+func (o Options) settings() actorkit.Settings {
+	return actorkit.Settings{MailboxSize: o.MailboxSize, Supervision: o.Supervision,
+		RestartBackoff: o.RestartBackoff, MaxRestartBackoff: o.MaxRestartBackoff, Clock: o.Clock, Logger: o.Logger}
 }
+
+// setSettings sets the fields of o that every actorkit runtime has.
+func (o *Options) setSettings(s actorkit.Settings) {
+	o.MailboxSize, o.Supervision = s.MailboxSize, s.Supervision
+	o.RestartBackoff, o.MaxRestartBackoff = s.RestartBackoff, s.MaxRestartBackoff
+	o.Clock, o.Logger = s.Clock, s.Logger
+}
+
+// OptionsError reports an Options field that Validate rejected: the Field
+// (e.g. "MailboxSize"), the rejected Value and the Reason, what the value
+// must satisfy.
+type OptionsError actorkit.Violation
+
+// Error implements error.
+func (e *OptionsError) Error() string {
+	return fmt.Sprintf("%v: %s = %v: %s", ErrInvalidOptions, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrInvalidOptions.
+func (e *OptionsError) Unwrap() error { return ErrInvalidOptions }

@@ -1,14 +1,14 @@
 package protoactor
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/gosched"
 )
@@ -16,8 +16,14 @@ import (
 // Runtime runs dstate actors as proto.actor actors. It implements
 // dstate.ActorRuntime and is safe for concurrent use. Create one with New
 // and release it with Close.
+//
+// Its names table, processing groups and timers are those of package
+// actorkit. Processing groups are not proto.actor's broadcast router,
+// which does not report which members it could not reach, and timers run
+// on the runtime's Clock rather than proto.actor's scheduler package, so
+// that a test clock drives them.
 type Runtime struct {
-	opts       Options // with defaults applied
+	cfg        actorkit.Settings // with defaults applied
 	system     *actor.ActorSystem
 	ownSystem  bool // New created system; Close shuts it down
 	clock      gosched.Clock
@@ -29,18 +35,10 @@ type Runtime struct {
 	closeOnce    sync.Once
 	shutdownOnce sync.Once
 
-	mu      sync.Mutex // guards the fields below and Actor.groups, Actor.timers, Actor.restart
-	closed  bool
-	actors  map[string]*Actor              // running actors by name
-	byPID   map[string]*Actor              // running actors by PID Id
-	groups  map[string]map[*Actor]struct{} // group name to members
-	foreign map[*timer]struct{}            // timers targeting refs of other runtimes
+	kit *actorkit.Core[*Actor] // names, groups, timers and counters
 
-	panics       atomic.Uint64
-	restarts     atomic.Uint64
-	processed    atomic.Uint64
-	rejected     atomic.Uint64
-	ticksDropped atomic.Uint64
+	mu    sync.Mutex        // guards byPID and Actor.restart
+	byPID map[string]*Actor // running actors by PID Id
 }
 
 var _ dstate.ActorRuntime = (*Runtime)(nil)
@@ -52,20 +50,20 @@ func New(opts Options) (*Runtime, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
+	cfg := opts.settings().WithDefaults()
 	r := &Runtime{
-		opts:       opts,
+		cfg:        cfg,
 		system:     opts.System,
-		clock:      opts.Clock,
-		logger:     opts.Logger,
-		dispatcher: actor.NewDefaultDispatcher(opts.Throughput),
-		actors:     make(map[string]*Actor),
+		clock:      cfg.Clock,
+		logger:     cfg.Logger,
+		dispatcher: actor.NewDefaultDispatcher(cmp.Or(opts.Throughput, DefaultThroughput)),
 		byPID:      make(map[string]*Actor),
-		groups:     make(map[string]map[*Actor]struct{}),
-		foreign:    make(map[*timer]struct{}),
 	}
+	belongs := func(a *Actor) bool { return a.rt == r }
+	r.kit = actorkit.NewCore(r.clock, actorkit.Binding[*Actor]{Belongs: belongs, Stopping: (*Actor).isStopped,
+		Deliver: (*Actor).send, ErrForeign: ErrForeignActor}, ErrClosed, ErrDuplicateActor)
 	if r.system == nil {
-		logger := opts.Logger
+		logger := r.logger
 		r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 		r.ownSystem = true
 	}
@@ -82,11 +80,7 @@ func (r *Runtime) System() *actor.ActorSystem { return r.system }
 // actor of this runtime has the name, ErrNilHandler if handler is nil,
 // ErrClosed after Close and ErrSpawn if proto.actor refuses.
 func (r *Runtime) Spawn(name string, handler func(msg any)) (dstate.ActorRef, error) {
-	a, err := r.SpawnActor(name, handler)
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
+	return actorkit.Ref(r.SpawnActor(name, handler))
 }
 
 // SpawnActor is Spawn returning the concrete *Actor.
@@ -98,14 +92,12 @@ func (r *Runtime) SpawnActor(name string, handler func(msg any)) (*Actor, error)
 	if handler == nil {
 		return nil, fmt.Errorf("%w: actor %q", ErrNilHandler, name)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, fmt.Errorf("%w: spawn %q", ErrClosed, name)
-	}
-	if _, ok := r.actors[name]; ok {
-		return nil, fmt.Errorf("%w: %q", ErrDuplicateActor, name)
-	}
+	return r.kit.Names.Add(name, func() (*Actor, error) { return r.start(name, handler) })
+}
+
+// start spawns the proto.actor actor of a new Actor; it runs under the
+// names table's lock, so Stop and Close never see an actor without its PID.
+func (r *Runtime) start(name string, handler func(msg any)) (*Actor, error) {
 	a := newActor(r, name, handler)
 	id := name + r.system.ProcessRegistry.NextId()
 	props := actor.PropsFromFunc(a.receive,
@@ -117,13 +109,14 @@ func (r *Runtime) SpawnActor(name string, handler func(msg any)) (*Actor, error)
 		actor.WithGuardian(r.supervisor),
 	)
 	// Spawning does not call into this package synchronously, so r.mu may
-	// be held: Stop and Close then never see an actor without its PID.
+	// be held: the supervisor never sees a failed actor without its PID.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	pid, err := r.system.Root.SpawnNamed(props, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: actor %q: %w", ErrSpawn, name, err)
 	}
 	a.pid = pid
-	r.actors[name] = a
 	r.byPID[pid.Id] = a
 	r.live.Add(1)
 	return a, nil
@@ -136,97 +129,34 @@ func (r *Runtime) SpawnActor(name string, handler func(msg any)) (*Actor, error)
 // shuts it down. Close is idempotent; it must not be called from a handler,
 // whose end it would wait for.
 func (r *Runtime) Close() {
-	r.closeOnce.Do(func() {
-		r.mu.Lock()
-		r.closed = true
-		actors := make([]*Actor, 0, len(r.actors))
-		for _, a := range r.actors {
-			actors = append(actors, a)
-		}
-		timers := make([]*timer, 0, len(r.foreign))
-		for t := range r.foreign {
-			timers = append(timers, t)
-		}
-		r.mu.Unlock()
-		for _, a := range actors {
-			a.Stop()
-		}
-		for _, t := range timers {
-			t.Cancel()
-		}
-	})
+	r.closeOnce.Do(r.kit.Close)
 	r.live.Wait()
 	if r.ownSystem {
 		r.shutdownOnce.Do(r.system.Shutdown)
 	}
 }
 
-// Stats are the runtime's counters since New. Each is read atomically but
-// they are not a consistent snapshot of one instant.
-type Stats struct {
-	// Panics counts handler calls that panicked.
-	Panics uint64
-	// Restarts counts actors proto.actor restarted after a panic under
-	// RestartOnPanic.
-	Restarts uint64
-	// MessagesProcessed counts handler calls that returned normally.
-	MessagesProcessed uint64
-	// SendsRejected counts Send and BroadcastGroup deliveries that failed
-	// because a mailbox was full or its actor had stopped.
-	SendsRejected uint64
-	// TimerTicksDropped counts timer deliveries dropped because the
-	// target's mailbox was full.
-	TimerTicksDropped uint64
-}
+// Stats are the runtime's counters since New ([actorkit.Stats]); Restarts
+// counts the actors proto.actor restarted after a panic under
+// RestartOnPanic.
+type Stats = actorkit.Stats
 
 // Stats returns the runtime's counters.
-func (r *Runtime) Stats() Stats {
-	return Stats{
-		Panics:            r.panics.Load(),
-		Restarts:          r.restarts.Load(),
-		MessagesProcessed: r.processed.Load(),
-		SendsRejected:     r.rejected.Load(),
-		TimerTicksDropped: r.ticksDropped.Load(),
-	}
-}
+func (r *Runtime) Stats() Stats { return r.kit.Stats() }
 
-// own returns ref as an actor of this runtime.
-func (r *Runtime) own(ref dstate.ActorRef) (*Actor, bool) {
-	a, ok := ref.(*Actor)
-	if !ok || a == nil || a.rt != r {
-		return nil, false
-	}
-	return a, true
-}
-
-// forget removes a stopping actor from the name table and its groups and
-// cancels its timers and any pending restart. It runs once per actor, after
-// a.stopped is set, so JoinGroup, SendAfter and the supervisor (which check
-// a.stopped under r.mu) cannot register it anew.
+// forget frees a stopping actor's name and PID, removes it from its groups
+// and cancels its timers and any pending restart. It runs once per actor,
+// after a.stopped is set, so JoinGroup, SendAfter and the supervisor
+// (which check a.stopped under their locks) cannot register it anew.
 func (r *Runtime) forget(a *Actor) {
+	r.kit.Forget(a)
 	r.mu.Lock()
-	if r.actors[a.name] == a {
-		delete(r.actors, a.name)
-	}
 	if r.byPID[a.pid.Id] == a {
 		delete(r.byPID, a.pid.Id)
 	}
-	for g := range a.groups {
-		members := r.groups[g]
-		delete(members, a)
-		if len(members) == 0 {
-			delete(r.groups, g)
-		}
-	}
-	a.groups = nil
-	timers := a.timers
-	a.timers = nil
 	restart := a.restart
 	a.restart = nil
 	r.mu.Unlock()
-	for t := range timers {
-		t.cancel()
-	}
 	if restart != nil {
 		restart.Stop()
 	}
@@ -241,14 +171,4 @@ func (r *Runtime) lookup(pid *actor.PID) (*Actor, bool) {
 	defer r.mu.Unlock()
 	a, ok := r.byPID[pid.Id]
 	return a, ok
-}
-
-// backoff returns the restart delay after the n-th consecutive panic
-// (n >= 1).
-func (r *Runtime) backoff(n int) time.Duration {
-	d := r.opts.RestartBackoff
-	for i := 1; i < n && d < r.opts.MaxRestartBackoff; i++ {
-		d *= 2
-	}
-	return min(d, r.opts.MaxRestartBackoff)
 }

@@ -25,7 +25,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		sup.StopChildren(child)
 		return
 	}
-	if r.opts.Supervision == StopOnPanic {
+	if r.cfg.Supervision == StopOnPanic {
 		r.logger.Warn("protoactor: stopping actor after panic", slog.String("actor", a.name))
 		a.Stop()
 		return
@@ -34,7 +34,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 	if n < 1 {
 		n = 1 // a failure outside the handler (proto.actor's own)
 	}
-	d := r.backoff(n)
+	d := r.cfg.Backoff(n)
 	r.logger.Warn("protoactor: restarting actor after backoff",
 		slog.String("actor", a.name),
 		slog.Duration("backoff", d),
@@ -53,7 +53,7 @@ func (s *supervisor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, c
 		if stopped {
 			return
 		}
-		r.restarts.Add(1)
+		r.kit.Counters.Restarts.Add(1)
 		sup.RestartChildren(child)
 	})
 }
