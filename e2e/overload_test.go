@@ -117,7 +117,7 @@ func TestOverloadKeepsMemoryAndQueuesBounded(t *testing.T) {
 	for _, nd := range c.nodes {
 		m := last[nd.id]
 		w := m[`dstate_test_load_total{outcome="written"}`]
-		bp := m[`dstate_limit_exceeded_total{limit="peer_queue_frames"}`] + m[`dstate_node_frames_total{outcome="send_error"}`] +
+		bp := m[`dstate_limit_exceeded_total{limit="peer_queue_frames"}`] +
 			m[`dstate_test_load_total{outcome="refused"}`] + m[`dstate_test_load_total{outcome="behind"}`]
 		t.Logf("%s: %.0f writes (%.0f/s), backpressure events %.0f (queue refusals %.0f, refused writes %.0f, late ticks %.0f), deltas sent %.0f",
 			nd.id, w, w/run.Seconds(), bp, m[`dstate_limit_exceeded_total{limit="peer_queue_frames"}`],
