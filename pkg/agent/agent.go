@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -431,6 +432,12 @@ func (a *Agent) GetKV(state, nodeID, key string) (KVValue, error) {
 func (a *Agent) WriteKV(ctx context.Context, state string, c KVChange) (WriteResult, error) {
 	if c.Key == "" {
 		return WriteResult{}, badRequest{errors.New("the key is empty")}
+	}
+	// The kv states are JSON on the wire and on disk, where invalid UTF-8
+	// would silently become U+FFFD: peers and the next start would hold
+	// another key or value than this node.
+	if !utf8.ValidString(c.Key) || !utf8.ValidString(c.Value) {
+		return WriteResult{}, badRequest{errors.New("the key and the value must be valid UTF-8")}
 	}
 	s, err := a.kvShard(state)
 	if err != nil {

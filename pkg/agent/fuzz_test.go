@@ -186,6 +186,10 @@ func FuzzAdminAPI(f *testing.F) {
 		[]any{route("PUT", "/v1/kv/"), "k", "state=durable-kv", []byte(big)},
 		[]any{route("PUT", "/v1/kv/"), "../../v1/raft", "", []byte("x")},
 		[]any{route("DELETE", "/v1/kv/"), "greeting", "state=nope", []byte(nil)},
+		// Not UTF-8: JSON would store and report another key (and the
+		// key could never be deleted by the name the API gave back).
+		[]any{route("PUT", "/v1/kv/"), "\xff", "", []byte("v")},
+		[]any{route("PUT", "/v1/kv/"), "k", "", []byte("\xfe")},
 		[]any{route("POST", "/v1/join"), "", "", []byte(`{"addrs": []}`)},
 		[]any{route("POST", "/v1/join"), "", "", []byte(`{"addrs": "127.0.0.1:1"}`)},
 		[]any{route("POST", "/v1/join"), "", "", []byte(`{"adrs": ["x"]}`)},
@@ -258,6 +262,9 @@ func FuzzAdminAPI(f *testing.F) {
 			var w agent.WriteResult
 			if err := json.Unmarshal(rec.Body.Bytes(), &w); err != nil {
 				t.Fatal(err)
+			}
+			if w.Key != seg {
+				t.Fatalf("PUT of key %q reported key %q", seg, w.Key)
 			}
 			del := httptest.NewRequest("DELETE", "/", nil)
 			del.URL = &url.URL{Path: "/v1/kv/" + w.Key, RawQuery: url.Values{"state": {w.State}}.Encode()}
