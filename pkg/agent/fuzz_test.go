@@ -13,11 +13,11 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/dstate-go/dstate/pkg/agent"
 )
 
@@ -28,67 +28,6 @@ import (
 // "agent config:" error naming the file) that says what was wrong, and
 // that handling one input allocates no more than the request limit plus a
 // multiple of the input.
-
-// addSeeds adds each seed to f. With DSTATE_FUZZ_WRITE_SEEDS=1 it also
-// (re)writes them as the committed corpus in testdata/fuzz/<target>/.
-func addSeeds(f *testing.F, seeds ...[]any) {
-	f.Helper()
-	write := os.Getenv("DSTATE_FUZZ_WRITE_SEEDS") == "1"
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	if write {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			f.Fatal(err)
-		}
-	}
-	for i, s := range seeds {
-		f.Add(s...)
-		if !write {
-			continue
-		}
-		var b strings.Builder
-		b.WriteString("go test fuzz v1\n")
-		for _, v := range s {
-			switch v := v.(type) {
-			case []byte:
-				fmt.Fprintf(&b, "[]byte(%q)\n", v)
-			case string:
-				fmt.Fprintf(&b, "string(%q)\n", v)
-			case byte:
-				fmt.Fprintf(&b, "byte(%q)\n", v)
-			default:
-				f.Fatalf("seed %d: unsupported type %T", i, v)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(b.String()), 0o644); err != nil {
-			f.Fatal(err)
-		}
-	}
-}
-
-// checkAlloc runs fn once and fails if the heap allocated more than limit
-// plus factor bytes per input byte plus 1 MiB of slack meanwhile: a few
-// input bytes must never make the agent allocate far beyond its limit.
-func checkAlloc(t *testing.T, what string, limit, inLen, factor int, fn func()) {
-	t.Helper()
-	if over := checkAllocOver(limit, inLen, factor, fn); over != "" {
-		t.Fatalf("%s %s", what, over)
-	}
-}
-
-// checkAllocOver runs fn once and describes how far the heap allocated
-// beyond the bound of checkAlloc meanwhile, or returns "".
-func checkAllocOver(limit, inLen, factor int, fn func()) string {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	bound := uint64(limit) + uint64(inLen)*uint64(factor) + 1<<20
-	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
-		return fmt.Sprintf("allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + 1 MiB)",
-			got, inLen, bound, limit, factor)
-	}
-	return ""
-}
 
 // fuzzRoute is one request shape FuzzAdminAPI sends; seg fills the
 // route's {name}, {key} or {op}. POST /v1/leave is left out: it stops the
@@ -168,7 +107,7 @@ func FuzzAdminAPI(f *testing.F) {
 		return 0
 	}
 	big := strings.Repeat("v", fuzzMaxRequest+1)
-	addSeeds(f,
+	fuzzcheck.AddSeeds(f,
 		[]any{route("GET", "/v1/health"), "", "max_staleness=5s", []byte(nil)},
 		[]any{route("GET", "/v1/health"), "", "max_staleness=-1s", []byte(nil)},
 		[]any{route("GET", "/v1/health"), "", "max_staleness=forever", []byte(nil)},
@@ -248,7 +187,7 @@ func FuzzAdminAPI(f *testing.F) {
 				t.Fatalf("%s %s: over the bound %d times in a row", r.method, r.path, i)
 			}
 			time.Sleep(pause)
-			over := checkAllocOver(fuzzMaxRequest, in, 64, func() { rec = serve() })
+			over := fuzzcheck.Over(fuzzMaxRequest, in, 64, func() { rec = serve() })
 			if over == "" {
 				break
 			}
@@ -334,7 +273,7 @@ func FuzzLoadConfig(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	addSeeds(f,
+	fuzzcheck.AddSeeds(f,
 		[]any{full},
 		[]any{[]byte(`{}`)},
 		[]any{[]byte(`{"node_id": "from-file", "join": ["127.0.0.1:1"], "load_interval": "3s", "fast": true}`)},
@@ -376,7 +315,7 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		c := base()
 		var err, verr error
-		checkAlloc(t, "LoadFile+Validate", 0, len(in), 64, func() {
+		fuzzcheck.Alloc(t, "LoadFile+Validate", 0, len(in), 64, func() {
 			if err = c.LoadFile(file); err == nil {
 				verr = c.Validate()
 			}

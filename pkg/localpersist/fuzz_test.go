@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/dstate-go/dstate/pkg/dstate"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // FuzzDecodeStoredEnvelope feeds arbitrary bytes to the stored-record
@@ -21,44 +20,6 @@ import (
 // with ErrCorrupt (a PersistError of kind ErrDeserializationFailed on
 // load) saying what was wrong, and that decoding allocates no more than a
 // multiple of the record's length.
-
-// addSeeds adds each seed to f. With DSTATE_FUZZ_WRITE_SEEDS=1 it also
-// (re)writes them as the committed corpus in testdata/fuzz/<target>/.
-func addSeeds(f *testing.F, seeds [][]byte) {
-	f.Helper()
-	write := os.Getenv("DSTATE_FUZZ_WRITE_SEEDS") == "1"
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	if write {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			f.Fatal(err)
-		}
-	}
-	for i, s := range seeds {
-		f.Add(s)
-		if write {
-			file := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(file), 0o644); err != nil {
-				f.Fatal(err)
-			}
-		}
-	}
-}
-
-// checkAlloc runs fn once and fails if the heap allocated more than limit
-// plus factor bytes per input byte plus 1 MiB of slack meanwhile: a few
-// input bytes must never make a decoder allocate far beyond its limit.
-func checkAlloc(t *testing.T, what string, limit, inLen, factor int, fn func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	bound := uint64(limit) + uint64(inLen)*uint64(factor) + 1<<20
-	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
-		t.Fatalf("%s allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + 1 MiB)",
-			what, got, inLen, bound, limit, factor)
-	}
-}
 
 func FuzzDecodeStoredEnvelope(f *testing.F) {
 	recs := []*record{
@@ -79,7 +40,7 @@ func FuzzDecodeStoredEnvelope(f *testing.F) {
 		{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // overlong varint
 		{1, 1, 1, 1, 0, 0x80}, // truncated timestamp
 	}...)
-	addSeeds(f, seeds)
+	fuzzcheck.AddBytes(f, seeds)
 
 	db, err := bolt.Open(filepath.Join(f.TempDir(), "fuzz.db"), 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true})
 	if err != nil {
@@ -96,7 +57,7 @@ func FuzzDecodeStoredEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var rec *record
 		var err error
-		checkAlloc(t, "decodeRecord", 0, len(in), 2, func() { rec, err = decodeRecord(in) })
+		fuzzcheck.Alloc(t, "decodeRecord", 0, len(in), 2, func() { rec, err = decodeRecord(in) })
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) || rec != nil {
 				t.Fatalf("decodeRecord: %v (%T), record %v", err, err, rec)

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 )
 
 // Fuzz targets for every decoder of this package: the raft log command
@@ -24,44 +23,6 @@ import (
 // decoding one input allocates no more than a multiple of its length
 // (there is no larger declared limit: every length is checked against
 // the bytes that follow).
-
-// addSeeds adds each seed to f. With DSTATE_FUZZ_WRITE_SEEDS=1 it also
-// (re)writes them as the committed corpus in testdata/fuzz/<target>/.
-func addSeeds(f *testing.F, seeds [][]byte) {
-	f.Helper()
-	write := os.Getenv("DSTATE_FUZZ_WRITE_SEEDS") == "1"
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	if write {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			f.Fatal(err)
-		}
-	}
-	for i, s := range seeds {
-		f.Add(s)
-		if write {
-			file := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(file), 0o644); err != nil {
-				f.Fatal(err)
-			}
-		}
-	}
-}
-
-// checkAlloc runs fn once and fails if the heap allocated more than limit
-// plus factor bytes per input byte plus 1 MiB of slack meanwhile: a few
-// input bytes must never make a decoder allocate far beyond its limit.
-func checkAlloc(t *testing.T, what string, limit, inLen, factor int, fn func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	bound := uint64(limit) + uint64(inLen)*uint64(factor) + 1<<20
-	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
-		t.Fatalf("%s allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + 1 MiB)",
-			what, got, inLen, bound, limit, factor)
-	}
-}
 
 // checkBadCommand asserts err is an ErrBadCommand that says more than the
 // sentinel does.
@@ -128,7 +89,7 @@ func checkRestores(t *testing.T, f *fsm) {
 
 func FuzzDecodeCommand(f *testing.F) {
 	h := fuzzHistory()
-	addSeeds(f, [][]byte{
+	fuzzcheck.AddBytes(f, [][]byte{
 		encodeSaveCommand(sampleEnvs()),
 		encodeSaveCommand(nil),
 		// Newer, identical, stale and same-generation-other-data saves.
@@ -153,7 +114,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		applyCmd(fs, 1, fuzzHistory()...)
 		before := contents(fs)
 		var out any
-		checkAlloc(t, "fsm.Apply", 0, len(in), 64, func() {
+		fuzzcheck.Alloc(t, "fsm.Apply", 0, len(in), 64, func() {
 			out = fs.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: in})
 		})
 		resp, ok := out.(*applyResponse)
@@ -228,11 +189,11 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		{1, 's', 1, 'n', 1, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0},                              // storage version over uint32
 		{1, 's', 1, 'n', 1, 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 'd'}, // huge data
 	}...)
-	addSeeds(f, seeds)
+	fuzzcheck.AddBytes(f, seeds)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := &reader{b: in}
 		var e *Envelope
-		checkAlloc(t, "envelope", 0, len(in), 4, func() { e = r.envelope() })
+		fuzzcheck.Alloc(t, "envelope", 0, len(in), 4, func() { e = r.envelope() })
 		if r.err != nil {
 			checkBadCommand(t, "envelope", r.err)
 			if e != nil {
@@ -278,7 +239,7 @@ func snapshotHead(applied, count uint64) []byte {
 
 func FuzzRestoreSnapshot(f *testing.F) {
 	good := snapshotOf(f, 7, sampleEnvs()...)
-	addSeeds(f, [][]byte{
+	fuzzcheck.AddBytes(f, [][]byte{
 		good,
 		snapshotOf(f, 0),
 		snapshotOf(f, 1<<40, fuzzHistory()...),
@@ -300,7 +261,7 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		before := contents(fs)
 		var err error
 		// The reader's buffer is the one fixed allocation.
-		checkAlloc(t, "fsm.Restore", 64<<10, len(in), 64, func() {
+		fuzzcheck.Alloc(t, "fsm.Restore", 64<<10, len(in), 64, func() {
 			err = fs.Restore(io.NopCloser(bytes.NewReader(in)))
 		})
 		if err != nil {

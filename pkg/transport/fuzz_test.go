@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -24,58 +22,6 @@ import (
 // asserts that no input panics, that bad input fails with the package's
 // errors, and that decoding one input allocates no more than the
 // configured limit plus a multiple of the input.
-
-// addSeeds adds each seed to f. With DSTATE_FUZZ_WRITE_SEEDS=1 it also
-// (re)writes them as the committed corpus in testdata/fuzz/<target>/.
-func addSeeds(f *testing.F, seeds ...[]any) {
-	f.Helper()
-	write := os.Getenv("DSTATE_FUZZ_WRITE_SEEDS") == "1"
-	dir := filepath.Join("testdata", "fuzz", f.Name())
-	if write {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			f.Fatal(err)
-		}
-	}
-	for i, s := range seeds {
-		f.Add(s...)
-		if !write {
-			continue
-		}
-		var b strings.Builder
-		b.WriteString("go test fuzz v1\n")
-		for _, v := range s {
-			switch v := v.(type) {
-			case []byte:
-				fmt.Fprintf(&b, "[]byte(%q)\n", v)
-			case string:
-				fmt.Fprintf(&b, "string(%q)\n", v)
-			case byte:
-				fmt.Fprintf(&b, "byte(%q)\n", v)
-			default:
-				f.Fatalf("seed %d: unsupported type %T", i, v)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(b.String()), 0o644); err != nil {
-			f.Fatal(err)
-		}
-	}
-}
-
-// checkAlloc runs fn once and fails if the heap allocated more than limit
-// plus factor bytes per input byte plus 1 MiB of slack meanwhile: a few
-// input bytes must never make a decoder allocate far beyond its limit.
-func checkAlloc(t *testing.T, what string, limit, inLen, factor int, fn func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	bound := uint64(limit) + uint64(inLen)*uint64(factor) + 1<<20
-	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
-		t.Fatalf("%s allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + 1 MiB)",
-			what, got, inLen, bound, limit, factor)
-	}
-}
 
 // fuzzLimits are the (MaxFrameSize, MaxMessageSize) pairs FuzzReadMessage
 // picks from; all small, so the allocation bound is meaningful.
@@ -103,7 +49,7 @@ func fragmented(t testing.TB, maxFrame int, msgs ...[]byte) []byte {
 
 func FuzzReadMessage(f *testing.F) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
-	addSeeds(f,
+	fuzzcheck.AddSeeds(f,
 		[]any{byte(0), fragmented(f, 64<<10, []byte("one"), nil, []byte("three"))},
 		[]any{byte(0), fragmented(f, 64<<10, big)},
 		[]any{byte(0), fragmented(f, 1<<10, big, []byte("tail"))},
@@ -130,7 +76,7 @@ func FuzzReadMessage(f *testing.F) {
 		// last message, cut short) plus what the complete ones hold.
 		r := bytes.NewReader(in)
 		var msgs [][]byte
-		checkAlloc(t, "readMessage", maxMessage, len(in), 4, func() {
+		fuzzcheck.Alloc(t, "readMessage", maxMessage, len(in), 4, func() {
 			for {
 				start := r.Len()
 				msg, err := readMessage(r, maxFrame, maxMessage)
@@ -225,7 +171,7 @@ const handshakeAllocLimit = readBufSize + 2*MaxIDLen + maxReasonLen
 
 func FuzzAcceptHandshake(f *testing.F) {
 	long := strings.Repeat("n", MaxIDLen+1)
-	addSeeds(f,
+	fuzzcheck.AddSeeds(f,
 		[]any{appendHello(nil, ProtocolVersion, "c1", "n2")},
 		[]any{appendHello(nil, ProtocolVersion, "c1", "n1")}, // our own ID
 		[]any{appendHello(nil, ProtocolVersion, "other", "n2")},
@@ -248,7 +194,7 @@ func FuzzAcceptHandshake(f *testing.F) {
 		// The decoder alone.
 		var h handshake
 		var err error
-		checkAlloc(t, "readHandshake", handshakeAllocLimit, len(in), 2, func() {
+		fuzzcheck.Alloc(t, "readHandshake", handshakeAllocLimit, len(in), 2, func() {
 			h, err = readHandshake(bufio.NewReader(bytes.NewReader(in)))
 		})
 		if err != nil {
@@ -267,7 +213,7 @@ func FuzzAcceptHandshake(f *testing.F) {
 		c := &pipeConn{r: bytes.NewReader(in)}
 		var from dstate.NodeID
 		var aerr error
-		checkAlloc(t, "acceptHandshake", handshakeAllocLimit, len(in), 2, func() {
+		fuzzcheck.Alloc(t, "acceptHandshake", handshakeAllocLimit, len(in), 2, func() {
 			from, _, aerr = tr.acceptHandshake(c, "fuzz")
 		})
 		var he *HandshakeError
