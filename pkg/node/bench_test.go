@@ -31,7 +31,7 @@ func benchCluster(b *testing.B, cfg dstate.StateConfig) (src *gaugeShard, obs []
 	ids := []dstate.NodeID{"n0", "n1", "n2"}
 	shards := make([]*gaugeShard, len(ids))
 	for i, id := range ids {
-		n := c.start(id)
+		n := c.Start(id)
 		s, err := node.RegisterDelta(ctx, n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{
 			Config: cfg, Initial: dstatetest.NewGauges(),
 		})
@@ -39,7 +39,7 @@ func benchCluster(b *testing.B, cfg dstate.StateConfig) (src *gaugeShard, obs []
 		shards[i] = s
 		nodes = append(nodes, n)
 	}
-	c.joinAll()
+	c.JoinAll()
 	for _, s := range shards[1:] {
 		eventually(b, "observer holds n0's view", func() bool {
 			v, ok := s.Views().Get("n0")

@@ -19,31 +19,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var ctx = context.Background()
 
-type counterShard = node.Shard[dstatetest.Counter, dstatetest.Counter]
-
-func registerCounters(t *testing.T, c *testCluster, cfg dstate.StateConfig) map[dstate.NodeID]*counterShard {
-	t.Helper()
-	out := map[dstate.NodeID]*counterShard{}
-	for id, n := range c.nodes {
-		s, err := node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
-		require.NoError(t, err)
-		out[id] = s
-	}
-	return out
-}
-
-func threeNodes(t *testing.T) *testCluster {
-	c := newTestCluster(t)
-	for _, id := range []dstate.NodeID{"n0", "n1", "n2"} {
-		c.start(id)
-	}
-	return c
-}
-
 func TestActivePushReplicatesToEveryNode(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	c.JoinAll()
 	gen, view, err := shards["n0"].Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 7; s.Label = "seven" })
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), gen.Age, "got age %d, want 1", gen.Age)
@@ -61,12 +40,12 @@ func TestActivePushReplicatesToEveryNode(t *testing.T) {
 func TestDeltaStateReplicatesDeltas(t *testing.T) {
 	c := threeNodes(t)
 	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
-	for id, n := range c.nodes {
+	for id, n := range c.Nodes {
 		s, err := node.RegisterDelta(ctx, n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
 		require.NoError(t, err)
 		shards[id] = s
 	}
-	c.joinAll()
+	c.JoinAll()
 	// Wait for the join exchange so the following deltas apply in order.
 	eventually(t, "joined views", func() bool {
 		v, ok := shards["n1"].Views().Get("n0")
@@ -91,7 +70,7 @@ func TestFeedLazyPullMarksStaleThenQueryPulls(t *testing.T) {
 	cfg := dstate.StateConfig{SyncStrategy: dstate.FeedLazyPullStrategy(), PullTimeout: 5 * time.Second}
 	cfg.SyncStrategy.ChangeFeed.BatchInterval = 20 * time.Millisecond
 	shards := registerCounters(t, c, cfg)
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "join exchange", func() bool { _, _, ok := counterOf(shards["n1"], "n0"); return ok })
 	gen, _, err := shards["n0"].Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 42 })
 	require.NoError(t, err)
@@ -113,7 +92,7 @@ func TestFeedLazyPullMarksStaleThenQueryPulls(t *testing.T) {
 func TestPeriodicOnlySyncs(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.StateConfig{SyncStrategy: dstate.PeriodicOnlyStrategy(30 * time.Millisecond)})
-	c.joinAll()
+	c.JoinAll()
 	_, _, err := shards["n2"].Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 5 })
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), shards["n2"].Metrics().DeltasSuppressed, "a Default change sends nothing without push")
@@ -123,19 +102,19 @@ func TestPeriodicOnlySyncs(t *testing.T) {
 func TestRestartedPeerCatchesUp(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "join exchange", func() bool { _, _, ok := counterOf(shards["n0"], "n2"); return ok })
 	_, oldGen, _ := counterOf(shards["n0"], "n2")
 
-	c.stop("n2") // its listener is gone; n0 keeps trying to reach it
+	c.Stop("n2") // its listener is gone; n0 keeps trying to reach it
 	_, _, err := shards["n0"].Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 99 })
 	require.NoError(t, err)
 
-	n2 := c.start("n2") // same address, new incarnation
+	n2 := c.Start("n2") // same address, new incarnation
 	s2, err := node.Register(ctx, n2, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
 	require.NoError(t, err)
 	shards["n2"] = s2
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "restarted n2 catches up with n0", func() bool { v, _, ok := counterOf(s2, "n0"); return ok && v.Count == 99 })
 	eventually(t, "n0 sees n2's new incarnation", func() bool {
 		_, g, ok := counterOf(shards["n0"], "n2")
@@ -148,13 +127,13 @@ func TestBlockingQueryNamesTheDeadPeer(t *testing.T) {
 	cfg := dstate.DefaultStateConfig()
 	cfg.PullTimeout = 300 * time.Millisecond
 	shards := registerCounters(t, c, cfg)
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "join exchange", func() bool {
 		_, _, a := counterOf(shards["n1"], "n0")
 		_, _, b := counterOf(shards["n1"], "n2")
 		return a && b
 	})
-	c.stop("n2")
+	c.Stop("n2")
 	qctx, cancel := context.WithTimeout(ctx, 20*cfg.PullTimeout)
 	defer cancel()
 	called := false
@@ -174,12 +153,12 @@ func TestBlockingQueryNamesTheDeadPeer(t *testing.T) {
 func TestFailingPersistenceRollsBack(t *testing.T) {
 	c := threeNodes(t)
 	store := dstatetest.NewInMemoryPersistence[dstatetest.Counter]()
-	s0, err := node.Register(ctx, c.nodes["n0"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: store})
+	s0, err := node.Register(ctx, c.Nodes["n0"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: store})
 	require.NoError(t, err)
-	s1, err := node.Register(ctx, c.nodes["n1"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
+	s1, err := node.Register(ctx, c.Nodes["n1"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
 	require.NoError(t, err)
-	c.join("n0")
-	c.join("n1")
+	c.Join("n0")
+	c.Join("n1")
 	gen1, _, err := s0.Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 1 })
 	require.NoError(t, err)
 	eventually(t, "n1 sees the saved mutation", func() bool { v, _, ok := counterOf(s1, "n0"); return ok && v.Count == 1 })
@@ -206,12 +185,12 @@ func TestFailingPersistenceRollsBack(t *testing.T) {
 func TestRestartFromPersistenceKeepsGenerationOrder(t *testing.T) {
 	c := threeNodes(t)
 	store := dstatetest.NewInMemoryPersistence[dstatetest.Counter]()
-	s0, err := node.Register(ctx, c.nodes["n0"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: store})
+	s0, err := node.Register(ctx, c.Nodes["n0"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: store})
 	require.NoError(t, err)
-	s1, err := node.Register(ctx, c.nodes["n1"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
+	s1, err := node.Register(ctx, c.Nodes["n1"], dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
 	require.NoError(t, err)
-	c.join("n0")
-	c.join("n1")
+	c.Join("n0")
+	c.Join("n1")
 	var last dstate.Generation
 	for i := range int64(3) {
 		last, _, err = s0.Mutate(ctx, func(s *dstatetest.Counter) { s.Count = i + 1 })
@@ -219,14 +198,14 @@ func TestRestartFromPersistenceKeepsGenerationOrder(t *testing.T) {
 	}
 	eventually(t, "n1 sees age 3", func() bool { _, g, ok := counterOf(s1, "n0"); return ok && g == last })
 
-	c.stop("n0")
-	n0 := c.start("n0")
+	c.Stop("n0")
+	n0 := c.Start("n0")
 	s0, err = node.Register(ctx, n0, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: store})
 	require.NoError(t, err)
 	require.Equal(t, last, s0.Generation(), "got %s after restart, want the stored %s", s0.Generation(), last)
 	own, _ := s0.Views().Get("n0")
 	require.Equal(t, int64(3), own.Value.Count)
-	c.joinAll()
+	c.JoinAll()
 	next, _, err := s0.Mutate(ctx, func(s *dstatetest.Counter) { s.Count = 4 })
 	require.NoError(t, err)
 	require.True(t, last.Less(next), "got %s, want after %s", next, last)
@@ -238,7 +217,7 @@ func TestRestartFromPersistenceKeepsGenerationOrder(t *testing.T) {
 
 func TestUnreadablePersistedStateStartsANewerIncarnation(t *testing.T) {
 	c := newTestCluster(t)
-	n := c.start("n0")
+	n := c.Start("n0")
 	stored := dstate.Generation{Incarnation: 1 << 62, Age: 9}
 	p := unreadable{stored: stored}
 	s, err := node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Persistence: p})
@@ -259,7 +238,7 @@ func (u unreadable) Load(context.Context) (*dstate.StateObject[dstatetest.Counte
 
 func TestRegisterErrors(t *testing.T) {
 	c := newTestCluster(t)
-	n := c.start("n0")
+	n := c.Start("n0")
 	_, err := node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
 	require.NoError(t, err)
 	_, err = node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
@@ -272,17 +251,17 @@ func TestRegisterErrors(t *testing.T) {
 func TestLeaveDropsViewAndHealth(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "healthy after the join exchange", func() bool {
-		h, err := c.nodes["n0"].Health(ctx, time.Minute)
+		h, err := c.Nodes["n0"].Health(ctx, time.Minute)
 		return err == nil && h.Status == dstate.Healthy
 	})
-	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
 	eventually(t, "n2's view dropped", func() bool { _, ok := shards["n0"].Views().Get("n2"); return !ok })
-	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members())
-	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeFailed, Node: "n1"})
+	require.Equal(t, []dstate.NodeID{"n1"}, c.Nodes["n0"].Members())
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeFailed, Node: "n1"})
 	eventually(t, "n1 failing", func() bool {
-		h, err := c.nodes["n0"].Health(ctx, time.Minute)
+		h, err := c.Nodes["n0"].Health(ctx, time.Minute)
 		return err == nil && h.States[0].FailingPeers == 1 && h.Status == dstate.Unhealthy
 	})
 }
@@ -290,7 +269,7 @@ func TestLeaveDropsViewAndHealth(t *testing.T) {
 func TestInboundGarbageIsCountedNotFatal(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "join exchange", func() bool { return shards["n0"].Views().Len() == 3 })
 
 	tcfg := transport.DefaultConfig()
@@ -299,13 +278,13 @@ func TestInboundGarbageIsCountedNotFatal(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, raw.Start(func(dstate.NodeID, []byte) {}))
 	t.Cleanup(func() { _ = raw.Close(ctx) })
-	raw.SetPeer("n0", c.addrs["n0"])
+	raw.SetPeer("n0", c.Addrs["n0"])
 	require.NoError(t, raw.Send("n0", []byte{0xff, 0x00, 0x01}))
 	require.NoError(t, raw.Send("n0", dstate.EncodeWire(&dstate.WireMessage{Kind: dstate.KindRequestSnapshot, State: "nope", Source: "intruder"})))
 	require.NoError(t, raw.Send("n0", dstate.EncodeWire(&dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "counter", Source: "n1",
 		Generation: dstate.Generation{Incarnation: 1 << 60, Age: 1}, WireVersion: 1, Data: []byte{2, 0}})))
 	eventually(t, "garbage counted", func() bool {
-		st := c.nodes["n0"].Stats()
+		st := c.Nodes["n0"].Stats()
 		return st.DecodeErrors == 1 && st.UnknownState == 1 && st.SourceMismatch == 1
 	})
 	_, g, _ := counterOf(shards["n0"], "n1")
@@ -318,7 +297,7 @@ func TestInboundGarbageIsCountedNotFatal(t *testing.T) {
 
 func TestDurabilityNeedsAConfiguredStore(t *testing.T) {
 	c := newTestCluster(t)
-	n := c.start("n0")
+	n := c.Start("n0")
 	_, err := node.Register(ctx, n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{
 		Config: dstate.StateConfig{Durability: dstate.Raft}})
 	require.ErrorContains(t, err, `state "counter" wants raft durability, but node "n0" has no raft store configured`)
@@ -327,16 +306,16 @@ func TestDurabilityNeedsAConfiguredStore(t *testing.T) {
 
 func TestLocalDurabilityRestoresAfterRestart(t *testing.T) {
 	c := newTestCluster(t)
-	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: dstatetest.NewEnvelopeStore()}
+	c.Stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: dstatetest.NewEnvelopeStore()}
 	cfg := dstate.StateConfig{Durability: dstate.Local}
-	s, err := node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+	s, err := node.Register(ctx, c.Start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
 	require.NoError(t, err)
 	require.Equal(t, dstate.ActivePush, s.Config().SyncStrategy.PushMode, "a zero strategy means active push")
 	gen, _, err := s.Mutate(ctx, func(c *dstatetest.Counter) { c.Count = 11 })
 	require.NoError(t, err)
-	c.stop("n0")
+	c.Stop("n0")
 
-	s, err = node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+	s, err = node.Register(ctx, c.Start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
 	require.NoError(t, err)
 	v, g, ok := counterOf(s, "n0")
 	require.True(t, ok)
@@ -350,11 +329,11 @@ func TestLocalDurabilityRestoresAfterRestart(t *testing.T) {
 func TestReapedNodeIsForgotten(t *testing.T) {
 	c := threeNodes(t)
 	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "join exchange", func() bool { return shards["n0"].Views().Len() == 3 })
-	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
 	eventually(t, "n2 departed", func() bool { _, ok := shards["n0"].Views().Get("n2"); return !ok })
-	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeReaped, Node: "n2"})
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeReaped, Node: "n2"})
 	eventually(t, "n2 forgotten: its peer status is gone", func() bool {
 		ps, err := shards["n0"].PeerStatuses(ctx)
 		if err != nil {
@@ -367,14 +346,14 @@ func TestReapedNodeIsForgotten(t *testing.T) {
 		}
 		return true
 	})
-	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members())
+	require.Equal(t, []dstate.NodeID{"n1"}, c.Nodes["n0"].Members())
 }
 
 func TestFencedSaveAdoptsTheStoredState(t *testing.T) {
 	c := newTestCluster(t)
 	store := dstatetest.NewEnvelopeStore()
-	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: store}
-	s, err := node.Register(ctx, c.start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
+	c.Stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Local: store}
+	s, err := node.Register(ctx, c.Start("n0"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
 	require.NoError(t, err)
 	g0 := s.Generation()
 	// A save whose outcome the node never learned landed: the store is ahead.
@@ -402,10 +381,10 @@ func TestFencedSaveAdoptsTheStoredState(t *testing.T) {
 func TestQueryDurableReadsEveryNodesCommittedState(t *testing.T) {
 	c := newTestCluster(t)
 	shared := dstatetest.NewEnvelopeStore()
-	c.stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Raft: shared, dstate.Local: dstatetest.NewEnvelopeStore()}
+	c.Stores = map[dstate.Durability]dstate.EnvelopeStore{dstate.Raft: shared, dstate.Local: dstatetest.NewEnvelopeStore()}
 	shards := map[dstate.NodeID]*counterShard{}
 	for _, id := range []dstate.NodeID{"n0", "n1"} {
-		s, err := node.Register(ctx, c.start(id), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Raft}})
+		s, err := node.Register(ctx, c.Start(id), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Raft}})
 		require.NoError(t, err)
 		shards[id] = s
 	}
@@ -423,7 +402,7 @@ func TestQueryDurableReadsEveryNodesCommittedState(t *testing.T) {
 	require.Equal(t, int64(11), got["n1"].Value.Count)
 	require.Equal(t, g1, got["n1"].Generation)
 
-	local, err := node.Register(ctx, c.start("n2"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
+	local, err := node.Register(ctx, c.Start("n2"), dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: dstate.StateConfig{Durability: dstate.Local}})
 	require.NoError(t, err)
 	err = local.QueryDurable(ctx, func(map[dstate.NodeID]*dstate.StateObject[dstatetest.Counter]) { t.Error("fn called") })
 	require.ErrorIs(t, err, node.ErrNotDurable)

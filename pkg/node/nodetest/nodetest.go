@@ -3,6 +3,8 @@ package nodetest
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,19 +47,17 @@ func LoopbackConformance(t *testing.T, newRuntime func(t *testing.T) dstate.Acto
 	t.Run("Leave", func(t *testing.T) { testLeave(t, newRuntime) })
 }
 
-type counterShard = node.Shard[dstatetest.Counter, dstatetest.Counter]
-
 func testActivePush(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
 	c := threeNodes(t, newRuntime)
-	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	shards := RegisterCounters(t, c, dstate.DefaultStateConfig())
+	c.JoinAll()
 	gen, view, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 7; s.Label = "seven" })
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), gen.Age, "age of the first mutation")
 	require.Equal(t, int64(7), view.Count)
 	for _, obs := range []dstate.NodeID{"n1", "n2"} {
 		eventually(t, string(obs)+" sees n0's counter", func() bool {
-			v, g, ok := counterOf(shards[obs], "n0")
+			v, g, ok := CounterOf(shards[obs], "n0")
 			return ok && v.Count == 7 && v.Label == "seven" && g == gen
 		})
 	}
@@ -67,12 +67,12 @@ func testActivePush(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntim
 func testDeltaState(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
 	c := threeNodes(t, newRuntime)
 	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
-	for id, n := range c.nodes {
+	for id, n := range c.Nodes {
 		s, err := node.RegisterDelta(t.Context(), n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
 		require.NoError(t, err, "register gauges on %s", id)
 		shards[id] = s
 	}
-	c.joinAll()
+	c.JoinAll()
 	// Wait for the join exchange, so that the deltas below apply in order.
 	for _, obs := range []dstate.NodeID{"n1", "n2"} {
 		eventually(t, string(obs)+" holds n0's joined view", func() bool {
@@ -99,9 +99,9 @@ func testFeedLazyPull(t *testing.T, newRuntime func(*testing.T) dstate.ActorRunt
 	c := threeNodes(t, newRuntime)
 	cfg := dstate.StateConfig{SyncStrategy: dstate.FeedLazyPullStrategy(), PullTimeout: 5 * time.Second}
 	cfg.SyncStrategy.ChangeFeed.BatchInterval = 20 * time.Millisecond
-	shards := registerCounters(t, c, cfg)
-	c.joinAll()
-	eventually(t, "the join exchange", func() bool { _, _, ok := counterOf(shards["n1"], "n0"); return ok })
+	shards := RegisterCounters(t, c, cfg)
+	c.JoinAll()
+	eventually(t, "the join exchange", func() bool { _, _, ok := CounterOf(shards["n1"], "n0"); return ok })
 	gen, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 42 })
 	require.NoError(t, err)
 	eventually(t, "n1 learns of n0's change from the feed", func() bool {
@@ -122,149 +122,186 @@ func testFeedLazyPull(t *testing.T, newRuntime func(*testing.T) dstate.ActorRunt
 
 func testRestartedPeer(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
 	c := threeNodes(t, newRuntime)
-	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
-	eventually(t, "the join exchange", func() bool { _, _, ok := counterOf(shards["n0"], "n2"); return ok })
-	_, oldGen, _ := counterOf(shards["n0"], "n2")
+	shards := RegisterCounters(t, c, dstate.DefaultStateConfig())
+	c.JoinAll()
+	eventually(t, "the join exchange", func() bool { _, _, ok := CounterOf(shards["n0"], "n2"); return ok })
+	_, oldGen, _ := CounterOf(shards["n0"], "n2")
 
-	c.stop("n2") // its listener is gone; n0 keeps trying to reach it
+	c.Stop("n2") // its listener is gone; n0 keeps trying to reach it
 	_, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 99 })
 	require.NoError(t, err)
 
-	n2 := c.start("n2") // the same address, a new incarnation
+	n2 := c.Start("n2") // the same address, a new incarnation
 	s2, err := node.Register(t.Context(), n2, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{})
 	require.NoError(t, err)
-	c.joinAll()
+	c.JoinAll()
 	eventually(t, "the restarted n2 catches up with n0", func() bool {
-		v, _, ok := counterOf(s2, "n0")
+		v, _, ok := CounterOf(s2, "n0")
 		return ok && v.Count == 99
 	})
 	eventually(t, "n0 sees n2's new incarnation", func() bool {
-		_, g, ok := counterOf(shards["n0"], "n2")
+		_, g, ok := CounterOf(shards["n0"], "n2")
 		return ok && g.Incarnation > oldGen.Incarnation
 	})
 }
 
 func testLeave(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
 	c := threeNodes(t, newRuntime)
-	shards := registerCounters(t, c, dstate.DefaultStateConfig())
-	c.joinAll()
+	shards := RegisterCounters(t, c, dstate.DefaultStateConfig())
+	c.JoinAll()
 	eventually(t, "healthy after the join exchange", func() bool {
-		h, err := c.nodes["n0"].Health(t.Context(), time.Minute)
+		h, err := c.Nodes["n0"].Health(t.Context(), time.Minute)
 		return err == nil && h.Status == dstate.Healthy && shards["n0"].Views().Len() == 3
 	})
-	c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeLeft, Node: "n2"})
 	for _, obs := range []dstate.NodeID{"n0", "n1"} {
 		eventually(t, string(obs)+" drops n2's view", func() bool {
 			_, ok := shards[obs].Views().Get("n2")
 			return !ok
 		})
 	}
-	require.Equal(t, []dstate.NodeID{"n1"}, c.nodes["n0"].Members(), "n0's members after n2 left")
-	require.Equal(t, []dstate.NodeID{"n0"}, c.nodes["n1"].Members(), "n1's members after n2 left")
+	require.Equal(t, []dstate.NodeID{"n1"}, c.Nodes["n0"].Members(), "n0's members after n2 left")
+	require.Equal(t, []dstate.NodeID{"n0"}, c.Nodes["n1"].Members(), "n1's members after n2 left")
 
 	// Replication between the remaining nodes goes on.
 	gen, _, err := shards["n0"].Mutate(t.Context(), func(s *dstatetest.Counter) { s.Count = 5 })
 	require.NoError(t, err)
 	eventually(t, "n1 sees n0's counter after the leave", func() bool {
-		_, g, ok := counterOf(shards["n1"], "n0")
+		_, g, ok := CounterOf(shards["n1"], "n0")
 		return ok && g == gen
 	})
 }
 
 // cluster is three nodes in one process over real loopback TCP, on one
 // runtime, with a shared, hand-driven membership feed.
-type cluster struct {
-	t     *testing.T
-	rt    dstate.ActorRuntime
-	ev    *dstatetest.TestClusterEvents
-	nodes map[dstate.NodeID]*node.Node
-	addrs map[dstate.NodeID]string
+// Cluster is a hand-driven test cluster of pkg/node nodes in one process:
+// each node has its own pkg/transport TCP transport on loopback, and all
+// share one runtime and one membership feed that the test drives. Its
+// fields may be read and, before Start, changed.
+type Cluster struct {
+	// T is the test the cluster fails.
+	T testing.TB
+	// Name is the transport's cluster name ("nodetest").
+	Name string
+	// Runtime runs every node's actors.
+	Runtime dstate.ActorRuntime
+	// Events is the membership feed every node subscribes to.
+	Events *dstatetest.TestClusterEvents
+	// Nodes are the running nodes, Transports their transports, and Addrs
+	// the transport address each node had last (a restarted node binds it
+	// again).
+	Nodes      map[dstate.NodeID]*node.Node
+	Transports map[dstate.NodeID]*transport.Transport
+	Addrs      map[dstate.NodeID]string
+	// Stores are given to every node started after they are set.
+	Stores map[dstate.Durability]dstate.EnvelopeStore
+}
+
+// NewCluster returns an empty cluster on rt whose nodes are closed when t
+// ends. Release rt with a t.Cleanup registered before this call, so that
+// the nodes close first.
+func NewCluster(t testing.TB, rt dstate.ActorRuntime) *Cluster {
+	t.Helper()
+	require.NotNil(t, rt, "nil runtime")
+	c := &Cluster{T: t, Name: "nodetest", Runtime: rt, Events: dstatetest.NewTestClusterEvents(),
+		Nodes: map[dstate.NodeID]*node.Node{}, Transports: map[dstate.NodeID]*transport.Transport{}, Addrs: map[dstate.NodeID]string{}}
+	t.Cleanup(func() {
+		for id := range c.Nodes {
+			c.Stop(id)
+		}
+	})
+	return c
 }
 
 // threeNodes starts n0, n1 and n2 on a fresh runtime without announcing
 // them, and closes them when t ends (before the runtime is released).
-func threeNodes(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) *cluster {
+func threeNodes(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) *Cluster {
 	t.Helper()
-	rt := newRuntime(t)
-	require.NotNil(t, rt, "newRuntime returned nil")
-	c := &cluster{t: t, rt: rt, ev: dstatetest.NewTestClusterEvents(),
-		nodes: map[dstate.NodeID]*node.Node{}, addrs: map[dstate.NodeID]string{}}
-	t.Cleanup(func() {
-		for id := range c.nodes {
-			c.stop(id)
-		}
-	})
+	c := NewCluster(t, newRuntime(t))
 	for _, id := range []dstate.NodeID{"n0", "n1", "n2"} {
-		c.start(id)
+		c.Start(id)
 	}
 	return c
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// start starts node id (on its previous address if it had one) without
+// Start starts node id (on its previous address if it had one) without
 // announcing it.
-func (c *cluster) start(id dstate.NodeID) *node.Node {
-	c.t.Helper()
+func (c *Cluster) Start(id dstate.NodeID) *node.Node {
+	c.T.Helper()
 	tcfg := transport.DefaultConfig()
 	tcfg.NodeID = id
-	tcfg.ClusterName = "nodetest"
+	tcfg.ClusterName = c.Name
 	tcfg.ReconnectBackoffMin = 10 * time.Millisecond
 	tcfg.ReconnectBackoffMax = 100 * time.Millisecond
 	tcfg.Logger = quietLogger()
-	if a := c.addrs[id]; a != "" {
+	if a := c.Addrs[id]; a != "" {
 		tcfg.BindAddr = a
 	}
 	tr, err := transport.New(tcfg)
-	require.NoError(c.t, err, "transport of %s", id)
-	n, err := node.New(node.Config{ID: id, Runtime: c.rt, Events: c.ev, Transport: tr, Logger: quietLogger(),
-		FeedInterval: 20 * time.Millisecond})
-	require.NoError(c.t, err, "node %s", id)
-	c.nodes[id] = n
-	c.addrs[id] = n.Addr()
+	require.NoError(c.T, err, "transport of %s", id)
+	n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger(),
+		FeedInterval: 20 * time.Millisecond, Stores: c.Stores})
+	require.NoError(c.T, err, "node %s", id)
+	c.Nodes[id] = n
+	c.Transports[id] = tr
+	c.Addrs[id] = n.Addr()
 	return n
 }
 
-// joinAll announces every running node, with its transport address, to
-// every node (a node ignores its own announcement).
-func (c *cluster) joinAll() {
-	for id := range c.nodes {
-		c.ev.Emit(dstate.ClusterEvent{Kind: dstate.NodeJoined, Node: id,
-			Tags: map[string]string{node.TransportTag: c.addrs[id]}})
+// Join announces node id, with its transport address, to every node (a
+// node ignores its own announcement).
+func (c *Cluster) Join(id dstate.NodeID) {
+	c.Events.Emit(dstate.ClusterEvent{Kind: dstate.NodeJoined, Node: id,
+		Tags: map[string]string{node.TransportTag: c.Addrs[id]}})
+}
+
+// JoinAll announces every running node.
+func (c *Cluster) JoinAll() {
+	for _, id := range c.IDs() {
+		c.Join(id)
 	}
 }
 
-// stop closes node id without telling the others (a crash, as far as they
+// IDs returns the running nodes' IDs, sorted.
+func (c *Cluster) IDs() []dstate.NodeID {
+	return slices.Sorted(maps.Keys(c.Nodes))
+}
+
+// Stop closes node id without telling the others (a crash, as far as they
 // know).
-func (c *cluster) stop(id dstate.NodeID) {
-	c.t.Helper()
-	n := c.nodes[id]
+func (c *Cluster) Stop(id dstate.NodeID) {
+	c.T.Helper()
+	n := c.Nodes[id]
 	if n == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeWithin)
 	defer cancel()
-	require.NoError(c.t, n.Close(ctx), "close %s", id)
-	delete(c.nodes, id)
+	require.NoError(c.T, n.Close(ctx), "close %s", id)
+	delete(c.Nodes, id)
 }
 
-// registerCounters registers the example counter state with cfg on every
+// CounterShard is a node's shard of the example counter state.
+type CounterShard = node.Shard[dstatetest.Counter, dstatetest.Counter]
+
+// RegisterCounters registers the example counter state with cfg on every
 // running node.
-func registerCounters(t *testing.T, c *cluster, cfg dstate.StateConfig) map[dstate.NodeID]*counterShard {
+func RegisterCounters(t testing.TB, c *Cluster, cfg dstate.StateConfig) map[dstate.NodeID]*CounterShard {
 	t.Helper()
-	out := map[dstate.NodeID]*counterShard{}
-	for id, n := range c.nodes {
-		s, err := node.Register(t.Context(), n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
+	out := map[dstate.NodeID]*CounterShard{}
+	for id, n := range c.Nodes {
+		s, err := node.Register(context.Background(), n, dstatetest.CounterState{}, node.StateOptions[dstatetest.Counter]{Config: cfg})
 		require.NoError(t, err, "register counter on %s", id)
 		out[id] = s
 	}
 	return out
 }
 
-// counterOf returns what s holds of owner's counter, once it holds a
+// CounterOf returns what s holds of owner's counter, once it holds a
 // generation of it.
-func counterOf(s *counterShard, owner dstate.NodeID) (dstatetest.Counter, dstate.Generation, bool) {
+func CounterOf(s *CounterShard, owner dstate.NodeID) (dstatetest.Counter, dstate.Generation, bool) {
 	v, ok := s.Views().Get(owner)
 	if !ok || v.Generation.IsZero() {
 		return dstatetest.Counter{}, dstate.Generation{}, false
