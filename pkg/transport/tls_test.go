@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
-	"net"
 	"testing"
 	"time"
 
@@ -45,24 +44,11 @@ func newTestPKI(t testing.TB) *testPKI {
 	return &testPKI{ca: ca, caKey: key, pool: pool, serial: 1}
 }
 
-// nodeCert issues a certificate for 127.0.0.1 usable as server and client.
+// nodeCert issues a certificate for 127.0.0.1 usable as server and client,
+// named name.
 func (p *testPKI) nodeCert(t testing.TB, name string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return p.nodeCertNames(t, name)
 }
 
 // tlsConfig returns a node's config: its certificate and the CA as root;
