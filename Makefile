@@ -33,6 +33,7 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime 3s ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime 3s ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime 3s ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 3s ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime 3s ./pkg/localpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime 3s ./pkg/agent/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 3s ./pkg/agent/
@@ -60,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/localpersist/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/

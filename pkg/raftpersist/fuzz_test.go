@@ -283,3 +283,37 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		checkRestores(t, fs)
 	})
 }
+
+// FuzzReadFrame feeds arbitrary bytes to the forwarding RPC's frame reader
+// with the default 64 MiB limit: no panic, a frame over the limit is ErrFrameTooLarge,
+// and a short stream that announces a large frame allocates about what it
+// holds, not what it announces.
+func FuzzReadFrame(f *testing.F) {
+	const max = 64 << 20
+	var ok bytes.Buffer
+	if err := writeFrame(&ok, []byte{reqStats}); err != nil {
+		f.Fatal(err)
+	}
+	fuzzcheck.AddBytes(f, [][]byte{
+		ok.Bytes(),
+		{0, 0, 0, 0},
+		{0, 1, 0, 0, 1, 2, 3},       // announces 64 KiB, holds 3 bytes
+		{2, 0, 0, 0, 1, 2, 3},       // announces 32 MiB, holds 3 bytes
+		{0xff, 0xff, 0xff, 0xff, 1}, // over the limit
+		{0, 0},
+	})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var body []byte
+		var err error
+		fuzzcheck.Alloc(t, "readFrame", 0, len(in), 4, func() { body, err = readFrame(bytes.NewReader(in), max) })
+		if err != nil {
+			if len(in) >= 4 && binary.BigEndian.Uint32(in) > max && !errors.Is(err, ErrFrameTooLarge) {
+				t.Fatalf("a frame announcing %d bytes over the %d limit: %v", binary.BigEndian.Uint32(in), max, err)
+			}
+			return
+		}
+		if len(body) == 0 || len(body) > max || len(body) > len(in)-4 {
+			t.Fatalf("readFrame returned %d bytes from %d input bytes", len(body), len(in))
+		}
+	})
+}

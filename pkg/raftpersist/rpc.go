@@ -55,8 +55,10 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: empty frame", ErrBadCommand)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	// The body grows as it arrives, so four bytes announcing a large frame
+	// cost no more than the bytes that follow them.
+	body, err := readRecord(r, nil, uint64(n))
+	if err != nil {
 		return nil, err
 	}
 	return body, nil
