@@ -201,6 +201,10 @@ func writeMessage(w *bufio.Writer, msg []byte, maxFrame int) error {
 	}
 }
 
+// growStep is the most a message being read grows ahead of the bytes that
+// have arrived.
+const growStep = 64 << 10
+
 // readFrame reads one message of at most limit bytes (see readMessage).
 func readFrame(r io.Reader, limit int) ([]byte, error) { return readMessage(r, limit, limit) }
 
@@ -227,17 +231,23 @@ func readMessage(r io.Reader, maxFrame, maxMessage int) ([]byte, error) {
 		if total := uint64(len(msg)) + uint64(n); total > uint64(maxMessage) {
 			return nil, &FrameSizeError{Size: total, Limit: maxMessage, Message: true}
 		}
-		if first && !more {
+		if first && !more && n <= growStep {
 			frame := make([]byte, n)
 			if _, err := io.ReadFull(r, frame); err != nil {
 				return nil, noEOF(err)
 			}
 			return frame, nil
 		}
-		off := len(msg)
-		msg = slices.Grow(msg, int(n))[:off+int(n)]
-		if _, err := io.ReadFull(r, msg[off:]); err != nil {
-			return nil, noEOF(err)
+		// A large frame grows as its bytes arrive, growStep at a time, so
+		// a header announcing more than follows costs no more than what
+		// does follow.
+		for left := int(n); left > 0; {
+			step, off := min(left, growStep), len(msg)
+			msg = slices.Grow(msg, step)[:off+step]
+			if _, err := io.ReadFull(r, msg[off:]); err != nil {
+				return nil, noEOF(err)
+			}
+			left -= step
 		}
 		if !more {
 			return msg, nil
