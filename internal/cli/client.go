@@ -16,8 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dstate-go/dstate/pkg/agent"
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/dstate-go/dstate/internal/tokenfile"
+	"github.com/dstate-go/dstate/pkg/agent"
 )
 
 // maxResponse bounds what the client reads of one answer.
@@ -82,35 +84,13 @@ func readCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// maxTokenFile bounds what is read of a --token-file.
-const maxTokenFile = 64 << 10
-
-// readTokenFile reads the bearer token of --token-file: the file's contents
-// with surrounding whitespace trimmed. A file that cannot be read, is empty
-// or holds more than one line is an error naming it.
+// readTokenFile reads the bearer token of --token-file.
 func readTokenFile(path string) (string, error) {
-	f, err := os.Open(path)
+	tok, err := tokenfile.Read(path)
 	if err != nil {
-		return "", fmt.Errorf("--token-file %s: cannot read the token: %v", path, unwrapPathError(err))
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	if err != nil {
-		return "", fmt.Errorf("--token-file %s: cannot read the token: %v", path, unwrapPathError(err))
-	}
-	if len(data) > maxTokenFile {
-		return "", fmt.Errorf("--token-file %s: larger than %d KiB, not a token file", path, maxTokenFile>>10)
-	}
-	token := strings.TrimSpace(string(data))
-	if token == "" {
-		return "", fmt.Errorf("--token-file %s: the file is empty (want the agent's admin token)", path)
-	}
-	for _, r := range token {
-		if r < 0x20 || r == 0x7f {
-			return "", fmt.Errorf("--token-file %s: holds more than one line or a control character; want the token alone", path)
-		}
-	}
-	return token, nil
+	return tok, nil
 }
 
 // normalizeAddr turns "host:port" or a URL into the base URL of the API.

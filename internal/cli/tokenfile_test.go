@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dstate-go/dstate/internal/tokenfile"
 )
 
 // TestTokenFile checks --token-file and DSTATE_TOKEN_FILE: the file is read
@@ -24,7 +26,7 @@ func TestTokenFile(t *testing.T) {
 	empty := write("empty", "", 0o600)
 	blank := write("blank", " \n\t\n", 0o600)
 	twoLines := write("two-lines", "s3cret\nother\n", 0o600)
-	huge := write("huge", strings.Repeat("x", maxTokenFile+1), 0o600)
+	huge := write("huge", strings.Repeat("x", tokenfile.MaxSize+1), 0o600)
 	missing := filepath.Join(dir, "missing")
 	unreadable := write("unreadable", "s3cret", 0o000)
 

@@ -6,15 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dstate-go/dstate/internal/certid"
+	"github.com/dstate-go/dstate/internal/tokenfile"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/node"
 	"github.com/dstate-go/dstate/pkg/transport"
@@ -24,42 +23,14 @@ import (
 // Config.TestLoadRate mutates.
 const TestLoadState = "test-load"
 
-// maxTokenFile bounds what is read of an admin token file.
-const maxTokenFile = 64 << 10
-
-// readTokenFile returns the token in path, whitespace trimmed; an
-// unreadable, empty or oversized file is an error naming it.
-func readTokenFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("agent: admin_token_file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("agent: admin_token_file %s: %w", path, err)
-	case len(b) > maxTokenFile:
-		return "", fmt.Errorf("agent: admin_token_file %s is larger than %d KiB; it should hold one token", path, maxTokenFile>>10)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("agent: admin_token_file %s is empty", path)
-	}
-	if strings.ContainsAny(tok, "\r\n") {
-		return "", fmt.Errorf("agent: admin_token_file %s holds more than one line", path)
-	}
-	return tok, nil
-}
-
 // resolveAdminToken fills cfg.AdminToken from AdminTokenFile when unset.
 func resolveAdminToken(cfg *Config) error {
 	if cfg.AdminToken != "" || cfg.AdminTokenFile == "" {
 		return nil
 	}
-	tok, err := readTokenFile(cfg.AdminTokenFile)
+	tok, err := tokenfile.Read(cfg.AdminTokenFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("agent: admin_token_file %s: %w", cfg.AdminTokenFile, err)
 	}
 	cfg.AdminToken = tok
 	return nil
