@@ -22,23 +22,32 @@ unit:
 	$(GO) test -race -count=1 ./...
 	cd adapters/protoactor && $(GO) test -race -count=1 ./...
 
+## FUZZ_TARGETS: every fuzz target, as package:Target
+FUZZ_TARGETS = \
+	pkg/dstate:FuzzDecodeWire pkg/dstate:FuzzEngineHandleWire \
+	pkg/transport:FuzzReadMessage pkg/transport:FuzzAcceptHandshake pkg/transport:FuzzReadHandshake \
+	pkg/raftpersist:FuzzDecodeCommand pkg/raftpersist:FuzzDecodeEnvelope pkg/raftpersist:FuzzRestoreSnapshot \
+	pkg/raftpersist:FuzzDecodeSaveCommand pkg/raftpersist:FuzzReadFrame \
+	pkg/localpersist:FuzzDecodeStoredEnvelope \
+	pkg/agent:FuzzAdminAPI pkg/agent:FuzzLoadConfig
+
+# fuzz-each runs every target of FUZZ_TARGETS for $(1) (the wire decoder,
+# the most exposed, for $(2)), one after another, stopping at a failure.
+define fuzz-each
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; time=$(1); \
+		if [ "$$name" = FuzzDecodeWire ]; then time=$(2); fi; \
+		echo "fuzz $$name ($$time) in ./$$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -timeout 0 ./$$pkg/ || exit 1; \
+	done
+endef
+
 ## fuzz-smoke: every fuzz target briefly
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWire$$' -fuzztime 10s ./pkg/dstate/
-	$(GO) test -run '^$$' -fuzz '^FuzzEngineHandleWire$$' -fuzztime 3s ./pkg/dstate/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime 3s ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzAcceptHandshake$$' -fuzztime 3s ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadHandshake$$' -fuzztime 3s ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime 3s ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime 3s ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime 3s ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime 3s ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 3s ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime 3s ./pkg/localpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime 3s ./pkg/agent/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 3s ./pkg/agent/
+	$(call fuzz-each,3s,10s)
 
-## demo: a simulated 5-node cluster converging, losing a node and recovering
+## demo: three real agents replicating, one dying and coming back, a state dump
+## (`dstatectl demo --simulated` runs the simulated 5-node version)
 demo:
 	$(GO) run ./cmd/dstatectl demo
 
@@ -52,19 +61,7 @@ bench:
 ## fuzz: longer fuzz runs of every target, one after another (the test
 ## timeout is lifted: it would otherwise cut runs of FUZZTIME=10m or more)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWire$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/dstate/
-	$(GO) test -run '^$$' -fuzz '^FuzzEngineHandleWire$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/dstate/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzAcceptHandshake$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadHandshake$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/transport/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSaveCommand$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/raftpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStoredEnvelope$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/localpersist/
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminAPI$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) -timeout 0 ./pkg/agent/
+	$(call fuzz-each,$(FUZZTIME),$(FUZZTIME))
 
 ## property: the randomized simulation property test over many seeds
 property:
