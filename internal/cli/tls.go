@@ -23,10 +23,11 @@ func tlsCommand() *ucli.Command {
 		UsageText: "dstatectl [global options] tls command [command options]",
 		Description: "Makes an ECDSA P-256 certificate authority (ca) and, signed by it, one certificate per\n" +
 			"node (cert) for the agent's --tls-cert-file, --tls-key-file and --tls-ca-file. A node\n" +
-			"certificate names its node ID (as CommonName and DNS name) and serves as both server and\n" +
-			"client certificate. Private keys are written with mode 0600; existing files are kept\n" +
-			"unless --force is given. Meant for test clusters, demos and small deployments: the CA\n" +
-			"key is a plain file, and there is no revocation.\n\n" +
+			"certificate names its node ID as the URI SAN dstate://node/<id>, which peers check (DNS\n" +
+			"names never count), and serves as both server and client certificate. Private keys are\n" +
+			"written with mode 0600; existing files are kept unless --force is given. Meant for test\n" +
+			"clusters, demos and small deployments: the CA key is a plain file, and there is no\n" +
+			"revocation.\n\n" +
 			"Example:\n" +
 			"   dstatectl tls ca --out certs\n" +
 			"   dstatectl tls cert --ca-dir certs --node-id n1",
@@ -76,7 +77,8 @@ func tlsCertCommand() *ucli.Command {
 			"   [--dns NAME]... [--ip ADDR]... [--validity DURATION] [--force]",
 		Description: "Issues a certificate for the node ID, signed by the CA in --ca-dir (its ca.pem and\n" +
 			"ca-key.pem), and writes it to <out>/<id>.pem and its private key to <out>/<id>-key.pem.\n" +
-			"The node ID is the certificate's CommonName and first DNS name; --dns and --ip add the\n" +
+			"The certificate names the node as the URI SAN dstate://node/<id>, the identity peers\n" +
+			"check; the node ID is also its CommonName and first DNS name. --dns and --ip add the\n" +
 			"names and addresses peers dial the node by. Without either the certificate names\n" +
 			"127.0.0.1, ::1 and localhost. DURATION is a Go duration (8760h) or a number of days\n" +
 			"(30d) or years (1y); it must end before the CA expires.\n\n" +
@@ -101,6 +103,7 @@ type tlsFiles struct {
 	KeyFile   string    `json:"key_file"`
 	CAFile    string    `json:"ca_file"`
 	Subject   string    `json:"subject"`
+	URIs      []string  `json:"uris,omitempty"`
 	DNSNames  []string  `json:"dns_names,omitempty"`
 	IPs       []string  `json:"ip_addresses,omitempty"`
 	NotBefore time.Time `json:"not_before"`
@@ -211,17 +214,20 @@ func runTLSCert(c *ucli.Context) error {
 		return tlsError(name, err)
 	}
 	caFile := filepath.Join(caDir, tlsgen.CACertFile)
-	var ips []string
+	var ips, uris []string
 	for _, ip := range cert.IPAddresses {
 		ips = append(ips, ip.String())
 	}
+	for _, u := range cert.URIs {
+		uris = append(uris, u.String())
+	}
 	if format == formatJSON {
 		return writeJSON(c.App.Writer, tlsFiles{CertFile: certFile, KeyFile: keyFile, CAFile: caFile,
-			Subject: cert.Subject.CommonName, DNSNames: cert.DNSNames, IPs: ips,
+			Subject: cert.Subject.CommonName, URIs: uris, DNSNames: cert.DNSNames, IPs: ips,
 			NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC()})
 	}
 	w := c.App.Writer
-	names := "DNS " + strings.Join(cert.DNSNames, ", ")
+	names := "URI " + strings.Join(uris, ", ") + "; DNS " + strings.Join(cert.DNSNames, ", ")
 	if len(ips) > 0 {
 		names += "; IP " + strings.Join(ips, ", ")
 	}

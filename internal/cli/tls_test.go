@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dstate-go/dstate/internal/certid"
 )
 
 // timestamps matches the RFC 3339 times tls ca and tls cert print.
@@ -126,6 +129,14 @@ func TestTLSCertVerifies(t *testing.T) {
 			leaf := pair(tt.id).Leaf
 			if leaf.Subject.CommonName != tt.id {
 				t.Errorf("got CommonName %q, want %q", leaf.Subject.CommonName, tt.id)
+			}
+			if ids, how := certid.NodeIDs(leaf); !slices.Equal(ids, []string{tt.id}) || how != certid.ByURI {
+				t.Errorf("the certificate speaks for %q by %s, want [%q] by URI SAN (URIs %v)", ids, how, tt.id, leaf.URIs)
+			}
+			for _, other := range tt.names[1:] {
+				if certid.Names(leaf, other) {
+					t.Errorf("%s's certificate speaks for node ID %q, one of its host names", tt.id, other)
+				}
 			}
 			if time.Until(leaf.NotAfter) < 364*24*time.Hour || time.Until(leaf.NotAfter) > 366*24*time.Hour {
 				t.Errorf("got NotAfter %s, want a year from now", leaf.NotAfter)

@@ -3,11 +3,12 @@
 // node that serves both ends of mutual TLS (server and client
 // authentication) on the state transport and the Raft port.
 //
-// A node certificate names the node: its node ID is the Subject CommonName
-// and a DNS subject alternative name, so a peer can check that the node
-// presenting it is the one it claims to be. Further DNS names and IP
-// addresses are added for dialing by address; by default 127.0.0.1, ::1 and
-// localhost ([DefaultHosts]).
+// A node certificate names the node with the URI subject alternative name
+// dstate://node/<id>, so a peer can check that the node presenting it is the
+// one it claims to be (see internal/certid; DNS names never count). The node
+// ID is also the Subject CommonName and the first DNS name. Further DNS names
+// and IP addresses are added for hostname verification when dialing; by
+// default 127.0.0.1, ::1 and localhost ([DefaultHosts]).
 //
 //	ca, _ := tlsgen.NewCA("dstate test CA", 0)           // 10 years
 //	certPEM, keyPEM, _ := ca.Issue("n1", tlsgen.IssueOptions{}) // 1 year

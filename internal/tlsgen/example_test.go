@@ -26,11 +26,13 @@ func Example() {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	_, err = cert.Verify(x509.VerifyOptions{DNSName: "n1", Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	fmt.Println("node:", cert.URIs)
 	fmt.Println("CN:", cert.Subject.CommonName)
 	fmt.Println("DNS:", cert.DNSNames)
 	fmt.Println("IP:", cert.IPAddresses)
 	fmt.Println("verifies for n1:", err == nil)
 	// Output:
+	// node: [dstate://node/n1]
 	// CN: n1
 	// DNS: [n1 localhost]
 	// IP: [127.0.0.1 ::1]

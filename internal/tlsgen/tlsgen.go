@@ -13,10 +13,13 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dstate-go/dstate/internal/certid"
 )
 
 // Defaults of NewCA and Issue.
@@ -198,9 +201,12 @@ type IssueOptions struct {
 }
 
 // Issue makes a new ECDSA P-256 key and a certificate for nodeID signed by
-// the CA, valid for both server and client authentication. nodeID is the
-// Subject CommonName and the first DNS name; opts adds the others. It
-// returns both in PEM form (the key in PKCS #8).
+// the CA, valid for both server and client authentication. The certificate
+// names its node with the URI SAN dstate://node/<nodeID> (see
+// certid.NodeURI), which is what peers check; nodeID is also the Subject
+// CommonName and the first DNS name, for hostname verification. opts adds
+// the other DNS names and IP addresses. It returns both in PEM form (the key
+// in PKCS #8).
 func (ca *CA) Issue(nodeID string, opts IssueOptions) (certPEM, keyPEM []byte, err error) {
 	if err := ValidateNodeID(nodeID); err != nil {
 		return nil, nil, err
@@ -267,6 +273,7 @@ func (ca *CA) Issue(nodeID string, opts IssueOptions) (certPEM, keyPEM []byte, e
 		BasicConstraintsValid: true,
 		DNSNames:              dnsNames,
 		IPAddresses:           ips,
+		URIs:                  []*url.URL{certid.NodeURI(nodeID)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {

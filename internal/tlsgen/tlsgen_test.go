@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dstate-go/dstate/internal/certid"
 	"github.com/dstate-go/dstate/internal/tlsgen"
 )
 
@@ -109,6 +110,12 @@ func TestIssue(t *testing.T) {
 			require.NoError(t, err)
 			c := parseCert(t, certPEM)
 			require.Equal(t, "n1", c.Subject.CommonName)
+			require.Len(t, c.URIs, 1)
+			require.Equal(t, "dstate://node/n1", c.URIs[0].String(), "the URI SAN names the node")
+			ids, how := certid.NodeIDs(c)
+			require.Equal(t, []string{"n1"}, ids, "the certificate speaks for n1 alone")
+			require.Equal(t, certid.ByURI, how)
+			require.False(t, certid.Names(c, "localhost"), "a DNS name of the certificate is not a node ID it speaks for")
 			require.Equal(t, tt.wantDNS, c.DNSNames)
 			var ips []string
 			for _, ip := range c.IPAddresses {
@@ -218,6 +225,8 @@ func TestMutualTLS(t *testing.T) {
 	require.NotEmpty(t, peer)
 	require.Equal(t, "n2", peer[0].Subject.CommonName)
 	require.NoError(t, peer[0].VerifyHostname("n2"))
+	require.Empty(t, certid.Mismatch(srv.ConnectionState(), "n2"), "the client's certificate speaks for n2")
+	require.NotEmpty(t, certid.Mismatch(srv.ConnectionState(), "localhost"), "and not for localhost, one of its DNS names")
 }
 
 func mode(t testing.TB, path string) fs.FileMode {

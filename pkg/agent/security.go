@@ -35,8 +35,8 @@ func loadTLS(cfg Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("agent: tls_cert_file %s: %w", cfg.TLSCertFile, err)
 	}
 	if !certid.Names(leaf, cfg.NodeID) {
-		return nil, fmt.Errorf("agent: tls_cert_file %s is for %q %q, not node_id %q: peers would refuse it (issue one with `dstatectl tls cert --node-id %s`)",
-			cfg.TLSCertFile, leaf.Subject.CommonName, leaf.DNSNames, cfg.NodeID, cfg.NodeID)
+		return nil, fmt.Errorf("agent: tls_cert_file %s: %s, not node_id %q: peers would refuse it (issue one with `dstatectl tls cert --node-id %s`)",
+			cfg.TLSCertFile, certid.Describe(leaf), cfg.NodeID, cfg.NodeID)
 	}
 	caPEM, err := os.ReadFile(cfg.TLSCAFile)
 	if err != nil {

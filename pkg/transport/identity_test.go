@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 
@@ -53,18 +54,39 @@ func TestDialerRefusesAServerWhoseCertificateIsForAnotherNode(t *testing.T) {
 	require.Zero(t, impostor.Stats().FramesIn)
 }
 
-// TestCertificateDNSNameBindsTheNodeID: a certificate whose CommonName is
-// something else but which lists the node ID as a DNS name is accepted.
-func TestCertificateDNSNameBindsTheNodeID(t *testing.T) {
+// TestCertificateURINameBindsTheNodeID: a certificate whose CommonName is
+// something else but which names the node ID as its dstate://node/ URI SAN
+// is accepted.
+func TestCertificateURINameBindsTheNodeID(t *testing.T) {
 	pki := newTestPKI(t)
 	b := startNode(t, "b", func(c *Config) { c.TLS = pki.tlsConfig(t, "b", true) })
 	a := startNode(t, "a", func(c *Config) {
 		c.TLS = pki.tlsConfig(t, "b", true)
-		c.TLS.Certificates = []tls.Certificate{pki.nodeCertNames(t, "node a", "a", "localhost")}
+		c.TLS.Certificates = []tls.Certificate{pki.nodeCertURI(t, "node a", "dstate://node/a", "localhost")}
 	})
 	a.SetPeer("b", b.Addr())
 	require.NoError(t, a.Send("b", []byte("hello")))
 	require.Equal(t, received{from: dstate.NodeID("a"), frame: "hello"}, b.in.next(t))
+}
+
+// TestCertificateDNSNameDoesNotBindTheNodeID: DNS names are for hostname
+// verification only; a certificate for "mallory" that lists "a" and
+// localhost as DNS names cannot claim either.
+func TestCertificateDNSNameDoesNotBindTheNodeID(t *testing.T) {
+	pki := newTestPKI(t)
+	b := startNode(t, "b", func(c *Config) { c.TLS = pki.tlsConfig(t, "b", true) })
+	for _, claim := range []string{"a", "localhost"} {
+		forger := startNode(t, claim, func(c *Config) {
+			c.TLS = pki.tlsConfig(t, "b", true)
+			c.TLS.Certificates = []tls.Certificate{pki.nodeCertNames(t, "mallory", "a", "localhost")}
+		})
+		forger.SetPeer("b", b.Addr())
+		require.NoError(t, forger.Send("b", []byte("pretending")))
+		herr := forger.peerHandshakeError(t, "b")
+		require.ErrorIs(t, herr, ErrIdentityMismatch)
+		require.Contains(t, herr.Error(), `claimed node ID "`+claim+`"`)
+	}
+	require.Zero(t, b.Stats().FramesIn, "no frame of a refused peer is delivered")
 }
 
 // TestRepeatedHandshakeFailuresAreLoggedOncePerInterval: a scanner
@@ -92,6 +114,12 @@ func TestRepeatedHandshakeFailuresAreLoggedOncePerInterval(t *testing.T) {
 // names, for 127.0.0.1.
 func (p *testPKI) nodeCertNames(t testing.TB, cn string, dns ...string) tls.Certificate {
 	t.Helper()
+	return p.nodeCertURI(t, cn, "", dns...)
+}
+
+// nodeCertURI is nodeCertNames with a URI SAN, when uri is not empty.
+func (p *testPKI) nodeCertURI(t testing.TB, cn, uri string, dns ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	p.serial++
@@ -104,6 +132,11 @@ func (p *testPKI) nodeCertNames(t testing.TB, cn string, dns ...string) tls.Cert
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     dns,
+	}
+	if uri != "" {
+		u, err := url.Parse(uri)
+		require.NoError(t, err)
+		tmpl.URIs = []*url.URL{u}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	require.NoError(t, err)
