@@ -27,6 +27,23 @@ const (
 	// DefaultWriteTimeout bounds writing one burst of frames (or one MiB of
 	// it) to a peer.
 	DefaultWriteTimeout = 10 * time.Second
+	// DefaultIdleTimeout is how long an inbound connection may deliver
+	// nothing before it is closed; dialers send a keepalive after a third
+	// of it without frames.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultReadTimeout bounds receiving each started MiB of a frame once
+	// its header has arrived.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultMaxConns bounds the inbound connections open at once.
+	DefaultMaxConns = 1024
+	// DefaultMaxConnsPerHost bounds the inbound connections open at once
+	// from one IP address.
+	DefaultMaxConnsPerHost = 64
+	// DefaultMaxReassemblySize bounds the memory all partially received
+	// messages hold together; the effective default is raised to
+	// MaxMessageSize when that is larger, so one message of the largest
+	// size always fits.
+	DefaultMaxReassemblySize = 64 << 20
 	// DefaultReconnectBackoffMin is the shortest wait before redialing.
 	DefaultReconnectBackoffMin = 50 * time.Millisecond
 	// DefaultReconnectBackoffMax is the longest wait before redialing.
@@ -70,9 +87,46 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS and transport handshakes of one
 	// connection.
 	HandshakeTimeout time.Duration
-	// WriteTimeout bounds one write to a peer; a peer that does not read
-	// for this long is disconnected.
+	// WriteTimeout bounds one write to a peer (a burst of frames, each MiB
+	// of it, or a keepalive); a peer that does not read for this long is
+	// disconnected (counted in Stats.WriteTimeouts) and redialed.
 	WriteTimeout time.Duration
+	// IdleTimeout closes an inbound connection that delivers nothing, not
+	// even a keepalive, for this long (counted in Stats.IdleTimeouts).
+	// Dialers keep their connections open through quiet periods with
+	// keepalive frames (see KeepaliveInterval), so it only cuts peers that
+	// went silent or connections that never send. Every node of a cluster
+	// should use the same value.
+	IdleTimeout time.Duration
+	// KeepaliveInterval paces keepalives: an outbound connection that
+	// wrote no frame during one interval sends a 4-byte keepalive, so it
+	// is never quiet for two intervals. It must be less than half
+	// IdleTimeout; zero means a third of IdleTimeout.
+	KeepaliveInterval time.Duration
+	// ReadTimeout bounds receiving a frame once its 4-byte header has
+	// arrived: the frame gets ReadTimeout for each started MiB it
+	// announces, and the header of a message's next fragment ReadTimeout.
+	// A sender that trickles a frame slower than that is disconnected
+	// (counted in Stats.ReadTimeouts).
+	ReadTimeout time.Duration
+	// MaxConns bounds the inbound connections open at once, in any stage.
+	// A connection over it is closed as soon as it is accepted, before
+	// anything is read or allocated for it (counted in
+	// Stats.ConnsRefused). Outbound connections are not counted.
+	MaxConns int
+	// MaxConnsPerHost bounds the inbound connections open at once from one
+	// IP address, the same way (counted in Stats.HostConnsRefused). Nodes
+	// sharing a host each need one.
+	MaxConnsPerHost int
+	// MaxReassemblySize bounds the memory that partially received
+	// messages hold, across all inbound connections. A message reserves
+	// its buffer from this budget as its bytes arrive and gives it back
+	// once delivered; the connection whose message would pass the budget
+	// is closed at once (counted in Stats.BudgetRefusals), and its sender
+	// resends on a new connection what it had not finished writing. It
+	// must be at least MaxMessageSize; zero means the larger of
+	// DefaultMaxReassemblySize and MaxMessageSize.
+	MaxReassemblySize int
 	// ReconnectBackoffMin and ReconnectBackoffMax bound the wait between
 	// redials: it doubles per failure with full jitter.
 	ReconnectBackoffMin time.Duration
@@ -114,6 +168,12 @@ func DefaultConfig() Config {
 		DialTimeout:         DefaultDialTimeout,
 		HandshakeTimeout:    DefaultHandshakeTimeout,
 		WriteTimeout:        DefaultWriteTimeout,
+		IdleTimeout:         DefaultIdleTimeout,
+		KeepaliveInterval:   DefaultIdleTimeout / 3,
+		ReadTimeout:         DefaultReadTimeout,
+		MaxConns:            DefaultMaxConns,
+		MaxConnsPerHost:     DefaultMaxConnsPerHost,
+		MaxReassemblySize:   max(DefaultMaxReassemblySize, DefaultMaxMessageSize),
 		ReconnectBackoffMin: DefaultReconnectBackoffMin,
 		ReconnectBackoffMax: DefaultReconnectBackoffMax,
 	}
@@ -159,6 +219,22 @@ func (c Config) Validate() error {
 		return bad("HandshakeTimeout", "is negative (%s)", c.HandshakeTimeout)
 	case c.WriteTimeout < 0:
 		return bad("WriteTimeout", "is negative (%s)", c.WriteTimeout)
+	case c.IdleTimeout < 0:
+		return bad("IdleTimeout", "is negative (%s)", c.IdleTimeout)
+	case c.KeepaliveInterval < 0:
+		return bad("KeepaliveInterval", "is negative (%s)", c.KeepaliveInterval)
+	case 2*e.KeepaliveInterval >= e.IdleTimeout:
+		return bad("KeepaliveInterval", "(%s) is not less than half IdleTimeout (%s)", e.KeepaliveInterval, e.IdleTimeout)
+	case c.ReadTimeout < 0:
+		return bad("ReadTimeout", "is negative (%s)", c.ReadTimeout)
+	case c.MaxConns < 0:
+		return bad("MaxConns", "is %d, want positive (0 for the default)", c.MaxConns)
+	case c.MaxConnsPerHost < 0:
+		return bad("MaxConnsPerHost", "is %d, want positive (0 for the default)", c.MaxConnsPerHost)
+	case c.MaxReassemblySize < 0:
+		return bad("MaxReassemblySize", "is %d, want positive (0 for the default)", c.MaxReassemblySize)
+	case c.MaxReassemblySize != 0 && c.MaxReassemblySize < e.MaxMessageSize:
+		return bad("MaxReassemblySize", "(%d) is less than MaxMessageSize (%d): a message of the largest size could never be received", c.MaxReassemblySize, e.MaxMessageSize)
 	case c.ReconnectBackoffMin < 0:
 		return bad("ReconnectBackoffMin", "is negative (%s)", c.ReconnectBackoffMin)
 	case c.ReconnectBackoffMax < 0:
@@ -192,6 +268,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = max(c.IdleTimeout/3, 1)
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = d.MaxConnsPerHost
+	}
+	if c.MaxReassemblySize == 0 {
+		c.MaxReassemblySize = max(DefaultMaxReassemblySize, c.MaxMessageSize)
 	}
 	if c.ReconnectBackoffMin == 0 {
 		c.ReconnectBackoffMin = d.ReconnectBackoffMin

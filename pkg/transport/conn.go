@@ -115,38 +115,61 @@ func (t *Transport) clientTLS(addr string) *tls.Config {
 }
 
 // serveInbound runs the accept-side handshake on c, then delivers its
-// frames until it fails or the transport shuts down.
-func (t *Transport) serveInbound(c, raw net.Conn) {
-	defer t.untrack(raw)
+// frames until it fails, stays idle too long or the transport shuts down.
+func (t *Transport) serveInbound(c, raw net.Conn, host string) {
+	defer t.leave(raw, host)
 	defer func() { _ = c.Close() }()
 	remote := raw.RemoteAddr().String()
 	from, br, err := t.acceptHandshake(c, remote)
 	if err != nil {
 		t.stats.handshakeFailures.Add(1)
-		host, _, _ := net.SplitHostPort(remote)
 		t.warn(host, "handshake", "transport: inbound handshake failed", "addr", remote, "err", err)
 		return
 	}
 	t.log.Debug("transport: accepted", "peer", string(from), "addr", remote)
+	m := msgReader{
+		r: br, br: br, maxFrame: t.cfg.MaxFrameSize, maxMessage: t.cfg.MaxMessageSize,
+		conn: c, idle: t.cfg.IdleTimeout, read: t.cfg.ReadTimeout,
+		budget: &t.budget, keepalives: &t.stats.keepalivesIn,
+	}
+	defer m.release()
 	for {
-		frame, err := readMessage(br, t.cfg.MaxFrameSize, t.cfg.MaxMessageSize)
+		frame, err := m.next()
 		if err != nil {
-			var fse *FrameSizeError
-			switch {
-			case errors.As(err, &fse):
-				t.stats.oversizedFrames.Add(1)
-				t.warn(string(from), "frame_size", "transport: inbound frame too large, closing connection",
-					"peer", string(from), "addr", remote, "size", fse.Size, "limit", fse.Limit, "err", err)
-			case errors.Is(err, io.EOF) || t.life.Err() != nil:
-				t.log.Debug("transport: inbound connection closed", "peer", string(from), "addr", remote)
-			default:
-				t.log.Info("transport: inbound connection failed", "peer", string(from), "addr", remote, "err", err)
-			}
+			t.inboundFailed(from, remote, err)
 			return
 		}
 		t.stats.framesIn.Add(1)
 		t.stats.bytesIn.Add(uint64(len(frame)))
 		t.deliver(from, frame)
+		m.release()
+	}
+}
+
+// inboundFailed counts and logs why an inbound connection ended.
+func (t *Transport) inboundFailed(from dstate.NodeID, remote string, err error) {
+	var fse *FrameSizeError
+	switch {
+	case t.life.Err() != nil || errors.Is(err, io.EOF):
+		t.log.Debug("transport: inbound connection closed", "peer", string(from), "addr", remote)
+	case errors.As(err, &fse):
+		t.stats.oversizedFrames.Add(1)
+		t.warn(string(from), "frame_size", "transport: inbound frame too large, closing connection",
+			"peer", string(from), "addr", remote, "size", fse.Size, "limit", fse.Limit, "err", err)
+	case errors.Is(err, ErrReassemblyBudget):
+		t.stats.budgetRefusals.Add(1)
+		t.warn(string(from), "reassembly", "transport: partial messages hold the whole reassembly budget, closing connection",
+			"peer", string(from), "addr", remote, "limit", t.cfg.MaxReassemblySize, "err", err)
+	case errors.Is(err, ErrIdleTimeout):
+		t.stats.idleTimeouts.Add(1)
+		t.warn(string(from), "idle", "transport: inbound connection idle, closing it",
+			"peer", string(from), "addr", remote, "idle_timeout", t.cfg.IdleTimeout)
+	case errors.Is(err, ErrReadTimeout):
+		t.stats.readTimeouts.Add(1)
+		t.warn(string(from), "read_timeout", "transport: inbound frame too slow, closing connection",
+			"peer", string(from), "addr", remote, "read_timeout", t.cfg.ReadTimeout, "err", err)
+	default:
+		t.log.Info("transport: inbound connection failed", "peer", string(from), "addr", remote, "err", err)
 	}
 }
 

@@ -47,6 +47,17 @@ var (
 	// name the node ID it claims (or, dialing, the node ID expected at that
 	// address).
 	ErrIdentityMismatch = errors.New("transport: certificate does not name the node ID")
+	// ErrIdleTimeout: an inbound connection delivered nothing, not even a
+	// keepalive, for Config.IdleTimeout; it was closed.
+	ErrIdleTimeout = errors.New("transport: connection idle too long")
+	// ErrReadTimeout: a frame (or the next fragment of a message) did not
+	// arrive within Config.ReadTimeout per started MiB once it had begun;
+	// the connection was closed.
+	ErrReadTimeout = errors.New("transport: frame not received in time")
+	// ErrReassemblyBudget: a partially received message would have taken
+	// the memory held by all of them past Config.MaxReassemblySize; its
+	// connection was closed. Every *BudgetError matches it.
+	ErrReassemblyBudget = errors.New("transport: reassembly budget exhausted")
 	// ErrInvalidConfig: a Config field is invalid. Every *ConfigError
 	// matches it.
 	ErrInvalidConfig = errors.New("transport: invalid config")
@@ -88,6 +99,24 @@ func (e *FrameSizeError) Error() string {
 
 // Unwrap returns ErrFrameTooLarge.
 func (e *FrameSizeError) Unwrap() error { return ErrFrameTooLarge }
+
+// BudgetError reports a message refused because the node's budget for
+// partially received messages (Config.MaxReassemblySize) could not hold it
+// as it grew.
+type BudgetError struct {
+	Size  int // the bytes of the message received or announced so far
+	Held  int // the bytes all partial messages held when it was refused
+	Limit int // Config.MaxReassemblySize
+}
+
+// Error implements error.
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("%v: a message growing to %d bytes does not fit: partial messages hold %d of %d bytes",
+		ErrReassemblyBudget, e.Size, e.Held, e.Limit)
+}
+
+// Unwrap returns ErrReassemblyBudget.
+func (e *BudgetError) Unwrap() error { return ErrReassemblyBudget }
 
 // HandshakeError reports a failed connection handshake on either side.
 //

@@ -3,9 +3,12 @@ package transport
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"os"
+	"sync/atomic"
+	"time"
 )
 
 // ProtocolVersion is the version this package speaks in the handshake.
@@ -205,35 +208,168 @@ func writeMessage(w *bufio.Writer, msg []byte, maxFrame int) error {
 // have arrived.
 const growStep = 64 << 10
 
+// keepalive is the frame header a dialer sends when it has had nothing to
+// send for a while: an empty fragment with the "more" bit set. A reader
+// skips it between messages; a reader that predates it joins the empty
+// fragment to the next message, which leaves that message unchanged.
+const keepalive = moreFragments
+
 // readFrame reads one message of at most limit bytes (see readMessage).
 func readFrame(r io.Reader, limit int) ([]byte, error) { return readMessage(r, limit, limit) }
 
-// readMessage reads one message into a new slice: a single frame, or the
-// fragments of a longer one joined. A frame longer than maxFrame, or a
-// message growing past maxMessage, returns a *FrameSizeError before the
-// excess is allocated. A clean end of stream between messages returns
-// io.EOF.
+// readMessage reads one message into a new slice, with no deadlines and no
+// shared budget (see msgReader.next).
 func readMessage(r io.Reader, maxFrame, maxMessage int) ([]byte, error) {
+	m := msgReader{r: r, maxFrame: maxFrame, maxMessage: maxMessage}
+	msg, err := m.next()
+	m.release()
+	return msg, err
+}
+
+// readDeadliner is the part of a connection msgReader needs to bound its
+// waits.
+type readDeadliner interface {
+	SetReadDeadline(t time.Time) error
+}
+
+// msgReader reads the messages of one connection. Its optional parts are
+// the deadlines (conn, idle, read) and the shared reassembly budget.
+type msgReader struct {
+	r io.Reader
+	// br is r when r is buffered: a wait for bytes that have already
+	// arrived needs no deadline.
+	br                   *bufio.Reader
+	maxFrame, maxMessage int
+
+	// conn, when set, gets a read deadline before every read that may
+	// wait: idle while waiting for the first header of a message, and
+	// read for each started MiB of a frame (and for the header of a
+	// message's next fragment) once the message has begun.
+	conn       readDeadliner
+	idle, read time.Duration
+	armed      bool // a deadline is set on conn
+
+	// budget, when set, is reserved from as a message grows; held is what
+	// the message being read (or just returned) holds, given back by
+	// release.
+	budget *budget
+	held   int
+
+	// keepalives, when set, counts the keepalive frames skipped.
+	keepalives *atomic.Uint64
+}
+
+// release gives back the budget held by the last message, once the caller
+// is done with it.
+func (m *msgReader) release() {
+	if m.budget != nil && m.held > 0 {
+		m.budget.release(m.held)
+	}
+	m.held = 0
+}
+
+// reserve takes n more bytes from the budget for the message being read.
+func (m *msgReader) reserve(n, size int) error {
+	if m.budget == nil {
+		return nil
+	}
+	if !m.budget.reserve(n) {
+		return &BudgetError{Size: size, Held: m.budget.inUse(), Limit: m.budget.limit}
+	}
+	m.held += n
+	return nil
+}
+
+// arm sets a read deadline d from now before reading n bytes, unless they
+// have already arrived. The error names why the wait was bounded.
+func (m *msgReader) arm(n int, d time.Duration, why error) error {
+	switch {
+	case m.conn == nil || (m.br != nil && m.br.Buffered() >= n):
+		return nil
+	case d <= 0:
+		if m.armed {
+			_ = m.conn.SetReadDeadline(time.Time{})
+			m.armed = false
+		}
+		return nil
+	}
+	_ = m.conn.SetReadDeadline(time.Now().Add(d))
+	m.armed = true
+	return why
+}
+
+// readFull is io.ReadFull that names a missed deadline by the timeout that
+// set it (why, from arm).
+func readFull(r io.Reader, b []byte, why error) error {
+	_, err := io.ReadFull(r, b)
+	if err != nil && why != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", why, err)
+	}
+	return err
+}
+
+// frameTimeout is the time a frame of n bytes gets once its header has
+// arrived: d for each started MiB.
+func frameTimeout(n int, d time.Duration) time.Duration {
+	return d * time.Duration(1+n/deadlineEvery)
+}
+
+// next reads one message into a new slice: a single frame, or the
+// fragments of a longer one joined. Keepalive frames between messages are
+// skipped. A frame longer than maxFrame, or a message growing past
+// maxMessage, returns a *FrameSizeError before the excess is allocated; a
+// message that would take the shared budget past its limit returns a
+// *BudgetError before the excess is allocated. A clean end of stream
+// between messages returns io.EOF. On error the budget the message held
+// is given back; on success it is held until release.
+func (m *msgReader) next() ([]byte, error) {
+	m.release()
+	msg, err := m.readOne()
+	if err != nil {
+		m.release()
+		return nil, err
+	}
+	return msg, nil
+}
+
+func (m *msgReader) readOne() ([]byte, error) {
 	var msg []byte
-	for first := true; ; first = false {
+	for first := true; ; {
 		var l [4]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
+		var why error
+		if first {
+			why = m.arm(len(l), m.idle, ErrIdleTimeout)
+		} else {
+			why = m.arm(len(l), m.read, ErrReadTimeout)
+		}
+		if err := readFull(m.r, l[:], why); err != nil {
 			if !first {
 				err = noEOF(err)
 			}
 			return nil, err
 		}
 		raw := binary.BigEndian.Uint32(l[:])
+		if first && raw == keepalive {
+			if m.keepalives != nil {
+				m.keepalives.Add(1)
+			}
+			continue // not a message: the next header is still the first
+		}
 		n, more := raw&^moreFragments, raw&moreFragments != 0
-		if uint64(n) > uint64(maxFrame) {
-			return nil, &FrameSizeError{Size: uint64(n), Limit: maxFrame}
+		if uint64(n) > uint64(m.maxFrame) {
+			return nil, &FrameSizeError{Size: uint64(n), Limit: m.maxFrame}
 		}
-		if total := uint64(len(msg)) + uint64(n); total > uint64(maxMessage) {
-			return nil, &FrameSizeError{Size: total, Limit: maxMessage, Message: true}
+		total := uint64(len(msg)) + uint64(n)
+		if total > uint64(m.maxMessage) {
+			return nil, &FrameSizeError{Size: total, Limit: m.maxMessage, Message: true}
 		}
+		why = m.arm(int(n), frameTimeout(int(n), m.read), ErrReadTimeout)
 		if first && !more && n <= growStep {
+			if err := m.reserve(int(n), int(n)); err != nil {
+				return nil, err
+			}
 			frame := make([]byte, n)
-			if _, err := io.ReadFull(r, frame); err != nil {
+			if err := readFull(m.r, frame, why); err != nil {
 				return nil, noEOF(err)
 			}
 			return frame, nil
@@ -243,8 +379,11 @@ func readMessage(r io.Reader, maxFrame, maxMessage int) ([]byte, error) {
 		// does follow.
 		for left := int(n); left > 0; {
 			step, off := min(left, growStep), len(msg)
-			msg = slices.Grow(msg, step)[:off+step]
-			if _, err := io.ReadFull(r, msg[off:]); err != nil {
+			var err error
+			if msg, err = m.grow(msg, step, left, more); err != nil {
+				return nil, err
+			}
+			if err := readFull(m.r, msg[off:], why); err != nil {
 				return nil, noEOF(err)
 			}
 			left -= step
@@ -252,5 +391,28 @@ func readMessage(r io.Reader, maxFrame, maxMessage int) ([]byte, error) {
 		if !more {
 			return msg, nil
 		}
+		first = false
 	}
+}
+
+// grow lengthens msg by step bytes. New capacity at least doubles (so a
+// message costs amortised linear copying) but never passes what the frame
+// still announces (left, when it is the last fragment) or maxMessage; it is
+// reserved from the budget before it is allocated.
+func (m *msgReader) grow(msg []byte, step, left int, more bool) ([]byte, error) {
+	need := len(msg) + step
+	if need <= cap(msg) {
+		return msg[:need], nil
+	}
+	ceiling := m.maxMessage
+	if !more {
+		ceiling = len(msg) + left
+	}
+	newCap := max(need, min(2*cap(msg), ceiling))
+	if err := m.reserve(newCap-cap(msg), need); err != nil {
+		return nil, err
+	}
+	grown := make([]byte, need, newCap)
+	copy(grown, msg)
+	return grown, nil
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,8 @@ func FuzzReadMessage(f *testing.F) {
 		[]any{byte(0), []byte{0x80, 0, 0, 2, 'a', 'b'}},
 		// Empty fragments only.
 		[]any{byte(0), []byte{0x80, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0}},
+		// Keepalives between messages and at the end.
+		[]any{byte(0), []byte{0x80, 0, 0, 0, 0, 0, 0, 1, 'a', 0x80, 0, 0, 0, 0x80, 0, 0, 0}},
 	)
 	f.Fuzz(func(t *testing.T, mode byte, in []byte) {
 		lim := fuzzLimits[int(mode)%len(fuzzLimits)]
@@ -81,7 +84,7 @@ func FuzzReadMessage(f *testing.F) {
 				start := r.Len()
 				msg, err := readMessage(r, maxFrame, maxMessage)
 				if err != nil {
-					checkReadError(t, err, start, maxFrame, maxMessage)
+					checkReadError(t, err, in[len(in)-start:], maxFrame, maxMessage)
 					return
 				}
 				if len(msg) > maxMessage {
@@ -114,9 +117,19 @@ func FuzzReadMessage(f *testing.F) {
 	})
 }
 
+// onlyKeepalives reports whether b is nothing but whole keepalive frames.
+func onlyKeepalives(b []byte) bool {
+	for ; len(b) >= 4; b = b[4:] {
+		if binary.BigEndian.Uint32(b) != keepalive {
+			return false
+		}
+	}
+	return len(b) == 0
+}
+
 // checkReadError asserts that err is one readMessage may return for a
-// stream that had start bytes left when the message began.
-func checkReadError(t *testing.T, err error, start, maxFrame, maxMessage int) {
+// stream that had the bytes left when the message began.
+func checkReadError(t *testing.T, err error, left []byte, maxFrame, maxMessage int) {
 	t.Helper()
 	if err.Error() == "" {
 		t.Fatalf("%#v has an empty message", err)
@@ -124,11 +137,11 @@ func checkReadError(t *testing.T, err error, start, maxFrame, maxMessage int) {
 	var fse *FrameSizeError
 	switch {
 	case err == io.EOF:
-		if start != 0 {
-			t.Fatalf("io.EOF with %d bytes left: a message was cut short", start)
+		if !onlyKeepalives(left) {
+			t.Fatalf("io.EOF with %d bytes left: a message was cut short", len(left))
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		if start == 0 {
+		if onlyKeepalives(left) {
 			t.Fatalf("io.ErrUnexpectedEOF at a clean end of stream")
 		}
 	case errors.As(err, &fse):

@@ -3,9 +3,11 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -173,6 +175,11 @@ func (t *Transport) runPeer(p *peer) {
 		t.log.Debug("transport: connected", "peer", string(p.id), "addr", addr)
 		go l.watch()
 		exit, err := t.writeLoop(p, l)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.stats.writeTimeouts.Add(1)
+			t.warn(string(p.id), "write_timeout", "transport: peer stopped reading, closing connection",
+				"peer", string(p.id), "addr", addr, "write_timeout", t.cfg.WriteTimeout, "err", err)
+		}
 		p.setDisconnected(err)
 		_ = l.conn.Close()
 		t.untrack(l.raw)
@@ -202,6 +209,9 @@ func (t *Transport) logDialError(id dstate.NodeID, addr string, err error, failu
 // false: reconnect), the address changes (exit false), or the peer is
 // removed or the transport closes (exit true, after flushing the queue on
 // close).
+//
+// A connection with nothing to write for KeepaliveInterval gets a
+// keepalive frame, so that the acceptor's IdleTimeout does not cut it.
 func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 	bw := bufio.NewWriterSize(l.conn, writeBufSize)
 	if len(p.carry) > 0 {
@@ -211,8 +221,20 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 			return false, err
 		}
 	}
+	// wrote records a write since the last tick; a tick without one sends
+	// a keepalive, so a connection is never quiet for two intervals.
+	ticker := time.NewTicker(t.cfg.KeepaliveInterval)
+	defer ticker.Stop()
+	wrote := true
 	for {
 		select {
+		case <-ticker.C:
+			if !wrote {
+				if err := t.writeKeepalive(l, bw); err != nil {
+					return false, err
+				}
+			}
+			wrote = false
 		case f := <-p.queue:
 			// A hang-up noticed by the watcher wins over a ready frame, so
 			// the frame goes to the next connection instead of a dead one.
@@ -225,6 +247,7 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 			if err := t.writeBurst(p, l, bw, f); err != nil {
 				return false, err
 			}
+			wrote = true
 		case <-l.dead:
 			return false, errHungUp
 		case <-p.redial:
@@ -246,6 +269,21 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 			}
 		}
 	}
+}
+
+// writeKeepalive writes and flushes one keepalive frame.
+func (t *Transport) writeKeepalive(l *link, bw *bufio.Writer) error {
+	_ = l.conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], keepalive)
+	if _, err := bw.Write(b[:]); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	t.stats.keepalivesOut.Add(1)
+	return nil
 }
 
 // writeBurst writes first and every frame queued behind it (up to one

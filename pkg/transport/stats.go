@@ -2,7 +2,8 @@ package transport
 
 import "sync/atomic"
 
-// Stats is a snapshot of a transport's counters since New. Byte counts are
+// Stats is a snapshot of a transport's counters since New (and of two
+// gauges, at the end). Byte counts are
 // frame bytes, without the 4-byte length prefixes.
 type Stats struct {
 	FramesOut uint64 // frames written and flushed to a peer connection
@@ -27,6 +28,34 @@ type Stats struct {
 	// OversizedFrames counts frames over MaxFrameSize: refused by Send or
 	// announced by an inbound connection (which is then closed).
 	OversizedFrames uint64
+	// IdleTimeouts counts inbound connections closed after IdleTimeout
+	// without a frame or keepalive.
+	IdleTimeouts uint64
+	// ReadTimeouts counts inbound connections closed because a frame did
+	// not arrive within ReadTimeout per started MiB.
+	ReadTimeouts uint64
+	// WriteTimeouts counts outbound connections closed because a write did
+	// not finish within WriteTimeout (a peer that stopped reading).
+	WriteTimeouts uint64
+	// KeepalivesOut and KeepalivesIn count keepalive frames sent on idle
+	// outbound connections and received on inbound ones.
+	KeepalivesOut uint64
+	KeepalivesIn  uint64
+	// ConnsRefused counts inbound connections closed at once because
+	// MaxConns connections were open; HostConnsRefused those closed
+	// because MaxConnsPerHost were open from the same host.
+	ConnsRefused     uint64
+	HostConnsRefused uint64
+	// BudgetRefusals counts inbound connections closed because their
+	// partial message would have taken the memory held by all partial
+	// messages past MaxReassemblySize.
+	BudgetRefusals uint64
+
+	// InboundConns is the number of inbound connections open now (a gauge).
+	InboundConns int
+	// ReassemblyBytes is the memory partially received messages hold now,
+	// out of MaxReassemblySize (a gauge).
+	ReassemblyBytes int
 }
 
 // PeerStat describes one peer's outbound side.
@@ -45,6 +74,10 @@ type counters struct {
 	queueDrops, framesLost, faultDrops          atomic.Uint64
 	reconnects, dialFailures, handshakeFailures atomic.Uint64
 	oversizedFrames                             atomic.Uint64
+	idleTimeouts, readTimeouts, writeTimeouts   atomic.Uint64
+	keepalivesOut, keepalivesIn                 atomic.Uint64
+	connsRefused, hostConnsRefused              atomic.Uint64
+	budgetRefusals                              atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -60,5 +93,13 @@ func (c *counters) snapshot() Stats {
 		DialFailures:      c.dialFailures.Load(),
 		HandshakeFailures: c.handshakeFailures.Load(),
 		OversizedFrames:   c.oversizedFrames.Load(),
+		IdleTimeouts:      c.idleTimeouts.Load(),
+		ReadTimeouts:      c.readTimeouts.Load(),
+		WriteTimeouts:     c.writeTimeouts.Load(),
+		KeepalivesOut:     c.keepalivesOut.Load(),
+		KeepalivesIn:      c.keepalivesIn.Load(),
+		ConnsRefused:      c.connsRefused.Load(),
+		HostConnsRefused:  c.hostConnsRefused.Load(),
+		BudgetRefusals:    c.budgetRefusals.Load(),
 	}
 }

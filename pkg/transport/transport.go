@@ -47,9 +47,14 @@ type Transport struct {
 	deliver    func(from dstate.NodeID, frame []byte)
 	peers      map[dstate.NodeID]*peer
 
-	connMu sync.Mutex
-	killed bool
-	conns  map[net.Conn]struct{} // raw TCP connections, closed by Close
+	// budget holds the memory of partially received messages.
+	budget budget
+
+	connMu  sync.Mutex
+	killed  bool
+	conns   map[net.Conn]struct{} // raw TCP connections, closed by Close
+	inbound int                   // admitted inbound connections
+	perHost map[string]int        // admitted inbound connections per remote IP
 }
 
 // New validates cfg, binds the listener (so Addr is known at once) and
@@ -82,6 +87,8 @@ func New(cfg Config) (*Transport, error) {
 		closed:  make(chan struct{}),
 		peers:   make(map[dstate.NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
+		perHost: make(map[string]int),
+		budget:  budget{limit: cfg.MaxReassemblySize},
 	}
 	t.warnLog.Interval = cfg.LogInterval
 	return t, nil
@@ -241,8 +248,13 @@ func (t *Transport) Close(ctx context.Context) error {
 	return err
 }
 
-// Stats returns a snapshot of the counters.
-func (t *Transport) Stats() Stats { return t.stats.snapshot() }
+// Stats returns a snapshot of the counters and gauges.
+func (t *Transport) Stats() Stats {
+	s := t.stats.snapshot()
+	s.InboundConns = t.inboundConns()
+	s.ReassemblyBytes = t.budget.inUse()
+	return s
+}
 
 // PeerStats describes every known peer's outbound side.
 func (t *Transport) PeerStats() map[dstate.NodeID]PeerStat {
@@ -324,11 +336,21 @@ func (t *Transport) acceptLoop() {
 		}
 		failures = 0
 		raw := rawConn(c)
-		if !t.track(raw) {
-			_ = raw.Close()
+		host := remoteHost(raw)
+		switch t.admit(raw, host) {
+		case admitted:
+			t.readers.Go(func() { t.serveInbound(c, raw, host) })
 			continue
+		case overMaxConns:
+			t.stats.connsRefused.Add(1)
+			t.warn(host, "max_conns", "transport: inbound connection refused: MaxConns connections are open",
+				"addr", raw.RemoteAddr().String(), "limit", t.cfg.MaxConns)
+		case overMaxConnsPerHost:
+			t.stats.hostConnsRefused.Add(1)
+			t.warn(host, "max_conns_per_host", "transport: inbound connection refused: MaxConnsPerHost connections from its host are open",
+				"addr", raw.RemoteAddr().String(), "limit", t.cfg.MaxConnsPerHost)
 		}
-		t.readers.Go(func() { t.serveInbound(c, raw) })
+		_ = raw.Close()
 	}
 }
 
