@@ -34,9 +34,10 @@
 //
 // where perform sends ActionBroadcast to every current member but self,
 // ActionSend to its target, ActionScheduleDelayed as a broadcast after its
-// delay, and hands ActionNotify to the node's [ChangeFeedAggregator], which
-// is flushed as one BatchedChangeFeed every batch interval. A host that
-// persists calls [Engine.Prepare], saves the returned object, then
+// delay, hands ActionNotify to the node's [ChangeFeedAggregator], which
+// is flushed as one BatchedChangeFeed every batch interval, and logs
+// ActionNoticeRejected (rate limited: it names a faulty or hostile peer).
+// A host that persists calls [Engine.Prepare], saves the returned object, then
 // [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
 // published before the save succeeded.
 //
@@ -51,7 +52,11 @@
 //   - A snapshot is accepted when it is newer than the view held or there is
 //     none.
 //   - Change notices mark views stale (a pending generation); stale views are
-//     pulled on query when the strategy says so.
+//     pulled on query when the strategy says so. A node's feed carries only
+//     its own notices: a notice about any other node than the feed's sender
+//     is refused (counted as NoticesRefused, reported as
+//     ActionNoticeRejected), so no member can mark another member's view
+//     stale.
 //   - Join: both sides create a stale placeholder and send their snapshot.
 //     Leave: the view is dropped and the node is departed, its late messages
 //     ignored, until it joins again.
@@ -72,7 +77,15 @@
 //     (the reference stamps the receiver's clock). SyncedAt is always the
 //     receiver's monotonic clock, since freshness is local.
 //   - Pending generations only rise: a notice never lowers a higher pending
-//     generation (the reference overwrites it).
+//     generation (the reference overwrites it). The owner's answer to a pull
+//     is the exception: a snapshot that arrives while a request sent after
+//     the notice is in flight says where the owner stands, and a pending
+//     generation above it is cleared (counted as NoticesOverruled, reported
+//     as ActionNoticeRejected), so a notice announcing a generation the
+//     owner does not have cannot keep its view stale forever. On a network
+//     that reorders, an older snapshot the owner sent before the notice may
+//     be taken for that answer; the requested answer still follows and
+//     brings the view up to date.
 //   - Snapshots from peers that never joined are accepted: membership may
 //     lag data, and the departed set still keeps out nodes that left.
 //   - A snapshot of the generation already held renews the view's freshness

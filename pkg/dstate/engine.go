@@ -3,6 +3,7 @@ package dstate
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -545,9 +546,9 @@ func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 	p.lastErr = ""
 	p.lastSync = e.mono(now)
 	p.requestedAt = 0
+	p.askedPending = false
 	if m.SentUnixMs > 0 {
-		lat := time.Duration(e.wallMs(now)-m.SentUnixMs) * time.Millisecond
-		p.latency = max(lat, 0)
+		p.latencyMs = int32(min(max(e.wallMs(now)-m.SentUnixMs, 0), math.MaxInt32))
 	}
 }
 
@@ -560,7 +561,7 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	switch m.Kind {
 	case KindBatchedChangeFeed:
 		e.handleFeed(m)
-		return nil
+		return e.acts
 	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot:
 	default:
 		return nil
@@ -589,6 +590,10 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
 	p.lastAttempt = e.mono(now)
+	// A snapshot that arrives while a pull sent after a notice is in flight
+	// is taken for the owner's answer: the owner is the authority on its
+	// own generation, so a pending generation above it is cleared.
+	answer := p.askedPending
 	cur := e.views.get(m.Source)
 	if cur != nil && m.Generation == cur.Generation && !cur.Generation.IsZero() {
 		// The generation held is confirmed: renew its freshness.
@@ -596,6 +601,9 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		*v = *cur
 		v.SyncedAt = now
 		if !v.Pending.IsZero() && !m.Generation.Less(v.Pending) {
+			v.Pending = Generation{}
+		} else if answer && m.Generation.Less(v.Pending) {
+			e.overrule(m.Source, v.Pending)
 			v.Pending = Generation{}
 		}
 		e.views.put(m.Source, v)
@@ -612,7 +620,7 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		e.decodeFailure(m.Source, err)
 		return
 	}
-	e.acceptView(p, m, cur, val, now)
+	e.acceptView(p, m, cur, val, now, answer)
 	e.m.snapshotsReceived.Add(1)
 	if cur != nil && !cur.Generation.IsZero() && m.Generation.Incarnation > cur.Generation.Incarnation {
 		// The peer restarted: whatever its previous incarnation held of
@@ -624,7 +632,10 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	}
 }
 
-func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time) {
+// acceptView publishes a decoded snapshot as m.Source's view. A pending
+// generation above it is kept, unless the snapshot is the owner's answer to
+// a pull sent after the notice (answer), which overrules the notice.
+func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time, answer bool) {
 	v := e.newView()
 	*v = StateViewObject[V]{
 		Generation: m.Generation, WireVersion: m.WireVersion, Value: val,
@@ -641,10 +652,23 @@ func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewOb
 		v.CreatedUnixMs, v.ModifiedUnixMs = ms, ms
 	}
 	if cur != nil && m.Generation.Less(cur.Pending) {
-		v.Pending = cur.Pending
+		if answer && cur.Pending != placeholderPending {
+			e.overrule(m.Source, cur.Pending)
+		} else {
+			v.Pending = cur.Pending
+		}
 	}
 	e.views.put(m.Source, v)
 	e.success(p, m, now)
+}
+
+// overrule counts and reports a pending generation of owner that its own
+// answer to a pull showed to be ahead of it: a notice announced a
+// generation the owner does not have.
+func (e *Engine[S, V]) overrule(owner NodeID, pending Generation) {
+	e.m.noticesOverruled.Add(1)
+	e.acts = append(e.acts, Action{Kind: ActionNoticeRejected, Target: owner,
+		Notice: ChangeNotification{State: e.name, Source: owner, Generation: pending}})
 }
 
 func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
@@ -704,26 +728,44 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 }
 
 // requestSnapshot asks a peer for its snapshot, at most once per pull
-// timeout while a request is outstanding.
+// timeout while a request is outstanding. It notes whether the view had a
+// pending generation when the request left: the answer then overrules it
+// (see handleSnapshot).
 func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 	p := e.peer(node)
 	if p.requestedAt != 0 && now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
 		return
 	}
 	p.requestedAt = e.mono(now)
+	cur := e.views.get(node)
+	p.askedPending = cur != nil && cur.HasPending() && cur.Pending != placeholderPending
 	e.m.requestsSent.Add(1)
 	e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
 		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.wallMs(now),
 	}})
 }
 
+// handleFeed marks views stale from the notices of a feed. A node's feed
+// carries only its own notices (its aggregator is handed the actions of its
+// own engines), so a notice about any other node than the feed's sender is
+// refused: counted, and reported once per feed. Otherwise any member could
+// pin any other member's view stale with a generation it made up.
 func (e *Engine[S, V]) handleFeed(m *WireMessage) {
 	if m.Source == e.self {
 		return
 	}
+	reported := false
 	for i := range m.Notifications {
 		n := &m.Notifications[i]
-		if n.State != e.name || n.Source == e.self {
+		if n.State != e.name {
+			continue
+		}
+		if n.Source != m.Source {
+			e.m.noticesRefused.Add(1)
+			if !reported {
+				reported = true
+				e.acts = append(e.acts, Action{Kind: ActionNoticeRejected, Target: m.Source, Notice: *n})
+			}
 			continue
 		}
 		if _, gone := e.departed[n.Source]; gone {
@@ -834,7 +876,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		st := PeerStatus{Node: id, Generation: v.Generation, Pending: v.Pending}
 		if p := e.peerOf(id); p != nil {
 			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
-			st.LastError, st.LastLatency, st.Gaps = p.lastErr, p.latency, uint64(p.gaps)
+			st.LastError, st.LastLatency, st.Gaps = p.lastErr, time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)
 		}
 		out = append(out, st)
 	}

@@ -371,7 +371,7 @@ func TestSnapshotAcceptance(t *testing.T) {
 	})
 	t.Run("equal generation keeps a higher pending", func(t *testing.T) {
 		e, _ := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7))))
 		e.HandleWire(counterSnapshot("n2", gen(peerInc, 5), 5))
 		if v := view(t, e.Views(), "n2"); v.Pending != gen(peerInc, 7) {
 			t.Errorf("pending: got %s, want v500000:7", v.Pending)
@@ -379,12 +379,12 @@ func TestSnapshotAcceptance(t *testing.T) {
 	})
 	t.Run("snapshot at or above the pending generation clears it", func(t *testing.T) {
 		e, _ := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7))))
 		e.HandleWire(counterSnapshot("n2", gen(peerInc, 7), 7))
 		if v := view(t, e.Views(), "n2"); v.HasPending() {
 			t.Errorf("pending %s not cleared", v.Pending)
 		}
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 8))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 8))))
 		e.HandleWire(counterSnapshot("n2", gen(peerInc+1, 0), 0))
 		if v := view(t, e.Views(), "n2"); v.HasPending() {
 			t.Errorf("pending %s not cleared by a newer incarnation", v.Pending)
@@ -392,7 +392,7 @@ func TestSnapshotAcceptance(t *testing.T) {
 	})
 	t.Run("snapshot below the pending generation keeps it", func(t *testing.T) {
 		e, _ := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7))))
 		e.HandleWire(counterSnapshot("n2", gen(peerInc, 6), 6))
 		if v := view(t, e.Views(), "n2"); v.Generation != gen(peerInc, 6) || v.Pending != gen(peerInc, 7) {
 			t.Errorf("view %s pending %s, want v500000:6 pending v500000:7", v.Generation, v.Pending)
@@ -457,7 +457,7 @@ func TestChangeFeed(t *testing.T) {
 	}
 	t.Run("notice marks the view stale with a pending generation", func(t *testing.T) {
 		e := setup(t)
-		wantActions(t, e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7)))))
+		wantActions(t, e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7)))))
 		if got := pending(t, e); got != gen(peerInc, 7) {
 			t.Errorf("pending: got %s, want v500000:7", got)
 		}
@@ -468,12 +468,12 @@ func TestChangeFeed(t *testing.T) {
 	})
 	t.Run("a lower notice never lowers a higher pending", func(t *testing.T) {
 		e := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7))))
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 6))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 6))))
 		if got := pending(t, e); got != gen(peerInc, 7) {
 			t.Errorf("pending: got %s, want v500000:7", got)
 		}
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 8))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 8))))
 		if got := pending(t, e); got != gen(peerInc, 8) {
 			t.Errorf("pending: got %s, want v500000:8", got)
 		}
@@ -481,14 +481,14 @@ func TestChangeFeed(t *testing.T) {
 	})
 	t.Run("notice at or below the held generation is ignored", func(t *testing.T) {
 		e := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 5)), notice("counter", "n2", gen(peerInc, 2))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 5)), notice("counter", "n2", gen(peerInc, 2))))
 		if got := pending(t, e); !got.IsZero() {
 			t.Errorf("pending: got %s, want none", got)
 		}
 	})
 	t.Run("notice for an unknown peer is ignored", func(t *testing.T) {
 		e := setup(t)
-		e.HandleWire(feed("n3", notice("counter", "n9", gen(peerInc, 7))))
+		e.HandleWire(feed("n9", notice("counter", "n9", gen(peerInc, 7))))
 		wantNoView(t, e.Views(), "n9")
 		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 1})
 	})
@@ -512,7 +512,7 @@ func TestChangeFeed(t *testing.T) {
 	t.Run("notice about a departed node is counted", func(t *testing.T) {
 		e := setup(t)
 		e.OnNodeLeft("n2")
-		e.HandleWire(feed("n3", notice("counter", "n2", gen(peerInc, 7))))
+		e.HandleWire(feed("n2", notice("counter", "n2", gen(peerInc, 7))))
 		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 1, DepartedIgnored: 1})
 	})
 }
@@ -980,7 +980,7 @@ func TestHealth(t *testing.T) {
 				id := dstate.NodeID(fmt.Sprintf("p%d", i))
 				e.HandleWire(counterSnapshot(id, gen(peerInc, 1), 1))
 				if i < tc.stale {
-					e.HandleWire(feed("x", notice("counter", id, gen(peerInc, 2))))
+					e.HandleWire(feed(id, notice("counter", id, gen(peerInc, 2))))
 				}
 				if i >= tc.peers-tc.failing {
 					e.OnNodeFailed(id)

@@ -8,7 +8,9 @@ import (
 // ChangeFeedAggregator batches the change notices of every state of one
 // node into one BatchedChangeFeed per flush, keeping per (state, source)
 // only the highest generation. It is pure and single-owner: hosts call
-// Notify with each ActionNotify and Flush every batch interval.
+// Notify with each ActionNotify of their own engines and Flush every batch
+// interval. Receivers refuse notices about any other node than the feed's
+// sender, so handing it another node's notice relays nothing.
 type ChangeFeedAggregator struct {
 	self    NodeID
 	pending map[feedKey]Generation

@@ -18,6 +18,8 @@ type SyncMetrics struct {
 	Delayed              uint64 // mutations with Delayed urgency
 	NoticesSent          uint64 // change notices handed to the feed
 	NoticesReceived      uint64 // inbound notices that marked a view stale
+	NoticesRefused       uint64 // inbound notices about another node than the feed's sender, ignored
+	NoticesOverruled     uint64 // pending generations cleared because the owner's answer to a pull was older
 	SnapshotRequestsSent uint64 // RequestSnapshot messages built (gaps and pulls)
 	SyncFailures         uint64 // version mismatches, malformed payloads, failed delta applies
 	AgeGaps              uint64 // inbound deltas that skipped ages
@@ -28,7 +30,7 @@ type SyncMetrics struct {
 
 type metrics struct {
 	totalMutations, deltasSent, deltasReceived, snapshotsSent, snapshotsReceived, snapshotsConfirmed,
-	deltasSuppressed, immediate, delayed, noticesSent, noticesReceived, requestsSent, syncFailures,
+	deltasSuppressed, immediate, delayed, noticesSent, noticesReceived, noticesRefused, noticesOverruled, requestsSent, syncFailures,
 	ageGaps, staleDiscarded, departedIgnored, encodeFailures atomic.Uint64
 }
 
@@ -37,7 +39,8 @@ func (m *metrics) snapshot() SyncMetrics {
 		TotalMutations: m.totalMutations.Load(), DeltasSent: m.deltasSent.Load(), DeltasReceived: m.deltasReceived.Load(),
 		SnapshotsSent: m.snapshotsSent.Load(), SnapshotsReceived: m.snapshotsReceived.Load(), SnapshotsConfirmed: m.snapshotsConfirmed.Load(),
 		DeltasSuppressed: m.deltasSuppressed.Load(), Immediate: m.immediate.Load(), Delayed: m.delayed.Load(),
-		NoticesSent: m.noticesSent.Load(), NoticesReceived: m.noticesReceived.Load(), SnapshotRequestsSent: m.requestsSent.Load(),
+		NoticesSent: m.noticesSent.Load(), NoticesReceived: m.noticesReceived.Load(), NoticesRefused: m.noticesRefused.Load(),
+		NoticesOverruled: m.noticesOverruled.Load(), SnapshotRequestsSent: m.requestsSent.Load(),
 		SyncFailures: m.syncFailures.Load(), AgeGaps: m.ageGaps.Load(), StaleDiscarded: m.staleDiscarded.Load(),
 		DepartedIgnored: m.departedIgnored.Load(), EncodeFailures: m.encodeFailures.Load(),
 	}
@@ -90,13 +93,17 @@ type PeerStatus struct {
 }
 
 // peerState is the engine's sync record of one peer. Times are monotonic
-// instants relative to the engine's epoch (see Engine.mono; 0 is never),
-// which keeps the record at 56 bytes: one is held per peer and state.
+// instants relative to the engine's epoch (see Engine.mono; 0 is never)
+// and the latency is in milliseconds, which keeps the record at 56 bytes:
+// one is held per peer and state.
 type peerState struct {
 	lastSync, lastAttempt int64
 	requestedAt           int64 // when a snapshot was last requested (0: none in flight)
 	failures              uint32
 	gaps                  uint32
-	latency               time.Duration
-	lastErr               string
+	latencyMs             int32
+	// askedPending: the request in flight was sent while the view had a
+	// pending generation, so its answer says where the owner stands.
+	askedPending bool
+	lastErr      string
 }

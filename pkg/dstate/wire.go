@@ -23,7 +23,8 @@ const (
 	// Source is the requester.
 	KindRequestSnapshot MessageKind = 3
 	// KindBatchedChangeFeed carries change notices of any states; Source is
-	// the node whose aggregator sent it.
+	// the node whose aggregator sent it. Receivers act only on the notices
+	// about Source itself: notices are never relayed.
 	KindBatchedChangeFeed MessageKind = 4
 )
 

@@ -60,7 +60,7 @@ type shard interface {
 }
 
 type stats struct {
-	framesIn, decodeErrors, unknownState, sourceMismatch, mailboxDrops, sendErrors atomic.Uint64
+	framesIn, decodeErrors, unknownState, sourceMismatch, noticeSourceMismatch, mailboxDrops, sendErrors atomic.Uint64
 	// limits counts inbound messages over each decode limit, by name.
 	limits map[string]*atomic.Uint64
 }
@@ -79,6 +79,10 @@ type Stats struct {
 	SourceMismatch uint64 // sync messages whose source was not the sending peer
 	MailboxDrops   uint64 // messages a state actor could not take
 	SendErrors     uint64 // frames the transport refused
+	// NoticeSourceMismatch counts change notices dropped for being about
+	// another node than the sending peer (a node's feed carries only its
+	// own notices; see dstate.ActionNoticeRejected).
+	NoticeSourceMismatch uint64
 	// LimitExceeded counts inbound messages refused for being over a decode
 	// limit, by limit name (the dstate.Limit… constants; every name is
 	// present). They are included in DecodeErrors.
@@ -146,7 +150,8 @@ func (n *Node) Stats() Stats {
 	}
 	return Stats{
 		FramesIn: n.stats.framesIn.Load(), DecodeErrors: n.stats.decodeErrors.Load(), UnknownState: n.stats.unknownState.Load(),
-		SourceMismatch: n.stats.sourceMismatch.Load(), MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
+		SourceMismatch: n.stats.sourceMismatch.Load(), NoticeSourceMismatch: n.stats.noticeSourceMismatch.Load(),
+		MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
 		LimitExceeded: lim,
 	}
 }
@@ -333,6 +338,9 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 		n.warnPeer(from, "source", "dropping message whose source is not the sending peer", "source", string(m.Source))
 		return
 	}
+	if m.Kind == dstate.KindBatchedChangeFeed {
+		n.dropForeignNotices(from, &m)
+	}
 	n.mu.Lock()
 	if m.Kind == dstate.KindBatchedChangeFeed {
 		var targets []shard
@@ -355,6 +363,34 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 		return
 	}
 	s.deliver(&m)
+}
+
+// dropForeignNotices removes from a feed the notices about other nodes than
+// the sending peer, counting and logging them. A node's feed carries only
+// its own notices, so these are forged (or a bug): kept, they would let one
+// member mark another member's view stale with any generation. The frame
+// was decoded for this call alone, so it is filtered in place.
+func (n *Node) dropForeignNotices(from dstate.NodeID, m *dstate.WireMessage) {
+	kept := m.Notifications[:0]
+	var first dstate.ChangeNotification
+	dropped := 0
+	for _, c := range m.Notifications {
+		if c.Source == from {
+			kept = append(kept, c)
+			continue
+		}
+		if dropped == 0 {
+			first = c
+		}
+		dropped++
+	}
+	if dropped == 0 {
+		return
+	}
+	m.Notifications = kept
+	n.stats.noticeSourceMismatch.Add(uint64(dropped))
+	n.warnPeer(from, "notice", "dropping change notices about other nodes than the sending peer",
+		"dropped", dropped, "first", first.String())
 }
 
 // warnPeer logs a warning about peer once per peer and kind per log

@@ -290,8 +290,25 @@ func (s *Shard[S, V]) perform(acts []dstate.Action) {
 			}
 		case dstate.ActionNotify:
 			n.notify(a.Notice)
+		case dstate.ActionNoticeRejected:
+			s.noticeRejected(a.Target, a.Notice)
 		}
 	}
+}
+
+// noticeRejected logs, rate limited per peer, a change notice the engine
+// rejected. It runs on the actor.
+func (s *Shard[S, V]) noticeRejected(peer dstate.NodeID, c dstate.ChangeNotification) {
+	if peer != c.Source {
+		s.n.warnPeer(peer, "notice", "refused a change notice about another node than the sending peer", "notice", c.String())
+		return
+	}
+	held := ""
+	if v, ok := s.eng.Views().Get(peer); ok {
+		held = v.Generation.String()
+	}
+	s.n.warnPeer(peer, "notice-ahead", "a change notice announced a generation its owner's answer did not have; the view is no longer marked stale",
+		"state", s.name, "announced", c.Generation.String(), "answered", held)
 }
 
 // Mutate applies fn to the state with Default urgency and returns the new
