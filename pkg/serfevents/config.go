@@ -71,7 +71,9 @@ type Config struct {
 	JoinMaxAttempts int
 	// SnapshotPath, when set, is a file where serf records the members it
 	// knows; a node restarted with the same file rejoins them on its own,
-	// without seeds. Its directory must exist.
+	// without seeds. Its directory must exist. The file is kept at mode
+	// 0600, and so is "<SnapshotPath>.compact", which serf compacts it
+	// through (see files.go).
 	SnapshotPath string
 	// RejoinAfterLeave makes a node restarted after a graceful Leave rejoin
 	// the peers in its snapshot too (by default only a node that stopped
@@ -102,7 +104,8 @@ type Config struct {
 	Keys []string
 	// KeyFile enables gossip encryption with the keys read from this file
 	// (see LoadKeyFile). Keyring changes (InstallKey, UseKey, RemoveKey)
-	// are written back to it as a JSON list, the primary key first.
+	// are written back to it as a JSON list, the primary key first; once
+	// rewritten, the file is made mode 0600 if it was readable by others.
 	KeyFile string
 	// QueueSize bounds each subscriber's event queue; when it is full,
 	// further events for that subscriber are dropped and counted until it

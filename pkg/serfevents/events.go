@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/serf/serf"
@@ -42,12 +43,20 @@ func kindOf(t serf.EventType) (dstate.ClusterEventKind, bool) {
 // is never held up by a slow one.
 func (m *Membership) drain() {
 	defer m.wg.Done()
+	var fileCheck <-chan time.Time
+	if m.files.active() {
+		t := time.NewTicker(fileCheckInterval)
+		defer t.Stop()
+		fileCheck = t.C
+	}
 	for {
 		select {
 		case e := <-m.eventCh:
 			if me, ok := e.(serf.MemberEvent); ok {
 				m.dispatch(me)
 			}
+		case <-fileCheck:
+			m.files.check()
 		case <-m.stopCh:
 			return
 		}

@@ -205,6 +205,9 @@ func (m *Membership) keyOp(ctx context.Context, op, key string, call func(*serf.
 	}()
 	select {
 	case a := <-done:
+		if op != "list" {
+			m.files.check() // serf has rewritten the key file
+		}
 		res := KeyResult{Messages: map[string]string{}}
 		if a.resp != nil {
 			res = KeyResult{Members: a.resp.NumNodes, Responses: a.resp.NumResp, Errors: a.resp.NumErr,

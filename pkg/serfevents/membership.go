@@ -37,6 +37,7 @@ type Membership struct {
 	log      *slog.Logger
 	serf     *serf.Serf
 	keyring  *memberlist.Keyring
+	files    *fileGuard // keeps the snapshot and the key file private
 	boot     string
 	eventCh  chan serf.Event
 	stopCh   chan struct{}
@@ -107,8 +108,13 @@ func New(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("serfevents: boot id: %w", err)
 	}
 
+	files, err := newFileGuard(logger, c.SnapshotPath, c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+
 	m := &Membership{
-		cfg: c, id: c.NodeID, log: logger, keyring: kr, boot: hex.EncodeToString(b[:]),
+		cfg: c, id: c.NodeID, log: logger, keyring: kr, files: files, boot: hex.EncodeToString(b[:]),
 		eventCh: make(chan serf.Event, eventChSize), stopCh: make(chan struct{}), selfSeen: make(chan struct{}),
 		subs: map[dstate.SubscriptionID]*subscriber{}, members: map[dstate.NodeID]*seenMember{},
 		tags: c.Tags,
@@ -509,6 +515,7 @@ func (m *Membership) Shutdown() error {
 		}
 		m.wg.Wait()
 		m.subWG.Wait()
+		m.files.check() // what serf wrote last, at rest
 		if err != nil {
 			m.shutdownErr = fmt.Errorf("serfevents: shutdown: %w", err)
 		}
