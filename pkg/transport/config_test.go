@@ -35,6 +35,18 @@ func TestConfigValidate(t *testing.T) {
 		{"negative dial timeout", func(c *Config) { c.DialTimeout = -time.Second }, "DialTimeout"},
 		{"negative handshake timeout", func(c *Config) { c.HandshakeTimeout = -time.Second }, "HandshakeTimeout"},
 		{"negative write timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "WriteTimeout"},
+		{"negative idle timeout", func(c *Config) { c.IdleTimeout = -time.Second }, "IdleTimeout"},
+		{"negative keepalive interval", func(c *Config) { c.KeepaliveInterval = -time.Second }, "KeepaliveInterval"},
+		{"keepalive not under half the idle timeout", func(c *Config) { c.IdleTimeout, c.KeepaliveInterval = time.Second, 500 * time.Millisecond }, "KeepaliveInterval"},
+		{"keepalive over the default idle timeout", func(c *Config) { c.KeepaliveInterval = DefaultIdleTimeout }, "KeepaliveInterval"},
+		{"tiny idle timeout", func(c *Config) { c.IdleTimeout = 1 }, "KeepaliveInterval"},
+		{"negative read timeout", func(c *Config) { c.ReadTimeout = -time.Second }, "ReadTimeout"},
+		{"negative max conns", func(c *Config) { c.MaxConns = -1 }, "MaxConns"},
+		{"negative max conns per host", func(c *Config) { c.MaxConnsPerHost = -1 }, "MaxConnsPerHost"},
+		{"negative reassembly budget", func(c *Config) { c.MaxReassemblySize = -1 }, "MaxReassemblySize"},
+		{"reassembly budget below the message limit", func(c *Config) { c.MaxMessageSize, c.MaxReassemblySize = 2<<20, 1<<20 }, "MaxReassemblySize"},
+		{"reassembly budget below the default message limit", func(c *Config) { c.MaxReassemblySize = DefaultMaxReassemblySize }, "MaxReassemblySize"},
+		{"reassembly budget equal to the message limit", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize, c.MaxReassemblySize = 1<<20, 8<<20, 8<<20 }, ""},
 		{"negative backoff min", func(c *Config) { c.ReconnectBackoffMin = -time.Second }, "ReconnectBackoffMin"},
 		{"negative backoff max", func(c *Config) { c.ReconnectBackoffMax = -time.Second }, "ReconnectBackoffMax"},
 		{"backoff max below min", func(c *Config) { c.ReconnectBackoffMin, c.ReconnectBackoffMax = time.Second, time.Millisecond }, "ReconnectBackoffMax"},
@@ -79,6 +91,12 @@ func TestNewFillsDefaultsWithoutChangingTheCallersConfig(t *testing.T) {
 	require.Equal(t, DefaultDialTimeout, tr.cfg.DialTimeout)
 	require.Equal(t, DefaultHandshakeTimeout, tr.cfg.HandshakeTimeout)
 	require.Equal(t, DefaultWriteTimeout, tr.cfg.WriteTimeout)
+	require.Equal(t, DefaultIdleTimeout, tr.cfg.IdleTimeout)
+	require.Equal(t, DefaultIdleTimeout/3, tr.cfg.KeepaliveInterval)
+	require.Equal(t, DefaultReadTimeout, tr.cfg.ReadTimeout)
+	require.Equal(t, DefaultMaxConns, tr.cfg.MaxConns)
+	require.Equal(t, DefaultMaxConnsPerHost, tr.cfg.MaxConnsPerHost)
+	require.Equal(t, DefaultMaxMessageSize, tr.cfg.MaxReassemblySize, "the budget holds one message of the largest size")
 	require.Equal(t, DefaultReconnectBackoffMin, tr.cfg.ReconnectBackoffMin)
 	require.Equal(t, DefaultReconnectBackoffMax, tr.cfg.ReconnectBackoffMax)
 	require.NotSame(t, tlsCfg, tr.cfg.TLS, "the TLS config is cloned")

@@ -17,7 +17,8 @@
 // lost, which the protocol above tolerates). A dead peer only fills its own
 // queue.
 //
-// Each accepted connection has a reader goroutine that calls the deliver
+// Each accepted connection (up to the caps under Limits below) has a reader
+// goroutine that calls the deliver
 // function given to [Transport.Start] once per frame, with the sender's node
 // ID from the handshake and a freshly allocated frame.
 //
@@ -52,6 +53,44 @@
 // up to more than MaxMessageSize, close the connection as soon as the
 // length is read (nothing is allocated for the excess), with a logged and
 // counted error.
+//
+// A dialer with nothing to send for Config.KeepaliveInterval sends a
+// keepalive: the 4-byte header 0x80000000, an empty fragment, which the
+// receiver skips between messages. (A receiver that predates keepalives
+// joins the empty fragment to the next message, which leaves it as it
+// was, so no protocol version change is needed.)
+//
+// # Limits on what a remote can hold
+//
+// Every inbound connection is bounded in time and memory, so that peers
+// that connect and stay silent, send slowly or never finish a message
+// cannot exhaust the node:
+//
+//   - Config.MaxConns and MaxConnsPerHost (per remote IP) bound the inbound
+//     connections open at once, in any stage; one over a cap is closed as
+//     soon as it is accepted, before a goroutine or buffer exists for it.
+//   - Config.HandshakeTimeout bounds the TLS and transport handshakes.
+//   - Config.IdleTimeout closes a connection that delivers nothing, not
+//     even a keepalive, for that long. A dialer's keepalives keep its
+//     connection open through quiet periods, so replication is not
+//     disturbed: there is no reconnect, and no frame in flight to lose.
+//   - Config.ReadTimeout bounds a frame once its header has arrived: it
+//     gets ReadTimeout for each started MiB it announces, however its
+//     bytes trickle in.
+//   - Config.MaxReassemblySize is one memory budget for the messages being
+//     received on all connections together. A message reserves its buffer
+//     from it before allocating (the buffer grows as bytes arrive, so what
+//     is reserved is about what arrived) and gives it back once
+//     delivered. The connection whose message would pass the budget is
+//     closed at once rather than made to wait, which keeps a node under
+//     attack simple to reason about; a legitimate sender resends on its
+//     next connection whatever it had not finished writing. The budget is
+//     at least MaxMessageSize, so one message of the largest size fits.
+//   - Config.WriteTimeout bounds each write to a peer, so a peer that stops
+//     reading costs one queue, not a stuck writer.
+//
+// Each refusal and timeout is counted in [Stats] and logged at most once
+// per remote and kind per Config.LogInterval.
 //
 // # TLS
 //
