@@ -37,7 +37,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative write timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "WriteTimeout"},
 		{"negative idle timeout", func(c *Config) { c.IdleTimeout = -time.Second }, "IdleTimeout"},
 		{"negative keepalive interval", func(c *Config) { c.KeepaliveInterval = -time.Second }, "KeepaliveInterval"},
-		{"keepalive not under half the idle timeout", func(c *Config) { c.IdleTimeout, c.KeepaliveInterval = time.Second, 500 * time.Millisecond }, "KeepaliveInterval"},
+		{"keepalive not under half the idle timeout", func(c *Config) { c.IdleTimeout, c.KeepaliveInterval = time.Second, 500*time.Millisecond }, "KeepaliveInterval"},
 		{"keepalive over the default idle timeout", func(c *Config) { c.KeepaliveInterval = DefaultIdleTimeout }, "KeepaliveInterval"},
 		{"tiny idle timeout", func(c *Config) { c.IdleTimeout = 1 }, "KeepaliveInterval"},
 		{"negative read timeout", func(c *Config) { c.ReadTimeout = -time.Second }, "ReadTimeout"},
