@@ -56,7 +56,7 @@ func TestGossipAttacksLeaveTheAgentUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := gossipattack.Ping(conn, c.name, target.id, time.Minute); err != nil {
+	if err := gossipattack.Ping(conn, nil, c.name, target.id, time.Minute); err != nil {
 		t.Fatalf("after four %d-byte datagrams that decompress to 128 MiB: %v\n%s", len(bomb), err, tail(target.logPath, 20))
 	}
 

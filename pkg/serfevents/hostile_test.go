@@ -1,6 +1,7 @@
 package serfevents_test
 
 import (
+	"encoding/base64"
 	"net"
 	"runtime"
 	"testing"
@@ -20,10 +21,11 @@ import (
 
 // stillServing checks that m keeps its membership: a new node can join it
 // and both see each other alive.
-func stillServing(t *testing.T, m *serfevents.Membership, dir string) {
+func stillServing(t *testing.T, m *serfevents.Membership, dir string, keys ...string) {
 	t.Helper()
 	cfg := testConfig("n9", dir)
 	cfg.SnapshotPath = ""
+	cfg.Keys = keys
 	other := start(t, cfg)
 	ctx, cancel := contextWithTimeout(t, waitFor)
 	defer cancel()
@@ -93,10 +95,46 @@ func TestGossipPortRefusesDecompressionBombsOverUDP(t *testing.T) {
 			_, err := conn.Write(bomb)
 			require.NoError(t, err)
 		}
-		require.NoError(t, gossipattack.Ping(conn, "", "n1", 4*waitFor))
+		require.NoError(t, gossipattack.Ping(conn, nil, "", "n1", 4*waitFor))
 	})
 	t.Logf("allocated %d MiB for %d datagrams of %d bytes", n>>20, packets, len(bomb))
 	// Each 128 MiB bomb costs 512 MiB without the cap.
 	require.Less(t, n, uint64(packets*bombLimit*3/4), "the node decompressed the bombs")
 	stillServing(t, m, dir)
+}
+
+// TestGossipPortWithAKeyringSurvivesAKeyHolder sends the same messages,
+// encrypted with the cluster's gossip key, to a node with a keyring: the
+// decoders run after decryption, so anyone holding the key reaches them.
+func TestGossipPortWithAKeyringSurvivesAKeyHolder(t *testing.T) {
+	dir := t.TempDir()
+	k := newKey(t)
+	key, err := base64.StdEncoding.DecodeString(k)
+	require.NoError(t, err)
+	cfg := testConfig("n1", dir)
+	cfg.Keys = []string{k}
+	m := start(t, cfg)
+	addr := m.LocalNode().Addr
+
+	var n uint64
+	for _, msg := range [][]byte{
+		gossipattack.NegativePushPull(),
+		gossipattack.ShortVersionJoin(1),
+		gossipattack.Bomb(1 << 30),
+	} {
+		n += allocatedDuring(func() {
+			require.NoError(t, gossipattack.SendStream(addr, gossipattack.EncryptedStream(key, "", msg), 4*waitFor))
+		})
+	}
+	conn, err := net.Dial("udp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	n += allocatedDuring(func() {
+		_, err := conn.Write(gossipattack.EncryptedPacket(key, "", gossipattack.Bomb(128<<20)))
+		require.NoError(t, err)
+		require.NoError(t, gossipattack.Ping(conn, key, "", "n1", 4*waitFor))
+	})
+	t.Logf("allocated %d MiB for the encrypted attacks", n>>20)
+	require.Less(t, n, uint64(bombLimit+bombLimit*3/4), "the node decompressed a bomb")
+	stillServing(t, m, dir, k)
 }
