@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,25 +67,32 @@ type Agent struct {
 	bgStop   chan struct{}
 }
 
-// Start validates cfg, creates the data dir, starts every component, joins
-// the seeds and serves the admin API. On error everything started is
-// stopped again.
+// Start validates cfg, creates the data dir (or makes it private, see
+// files.go), starts every component, joins the seeds and serves the admin
+// API. On error everything started is stopped again.
 func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	return start(ctx, cfg, os.Stderr)
+}
+
+// start is Start logging to logOut.
+func start(ctx context.Context, cfg Config, logOut io.Writer) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := resolveAdminToken(&cfg); err != nil {
 		return nil, err
 	}
-	if err := prepareDataDir(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	log, err := newLogger(cfg, os.Stderr)
+	log, err := newLogger(cfg, logOut)
 	if err != nil {
 		return nil, err
 	}
+	log = log.With("node", cfg.NodeID)
+	if err := prepareDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	warnLooseSecretFiles(cfg, log)
 	a := &Agent{
-		cfg: cfg, log: log.With("node", cfg.NodeID), clock: dstate.SystemClock{}, started: time.Now(),
+		cfg: cfg, log: log, clock: dstate.SystemClock{}, started: time.Now(),
 		states: map[string]stateHandle{}, stopped: make(chan struct{}), bgStop: make(chan struct{}),
 		registry: prometheus.NewRegistry(),
 	}
@@ -96,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err = a.startParts(ctx); err != nil {
 		return nil, err
 	}
+	makePrivate(cfg.DataDir, a.log) // what the components created open to others (raft/snapshots)
 	return a, nil
 }
 
@@ -356,6 +365,7 @@ func (a *Agent) teardown(ctx context.Context) error {
 		a.rt.Close()
 	}
 	a.bg.Wait()
+	makePrivate(a.cfg.DataDir, a.log) // Raft snapshots taken while it ran
 	return errors.Join(errs...)
 }
 
@@ -479,17 +489,3 @@ func (a *Agent) Keyring() (KeyringStatus, error) { return a.gossip.keyring() }
 
 // KeyringOp installs, uses or removes a gossip key across the cluster.
 func (a *Agent) KeyringOp(op, key string) error { return a.gossip.keyringOp(op, key) }
-
-func prepareDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("agent: data_dir %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return fmt.Errorf("agent: data_dir %s is not writable: %w", dir, err)
-	}
-	name := f.Name()
-	_ = f.Close()
-	_ = os.Remove(name)
-	return nil
-}

@@ -25,7 +25,8 @@ type Config struct {
 	// ClusterName must match on every node; the transport refuses others.
 	ClusterName string `json:"cluster_name"`
 	// DataDir holds the node's durable files (raft log and snapshots, the
-	// local state store, the serf snapshot). It is created if missing.
+	// local state store, the serf snapshot). It is created if missing, and
+	// made private at start (mode 0700; the files in it 0600).
 	DataDir string `json:"data_dir"`
 
 	// SerfAddr is the gossip bind address (host:port).
