@@ -137,10 +137,12 @@ type Config struct {
 	// (RootCAs, and Certificates as the client certificate). ServerName
 	// defaults to the host of the dialed address. New clones it.
 	//
-	// A verified peer certificate binds the peer's identity: its Subject
-	// CommonName or one of its DNS names must equal the node ID the peer
-	// claims in the handshake (accepting) or the node ID expected at the
-	// address (dialing), or the connection is refused with
+	// A verified peer certificate binds the peer's identity: the node ID it
+	// names (its dstate://node/<id> URI SAN, or without any dstate:// URI
+	// SAN its Subject CommonName; never a DNS name, see internal/certid)
+	// must equal the node ID the peer claims in the handshake (accepting)
+	// or the node ID expected at the address (dialing), or the connection
+	// is refused with
 	// ErrIdentityMismatch. With mutual TLS every peer presents one, so no
 	// node can send frames under another node's ID.
 	TLS *tls.Config
