@@ -374,6 +374,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 	if err != nil {
 		return err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the agent requires it of state-changing calls
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,6 +79,24 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.PeerQueueFrames = x.Int("peer-queue-frames") }},
 	{&ucli.IntFlag{Name: "max-request-bytes", Usage: "largest admin API request body (default 1 MiB)"},
 		func(c *agent.Config, x *ucli.Context) { c.MaxRequestBytes = x.Int("max-request-bytes") }},
+	{&ucli.DurationFlag{Name: "http-read-timeout", Usage: "most time to read one admin API request, headers and body (default 10s)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.HTTPReadTimeout = agent.Duration(x.Duration("http-read-timeout"))
+		}},
+	{&ucli.DurationFlag{Name: "http-write-timeout", Usage: "most time from an admin API request's headers to the end of its answer (default 1m)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.HTTPWriteTimeout = agent.Duration(x.Duration("http-write-timeout"))
+		}},
+	{&ucli.DurationFlag{Name: "http-idle-timeout", Usage: "most time a keep-alive admin API connection waits for its next request (default 1m)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.HTTPIdleTimeout = agent.Duration(x.Duration("http-idle-timeout"))
+		}},
+	{&ucli.IntFlag{Name: "http-max-conns", Usage: "most open admin API connections; more are closed at once (default 256)"},
+		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConns = x.Int("http-max-conns") }},
+	{&ucli.IntFlag{Name: "http-max-conns-per-host", Usage: "most open admin API connections from one client address (default 64)"},
+		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConnsPerHost = x.Int("http-max-conns-per-host") }},
+	{&ucli.StringFlag{Name: "http-allowed-hosts", Usage: "comma-separated Host header values the admin API accepts besides its own address, e.g. a proxy's name"},
+		func(c *agent.Config, x *ucli.Context) { c.HTTPAllowedHosts = splitList(x.String("http-allowed-hosts")) }},
 	{&ucli.DurationFlag{Name: "limit-log-interval", Usage: "least time between two warnings about one peer's bad input of one kind (default 1m)"},
 		func(c *agent.Config, x *ucli.Context) {
 			c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))
@@ -127,6 +146,17 @@ Example (a 3-node cluster on one machine):
 			return runAgent(c.Context, cfg, c.App.ErrWriter)
 		},
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // agentConfig layers defaults, the config file, the environment and flags.

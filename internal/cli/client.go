@@ -168,7 +168,9 @@ func (e *timeoutError) Error() string {
 func (e *timeoutError) Unwrap() error { return e.Err }
 
 // do performs one request and returns the body of a 2xx answer; any other
-// status becomes an *agentError.
+// status becomes an *agentError. A state-changing call (not GET or HEAD)
+// without a contentType is sent as application/json, which the agent
+// requires of every such call.
 func (cl *client) do(ctx context.Context, method, path string, q url.Values, body []byte, contentType string) ([]byte, int, error) {
 	return cl.doAccept(ctx, method, path, q, body, contentType, "application/json")
 }
@@ -186,6 +188,11 @@ func (cl *client) doAccept(ctx context.Context, method, path string, q url.Value
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, 0, fmt.Errorf("building request %s %s: %w", method, path, err)
+	}
+	if contentType == "" && method != http.MethodGet && method != http.MethodHead {
+		// The agent refuses a state-changing call without it, body or
+		// not: it is what a browser page cannot send cross-site.
+		contentType = "application/json"
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)

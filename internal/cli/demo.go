@@ -340,7 +340,7 @@ func (d *demo) members(ctx context.Context, n *demoNode) {
 
 func (d *demo) put(ctx context.Context, n *demoNode, state, key, value string) error {
 	q := url.Values{"state": {state}}
-	_, _, err := n.cl.do(ctx, http.MethodPut, "/v1/kv/"+escape(key), q, []byte(value), "text/plain")
+	_, _, err := n.cl.do(ctx, http.MethodPut, "/v1/kv/"+escape(key), q, []byte(value), "application/octet-stream")
 	if err != nil {
 		return fmt.Errorf("demo: put %s=%s on %s (%s): %w", key, value, n.id, state, err)
 	}

@@ -54,8 +54,9 @@ type Agent struct {
 	oversizedRequests atomic.Uint64   // admin requests over max_request_bytes
 	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
 
-	httpLn  net.Listener
-	httpSrv *http.Server
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	httpConns *connLimiter // the admin API's connection caps and counts
 
 	mu     sync.Mutex
 	states map[string]stateHandle
@@ -277,11 +278,13 @@ func (a *Agent) serveHTTP() error {
 	if err != nil {
 		return fmt.Errorf("agent: http_addr %s: %w", a.cfg.HTTPAddr, err)
 	}
+	a.httpConns = newConnLimiter(a.cfg, a.log, ln)
+	ln = a.httpConns
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	a.httpLn = ln
-	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.httpSrv = a.newHTTPServer()
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()

@@ -4,7 +4,12 @@ package agent
 // the dstatectl client reads them; field names are stable for scripts.
 //
 // Endpoints (all under the agent's HTTP address; a bearer token in the
-// Authorization header when the agent has one):
+// Authorization header when the agent has one). Every call that is not a
+// GET sends Content-Type application/json, body or not (PUT /v1/kv/{key}
+// may send application/octet-stream instead), or is refused with 415; a
+// Host header other than the agent's address (without a token) and a
+// browser's cross-origin Sec-Fetch-Site or Origin are refused with 403
+// (see http_guard.go):
 //
 //	GET    /v1/health?max_staleness=5s       Health
 //	GET    /v1/members                       []Member
@@ -21,7 +26,10 @@ package agent
 //	POST   /v1/keyring/{install|use|remove}  KeyRequest → {}
 //	GET    /metrics                          Prometheus text format
 //
-// Every error is a 4xx or 5xx status with an APIError body.
+// Every error is a 4xx or 5xx status with an APIError body. A connection
+// over http_max_conns or http_max_conns_per_host is closed before any
+// answer, and one that does not send its request within http_read_timeout
+// is cut (see http_conns.go).
 
 // APIError is the body of every error response.
 type APIError struct {

@@ -99,6 +99,27 @@ type Config struct {
 	PeerQueueFrames int `json:"peer_queue_frames"`
 	// MaxRequestBytes bounds an admin API request body (default 1 MiB).
 	MaxRequestBytes int `json:"max_request_bytes"`
+	// HTTPReadTimeout bounds reading one admin API request, headers and
+	// body (default 10s); a slower client is cut off.
+	HTTPReadTimeout Duration `json:"http_read_timeout"`
+	// HTTPWriteTimeout bounds one admin API request from the end of its
+	// headers to the end of its answer (default 1m).
+	HTTPWriteTimeout Duration `json:"http_write_timeout"`
+	// HTTPIdleTimeout bounds a keep-alive admin API connection's wait for
+	// its next request (default 1m).
+	HTTPIdleTimeout Duration `json:"http_idle_timeout"`
+	// HTTPMaxConns bounds the admin API's open connections (default
+	// 256); past it new connections are closed at once.
+	HTTPMaxConns int `json:"http_max_conns"`
+	// HTTPMaxConnsPerHost bounds the admin API's open connections from
+	// one client IP address (default 64).
+	HTTPMaxConnsPerHost int `json:"http_max_conns_per_host"`
+	// HTTPAllowedHosts lists Host header values (host or host:port) the
+	// admin API accepts besides the address it is bound to, e.g. the
+	// name of a proxy in front of it. Without an admin token the Host
+	// header is always checked (against DNS rebinding); with a token
+	// only when this list is set.
+	HTTPAllowedHosts []string `json:"http_allowed_hosts"`
 	// LimitLogInterval is the least time between two warnings about one
 	// peer's input of one kind (default 1m).
 	LimitLogInterval Duration `json:"limit_log_interval"`
@@ -243,6 +264,7 @@ func (c Config) Validate() error {
 		{"max_feed_notifications", c.MaxFeedNotifications}, {"max_feed_states", c.MaxFeedStates},
 		{"max_feed_peers", c.MaxFeedPeers}, {"peer_queue_frames", c.PeerQueueFrames},
 		{"max_request_bytes", c.MaxRequestBytes}, {"test_load_rate", c.TestLoadRate},
+		{"http_max_conns", c.HTTPMaxConns}, {"http_max_conns_per_host", c.HTTPMaxConnsPerHost},
 	} {
 		if l.v < 0 {
 			return bad(l.field, "%d is negative", l.v)
@@ -255,6 +277,17 @@ func (c Config) Validate() error {
 		return bad("max_message_bytes", "%d is smaller than max_frame_bytes", c.MaxMessageBytes)
 	case c.LimitLogInterval < 0:
 		return bad("limit_log_interval", "%s is negative", time.Duration(c.LimitLogInterval))
+	case c.HTTPReadTimeout < 0:
+		return bad("http_read_timeout", "%s is negative", time.Duration(c.HTTPReadTimeout))
+	case c.HTTPWriteTimeout < 0:
+		return bad("http_write_timeout", "%s is negative", time.Duration(c.HTTPWriteTimeout))
+	case c.HTTPIdleTimeout < 0:
+		return bad("http_idle_timeout", "%s is negative", time.Duration(c.HTTPIdleTimeout))
+	}
+	for i, h := range c.HTTPAllowedHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/ \t@?#") {
+			return bad(fmt.Sprintf("http_allowed_hosts[%d]", i), "%q is not a host or host:port", c.HTTPAllowedHosts[i])
+		}
 	}
 	n := 0
 	for _, f := range []string{c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile} {

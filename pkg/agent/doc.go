@@ -17,6 +17,11 @@
 // as durable-kv) are not yet registered and answer "not ready".
 //
 // The admin API binds to loopback unless an admin token is set; the token is
-// compared in constant time. Every error is a 4xx or 5xx with a JSON body
-// naming what was wrong.
+// compared in constant time. It refuses what a web page in the local user's
+// browser could send it (a foreign Host header without a token, a
+// cross-origin Sec-Fetch-Site or Origin, a state-changing call without
+// Content-Type application/json: http_guard.go) and bounds what slow or
+// idle clients may hold (read, write and idle timeouts, connection caps
+// per listener and per client address: http_conns.go). Every error is a
+// 4xx or 5xx with a JSON body naming what was wrong.
 package agent

@@ -56,6 +56,19 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/states", false},
 }
 
+// fuzzHeaders are the header sets FuzzAdminAPI sends: none beyond the
+// Host and Content-Type the CLI sends, then what a web page could send,
+// which the agent refuses.
+var fuzzHeaders = []map[string]string{
+	nil,
+	{"Content-Type": "text/plain;charset=UTF-8"},
+	{"Content-Type": "application/x-www-form-urlencoded"},
+	{"Content-Type": ""},
+	{"Origin": "http://evil.example"},
+	{"Sec-Fetch-Site": "cross-site"},
+	{"Host": "evil.example:7380"},
+}
+
 // fuzzMaxRequest is the agent's max_request_bytes in FuzzAdminAPI: small,
 // so the allocation bound means something.
 const fuzzMaxRequest = 4 << 10
@@ -85,7 +98,9 @@ func fuzzAgent(f *testing.F) (*agent.Agent, http.Handler) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/kv/x?state=durable-kv", nil))
+		req := httptest.NewRequest("GET", "/v1/kv/x?state=durable-kv", nil)
+		req.Host = a.HTTPAddr()
+		h.ServeHTTP(rec, req)
 		if rec.Code == http.StatusOK {
 			return a, h
 		}
@@ -146,10 +161,20 @@ func FuzzAdminAPI(f *testing.F) {
 		[]any{route("POST", "/v1/"), "nope", "", []byte(nil)},
 		[]any{route("PATCH", "/v1/kv/"), "greeting", "", []byte("x")},
 		[]any{route("PUT", "/v1/states"), "", "", []byte("[]")},
+		// What a web page could send: each refused with 403 or 415.
+		[]any{route("POST", "/v1/raft/bootstrap") + 1*byte(len(fuzzRoutes)), "", "", []byte(`{}`)},
+		[]any{route("POST", "/v1/keyring/") + 2*byte(len(fuzzRoutes)), "install", "", []byte(`key=x`)},
+		[]any{route("DELETE", "/v1/kv/") + 3*byte(len(fuzzRoutes)), "greeting", "", []byte(nil)},
+		[]any{route("PUT", "/v1/kv/") + 4*byte(len(fuzzRoutes)), "greeting", "", []byte("hello")},
+		[]any{route("GET", "/v1/raft") + 5*byte(len(fuzzRoutes)), "", "", []byte(nil)},
+		[]any{route("GET", "/v1/members") + 6*byte(len(fuzzRoutes)), "", "", []byte(nil)},
 	)
-	_, h := fuzzAgent(f)
+	a, h := fuzzAgent(f)
 	f.Fuzz(func(t *testing.T, sel byte, seg, query string, body []byte) {
 		r := fuzzRoutes[int(sel)%len(fuzzRoutes)]
+		// The high bits of sel pick the headers: what the CLI sends
+		// (0, so every seed above), or what a web page could send.
+		headers := fuzzHeaders[(int(sel)/len(fuzzRoutes))%len(fuzzHeaders)]
 		p := r.path
 		if r.seg {
 			p += seg
@@ -171,6 +196,17 @@ func FuzzAdminAPI(f *testing.F) {
 			req := httptest.NewRequest(r.method, "/", bytes.NewReader(body))
 			req.URL = &url.URL{Path: p, RawQuery: query}
 			req.RequestURI = req.URL.RequestURI()
+			req.Host = a.HTTPAddr()
+			if r.method != "GET" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			for k, v := range headers {
+				if k == "Host" {
+					req.Host = v
+				} else {
+					req.Header.Set(k, v)
+				}
+			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			return rec
@@ -207,6 +243,8 @@ func FuzzAdminAPI(f *testing.F) {
 			}
 			del := httptest.NewRequest("DELETE", "/", nil)
 			del.URL = &url.URL{Path: "/v1/kv/" + w.Key, RawQuery: url.Values{"state": {w.State}}.Encode()}
+			del.Host = a.HTTPAddr()
+			del.Header.Set("Content-Type", "application/json")
 			drec := httptest.NewRecorder()
 			h.ServeHTTP(drec, del)
 			if drec.Code != http.StatusOK {

@@ -17,7 +17,11 @@ import (
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// Handler returns the admin API (see api.go for the endpoints).
+// Handler returns the admin API (see api.go for the endpoints). It refuses
+// requests a web page could have sent (see http_guard.go): a Host header
+// other than the agent's admin address when it has no token, a
+// cross-origin Sec-Fetch-Site or Origin, and a state-changing call without
+// Content-Type application/json; then it checks the token, if any.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.getHealth)
@@ -38,7 +42,11 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))
 	})
-	return a.auth(mux)
+	bound := a.HTTPAddr()
+	if bound == "" {
+		bound = a.cfg.HTTPAddr
+	}
+	return newHostGuard(a.cfg, bound).guard(a.auth(mux))
 }
 
 // auth checks the bearer token in constant time when the agent has one.

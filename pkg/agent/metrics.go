@@ -122,7 +122,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // limitCounts returns the inputs refused per limit, under the config's
 // names for the limits: the host's decode limits, the transport's frame,
-// message and queue bounds, and the admin API's body bound.
+// message and queue bounds, and the admin API's body bound, connection caps
+// and read timeout.
 func (a *Agent) limitCounts() map[string]uint64 {
 	out := map[string]uint64{}
 	names := map[string]string{
@@ -137,6 +138,11 @@ func (a *Agent) limitCounts() map[string]uint64 {
 	out["max_frame_bytes"] = ts.OversizedFrames
 	out["peer_queue_frames"] = ts.QueueDrops
 	out["max_request_bytes"] = a.oversizedRequests.Load()
+	if l := a.httpConns; l != nil {
+		out["http_max_conns"] = l.refusedTotal.Load()
+		out["http_max_conns_per_host"] = l.refusedHost.Load()
+		out["http_read_timeout"] = l.readTimeouts.Load()
+	}
 	return out
 }
 
