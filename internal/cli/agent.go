@@ -77,6 +77,26 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.MaxFeedPeers = x.Int("max-feed-peers") }},
 	{&ucli.IntFlag{Name: "peer-queue-frames", Usage: "frames queued per peer before sends are refused (default 1024)"},
 		func(c *agent.Config, x *ucli.Context) { c.PeerQueueFrames = x.Int("peer-queue-frames") }},
+	{&ucli.IntFlag{Name: "max-reassembly-bytes", Usage: "memory all partially received transport messages may hold together (default the larger of 64 MiB and --max-message-bytes)"},
+		func(c *agent.Config, x *ucli.Context) { c.MaxReassemblyBytes = x.Int("max-reassembly-bytes") }},
+	{&ucli.IntFlag{Name: "transport-max-conns", Usage: "most open inbound state transport connections; more are closed at once (default 1024)"},
+		func(c *agent.Config, x *ucli.Context) { c.TransportMaxConns = x.Int("transport-max-conns") }},
+	{&ucli.IntFlag{Name: "transport-max-conns-per-host", Usage: "most open inbound state transport connections from one IP address (default 64)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.TransportMaxConnsPerHost = x.Int("transport-max-conns-per-host")
+		}},
+	{&ucli.DurationFlag{Name: "transport-idle-timeout", Usage: "close an inbound transport connection silent this long; peers send keepalives at a third of it (default 1m30s)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.TransportIdleTimeout = agent.Duration(x.Duration("transport-idle-timeout"))
+		}},
+	{&ucli.DurationFlag{Name: "transport-read-timeout", Usage: "most time to receive each started MiB of a transport frame once it began (default 10s)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.TransportReadTimeout = agent.Duration(x.Duration("transport-read-timeout"))
+		}},
+	{&ucli.DurationFlag{Name: "transport-write-timeout", Usage: "most time a write to a peer may block, per MiB, before the peer is disconnected (default 10s)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.TransportWriteTimeout = agent.Duration(x.Duration("transport-write-timeout"))
+		}},
 	{&ucli.IntFlag{Name: "max-request-bytes", Usage: "largest admin API request body (default 1 MiB)"},
 		func(c *agent.Config, x *ucli.Context) { c.MaxRequestBytes = x.Int("max-request-bytes") }},
 	{&ucli.DurationFlag{Name: "http-read-timeout", Usage: "most time to read one admin API request, headers and body (default 10s)"},

@@ -97,6 +97,28 @@ type Config struct {
 	// PeerQueueFrames bounds the frames queued for one peer (default
 	// 1024); past it sends are refused and the peer catches up later.
 	PeerQueueFrames int `json:"peer_queue_frames"`
+	// MaxReassemblyBytes bounds the memory that partially received
+	// transport messages hold across all inbound connections (default the
+	// larger of 64 MiB and max_message_bytes, so 256 MiB at the defaults;
+	// at least max_message_bytes). The connection whose message would pass
+	// it is closed.
+	MaxReassemblyBytes int `json:"max_reassembly_bytes"`
+	// TransportMaxConns bounds the state transport's open inbound
+	// connections (default 1024); past it new ones are closed at once.
+	TransportMaxConns int `json:"transport_max_conns"`
+	// TransportMaxConnsPerHost bounds the state transport's open inbound
+	// connections from one IP address (default 64).
+	TransportMaxConnsPerHost int `json:"transport_max_conns_per_host"`
+	// TransportIdleTimeout closes an inbound transport connection that
+	// sends nothing for this long (default 1m30s); peers send a keepalive
+	// after a third of it without frames, so use one value cluster-wide.
+	TransportIdleTimeout Duration `json:"transport_idle_timeout"`
+	// TransportReadTimeout bounds receiving a transport frame once its
+	// header has arrived, per started MiB (default 10s).
+	TransportReadTimeout Duration `json:"transport_read_timeout"`
+	// TransportWriteTimeout bounds a write to a peer, per MiB; a peer that
+	// stops reading is disconnected (default 10s).
+	TransportWriteTimeout Duration `json:"transport_write_timeout"`
 	// MaxRequestBytes bounds an admin API request body (default 1 MiB).
 	MaxRequestBytes int `json:"max_request_bytes"`
 	// HTTPReadTimeout bounds reading one admin API request, headers and
@@ -288,6 +310,9 @@ func (c Config) Validate() error {
 		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/ \t@?#") {
 			return bad(fmt.Sprintf("http_allowed_hosts[%d]", i), "%q is not a host or host:port", c.HTTPAllowedHosts[i])
 		}
+	}
+	if err := validateTransportLimits(c); err != nil {
+		return err
 	}
 	n := 0
 	for _, f := range []string{c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile} {

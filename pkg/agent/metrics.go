@@ -54,6 +54,13 @@ var (
 		"Test load generator: writes done, refused by the state's actor, and ticks that fell behind.", []string{"outcome"}, nil)
 )
 
+// The transport's gauges of what remote peers hold.
+var (
+	descInbound    = prometheus.NewDesc("dstate_transport_inbound_connections", "Open inbound state transport connections.", nil, nil)
+	descReassembly = prometheus.NewDesc("dstate_transport_reassembly_bytes",
+		"Memory held by partially received transport messages (at most max_reassembly_bytes).", nil, nil)
+)
+
 // nodeCollector reads the host's and transport's counters at scrape time.
 type nodeCollector struct{ a *Agent }
 
@@ -66,6 +73,8 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLimits
 	ch <- descQueue
 	ch <- descQueueCap
+	ch <- descInbound
+	ch <- descReassembly
 	ch <- descTestLoad
 }
 
@@ -101,10 +110,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		"frames_out": ts.FramesOut, "frames_in": ts.FramesIn, "bytes_out": ts.BytesOut, "bytes_in": ts.BytesIn,
 		"queue_drops": ts.QueueDrops, "frames_lost": ts.FramesLost, "reconnects": ts.Reconnects,
 		"dial_failures": ts.DialFailures, "handshake_failures": ts.HandshakeFailures, "oversized_frames": ts.OversizedFrames,
+		"keepalives_out": ts.KeepalivesOut, "keepalives_in": ts.KeepalivesIn,
 	} {
 		ch <- prometheus.MustNewConstMetric(descTransport, prometheus.CounterValue, float64(v), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(n.Members())))
+	ch <- prometheus.MustNewConstMetric(descInbound, prometheus.GaugeValue, float64(ts.InboundConns))
+	ch <- prometheus.MustNewConstMetric(descReassembly, prometheus.GaugeValue, float64(ts.ReassemblyBytes))
 	for name, v := range c.a.limitCounts() {
 		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(v), name)
 	}
@@ -138,6 +150,12 @@ func (a *Agent) limitCounts() map[string]uint64 {
 	out["max_frame_bytes"] = ts.OversizedFrames
 	out["peer_queue_frames"] = ts.QueueDrops
 	out["max_request_bytes"] = a.oversizedRequests.Load()
+	out["max_reassembly_bytes"] = ts.BudgetRefusals
+	out["transport_max_conns"] = ts.ConnsRefused
+	out["transport_max_conns_per_host"] = ts.HostConnsRefused
+	out["transport_idle_timeout"] = ts.IdleTimeouts
+	out["transport_read_timeout"] = ts.ReadTimeouts
+	out["transport_write_timeout"] = ts.WriteTimeouts
 	if l := a.httpConns; l != nil {
 		out["http_max_conns"] = l.refusedTotal.Load()
 		out["http_max_conns_per_host"] = l.refusedHost.Load()
