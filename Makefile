@@ -27,7 +27,7 @@ FUZZ_TARGETS = \
 	pkg/dstate:FuzzDecodeWire pkg/dstate:FuzzEngineHandleWire \
 	pkg/transport:FuzzReadMessage pkg/transport:FuzzAcceptHandshake pkg/transport:FuzzReadHandshake \
 	pkg/raftpersist:FuzzDecodeCommand pkg/raftpersist:FuzzDecodeEnvelope pkg/raftpersist:FuzzRestoreSnapshot \
-	pkg/raftpersist:FuzzDecodeSaveCommand pkg/raftpersist:FuzzReadFrame \
+	pkg/raftpersist:FuzzDecodeSaveCommand pkg/raftpersist:FuzzReadFrame pkg/raftpersist:FuzzForwardRequest pkg/raftpersist:FuzzForwardResponse \
 	pkg/localpersist:FuzzDecodeStoredEnvelope \
 	pkg/agent:FuzzAdminAPI pkg/agent:FuzzLoadConfig
 

@@ -33,6 +33,7 @@ func BenchmarkSave(b *testing.B) {
 			b.Run(mode+"/"+where, func(b *testing.B) {
 				c := newCluster(b, 3, func(_ int, cfg *Config) {
 					cfg.DisableGroupCommit = mode == "single"
+					anyOwner(0, cfg)
 					cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 				})
 				s := c.node(c.leader())

@@ -63,7 +63,7 @@ func TestClusterFencing(t *testing.T) {
 }
 
 func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, anyOwner)
 	old := c.leader()
 	// Writers on the two nodes that survive save increasing ages; we record
 	// the last acknowledged age of each.
@@ -218,6 +218,7 @@ func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
 		cfg.SnapshotThreshold = 16
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = time.Hour // snapshots only when the test asks
+		anyOwner(0, cfg)                 // the leader may change during the saves
 	})
 	l := c.leader()
 	lag := c.follower()
@@ -274,7 +275,7 @@ func TestClusterDeserializationFailureCarriesStoredGeneration(t *testing.T) {
 }
 
 func TestClusterGroupCommitOffStillWorks(t *testing.T) {
-	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.DisableGroupCommit = true })
+	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.DisableGroupCommit = true; anyOwner(0, cfg) })
 	ctx := ctxT(t, 10*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, 30)
@@ -313,11 +314,12 @@ func TestClosedStoreRejects(t *testing.T) {
 func TestEnvelopesAsAHostStore(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 10*time.Second)
-	es := c.node(c.follower()).Envelopes()
-	env := dstate.StoredEnvelope{State: "s", Node: "n0", Generation: dstate.Generation{Incarnation: 7, Age: 1}, StorageVersion: 1,
+	f := c.node(c.follower())
+	es := f.Envelopes()
+	env := dstate.StoredEnvelope{State: "s", Node: f.ID(), Generation: dstate.Generation{Incarnation: 7, Age: 1}, StorageVersion: 1,
 		CreatedUnixMs: 5, ModifiedUnixMs: 6, Data: []byte("x")}
 	require.NoError(t, es.SaveEnvelope(ctx, env))
-	got, err := c.node(c.leader()).Envelopes().LoadEnvelope(ctx, "s", "n0")
+	got, err := c.node(c.leader()).Envelopes().LoadEnvelope(ctx, "s", f.ID())
 	require.NoError(t, err)
 	require.Equal(t, env, *got)
 	none, err := es.LoadEnvelope(ctx, "s", "n9")

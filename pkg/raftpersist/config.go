@@ -101,6 +101,47 @@ type Config struct {
 	// and for forwarding each (default 4).
 	MaxPool int
 
+	// IdleTimeout closes an accepted connection (raft or forwarding) on
+	// which nothing arrives for this long (default 2m; at least twice
+	// HeartbeatTimeout). A leader's connections in use never idle that
+	// long: it heartbeats every HeartbeatTimeout/10 and its pipelines send
+	// every CommitTimeout. A pooled raft connection left over from a burst
+	// of RPCs may; the next RPC on it then fails once and raft retries it
+	// on a new connection. Pooled forwarding connections idle for half of
+	// IdleTimeout are not reused. Give every server of a cluster the same
+	// value. The TLS handshake and the prelude of a connection must
+	// complete within DialTimeout.
+	IdleTimeout time.Duration
+	// MaxConns bounds the accepted connections the listener holds at once,
+	// in their handshake or served (default 512), and MaxConnsPerHost those
+	// from one remote IP (default 128). A connection over either limit is
+	// closed at once. A server holds about a dozen connections from each
+	// peer (MaxPool raft and MaxPool forwarding connections, a pipeline and
+	// the RPCs in flight), so MaxConnsPerHost must allow for every server
+	// sharing one IP; raft's transport buffers up to 512 KiB per served
+	// raft connection.
+	MaxConns        int
+	MaxConnsPerHost int
+	// WarnInterval is the least time between two warnings about one remote
+	// IP and kind of refusal (default 1m).
+	WarnInterval time.Duration
+
+	// IsKnownNode, when set, admits a raft or forwarding connection only
+	// from a node that is in the raft configuration or for which it returns
+	// true (e.g. a member of the gossip membership); nil admits every node.
+	// The node ID is the one the dialer announces, which mutual TLS binds to
+	// its certificate (without client certificates anyone can announce
+	// any ID). It is called on the accepting goroutine and must not block.
+	IsKnownNode func(id dstate.NodeID) bool
+	// ForwardedSaveAllowed decides whether a save forwarded by node peer
+	// (the ID its connection announced, bound to its certificate under
+	// mutual TLS) may store env. nil means the default rule: a node saves
+	// only its own envelopes (env.Node == peer), as [For] does. A store's
+	// own saves are never checked: on the leader they are not forwarded,
+	// so [ForNode] may save any node's envelope there; a follower forwards
+	// them and the leader applies this rule.
+	ForwardedSaveAllowed func(peer dstate.NodeID, env *Envelope) bool
+
 	// Logger receives the store's and raft's logs; default slog.Default().
 	Logger *slog.Logger
 	// RaftLogLevel is the lowest level of raft's own messages passed to
@@ -130,6 +171,10 @@ func DefaultConfig() Config {
 		DialTimeout:        2 * time.Second,
 		MaxFrameBytes:      64 << 20,
 		MaxPool:            4,
+		IdleTimeout:        2 * time.Minute,
+		MaxConns:           512,
+		MaxConnsPerHost:    128,
+		WarnInterval:       time.Minute,
 		RaftLogLevel:       slog.LevelWarn,
 	}
 }
@@ -154,6 +199,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SnapshotInterval, d.SnapshotInterval)
 	setDur(&c.ApplyTimeout, d.ApplyTimeout)
 	setDur(&c.DialTimeout, d.DialTimeout)
+	setDur(&c.IdleTimeout, d.IdleTimeout)
+	setDur(&c.WarnInterval, d.WarnInterval)
 	setInt(&c.MaxAppendEntries, d.MaxAppendEntries)
 	setInt(&c.SnapshotRetain, d.SnapshotRetain)
 	setInt(&c.MaxBatch, d.MaxBatch)
@@ -161,6 +208,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxInflight, d.MaxInflight)
 	setInt(&c.MaxFrameBytes, d.MaxFrameBytes)
 	setInt(&c.MaxPool, d.MaxPool)
+	setInt(&c.MaxConns, d.MaxConns)
+	setInt(&c.MaxConnsPerHost, d.MaxConnsPerHost)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -204,6 +253,7 @@ func (c Config) Validate() error {
 		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
 		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "CommitTimeout": c.CommitTimeout,
 		"SnapshotInterval": c.SnapshotInterval, "ApplyTimeout": c.ApplyTimeout, "DialTimeout": c.DialTimeout,
+		"IdleTimeout": c.IdleTimeout, "WarnInterval": c.WarnInterval,
 	} {
 		if d < 0 {
 			return bad(name, "must not be negative, got %s", d)
@@ -213,6 +263,7 @@ func (c Config) Validate() error {
 		"MaxAppendEntries": c.MaxAppendEntries, "SnapshotRetain": c.SnapshotRetain, "MaxBatch": c.MaxBatch,
 		"MaxBatchBytes": c.MaxBatchBytes, "MaxInflight": c.MaxInflight, "MaxFrameBytes": c.MaxFrameBytes,
 		"MaxPool": c.MaxPool, "BootstrapExpect": c.BootstrapExpect,
+		"MaxConns": c.MaxConns, "MaxConnsPerHost": c.MaxConnsPerHost,
 	} {
 		if n < 0 {
 			return bad(name, "must not be negative, got %d", n)
@@ -224,6 +275,9 @@ func (c Config) Validate() error {
 	}
 	if d.ElectionTimeout < d.HeartbeatTimeout {
 		return bad("ElectionTimeout", "%s must not be less than HeartbeatTimeout %s", d.ElectionTimeout, d.HeartbeatTimeout)
+	}
+	if d.IdleTimeout < 2*d.HeartbeatTimeout {
+		return bad("IdleTimeout", "%s is less than twice HeartbeatTimeout %s", d.IdleTimeout, d.HeartbeatTimeout)
 	}
 	if d.MaxAppendEntries > 1024 {
 		return bad("MaxAppendEntries", "%d exceeds raft's limit 1024", d.MaxAppendEntries)

@@ -29,6 +29,11 @@ var (
 	// ErrRemote: the leader reported an error while serving a forwarded
 	// request.
 	ErrRemote = errors.New("raftpersist: remote error")
+	// ErrForbidden: the leader refused a forwarded request the forwarding
+	// node may not make: a save of another node's envelope, or a membership
+	// change from a node that is not a voter. It comes wrapped with
+	// ErrRemote.
+	ErrForbidden = errors.New("raftpersist: forbidden")
 	// ErrInvalidConfig: a Config field is invalid (see ConfigError).
 	ErrInvalidConfig = errors.New("raftpersist: invalid config")
 )

@@ -7,28 +7,50 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dstate-go/dstate/internal/ratelog"
 )
 
 // slogLogger adapts an *slog.Logger to hclog.Logger, the logger raft
 // takes. Raft's Trace maps to slog.LevelDebug-4. The level filter is the
 // adapter's own (min), on top of the slog handler's.
+//
+// Raft's messages about malformed input from a connection (remoteInputMsgs)
+// pass at most once per interval each, with the number held back since, so
+// a peer sending garbage cannot flood the log.
 type slogLogger struct {
 	l       *slog.Logger
 	name    string
 	implied []any
-	min     *atomic.Int64 // hclog.Level, shared by derived loggers
+	min     *atomic.Int64    // hclog.Level, shared by derived loggers
+	limit   *ratelog.Limiter // shared by derived loggers
+}
+
+// remoteInputMsgs are raft's log messages caused by what a connection sent.
+var remoteInputMsgs = map[string]bool{
+	"failed to decode incoming command": true,
+	"failed to flush response":          true,
 }
 
 var _ hclog.Logger = (*slogLogger)(nil)
 
 // NewHCLogger returns an hclog.Logger that writes to l, dropping messages
 // below min. Raft, raft-boltdb and other hashicorp libraries log through it.
+// Raft's messages about malformed input from a connection pass at most once
+// a minute each.
 func NewHCLogger(l *slog.Logger, name string, min slog.Level) hclog.Logger {
+	return newHCLogger(l, name, min, ratelog.DefaultInterval)
+}
+
+// newHCLogger is NewHCLogger with the interval of the messages about
+// malformed input.
+func newHCLogger(l *slog.Logger, name string, min slog.Level, every time.Duration) hclog.Logger {
 	lv := &atomic.Int64{}
 	lv.Store(int64(fromSlogLevel(min)))
-	return &slogLogger{l: l, name: name, min: lv}
+	return &slogLogger{l: l, name: name, min: lv, limit: &ratelog.Limiter{Interval: every}}
 }
 
 func fromSlogLevel(l slog.Level) hclog.Level {
@@ -74,7 +96,17 @@ func (s *slogLogger) Log(level hclog.Level, msg string, args ...any) {
 	if !s.enabled(level) {
 		return
 	}
-	attrs := make([]any, 0, len(s.implied)+len(args)+2)
+	var suppressed uint64
+	if remoteInputMsgs[msg] {
+		var ok bool
+		if ok, suppressed = s.limit.Allow(msg); !ok {
+			return
+		}
+	}
+	attrs := make([]any, 0, len(s.implied)+len(args)+4)
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
 	if s.name != "" {
 		attrs = append(attrs, "logger", s.name)
 	}

@@ -27,3 +27,18 @@ func TestHCLoggerAdapter(t *testing.T) {
 	require.Contains(t, out, `level=ERROR msg="from a std logger"`)
 	require.Equal(t, 3, strings.Count(out, "\n"), out)
 }
+
+// TestHCLoggerLimitsRaftsMessagesAboutRemoteInput: raft logs every
+// connection that sends what it cannot decode; the adapter lets one such
+// message through per interval and counts the rest.
+func TestHCLoggerLimitsRaftsMessagesAboutRemoteInput(t *testing.T) {
+	var buf bytes.Buffer
+	h := NewHCLogger(slog.New(slog.NewTextHandler(&buf, nil)), "raft", slog.LevelInfo)
+	for range 5 {
+		h.Named("transport").Error("failed to decode incoming command", "error", "bad input")
+		h.Error("something else")
+	}
+	out := buf.String()
+	require.Equal(t, 1, strings.Count(out, "failed to decode incoming command"), out)
+	require.Equal(t, 5, strings.Count(out, "something else"), out)
+}

@@ -116,7 +116,7 @@ func TestLinearizabilityWithLeaderKill(t *testing.T) {
 	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d operations", seed, total)
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, anyOwner)
 	leader := c.leader()
 	const clients, keys = 6, 3
 	var ages [keys]atomic.Uint64

@@ -29,6 +29,14 @@ const (
 // handshake, reads the protocol byte and hands raft connections to the raft
 // stream layer and forwarding connections to serve. It tracks every
 // connection it accepted or dialed so Close can end them all.
+//
+// An accepted connection is refused (closed) when the listener already
+// holds maxConns connections or its remote IP maxPerHost; when its TLS
+// handshake and prelude do not complete within timeout; when its
+// certificate does not name the announced node ID; and when admit refuses
+// the announced node ID. Once served, it is closed after idle without
+// traffic. Each refusal is counted in refused and warned about at most once
+// per remote IP and kind per warn interval.
 type mux struct {
 	id        string // this node's ID, announced when dialing
 	ln        net.Listener
@@ -36,29 +44,47 @@ type mux struct {
 	serverTLS *tls.Config
 	clientTLS *tls.Config
 	timeout   time.Duration // handshake and dial timeout
+	limits    muxLimits
 	log       *slog.Logger
-	serve     func(net.Conn) // forwarding connections; runs on the accepting goroutine
+	refused   *refusalCounters
+	serve     func(c net.Conn, peer string) // forwarding connections; runs on the accepting goroutine
 
 	raftCh chan net.Conn
 	closed chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	mu      sync.Mutex
+	conns   map[*trackedConn]struct{}
+	inbound int            // accepted connections open
+	perHost map[string]int // accepted connections open, by remote IP
 
 	warnLog ratelog.Limiter
 }
 
-func newMux(id string, ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, timeout time.Duration, log *slog.Logger) *mux {
+// muxLimits are the limits on accepted connections (see Config).
+type muxLimits struct {
+	idle       time.Duration
+	maxConns   int
+	maxPerHost int
+	warnEvery  time.Duration
+	// admit returns why a node ID may not connect, or "" when it may.
+	admit func(id string) string
+}
+
+func newMux(id string, ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, timeout time.Duration,
+	limits muxLimits, refused *refusalCounters, log *slog.Logger) *mux {
 	return &mux{
-		id: id, ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, timeout: timeout, log: log,
+		id: id, ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, timeout: timeout,
+		limits: limits, refused: refused, log: log,
 		raftCh: make(chan net.Conn), closed: make(chan struct{}), conns: map[*trackedConn]struct{}{},
+		perHost: map[string]int{}, warnLog: ratelog.Limiter{Interval: limits.warnEvery},
 	}
 }
 
-// start begins accepting; serve handles forwarding connections.
-func (m *mux) start(serve func(net.Conn)) {
+// start begins accepting; serve handles forwarding connections from the
+// node peer.
+func (m *mux) start(serve func(c net.Conn, peer string)) {
 	m.serve = serve
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -89,8 +115,13 @@ func (m *mux) acceptLoop() {
 			return
 		}
 		delay = 0
-		tc := m.track(c)
+		tc, reason := m.trackInbound(c)
 		if tc == nil {
+			if reason != "" {
+				m.refuse(c.RemoteAddr(), reason, "raftpersist: refused a connection over the connection limit",
+					"limit", map[string]int{refuseMaxConns: m.limits.maxConns, refuseMaxConnsPerHost: m.limits.maxPerHost}[reason])
+			}
+			_ = c.Close()
 			continue
 		}
 		m.wg.Add(1)
@@ -98,14 +129,29 @@ func (m *mux) acceptLoop() {
 	}
 }
 
+// refuse counts a refusal for reason and warns about it, at most once per
+// remote IP and reason per interval.
+func (m *mux) refuse(remote net.Addr, reason, msg string, args ...any) {
+	m.refused.add(reason)
+	host := hostOf(remote)
+	if ok, suppressed := m.warnLog.Allow(host + "\x00" + reason); ok {
+		args = append(args, "remote", remote.String(), "reason", reason)
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		m.log.Warn(msg, args...)
+	}
+}
+
 func (m *mux) handshake(tc *trackedConn) {
 	defer m.wg.Done()
 	var c net.Conn = tc
+	// The TLS handshake and the prelude must complete within the timeout.
 	_ = c.SetDeadline(time.Now().Add(m.timeout))
 	if m.serverTLS != nil {
 		t := tls.Server(c, m.serverTLS)
 		if err := t.Handshake(); err != nil {
-			m.warnOnce(c.RemoteAddr().String(), "raftpersist: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			m.refuse(c.RemoteAddr(), refuseHandshake, "raftpersist: TLS handshake failed", "err", err)
 			_ = c.Close()
 			return
 		}
@@ -113,22 +159,44 @@ func (m *mux) handshake(tc *trackedConn) {
 	}
 	var b [2]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
+		m.refuse(c.RemoteAddr(), refuseHandshake, "raftpersist: connection ended before its prelude", "err", err)
 		_ = c.Close()
 		return
 	}
 	id := make([]byte, b[1])
 	if _, err := io.ReadFull(c, id); err != nil {
+		m.refuse(c.RemoteAddr(), refuseHandshake, "raftpersist: connection ended before its prelude", "err", err)
+		_ = c.Close()
+		return
+	}
+	if len(id) == 0 {
+		m.refuse(c.RemoteAddr(), refuseHandshake, "raftpersist: refused a connection announcing an empty node ID")
 		_ = c.Close()
 		return
 	}
 	if t, ok := c.(*tls.Conn); ok {
 		if reason := certid.Mismatch(t.ConnectionState(), string(id)); reason != "" {
-			m.warnOnce(c.RemoteAddr().String(), "raftpersist: refused a connection: "+reason, "remote", c.RemoteAddr().String())
+			m.refuse(c.RemoteAddr(), refuseHandshake, "raftpersist: refused a connection: "+reason)
+			_ = c.Close()
+			return
+		}
+	}
+	if b[0] != protoRaft && b[0] != protoForward {
+		m.refuse(c.RemoteAddr(), refuseUnknownProtocol, "raftpersist: unknown protocol byte; closing", "byte", b[0])
+		_ = c.Close()
+		return
+	}
+	if m.limits.admit != nil {
+		if why := m.limits.admit(string(id)); why != "" {
+			m.refuse(c.RemoteAddr(), refuseUnknownNode, "raftpersist: refused a connection: "+why, "node", string(id))
 			_ = c.Close()
 			return
 		}
 	}
 	_ = c.SetDeadline(time.Time{})
+	if m.limits.idle > 0 {
+		c = &idleConn{Conn: c, idle: m.limits.idle, onIdle: func() { m.refused.add(refuseIdle) }}
+	}
 	switch b[0] {
 	case protoRaft:
 		select {
@@ -137,22 +205,7 @@ func (m *mux) handshake(tc *trackedConn) {
 			_ = c.Close()
 		}
 	case protoForward:
-		m.serve(c)
-	default:
-		m.log.Warn("raftpersist: unknown protocol byte; closing", "remote", c.RemoteAddr().String(), "byte", b[0])
-		_ = c.Close()
-	}
-}
-
-// warnOnce logs a warning about a remote address at most once per host and
-// message per minute.
-func (m *mux) warnOnce(remote, msg string, args ...any) {
-	host, _, _ := net.SplitHostPort(remote)
-	if ok, suppressed := m.warnLog.Allow(host + "\x00" + msg); ok {
-		if suppressed > 0 {
-			args = append(args, "suppressed", suppressed)
-		}
-		m.log.Warn(msg, args...)
+		m.serve(c, string(id))
 	}
 }
 
@@ -199,7 +252,8 @@ func (m *mux) dial(addr string, proto byte, timeout time.Duration) (net.Conn, er
 	return c, nil
 }
 
-// track registers c, or closes it and returns nil when the mux is closed.
+// track registers a dialed connection c, or closes it and returns nil when
+// the mux is closed.
 func (m *mux) track(c net.Conn) *trackedConn {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -214,6 +268,33 @@ func (m *mux) track(c net.Conn) *trackedConn {
 	return tc
 }
 
+// trackInbound registers an accepted connection c. It returns nil when the
+// mux is closed (reason "") or the listener or c's remote IP holds its
+// limit of connections (reason the refusal's); the caller then closes c.
+func (m *mux) trackInbound(c net.Conn) (*trackedConn, string) {
+	host := hostOf(c.RemoteAddr())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reason := ""
+	select {
+	case <-m.closed:
+	default:
+		switch {
+		case m.limits.maxConns > 0 && m.inbound >= m.limits.maxConns:
+			reason = refuseMaxConns
+		case m.limits.maxPerHost > 0 && m.perHost[host] >= m.limits.maxPerHost:
+			reason = refuseMaxConnsPerHost
+		default:
+			m.inbound++
+			m.perHost[host]++
+			tc := &trackedConn{Conn: c, m: m, inbound: true, host: host}
+			m.conns[tc] = struct{}{}
+			return tc, ""
+		}
+	}
+	return nil, reason
+}
+
 // close stops accepting and closes every tracked connection, then waits for
 // the mux's goroutines (forwarding handlers included).
 func (m *mux) close() error {
@@ -226,27 +307,67 @@ func (m *mux) close() error {
 		m.mu.Unlock()
 		err = m.ln.Close()
 		for c := range conns {
-			_ = c.Conn.Close()
+			_ = c.Close()
 		}
 	})
 	m.wg.Wait()
 	return err
 }
 
-// trackedConn removes itself from the mux when closed.
+// trackedConn removes itself from the mux when closed; an accepted one
+// also gives back its place under the connection limits.
 type trackedConn struct {
 	net.Conn
-	m    *mux
-	once sync.Once
+	m       *mux
+	inbound bool
+	host    string
+	once    sync.Once
 }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.m.mu.Lock()
 		delete(c.m.conns, c)
+		if c.inbound {
+			c.m.inbound--
+			if c.m.perHost[c.host]--; c.m.perHost[c.host] <= 0 {
+				delete(c.m.perHost, c.host)
+			}
+		}
 		c.m.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// idleConn is an accepted connection that ends when nothing arrives for
+// idle: each Read waits at most idle, and a Read that times out closes the
+// connection and reports io.EOF, so raft's transport ends it quietly. Each
+// Write may take at most idle too. Time spent between reads (serving a
+// request) does not count.
+type idleConn struct {
+	net.Conn
+	idle   time.Duration
+	onIdle func()
+	once   sync.Once
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	n, err := c.Conn.Read(b)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		c.once.Do(c.onIdle)
+		_ = c.Conn.Close()
+		if n == 0 {
+			err = io.EOF
+		}
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(b []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(b)
 }
 
 // raftLayer is the raft.StreamLayer over the mux.

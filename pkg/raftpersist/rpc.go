@@ -26,6 +26,7 @@ const (
 	statusNotLeader   byte = 1 // string leader address ("" when unknown)
 	statusUnavailable byte = 2 // string message; retry (an apply's outcome is unknown)
 	statusError       byte = 3 // string message; do not retry
+	statusForbidden   byte = 4 // string message; do not retry (the sender may not make this request)
 )
 
 // Membership change kinds of reqMembership.
@@ -77,41 +78,63 @@ func (e *remoteError) Error() string {
 		return fmt.Sprintf("raftpersist: %s is not the leader (leader %q)", e.addr, e.msg)
 	case statusUnavailable:
 		return fmt.Sprintf("raftpersist: %s unavailable: %s", e.addr, e.msg)
+	case statusForbidden:
+		return fmt.Sprintf("%v: %v: %s: %s", ErrRemote, ErrForbidden, e.addr, e.msg)
 	default:
 		return fmt.Sprintf("%v: %s: %s", ErrRemote, e.addr, e.msg)
 	}
 }
 
-// Unwrap makes a statusError response match ErrRemote.
-func (e *remoteError) Unwrap() error {
-	if e.status == statusError {
-		return ErrRemote
+// Unwrap makes a statusError response match ErrRemote, and a
+// statusForbidden one ErrRemote and ErrForbidden.
+func (e *remoteError) Unwrap() []error {
+	switch e.status {
+	case statusError:
+		return []error{ErrRemote}
+	case statusForbidden:
+		return []error{ErrRemote, ErrForbidden}
 	}
 	return nil
 }
 
-// rpcClient sends forwarding requests over pooled connections.
+// final reports whether a response must not be retried.
+func (e *remoteError) final() bool { return e.status == statusError || e.status == statusForbidden }
+
+// rpcClient sends forwarding requests over pooled connections. A pooled
+// connection idle for maxAge is closed instead of reused: the server closes
+// connections idle for its Config.IdleTimeout, twice maxAge.
 type rpcClient struct {
 	m        *mux
 	maxFrame int
 	maxIdle  int
 	fallback time.Duration // deadline when ctx has none
+	maxAge   time.Duration
 
 	mu   sync.Mutex
-	idle map[string][]net.Conn
+	idle map[string][]pooledConn
 }
 
-func newRPCClient(m *mux, maxFrame, maxIdle int, fallback time.Duration) *rpcClient {
-	return &rpcClient{m: m, maxFrame: maxFrame, maxIdle: maxIdle, fallback: fallback, idle: map[string][]net.Conn{}}
+// pooledConn is an idle forwarding connection and when it became idle.
+type pooledConn struct {
+	net.Conn
+	since time.Time
+}
+
+func newRPCClient(m *mux, maxFrame, maxIdle int, fallback, maxAge time.Duration) *rpcClient {
+	return &rpcClient{m: m, maxFrame: maxFrame, maxIdle: maxIdle, fallback: fallback, maxAge: maxAge, idle: map[string][]pooledConn{}}
 }
 
 func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, error) {
 	c.mu.Lock()
-	if l := c.idle[addr]; len(l) > 0 {
-		conn := l[len(l)-1]
+	for l := c.idle[addr]; len(l) > 0; l = c.idle[addr] {
+		pc := l[len(l)-1]
 		c.idle[addr] = l[:len(l)-1]
+		if c.maxAge > 0 && time.Since(pc.since) >= c.maxAge {
+			_ = pc.Close()
+			continue
+		}
 		c.mu.Unlock()
-		return conn, nil
+		return pc.Conn, nil
 	}
 	c.mu.Unlock()
 	timeout := time.Duration(0)
@@ -131,7 +154,7 @@ func (c *rpcClient) put(addr string, conn net.Conn) {
 		_ = conn.Close()
 		return
 	}
-	c.idle[addr] = append(c.idle[addr], conn)
+	c.idle[addr] = append(c.idle[addr], pooledConn{Conn: conn, since: time.Now()})
 }
 
 // call sends one request and returns the OK payload, a *remoteError, or a
@@ -180,7 +203,7 @@ func (c *rpcClient) close() {
 			_ = conn.Close()
 		}
 	}
-	c.idle = map[string][]net.Conn{}
+	c.idle = map[string][]pooledConn{}
 }
 
 // ms encodes a remaining duration for a request (at least 1 ms).

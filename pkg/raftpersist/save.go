@@ -243,7 +243,7 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 			remaining = time.Until(dl)
 		}
 		if s.isLeader() {
-			payload, err = parseResponse(string(s.addr), s.handleRequest(ctx, body(remaining)))
+			payload, err = parseResponse(string(s.addr), s.handleRequest(ctx, nil, body(remaining)))
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != s.addr {
 			payload, err = s.rpc.call(ctx, string(addr), body(remaining))
 		} else {
@@ -254,7 +254,7 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 		}
 		var re *remoteError
 		switch {
-		case errors.As(err, &re) && re.status == statusError:
+		case errors.As(err, &re) && re.final():
 			return nil, sent, err
 		case errors.As(err, &re) && re.status == statusNotLeader:
 			// Not applied.

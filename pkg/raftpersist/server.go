@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// serveConn answers forwarding requests on c until it fails or closes. It
-// runs on a mux goroutine.
-func (s *Store) serveConn(c net.Conn) {
+// serveConn answers forwarding requests from node peer on c until it
+// fails or closes. It runs on a mux goroutine.
+func (s *Store) serveConn(c net.Conn, peer string) {
 	defer c.Close()
+	from := &forwarder{id: dstate.NodeID(peer), remote: c.RemoteAddr()}
 	for {
 		body, err := readFrame(c, s.cfg.MaxFrameBytes)
 		if err != nil {
@@ -23,15 +26,17 @@ func (s *Store) serveConn(c net.Conn) {
 			}
 			return
 		}
-		if err := writeFrame(c, s.handleRequest(s.closeCtx, body)); err != nil {
+		if err := writeFrame(c, s.handleRequest(s.closeCtx, from, body)); err != nil {
 			return
 		}
 	}
 }
 
-// handleRequest serves one request body, from a follower or from this
-// node itself, and returns the response body.
-func (s *Store) handleRequest(ctx context.Context, body []byte) []byte {
+// handleRequest serves one request body, forwarded by another node (from)
+// or made by this node itself (from nil), and returns the response body.
+// A forwarded save or membership change is first authorized (see
+// authorize.go).
+func (s *Store) handleRequest(ctx context.Context, from *forwarder, body []byte) []byte {
 	r := &reader{b: body}
 	typ := r.byte("request type")
 	if r.err != nil {
@@ -43,7 +48,7 @@ func (s *Store) handleRequest(ctx context.Context, body []byte) []byte {
 		if r.err != nil {
 			return errorResponse(statusError, r.err.Error())
 		}
-		return s.handleApply(ctx, timeout, r.b)
+		return s.handleApply(ctx, from, timeout, r.b)
 	case reqReadIndex:
 		timeout := time.Duration(r.uvarint("timeout")) * time.Millisecond
 		if r.err != nil {
@@ -68,6 +73,9 @@ func (s *Store) handleRequest(ctx context.Context, body []byte) []byte {
 		timeout := time.Duration(r.uvarint("timeout")) * time.Millisecond
 		if r.err != nil {
 			return errorResponse(statusError, r.err.Error())
+		}
+		if resp := s.authorizeMembership(from, kind, id); resp != nil {
+			return resp
 		}
 		if resp := s.notLeader(); resp != nil {
 			return resp
@@ -95,10 +103,13 @@ func (s *Store) handleRequest(ctx context.Context, body []byte) []byte {
 }
 
 // handleApply applies a save command on the leader.
-func (s *Store) handleApply(ctx context.Context, timeout time.Duration, cmd []byte) []byte {
+func (s *Store) handleApply(ctx context.Context, from *forwarder, timeout time.Duration, cmd []byte) []byte {
 	envs, err := decodeSaveCommand(cmd)
 	if err != nil {
 		return errorResponse(statusError, err.Error())
+	}
+	if resp := s.authorizeSaves(from, envs); resp != nil {
+		return resp
 	}
 	if resp := s.notLeader(); resp != nil {
 		return resp

@@ -35,6 +35,8 @@ type Store struct {
 	mux   *mux
 	rpc   *rpcClient
 
+	refused *refusalCounters
+
 	saves   chan *saveReq
 	sem     chan struct{}
 	closing chan struct{}
@@ -67,6 +69,7 @@ func New(cfg Config) (*Store, error) {
 		cfg: cfg, id: raft.ServerID(cfg.NodeID), fsm: newFSM(),
 		saves: make(chan *saveReq, cfg.MaxBatch), sem: make(chan struct{}, cfg.MaxInflight),
 		closing: make(chan struct{}), known: map[raft.ServerID]raft.Server{},
+		refused: newRefusalCounters(string(cfg.NodeID)),
 	}
 	s.closeCtx, s.closeCancel = context.WithCancel(context.Background())
 	s.log = cfg.Logger.With("node", string(cfg.NodeID), "component", "raftpersist")
@@ -112,10 +115,13 @@ func (s *Store) open() error {
 	if clientTLS != nil && clientTLS.MinVersion == 0 {
 		clientTLS.MinVersion = tls.VersionTLS12
 	}
-	s.mux = newMux(string(cfg.NodeID), ln, advAddr, cfg.TLS, clientTLS, cfg.DialTimeout, s.log)
-	s.rpc = newRPCClient(s.mux, cfg.MaxFrameBytes, cfg.MaxPool, cfg.ApplyTimeout)
+	s.mux = newMux(string(cfg.NodeID), ln, advAddr, cfg.TLS, clientTLS, cfg.DialTimeout, muxLimits{
+		idle: cfg.IdleTimeout, maxConns: cfg.MaxConns, maxPerHost: cfg.MaxConnsPerHost, warnEvery: cfg.WarnInterval,
+		admit: s.admit,
+	}, s.refused, s.log)
+	s.rpc = newRPCClient(s.mux, cfg.MaxFrameBytes, cfg.MaxPool, cfg.ApplyTimeout, cfg.IdleTimeout/2)
 
-	hlog := NewHCLogger(cfg.Logger.With("node", string(cfg.NodeID)), "raft", cfg.RaftLogLevel)
+	hlog := newHCLogger(cfg.Logger.With("node", string(cfg.NodeID)), "raft", cfg.RaftLogLevel, cfg.WarnInterval)
 	s.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
 	if err != nil {
 		return fmt.Errorf("raftpersist: open log store: %w", err)
