@@ -117,6 +117,14 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConnsPerHost = x.Int("http-max-conns-per-host") }},
 	{&ucli.StringFlag{Name: "http-allowed-hosts", Usage: "comma-separated Host header values the admin API accepts besides its own address, e.g. a proxy's name"},
 		func(c *agent.Config, x *ucli.Context) { c.HTTPAllowedHosts = splitList(x.String("http-allowed-hosts")) }},
+	{&ucli.DurationFlag{Name: "raft-idle-timeout", Usage: "close an inbound Raft connection silent this long; at least twice the Raft heartbeat timeout (default 2m)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.RaftIdleTimeout = agent.Duration(x.Duration("raft-idle-timeout"))
+		}},
+	{&ucli.IntFlag{Name: "raft-max-conns", Usage: "most open inbound Raft connections; more are closed at once (default 512)"},
+		func(c *agent.Config, x *ucli.Context) { c.RaftMaxConns = x.Int("raft-max-conns") }},
+	{&ucli.IntFlag{Name: "raft-max-conns-per-host", Usage: "most open inbound Raft connections from one IP address (default 128)"},
+		func(c *agent.Config, x *ucli.Context) { c.RaftMaxConnsPerHost = x.Int("raft-max-conns-per-host") }},
 	{&ucli.DurationFlag{Name: "limit-log-interval", Usage: "least time between two warnings about one peer's bad input of one kind (default 1m)"},
 		func(c *agent.Config, x *ucli.Context) {
 			c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))

@@ -142,6 +142,19 @@ type Config struct {
 	// header is always checked (against DNS rebinding); with a token
 	// only when this list is set.
 	HTTPAllowedHosts []string `json:"http_allowed_hosts"`
+	// RaftIdleTimeout closes an inbound Raft connection (Raft RPCs or
+	// forwarded saves and reads) that sends nothing for this long (default
+	// 2m; at least twice the Raft heartbeat timeout, 1s or 200ms with
+	// fast). A leader's heartbeats and pipelines keep the connections in
+	// use busy; use one value cluster-wide.
+	RaftIdleTimeout Duration `json:"raft_idle_timeout"`
+	// RaftMaxConns bounds the Raft listener's open inbound connections
+	// (default 512); past it new ones are closed at once.
+	RaftMaxConns int `json:"raft_max_conns"`
+	// RaftMaxConnsPerHost bounds the Raft listener's open inbound
+	// connections from one IP address (default 128; a server holds about
+	// a dozen from each peer).
+	RaftMaxConnsPerHost int `json:"raft_max_conns_per_host"`
 	// LimitLogInterval is the least time between two warnings about one
 	// peer's input of one kind (default 1m).
 	LimitLogInterval Duration `json:"limit_log_interval"`
@@ -310,6 +323,9 @@ func (c Config) Validate() error {
 		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/ \t@?#") {
 			return bad(fmt.Sprintf("http_allowed_hosts[%d]", i), "%q is not a host or host:port", c.HTTPAllowedHosts[i])
 		}
+	}
+	if err := validateRaftLimits(c); err != nil {
+		return err
 	}
 	if err := validateTransportLimits(c); err != nil {
 		return err

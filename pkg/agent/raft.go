@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -22,6 +23,9 @@ type raftConsensus struct {
 	sub   dstate.SubscriptionID
 	stop  chan struct{}
 	done  chan struct{}
+	// gossip is set by attach; until then only servers of the Raft
+	// configuration may connect.
+	gossip atomic.Pointer[serfGossip]
 }
 
 // openConsensus opens the Raft store; attach then follows the gossip
@@ -35,9 +39,15 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	rcfg.AdvertiseAddr = cfg.RaftAdvertise
 	rcfg.BootstrapExpect = cfg.BootstrapExpect
 	rcfg.Logger = a.log.With("component", "raft")
+	rcfg.HeartbeatTimeout = raftHeartbeatTimeout(cfg)
 	if cfg.Fast {
-		rcfg.HeartbeatTimeout, rcfg.ElectionTimeout, rcfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+		rcfg.ElectionTimeout, rcfg.LeaderLeaseTimeout = 200*time.Millisecond, 100*time.Millisecond
 	}
+	rcfg.IdleTimeout = time.Duration(cfg.RaftIdleTimeout)
+	rcfg.MaxConns, rcfg.MaxConnsPerHost = cfg.RaftMaxConns, cfg.RaftMaxConnsPerHost
+	rcfg.WarnInterval = time.Duration(cfg.LimitLogInterval)
+	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{})}
+	rcfg.IsKnownNode = rc.isKnownNode
 	if cfg.TLSCertFile != "" {
 		t, err := loadTLS(cfg)
 		if err != nil {
@@ -49,7 +59,50 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: raft on %s: %w", cfg.RaftAddr, err)
 	}
-	return &raftConsensus{a: a, store: store, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	rc.store = store
+	return rc, nil
+}
+
+// raftHeartbeatTimeout is the Raft heartbeat timeout the agent runs with.
+func raftHeartbeatTimeout(cfg Config) time.Duration {
+	if cfg.Fast {
+		return 200 * time.Millisecond
+	}
+	return raftpersist.DefaultConfig().HeartbeatTimeout
+}
+
+// validateRaftLimits checks the Raft listener's idle timeout and
+// connection caps under their config names.
+func validateRaftLimits(c Config) error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch hb := raftHeartbeatTimeout(c); {
+	case c.RaftIdleTimeout < 0:
+		return bad("raft_idle_timeout", "%s is negative", time.Duration(c.RaftIdleTimeout))
+	case c.RaftIdleTimeout > 0 && time.Duration(c.RaftIdleTimeout) < 2*hb:
+		return bad("raft_idle_timeout", "%s is less than twice the Raft heartbeat timeout %s", time.Duration(c.RaftIdleTimeout), hb)
+	case c.RaftMaxConns < 0:
+		return bad("raft_max_conns", "%d is negative", c.RaftMaxConns)
+	case c.RaftMaxConnsPerHost < 0:
+		return bad("raft_max_conns_per_host", "%d is negative", c.RaftMaxConnsPerHost)
+	}
+	return nil
+}
+
+// isKnownNode admits Raft connections from gossip members that have not
+// left (servers of the Raft configuration are admitted by the store).
+func (rc *raftConsensus) isKnownNode(id dstate.NodeID) bool {
+	g := rc.gossip.Load()
+	if g == nil {
+		return false
+	}
+	for _, m := range g.Membership.Members() {
+		if m.ID == id {
+			return m.Status != serfevents.StatusLeft
+		}
+	}
+	return false
 }
 
 // attach subscribes to the gossip members and starts the leader's
@@ -60,6 +113,7 @@ func (rc *raftConsensus) attach() error {
 		return fmt.Errorf("agent: raft: %w", err)
 	}
 	rc.sub = sub
+	rc.gossip.Store(rc.a.gossip)
 	go rc.reconcileLoop()
 	return nil
 }
