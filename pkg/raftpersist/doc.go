@@ -64,6 +64,20 @@
 // leader (forwarded from a follower); [Store.Stats] reports each server's
 // raft statistics and how far it trails the leader.
 //
+// # Who may connect and what a connection may do
+//
+// Every connection names its node in a prelude, bound to the dialer's
+// certificate under mutual TLS. With Config.IsKnownNode set, only servers
+// of the raft configuration and nodes the hook knows are admitted. A
+// forwarded save is applied only when it saves the forwarding node's own
+// envelopes (Config.ForwardedSaveAllowed can widen this), a forwarded
+// membership change only when it comes from a voter; refusals answer
+// [ErrForbidden]. The listener caps its connections in all and per remote
+// IP (Config.MaxConns, Config.MaxConnsPerHost), bounds the handshake by
+// Config.DialTimeout and closes connections idle for Config.IdleTimeout.
+// [Store.Refusals] counts every refusal. Without client certificates the
+// announced node ID is trusted as is. See authorize.go.
+//
 // # Operating notes
 //
 // Raft's logs go to Config.Logger through an hclog adapter

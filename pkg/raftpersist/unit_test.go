@@ -197,6 +197,9 @@ func TestConfigValidate(t *testing.T) {
 		}, "Bootstrap[1].ID"},
 		{"bootstrap bad address", func(c *Config) { c.Bootstrap = []Server{{ID: "n1", Address: "nope"}} }, "Bootstrap[0].Address"},
 		{"batch larger than frame", func(c *Config) { c.MaxBatchBytes = c.MaxFrameBytes }, "MaxBatchBytes"},
+		{"idle timeout below two heartbeats", func(c *Config) { c.IdleTimeout = c.HeartbeatTimeout }, "IdleTimeout"},
+		{"negative idle timeout", func(c *Config) { c.IdleTimeout = -1 }, "IdleTimeout"},
+		{"negative connection cap", func(c *Config) { c.MaxConnsPerHost = -1 }, "MaxConnsPerHost"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
