@@ -89,6 +89,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			"snapshots_sent": m.SnapshotsSent, "snapshots_received": m.SnapshotsReceived, "snapshots_confirmed": m.SnapshotsConfirmed,
 			"deltas_suppressed": m.DeltasSuppressed, "immediate": m.Immediate, "delayed": m.Delayed,
 			"notices_sent": m.NoticesSent, "notices_received": m.NoticesReceived, "snapshot_requests_sent": m.SnapshotRequestsSent,
+			"notices_refused": m.NoticesRefused, "notices_overruled": m.NoticesOverruled,
 			"sync_failures": m.SyncFailures, "age_gaps": m.AgeGaps, "stale_discarded": m.StaleDiscarded,
 			"departed_ignored": m.DepartedIgnored, "encode_failures": m.EncodeFailures,
 		} {
@@ -101,7 +102,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	st := n.Stats()
 	for name, v := range map[string]uint64{
 		"received": st.FramesIn, "decode_error": st.DecodeErrors, "unknown_state": st.UnknownState,
-		"source_mismatch": st.SourceMismatch, "mailbox_drop": st.MailboxDrops, "send_error": st.SendErrors,
+		"source_mismatch": st.SourceMismatch, "notice_source_mismatch": st.NoticeSourceMismatch,
+		"mailbox_drop": st.MailboxDrops, "send_error": st.SendErrors,
 	} {
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(v), name)
 	}
