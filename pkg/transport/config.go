@@ -123,8 +123,11 @@ type Config struct {
 	// its buffer from this budget as its bytes arrive and gives it back
 	// once delivered; the connection whose message would pass the budget
 	// is closed at once (counted in Stats.BudgetRefusals), and its sender
-	// resends on a new connection what it had not finished writing. It
-	// must be at least MaxMessageSize; zero means the larger of
+	// resends on a new connection what it had not finished writing.
+	// Messages that come as one frame of at most 64 KiB are not charged
+	// (a connection holds at most one, so MaxConns bounds them): small
+	// messages still pass while large ones fill the budget. It must be at
+	// least MaxMessageSize; zero means the larger of
 	// DefaultMaxReassemblySize and MaxMessageSize.
 	MaxReassemblySize int
 	// ReconnectBackoffMin and ReconnectBackoffMax bound the wait between
@@ -160,7 +163,9 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with every default filled in, listening on
-// a free loopback port. NodeID must still be set.
+// a free loopback port. NodeID must still be set. KeepaliveInterval and
+// MaxReassemblySize stay zero, since their defaults follow IdleTimeout and
+// MaxMessageSize.
 func DefaultConfig() Config {
 	return Config{
 		BindAddr:            "127.0.0.1:0",
@@ -171,11 +176,9 @@ func DefaultConfig() Config {
 		HandshakeTimeout:    DefaultHandshakeTimeout,
 		WriteTimeout:        DefaultWriteTimeout,
 		IdleTimeout:         DefaultIdleTimeout,
-		KeepaliveInterval:   DefaultIdleTimeout / 3,
 		ReadTimeout:         DefaultReadTimeout,
 		MaxConns:            DefaultMaxConns,
 		MaxConnsPerHost:     DefaultMaxConnsPerHost,
-		MaxReassemblySize:   max(DefaultMaxReassemblySize, DefaultMaxMessageSize),
 		ReconnectBackoffMin: DefaultReconnectBackoffMin,
 		ReconnectBackoffMax: DefaultReconnectBackoffMax,
 	}

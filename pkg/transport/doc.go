@@ -86,6 +86,10 @@
 //     attack simple to reason about; a legitimate sender resends on its
 //     next connection whatever it had not finished writing. The budget is
 //     at least MaxMessageSize, so one message of the largest size fits.
+//     Messages of one frame of at most 64 KiB are not charged (MaxConns
+//     bounds them), so small messages pass while the budget is full; large
+//     ones can be kept out for as long as slow senders hold it, which
+//     ReadTimeout bounds per frame.
 //   - Config.WriteTimeout bounds each write to a peer, so a peer that stops
 //     reading costs one queue, not a stuck writer.
 //

@@ -318,8 +318,9 @@ func frameTimeout(n int, d time.Duration) time.Duration {
 // fragments of a longer one joined. Keepalive frames between messages are
 // skipped. A frame longer than maxFrame, or a message growing past
 // maxMessage, returns a *FrameSizeError before the excess is allocated; a
-// message that would take the shared budget past its limit returns a
-// *BudgetError before the excess is allocated. A clean end of stream
+// message larger than one frame of growStep bytes that would take the
+// shared budget past its limit returns a *BudgetError before the excess is
+// allocated. A clean end of stream
 // between messages returns io.EOF. On error the budget the message held
 // is given back; on success it is held until release.
 func (m *msgReader) next() ([]byte, error) {
@@ -365,9 +366,9 @@ func (m *msgReader) readOne() ([]byte, error) {
 		}
 		why = m.arm(int(n), frameTimeout(int(n), m.read), ErrReadTimeout)
 		if first && !more && n <= growStep {
-			if err := m.reserve(int(n), int(n)); err != nil {
-				return nil, err
-			}
+			// Not charged to the budget: a connection holds at most one
+			// such frame, so MaxConns bounds them, and small messages
+			// from legitimate peers pass while large ones fill the budget.
 			frame := make([]byte, n)
 			if err := readFull(m.r, frame, why); err != nil {
 				return nil, noEOF(err)
