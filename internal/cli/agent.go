@@ -63,7 +63,7 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.HTTPTLSKeyFile = x.String("http-tls-key-file") }},
 	{&ucli.IntFlag{Name: "max-frame-bytes", Usage: "largest transport frame (default 16 MiB + 4 KiB)"},
 		func(c *agent.Config, x *ucli.Context) { c.MaxFrameBytes = x.Int("max-frame-bytes") }},
-	{&ucli.IntFlag{Name: "max-message-bytes", Usage: "largest message, fragmented or not (default 256 MiB)"},
+	{&ucli.IntFlag{Name: "max-message-bytes", Usage: "largest message, fragmented or not (default 32 MiB)"},
 		func(c *agent.Config, x *ucli.Context) { c.MaxMessageBytes = x.Int("max-message-bytes") }},
 	{&ucli.IntFlag{Name: "max-snapshot-bytes", Usage: "largest full-snapshot payload accepted (default 16 MiB)"},
 		func(c *agent.Config, x *ucli.Context) { c.MaxSnapshotBytes = x.Int("max-snapshot-bytes") }},

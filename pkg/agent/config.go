@@ -79,7 +79,7 @@ type Config struct {
 	// MaxFrameBytes bounds one transport frame (default 16 MiB + 4 KiB).
 	MaxFrameBytes int `json:"max_frame_bytes"`
 	// MaxMessageBytes bounds one message, fragmented or not (default
-	// 256 MiB; at least MaxFrameBytes).
+	// 32 MiB; at least MaxFrameBytes).
 	MaxMessageBytes int `json:"max_message_bytes"`
 	// MaxSnapshotBytes bounds a full snapshot's payload (default 16 MiB).
 	MaxSnapshotBytes int `json:"max_snapshot_bytes"`
@@ -99,7 +99,7 @@ type Config struct {
 	PeerQueueFrames int `json:"peer_queue_frames"`
 	// MaxReassemblyBytes bounds the memory that partially received
 	// transport messages hold across all inbound connections (default the
-	// larger of 64 MiB and max_message_bytes, so 256 MiB at the defaults;
+	// larger of 64 MiB and max_message_bytes, so 64 MiB at the defaults;
 	// at least max_message_bytes). The connection whose message would pass
 	// it is closed.
 	MaxReassemblyBytes int `json:"max_reassembly_bytes"`

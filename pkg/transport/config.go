@@ -16,8 +16,10 @@ const (
 	// DefaultMaxFrameSize fits a 16 MiB message plus its envelope in one
 	// frame.
 	DefaultMaxFrameSize = 16<<20 + 4<<10
-	// DefaultMaxMessageSize bounds a message sent as several frames.
-	DefaultMaxMessageSize = 256 << 20
+	// DefaultMaxMessageSize bounds a message sent as several frames: twice
+	// the payload a node decodes by default (dstate.DefaultMaxPayload), so
+	// the default reassembly budget holds two such messages at once.
+	DefaultMaxMessageSize = 32 << 20
 	// DefaultQueueSize is the number of frames queued per peer.
 	DefaultQueueSize = 1024
 	// DefaultDialTimeout bounds one TCP connect.

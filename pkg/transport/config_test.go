@@ -45,7 +45,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max conns per host", func(c *Config) { c.MaxConnsPerHost = -1 }, "MaxConnsPerHost"},
 		{"negative reassembly budget", func(c *Config) { c.MaxReassemblySize = -1 }, "MaxReassemblySize"},
 		{"reassembly budget below the message limit", func(c *Config) { c.MaxMessageSize, c.MaxReassemblySize = 2<<20, 1<<20 }, "MaxReassemblySize"},
-		{"reassembly budget below the default message limit", func(c *Config) { c.MaxReassemblySize = DefaultMaxReassemblySize }, "MaxReassemblySize"},
+		{"reassembly budget below the default message limit", func(c *Config) { c.MaxReassemblySize = DefaultMaxMessageSize - 1 }, "MaxReassemblySize"},
 		{"reassembly budget equal to the message limit", func(c *Config) { c.MaxFrameSize, c.MaxMessageSize, c.MaxReassemblySize = 1<<20, 8<<20, 8<<20 }, ""},
 		{"negative backoff min", func(c *Config) { c.ReconnectBackoffMin = -time.Second }, "ReconnectBackoffMin"},
 		{"negative backoff max", func(c *Config) { c.ReconnectBackoffMax = -time.Second }, "ReconnectBackoffMax"},
@@ -96,7 +96,8 @@ func TestNewFillsDefaultsWithoutChangingTheCallersConfig(t *testing.T) {
 	require.Equal(t, DefaultReadTimeout, tr.cfg.ReadTimeout)
 	require.Equal(t, DefaultMaxConns, tr.cfg.MaxConns)
 	require.Equal(t, DefaultMaxConnsPerHost, tr.cfg.MaxConnsPerHost)
-	require.Equal(t, DefaultMaxMessageSize, tr.cfg.MaxReassemblySize, "the budget holds one message of the largest size")
+	require.Equal(t, DefaultMaxReassemblySize, tr.cfg.MaxReassemblySize, "the budget holds two messages of the largest size")
+	require.Equal(t, 2*DefaultMaxMessageSize, tr.cfg.MaxReassemblySize)
 	require.Equal(t, DefaultReconnectBackoffMin, tr.cfg.ReconnectBackoffMin)
 	require.Equal(t, DefaultReconnectBackoffMax, tr.cfg.ReconnectBackoffMax)
 	require.NotSame(t, tlsCfg, tr.cfg.TLS, "the TLS config is cloned")
