@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -122,29 +123,49 @@ var (
 )
 
 // freePort returns a loopback port that was free a moment ago (TCP and
-// UDP: serf uses both) and was not handed out before.
+// UDP: serf uses both) and was not handed out before. It comes from below
+// the kernel's ephemeral range (ip_local_port_range), from which every
+// listener on port 0 and every outgoing connection takes its port: the
+// tests of other packages, running at the same time, and the agents' own
+// connections would otherwise take a port between the moment it is handed
+// out here and the moment the agent binds it.
 func freePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	lo, hi := portRange()
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo)
+		if usedPorts[port] {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		_ = l.Close()
 		if err == nil {
 			_ = u.Close()
-			if !usedPorts[port] {
-				usedPorts[port] = true
-				return port
-			}
+			usedPorts[port] = true
+			return port
 		}
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// portRange is the range freePort draws from: the 10,000 ports below the
+// ephemeral range, or 20000-30000 when the range cannot be read.
+func portRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var first, last int
+		if _, err := fmt.Sscan(string(b), &first, &last); err == nil && first > 11000 {
+			return first - 10000, first
+		}
+	}
+	return 20000, 30000
 }
 
 // args returns the agent command line of nd.
