@@ -19,6 +19,11 @@ import (
 //	BatchedChangeFeed:
 //	        string source, varint sent ms, uvarint count,
 //	        count × (string state, string source, uvarint incarnation, uvarint age)
+//	Digest:
+//	        string source, varint sent ms, uvarint count,
+//	        count × (string state, uvarint incarnation, uvarint age),
+//	        state names strictly increasing (each entry's source is the
+//	        message's)
 //
 // A string or bytes field is a uvarint length followed by that many bytes.
 // Nothing may follow the last field.
@@ -39,6 +44,9 @@ const (
 	// DefaultMaxFeedPeers is the most distinct source nodes one change feed
 	// names by default.
 	DefaultMaxFeedPeers = 1024
+	// DefaultMaxDigestEntries is the most entries (states) one digest
+	// carries by default.
+	DefaultMaxDigestEntries = 4096
 )
 
 // Names of the decode limits, as [DeserializeError.Limit] reports them and
@@ -50,6 +58,7 @@ const (
 	LimitFeedNotices   = "feed_notifications"
 	LimitFeedStates    = "feed_states"
 	LimitFeedPeers     = "feed_peers"
+	LimitDigestEntries = "digest_entries"
 )
 
 // DecodeLimits bound what a decoder accepts, so that no input can make it
@@ -74,6 +83,8 @@ type DecodeLimits struct {
 	// MaxFeedPeers is the most distinct source nodes one feed may name
 	// (default 1024).
 	MaxFeedPeers int
+	// MaxDigestEntries is the most entries in one digest (default 4096).
+	MaxDigestEntries int
 }
 
 // WithDefaults returns l with every zero or negative field set to its
@@ -99,6 +110,9 @@ func (l DecodeLimits) WithDefaults() DecodeLimits {
 	}
 	if l.MaxFeedPeers <= 0 {
 		l.MaxFeedPeers = DefaultMaxFeedPeers
+	}
+	if l.MaxDigestEntries <= 0 {
+		l.MaxDigestEntries = DefaultMaxDigestEntries
 	}
 	return l
 }
@@ -134,6 +148,16 @@ func AppendWire(dst []byte, m *WireMessage) []byte {
 			dst = binary.AppendUvarint(dst, n.Generation.Incarnation)
 			dst = binary.AppendUvarint(dst, n.Generation.Age)
 		}
+	case KindDigest:
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Notifications)))
+		for i := range m.Notifications {
+			n := &m.Notifications[i]
+			dst = appendString(dst, n.State)
+			dst = binary.AppendUvarint(dst, n.Generation.Incarnation)
+			dst = binary.AppendUvarint(dst, n.Generation.Age)
+		}
 	}
 	return dst
 }
@@ -159,6 +183,12 @@ func EncodedSize(m *WireMessage) int {
 		for i := range m.Notifications {
 			x := &m.Notifications[i]
 			n += stringSize(x.State) + stringSize(string(x.Source)) + uvarintSize(x.Generation.Incarnation) + uvarintSize(x.Generation.Age)
+		}
+	case KindDigest:
+		n += stringSize(string(m.Source)) + varintSize(m.SentUnixMs) + uvarintSize(uint64(len(m.Notifications)))
+		for i := range m.Notifications {
+			x := &m.Notifications[i]
+			n += stringSize(x.State) + uvarintSize(x.Generation.Incarnation) + uvarintSize(x.Generation.Age)
 		}
 	}
 	return n
@@ -232,6 +262,10 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 				d.checkFeedNames(m.Notifications)
 			}
 		}
+	case KindDigest:
+		m.Source = NodeID(d.name("source node"))
+		m.SentUnixMs = d.varint("sent time")
+		m.Notifications = d.digestEntries(m.Source)
 	default:
 		return WireMessage{}, MalformedError("wire: unknown message kind %d", b[1])
 	}
@@ -332,6 +366,41 @@ func (d *decoder) checkFeedNames(ns []ChangeNotification) {
 			return
 		}
 	}
+}
+
+// digestEntries reads a digest's entry count and entries, each about
+// source. The count is bounded by MaxDigestEntries and by the input left
+// (an entry takes at least 3 bytes) before anything is allocated; state
+// names must be strictly increasing, so no state is named twice.
+func (d *decoder) digestEntries(source NodeID) []ChangeNotification {
+	count := d.uvarint("digest entry count")
+	if d.err != nil || count == 0 {
+		return nil
+	}
+	if count > uint64(d.lim.MaxDigestEntries) {
+		d.failLimit(LimitDigestEntries, "wire: digest of %d entries exceeds the limit of %d", count, d.lim.MaxDigestEntries)
+		return nil
+	}
+	if count > uint64(len(d.buf)-d.off)/3 {
+		d.fail("wire: %d digest entries cannot fit in the %d bytes left", count, len(d.buf)-d.off)
+		return nil
+	}
+	out := make([]ChangeNotification, count)
+	for i := range out {
+		e := &out[i]
+		e.State = d.name("digest state name")
+		e.Source = source
+		e.Generation.Incarnation = d.uvarint("digest incarnation")
+		e.Generation.Age = d.uvarint("digest age")
+		if d.err != nil {
+			return nil
+		}
+		if i > 0 && out[i-1].State >= e.State {
+			d.fail("wire: digest entry %d (state %q) does not follow %q in increasing state order", i, e.State, out[i-1].State)
+			return nil
+		}
+	}
+	return out
 }
 
 func (d *decoder) span(field string, max int) []byte { return d.spanLimit(field, max, LimitNameBytes) }

@@ -50,6 +50,13 @@ var goldenMessages = []struct {
 			{State: "gauges", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300}},
 		},
 	}},
+	{"digest", dstate.WireMessage{
+		Kind: dstate.KindDigest, Source: "n2", SentUnixMs: 1_700_000_002_000,
+		Notifications: []dstate.ChangeNotification{
+			{State: "counter", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_000, Age: 3}},
+			{State: "gauges", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300}},
+		},
+	}},
 }
 
 func goldenPath(name string) string { return filepath.Join("testdata", "wire", name+".hex") }

@@ -562,6 +562,9 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	case KindBatchedChangeFeed:
 		e.handleFeed(m)
 		return e.acts
+	case KindDigest:
+		e.handleDigest(m)
+		return e.acts
 	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot:
 	default:
 		return nil

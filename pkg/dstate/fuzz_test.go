@@ -41,14 +41,24 @@ func FuzzDecodeWire(f *testing.F) {
 		}
 		// Everything decoded is bounded by the input: Data aliases it and
 		// every notice takes at least 4 bytes of it.
-		names := len(m.State) + len(m.Source)
+		// A digest's entries share the message's Source and take at least
+		// 3 bytes each.
+		names, perEntry := len(m.State)+len(m.Source), 4
 		for _, n := range m.Notifications {
-			names += len(n.State) + len(n.Source)
+			names += len(n.State)
+			if m.Kind != dstate.KindDigest {
+				names += len(n.Source)
+			} else if n.Source != m.Source {
+				t.Fatalf("digest entry source %q, want the message's %q", n.Source, m.Source)
+			}
+		}
+		if m.Kind == dstate.KindDigest {
+			perEntry = 3
 		}
 		if len(m.Data)+names > len(in) {
 			t.Fatalf("decoded %d payload and %d name bytes from %d input bytes", len(m.Data), names, len(in))
 		}
-		if len(m.Notifications)*4 > len(in) {
+		if len(m.Notifications)*perEntry > len(in) {
 			t.Fatalf("decoded %d notifications from %d input bytes", len(m.Notifications), len(in))
 		}
 		if cap(m.Data) != len(m.Data) {

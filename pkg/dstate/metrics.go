@@ -26,12 +26,15 @@ type SyncMetrics struct {
 	StaleDiscarded       uint64 // inbound deltas and snapshots older than the view held
 	DepartedIgnored      uint64 // inbound messages from departed nodes
 	EncodeFailures       uint64 // views or deltas the state could not encode
+	DigestsReceived      uint64 // inbound digest entries about this state
+	DigestsBehind        uint64 // inbound digest entries that showed the view held to be behind
 }
 
 type metrics struct {
 	totalMutations, deltasSent, deltasReceived, snapshotsSent, snapshotsReceived, snapshotsConfirmed,
 	deltasSuppressed, immediate, delayed, noticesSent, noticesReceived, noticesRefused, noticesOverruled, requestsSent, syncFailures,
 	ageGaps, staleDiscarded, departedIgnored, encodeFailures atomic.Uint64
+	digestsReceived, digestsBehind atomic.Uint64
 }
 
 func (m *metrics) snapshot() SyncMetrics {
@@ -43,6 +46,7 @@ func (m *metrics) snapshot() SyncMetrics {
 		NoticesOverruled: m.noticesOverruled.Load(), SnapshotRequestsSent: m.requestsSent.Load(),
 		SyncFailures: m.syncFailures.Load(), AgeGaps: m.ageGaps.Load(), StaleDiscarded: m.staleDiscarded.Load(),
 		DepartedIgnored: m.departedIgnored.Load(), EncodeFailures: m.encodeFailures.Load(),
+		DigestsReceived: m.digestsReceived.Load(), DigestsBehind: m.digestsBehind.Load(),
 	}
 }
 

@@ -26,6 +26,12 @@ const (
 	// the node whose aggregator sent it. Receivers act only on the notices
 	// about Source itself: notices are never relayed.
 	KindBatchedChangeFeed MessageKind = 4
+	// KindDigest carries the generation of every state its Source owns,
+	// one entry per state in Notifications (each entry's Source is the
+	// message's Source), sorted by state name. A receiver that holds an
+	// older view of one of them pulls it (see digest.go). Nodes of releases
+	// without digests refuse the kind as malformed and drop the message.
+	KindDigest MessageKind = 5
 )
 
 // String names the kind.
@@ -39,6 +45,8 @@ func (k MessageKind) String() string {
 		return "RequestSnapshot"
 	case KindBatchedChangeFeed:
 		return "BatchedChangeFeed"
+	case KindDigest:
+		return "Digest"
 	}
 	return fmt.Sprintf("MessageKind(%d)", uint8(k))
 }
@@ -81,7 +89,7 @@ type WireMessage struct {
 	// Data is the encoded view (snapshot) or view delta (delta). A decoded
 	// message's Data aliases the decoded buffer.
 	Data []byte
-	// Notifications of a BatchedChangeFeed.
+	// Notifications of a BatchedChangeFeed, or the entries of a Digest.
 	Notifications []ChangeNotification
 }
 
@@ -93,7 +101,7 @@ func (m *WireMessage) String() string {
 		return fmt.Sprintf("%s(%s from %s %s wire=%d %dB)", m.Kind, m.State, m.Source, m.Generation, m.WireVersion, len(m.Data))
 	case KindRequestSnapshot:
 		return fmt.Sprintf("%s(%s by %s)", m.Kind, m.State, m.Source)
-	case KindBatchedChangeFeed:
+	case KindBatchedChangeFeed, KindDigest:
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s(from %s:", m.Kind, m.Source)
 		for i, n := range m.Notifications {
