@@ -33,12 +33,22 @@ FUZZ_TARGETS = \
 
 # fuzz-each runs every target of FUZZ_TARGETS for $(1) (the wire decoder,
 # the most exposed, for $(2)), one after another, stopping at a failure.
+# Go 1.26's fuzz coordinator can fail a target with a bare "context
+# deadline exceeded" when -fuzztime ends while a worker is busy
+# (golang/go#75804, fixed in Go 1.27; a loaded machine hits it): that
+# failure, with no failing input written, is reported and passed over.
 define fuzz-each
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; time=$(1); \
 		if [ "$$name" = FuzzDecodeWire ]; then time=$(2); fi; \
 		echo "fuzz $$name ($$time) in ./$$pkg"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -timeout 0 ./$$pkg/ || exit 1; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -timeout 0 ./$$pkg/ 2>&1); rc=$$?; \
+		echo "$$out" | tail -n 5; \
+		if [ $$rc -ne 0 ]; then \
+			if echo "$$out" | grep -q '^    context deadline exceeded$$' && ! echo "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz $$name: the fuzz coordinator's own deadline race (golang/go#75804), no failing input: not a finding"; \
+			else echo "$$out"; exit 1; fi; \
+		fi; \
 	done
 endef
 
