@@ -38,6 +38,13 @@ type Config struct {
 	// bad input of one kind (default one minute); those in between are
 	// counted and the next warning says how many.
 	LogInterval time.Duration
+	// DigestInterval is how often the node sends every peer one digest of
+	// its states' generations, from which a peer that missed an update
+	// pulls it (see dstate.KindDigest); a digest also goes to a peer at
+	// once when its link is re-established, when it is alive again after
+	// it failed, and shortly after a frame to it was refused. Zero means
+	// DefaultDigestInterval; negative turns digests off.
+	DigestInterval time.Duration
 	// Stores are the persistence backends of the durable modes (Local,
 	// Raft). A state whose StateConfig.Durability names a mode missing
 	// here, and that brings no Persistence of its own, cannot register.

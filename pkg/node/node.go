@@ -42,6 +42,13 @@ type Node struct {
 	feedTimer dstate.TimerHandle
 	feedEvery time.Duration
 
+	// Digest anti-entropy (digest.go); guarded by feedMu.
+	digestTimer dstate.TimerHandle
+	digestOwed  map[dstate.NodeID]struct{} // peers a digest is scheduled for
+	// down holds the members membership reported failed and not alive
+	// since; guarded by mu.
+	down map[dstate.NodeID]struct{}
+
 	stats stats
 	// peerLog lets one warning per peer and kind through per interval.
 	peerLog ratelog.Limiter
@@ -56,11 +63,13 @@ type shard interface {
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
 	metrics() dstate.SyncMetrics
 	batchInterval() (time.Duration, bool)
+	digestEntry() (dstate.ChangeNotification, bool)
 	stop()
 }
 
 type stats struct {
 	framesIn, decodeErrors, unknownState, sourceMismatch, noticeSourceMismatch, mailboxDrops, sendErrors atomic.Uint64
+	digestsSent                                                                                       atomic.Uint64
 	// limits counts inbound messages over each decode limit, by name.
 	limits map[string]*atomic.Uint64
 }
@@ -68,7 +77,7 @@ type stats struct {
 // decodeLimitNames are the limits counted in Stats.LimitExceeded.
 var decodeLimitNames = []string{
 	dstate.LimitSnapshotBytes, dstate.LimitDeltaBytes, dstate.LimitNameBytes,
-	dstate.LimitFeedNotices, dstate.LimitFeedStates, dstate.LimitFeedPeers,
+	dstate.LimitFeedNotices, dstate.LimitFeedStates, dstate.LimitFeedPeers, dstate.LimitDigestEntries,
 }
 
 // Stats are a node's host-level counters.
@@ -83,6 +92,9 @@ type Stats struct {
 	// another node than the sending peer (a node's feed carries only its
 	// own notices; see dstate.ActionNoticeRejected).
 	NoticeSourceMismatch uint64
+	// DigestsSent counts digests handed to the transport, one per peer
+	// (see DefaultDigestInterval).
+	DigestsSent uint64
 	// LimitExceeded counts inbound messages refused for being over a decode
 	// limit, by limit name (the dstate.Limit… constants; every name is
 	// present). They are included in DecodeErrors.
@@ -119,6 +131,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: spawn change-feed actor: %w", err)
 	}
 	n.feedRef = ref
+	n.watchLinks()
 	if err := n.tr.Start(n.deliverFrame); err != nil {
 		ref.Stop()
 		return nil, fmt.Errorf("node: start transport: %w", err)
@@ -130,6 +143,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: subscribe to cluster events: %w", err)
 	}
 	n.sub = sub
+	n.startDigests()
 	return n, nil
 }
 
@@ -152,6 +166,7 @@ func (n *Node) Stats() Stats {
 		FramesIn: n.stats.framesIn.Load(), DecodeErrors: n.stats.decodeErrors.Load(), UnknownState: n.stats.unknownState.Load(),
 		SourceMismatch: n.stats.sourceMismatch.Load(), NoticeSourceMismatch: n.stats.noticeSourceMismatch.Load(),
 		MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
+		DigestsSent:   n.stats.digestsSent.Load(),
 		LimitExceeded: lim,
 	}
 }
@@ -219,6 +234,9 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.feedTimer != nil {
 		n.feedTimer.Cancel()
 	}
+	if n.digestTimer != nil {
+		n.digestTimer.Cancel()
+	}
 	n.feedMu.Unlock()
 	for _, s := range shards {
 		s.stop()
@@ -246,7 +264,7 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		return
 	}
 	_, member := n.members[ev.Node]
-	var joined, left, reaped bool
+	var joined, left, reaped, alive bool
 	switch ev.Kind {
 	case dstate.NodeJoined, dstate.NodeUpdated:
 		if addr != "" {
@@ -266,6 +284,7 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		}
 	case dstate.NodeFailed:
 	}
+	alive = n.trackDown(ev.Kind, ev.Node)
 	n.publishPeers()
 	shards := n.shardList()
 	n.mu.Unlock()
@@ -287,6 +306,9 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 		for _, s := range shards {
 			s.failed(ev.Node)
 		}
+	}
+	if alive {
+		_ = n.feedRef.Send(func() { n.sendDigestToMember(ev.Node) })
 	}
 	if reaped {
 		n.tr.RemovePeer(ev.Node)
@@ -342,7 +364,7 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 		n.dropForeignNotices(from, &m)
 	}
 	n.mu.Lock()
-	if m.Kind == dstate.KindBatchedChangeFeed {
+	if m.Kind == dstate.KindBatchedChangeFeed || m.Kind == dstate.KindDigest {
 		var targets []shard
 		for i := range m.Notifications {
 			if s, ok := n.shards[m.Notifications[i].State]; ok && !slices.Contains(targets, s) {
@@ -414,6 +436,7 @@ func (n *Node) send(to dstate.NodeID, frame []byte) {
 	if err := n.tr.Send(to, frame); err != nil {
 		n.stats.sendErrors.Add(1)
 		n.warnPeer(to, "send", "send failed; the peer catches up once it drains", "err", err)
+		n.digestSoon(to)
 	}
 }
 

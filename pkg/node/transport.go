@@ -35,3 +35,15 @@ type Transport interface {
 	// until ctx is done.
 	Close(ctx context.Context) error
 }
+
+// LinkNotifier is an optional capability of a Transport, detected by type
+// assertion: the transport tells the host each time an outbound link to a
+// peer is established, the first time and after every reconnect. Frames
+// sent on a link that broke may be lost without an error, so the node
+// answers the event with a digest of its states to that peer (see
+// dstate.KindDigest), which makes the peer pull what it missed.
+type LinkNotifier interface {
+	// NotifyLinkUp registers fn; the node calls it once, before Start. fn
+	// does not block and may be called from several goroutines.
+	NotifyLinkUp(fn func(peer dstate.NodeID))
+}

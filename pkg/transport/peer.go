@@ -173,6 +173,9 @@ func (t *Transport) runPeer(p *peer) {
 		everConnected, failures = true, 0
 		p.setConnected(l.raw)
 		t.log.Debug("transport: connected", "peer", string(p.id), "addr", addr)
+		if fn := t.linkUpFunc(); fn != nil {
+			fn(p.id)
+		}
 		go l.watch()
 		exit, err := t.writeLoop(p, l)
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -15,7 +15,10 @@ import (
 	"github.com/dstate-go/dstate/pkg/node"
 )
 
-var _ node.Transport = (*Transport)(nil)
+var (
+	_ node.Transport    = (*Transport)(nil)
+	_ node.LinkNotifier = (*Transport)(nil)
+)
 
 // Transport carries frames between nodes over TCP (optionally TLS). It
 // implements node.Transport; all methods are safe for concurrent use.
@@ -46,6 +49,7 @@ type Transport struct {
 	closeBegun bool
 	deliver    func(from dstate.NodeID, frame []byte)
 	peers      map[dstate.NodeID]*peer
+	linkUp     func(peer dstate.NodeID) // see NotifyLinkUp
 
 	// budget holds the memory of partially received messages.
 	budget budget
@@ -136,6 +140,26 @@ func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error 
 	t.deliver = deliver
 	t.readers.Go(t.acceptLoop)
 	return nil
+}
+
+// NotifyLinkUp implements node.LinkNotifier: fn is called with the peer's
+// ID each time an outbound connection to it is established, the first
+// time and after every reconnect, on the peer's writer goroutine before it
+// writes anything on the new connection. Frames already written to a
+// connection that broke may never have arrived, so the host uses it to
+// repair what the peer may have missed. fn must not block. A later call
+// replaces fn; nil turns it off.
+func (t *Transport) NotifyLinkUp(fn func(peer dstate.NodeID)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.linkUp = fn
+}
+
+// linkUpFunc returns the NotifyLinkUp callback, or nil.
+func (t *Transport) linkUpFunc() func(peer dstate.NodeID) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.linkUp
 }
 
 // SetPeer records the address of a peer and starts its writer, which
