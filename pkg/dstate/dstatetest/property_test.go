@@ -57,14 +57,18 @@ type propertyRun struct {
 }
 
 // runProperty drives one random scenario: 3-10 nodes, a random strategy
-// per state (active push, change feed or periodic only, each with a
-// periodic sync), random mutations of both states with random urgencies,
+// per state (active push, change feed with lazy pull, or no push with pull
+// on query; none with a periodic full sync: digests are the only
+// anti-entropy), random mutations of both states with random urgencies,
 // queries that pull, 30% drops, duplicates, reordering,
-// partitions (symmetric and one-way) that come and go, crash-restarts,
-// leaves and rejoins, and added nodes. After every step and operation the
-// generation monitor checks that no view went backwards; at the end every
-// cut is healed, every crashed node restarted, and the cluster must
-// converge.
+// partitions (symmetric and one-way) that come and go, link resets that
+// lose what is in flight, crash-restarts, leaves and rejoins, and added
+// nodes. After every step and operation the generation monitor checks that
+// no view went backwards; at the end every cut is healed, every crashed
+// node restarted, a last burst of writes is written and everything in
+// flight lost, and with no further write the cluster must converge: the
+// states that push by digests alone, the lazy ones when read (a query
+// every few ticks, which pulls only views marked stale).
 func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	var run propertyRun
@@ -74,12 +78,12 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		switch rng.IntN(4) {
 		case 0, 1:
 			s = dstate.ActivePushStrategy()
-			s.PeriodicFullSync = time.Second
 		case 2:
-			s = dstate.FeedWithPeriodicSyncStrategy(time.Second)
+			s = dstate.FeedLazyPullStrategy()
 			s.ChangeFeed.BatchInterval = 300 * time.Millisecond
 		default:
-			s = dstate.PeriodicOnlyStrategy(time.Second)
+			s = dstate.PeriodicOnlyStrategy(0)
+			s.PullOnQuery = true
 		}
 		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
 	}
@@ -88,8 +92,9 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		Nodes:         run.nodes,
 		CounterConfig: strategy(),
 		GaugesConfig:  strategy(),
-		Faults:        dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
-		KeepTrace:     keepTrace,
+		Faults:         dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
+		DigestInterval: time.Second,
+		KeepTrace:      keepTrace,
 	})
 	if err != nil {
 		return run, err
@@ -155,6 +160,11 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			_, opErr = c.AddNode()
 		case op < 95 && len(live) > 0:
 			_, opErr = c.Query(pick(live), c.States()[rng.IntN(2)], time.Duration(rng.IntN(3))*time.Second)
+		case op < 100 && len(live) > 1:
+			a, b := pick(live), pick(live)
+			if a != b {
+				opErr = c.ResetLink(a, b)
+			}
 		}
 		if opErr != nil {
 			return fail(fmt.Errorf("operation: %w", opErr))
@@ -177,11 +187,35 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			}
 		}
 	}
+	// A last burst of writes whose messages are all lost: no later write
+	// reveals the gap.
+	for range 1 + rng.IntN(4) {
+		id := pick(c.Live())
+		if rng.IntN(2) == 0 {
+			_, err = c.MutateCounter(id, urgency(), func(x *dstatetest.Counter) { x.Count++ })
+		} else {
+			_, err = c.SetGauge(id, fmt.Sprintf("g%d", rng.IntN(4)), int64(rng.IntN(100)), urgency())
+		}
+		if err != nil {
+			return fail(fmt.Errorf("last write: %w", err))
+		}
+	}
+	c.LoseInFlight()
 	start := c.Tick()
 	for i := 0; i < 3000 && !c.Converged(); i++ {
 		c.Step()
 		if err := mon.Check(c); err != nil {
 			return fail(err)
+		}
+		if i%5 == 4 {
+			// Readers of the lazy states: pull the views marked stale.
+			for _, id := range c.Live() {
+				for _, st := range c.States() {
+					if _, err := c.Query(id, st, -1); err != nil {
+						return fail(err)
+					}
+				}
+			}
 		}
 	}
 	run.settled = c.Tick() - start

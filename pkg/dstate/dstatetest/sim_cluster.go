@@ -100,6 +100,11 @@ type SimConfig struct {
 	// that).
 	CounterConfig dstate.StateConfig
 	GaugesConfig  dstate.StateConfig
+	// DigestInterval, when positive, makes every running node send every
+	// member a digest of its states' generations (dstate.NewDigest) at
+	// this interval, each node at its own phase, and at once over a link
+	// that ResetLink re-established. Zero sends no digests.
+	DigestInterval time.Duration
 	// Faults of the network; SetFaults changes them during a run.
 	Faults Faults
 	// KeepTrace keeps a readable trace line per event and delivery
@@ -129,8 +134,9 @@ type SimCluster struct {
 	net        *simNet
 	nodes      map[dstate.NodeID]*simNode
 	order      []dstate.NodeID // every node ever created, sorted
-	next       int
-	batchTicks int64
+	next        int
+	batchTicks  int64
+	digestTicks int64
 }
 
 // simNode is one simulated host.
@@ -145,6 +151,7 @@ type simNode struct {
 	gauges     *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange]
 	states     []simState // sorted by name
 	agg        *dstate.ChangeFeedAggregator
+	digestAt   int64 // phase of the node's digest timer
 	lastInc    map[string]uint64 // per state, the highest incarnation it had
 }
 
@@ -224,6 +231,10 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 		}
 	}
 	c.batchTicks = c.ticks(batch)
+	if cfg.DigestInterval < 0 {
+		return nil, fmt.Errorf("dstatetest: SimConfig.DigestInterval %s is negative", cfg.DigestInterval)
+	}
+	c.digestTicks = c.ticks(cfg.DigestInterval)
 	c.net.event("cluster seed=%d nodes=%d faults: %s", cfg.Seed, cfg.Nodes, cfg.Faults)
 	for range cfg.Nodes {
 		id := c.newID()
@@ -311,6 +322,9 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 			format: func(v GaugesView) string { return v.String() }, sched: c.newSchedule(c.cfg.GaugesConfig)})
 	}
 	n.agg = dstate.NewChangeFeedAggregator(n.id)
+	if c.digestTicks > 0 {
+		n.digestAt = int64(c.net.rng.IntN(int(c.digestTicks)))
+	}
 	n.status = SimUp
 	n.epoch++
 	n.born = c.net.tick
@@ -453,6 +467,9 @@ func (c *SimCluster) Step() {
 				c.perform(n, st.periodic())
 			}
 		}
+		if c.digestTicks > 0 && age > 0 && (age+n.digestAt)%c.digestTicks == 0 {
+			c.sendDigest(n, c.members())
+		}
 		if c.batchTicks > 0 && age > 0 && age%c.batchTicks == 0 && n.agg.Len() > 0 {
 			if msg, ok := n.agg.Flush(c.clock.UnixMilli()); ok {
 				data := dstate.EncodeWire(&msg)
@@ -460,6 +477,52 @@ func (c *SimCluster) Step() {
 			}
 		}
 	}
+}
+
+// sendDigest sends every node of to but n one digest of n's states.
+func (c *SimCluster) sendDigest(n *simNode, to []dstate.NodeID) {
+	entries := make([]dstate.ChangeNotification, 0, len(n.states))
+	for _, st := range n.states {
+		entries = append(entries, st.digestEntry())
+	}
+	msg := dstate.NewDigest(n.id, c.clock.UnixMilli(), entries)
+	data := dstate.EncodeWire(&msg)
+	sum := checksum(data)
+	for _, id := range to {
+		if id != n.id {
+			c.send(n.id, id, data, sum)
+		}
+	}
+}
+
+// ResetLink breaks the connection from one node to another and makes a new
+// one, as a transport does after a network error: the messages in flight
+// on the link are lost (counted as Purged) and, with digests on, the
+// sender sends the target a digest over the new link at once.
+func (c *SimCluster) ResetLink(from, to dstate.NodeID) error {
+	if _, err := c.node(to); err != nil {
+		return err
+	}
+	n, err := c.node(from)
+	if err != nil {
+		return err
+	}
+	c.net.dropLink(from, to)
+	c.net.event("reset %s->%s", from, to)
+	if c.digestTicks > 0 && n.status == SimUp && c.Status(to) != SimLeft {
+		c.sendDigest(n, []dstate.NodeID{to})
+	}
+	return nil
+}
+
+// LoseInFlight loses every message in flight (counted as Purged): the
+// lost tail of a burst of writes, when nothing is written afterwards.
+// Delayed broadcasts not yet sent are kept.
+func (c *SimCluster) LoseInFlight() {
+	c.net.stats.Purged += uint64(len(c.net.flights))
+	clear(c.net.flights)
+	c.net.flights = c.net.flights[:0]
+	c.net.event("lose in-flight")
 }
 
 // Run performs n steps.

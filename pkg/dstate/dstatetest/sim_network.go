@@ -322,6 +322,20 @@ func (n *simNet) purge(node dstate.NodeID, from bool) {
 	n.timers = timers
 }
 
+// dropLink takes out of flight the messages from one node to another.
+func (n *simNet) dropLink(from, to dstate.NodeID) {
+	keep := n.flights[:0]
+	for _, f := range n.flights {
+		if f.from == from && f.to == to {
+			n.stats.Purged++
+			continue
+		}
+		keep = append(keep, f)
+	}
+	clear(n.flights[len(keep):])
+	n.flights = keep
+}
+
 func (n *simNet) block(from, to []dstate.NodeID) {
 	for _, a := range from {
 		for _, b := range to {

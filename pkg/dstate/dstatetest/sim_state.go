@@ -17,6 +17,7 @@ type simState interface {
 	left(id dstate.NodeID)
 	failed(id dstate.NodeID)
 	periodic() []dstate.Action
+	digestEntry() dstate.ChangeNotification
 	query(maxStaleness time.Duration) dstate.QueryResult
 	generation() dstate.Generation
 	// owners returns, sorted, the nodes this engine holds a view of (self
@@ -60,6 +61,7 @@ func (s *simEngine[S, V]) joined(id dstate.NodeID) []dstate.Action      { return
 func (s *simEngine[S, V]) left(id dstate.NodeID)                        { s.e.OnNodeLeft(id) }
 func (s *simEngine[S, V]) failed(id dstate.NodeID)                      { s.e.OnNodeFailed(id) }
 func (s *simEngine[S, V]) periodic() []dstate.Action                    { return s.e.PeriodicSync() }
+func (s *simEngine[S, V]) digestEntry() dstate.ChangeNotification       { return s.e.DigestEntry() }
 func (s *simEngine[S, V]) generation() dstate.Generation                { return s.e.Generation() }
 func (s *simEngine[S, V]) owners() []dstate.NodeID                      { return s.e.Views().Nodes() }
 func (s *simEngine[S, V]) metrics() dstate.SyncMetrics                  { return s.e.Metrics() }
