@@ -135,6 +135,14 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.LogFormat = x.String("log-format") }},
 	{&ucli.DurationFlag{Name: "load-interval", Usage: "refresh interval of the built-in load state"},
 		func(c *agent.Config, x *ucli.Context) { c.LoadInterval = agent.Duration(x.Duration("load-interval")) }},
+	{&ucli.DurationFlag{Name: "digest-interval", Usage: "how often every peer gets a digest of this node's state generations, to pull what it missed (default 500ms)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.DigestInterval = agent.Duration(x.Duration("digest-interval"))
+		}},
+	{&ucli.DurationFlag{Name: "full-sync-interval", Usage: "also broadcast the kv states' full snapshots at this interval (default none)"},
+		func(c *agent.Config, x *ucli.Context) {
+			c.FullSyncInterval = agent.Duration(x.Duration("full-sync-interval"))
+		}},
 	{&ucli.BoolFlag{Name: "fast", Usage: "short gossip, Raft and sync timers (loopback clusters, demos, tests)"},
 		func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
 	{&ucli.StringSliceFlag{Name: "test-fault-drop", Hidden: true, Usage: "drop frames to this peer (tests only)"},

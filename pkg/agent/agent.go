@@ -162,6 +162,7 @@ func (a *Agent) startParts(ctx context.Context) error {
 	if cfg.Fast {
 		ncfg.FeedInterval = 50 * time.Millisecond
 	}
+	ncfg.DigestInterval = time.Duration(cfg.DigestInterval)
 	if a.node, err = node.New(ncfg); err != nil {
 		return err
 	}
@@ -188,9 +189,10 @@ func (a *Agent) registerBuiltins(ctx context.Context) error {
 	stateCfg := func(d dstate.Durability) dstate.StateConfig {
 		c := dstate.DefaultStateConfig()
 		c.Durability = d
-		c.SyncStrategy.PeriodicFullSync = 10 * time.Second
+		// Digests (node.Config.DigestInterval) repair lost updates; a blind
+		// full broadcast only when configured.
+		c.SyncStrategy.PeriodicFullSync = time.Duration(a.cfg.FullSyncInterval)
 		if a.cfg.Fast {
-			c.SyncStrategy.PeriodicFullSync = time.Second
 			c.PullTimeout = time.Second
 		}
 		return c

@@ -166,6 +166,18 @@ type Config struct {
 
 	// LoadInterval is how often the built-in load state is refreshed.
 	LoadInterval Duration `json:"load_interval"`
+	// DigestInterval is how often the node sends every peer one digest of
+	// its states' generations, from which a peer that missed an update
+	// pulls just that state (default 500ms; a digest also goes at once
+	// after a reconnect, a failed peer's return or a refused frame). After
+	// a partition heals with no further writes, views converge within about
+	// this interval.
+	DigestInterval Duration `json:"digest_interval"`
+	// FullSyncInterval, when positive, also broadcasts the kv and
+	// durable-kv states' full snapshots to every peer at this interval
+	// (blind periodic full sync, as before digests). Zero, the default,
+	// sends none: digests repair what was lost.
+	FullSyncInterval Duration `json:"full_sync_interval"`
 	// Fast selects short gossip, Raft and sync timers for loopback tests
 	// and demos (failure detection in well under a second).
 	Fast bool `json:"fast"`
@@ -262,6 +274,10 @@ func (c Config) Validate() error {
 		return bad("bootstrap_expect", "is set on a node that is not a server")
 	case c.LoadInterval < 0:
 		return bad("load_interval", "%s is negative", time.Duration(c.LoadInterval))
+	case c.DigestInterval < 0:
+		return bad("digest_interval", "%s is negative", time.Duration(c.DigestInterval))
+	case c.FullSyncInterval < 0:
+		return bad("full_sync_interval", "%s is negative", time.Duration(c.FullSyncInterval))
 	}
 	for _, a := range []struct{ field, v string }{
 		{"serf_addr", c.SerfAddr}, {"transport_addr", c.TransportAddr}, {"http_addr", c.HTTPAddr}, {"raft_addr", c.RaftAddr},
