@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -119,6 +120,11 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.wait(ctx, "a Raft leader is elected", 30*time.Second, func() bool { return d.leader(ctx) != "" }); err != nil {
+		return err
+	}
+	if err := d.wait(ctx, "every agent has loaded durable-kv from the Raft log", 30*time.Second, func() bool {
+		return d.allRegistered(ctx, agent.DurableKVState)
+	}); err != nil {
 		return err
 	}
 	d.members(ctx, d.nodes[0])
@@ -313,6 +319,20 @@ func demoMemberStatus(ms []agent.Member, name string) string {
 		}
 	}
 	return ""
+}
+
+// allRegistered reports whether every agent serves state: a Raft-durable
+// state is registered only once a leader is known and the node has read
+// its state back, a moment after the election.
+func (d *demo) allRegistered(ctx context.Context, state string) bool {
+	for _, n := range d.nodes {
+		var states []agent.StateInfo
+		if n.cl.getJSON(ctx, "/v1/states", nil, &states) != nil ||
+			!slices.ContainsFunc(states, func(s agent.StateInfo) bool { return s.Name == state }) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *demo) leader(ctx context.Context) string {
