@@ -7,9 +7,12 @@ func SimpleEngineConfig[S any](def DistributedState[S], node NodeID, cfg StateCo
 		Name: def.Name(), Node: node, WireVersion: def.WireVersion(), StorageVersion: def.StorageVersion(),
 		State: cfg, Clock: clock,
 		Codec: Codec[S, S]{
-			Project:    func(s *S) S { return *s },
-			EncodeView: def.EncodeState,
-			DecodeView: def.DecodeState,
+			Project:     func(s *S) S { return *s },
+			EncodeView:  def.EncodeState,
+			DecodeView:  def.DecodeState,
+			EncodeState: def.EncodeState,
+			DecodeState: def.DecodeState,
+			ViewIsState: true,
 		},
 	}
 }
@@ -35,6 +38,8 @@ func DeltaEngineConfig[S, V, D, C any](def DeltaDistributedState[S, V, D, C], no
 				}
 				return def.ApplyDelta(view, d)
 			},
+			EncodeState: def.EncodeState,
+			DecodeState: def.DecodeState,
 		},
 	}
 }
@@ -67,7 +72,9 @@ type DeltaMutateResult[V, D any] struct {
 
 // MutateWithDelta applies fn, projects the view and the view delta of the
 // change it returns, asks the definition for the change's urgency and
-// returns the actions that publish it (a DeltaUpdate when broadcast).
+// returns the actions that publish it (a DeltaUpdate when broadcast). A
+// panic in fn or a callback undoes the mutation and is raised again as a
+// *CallbackPanicError (see [DeltaEngine.TryPrepareDelta]).
 func (e *DeltaEngine[S, V, D, C]) MutateWithDelta(fn func(*S) C) DeltaMutateResult[V, D] {
 	_, d := e.PrepareDelta(fn)
 	return DeltaMutateResult[V, D]{MutateResult: e.Commit(), Delta: d}
@@ -76,22 +83,53 @@ func (e *DeltaEngine[S, V, D, C]) MutateWithDelta(fn func(*S) C) DeltaMutateResu
 // PrepareDelta is the first half of a two-phase delta mutation (see
 // [Engine.Prepare]); it returns the object to save and the view delta. The
 // encoded delta is available from PreparedDelta for persistence backends
-// that append deltas.
+// that append deltas. A panic in fn or a callback undoes the mutation and
+// is raised again as a *CallbackPanicError (see [DeltaEngine.TryPrepareDelta]).
 func (e *DeltaEngine[S, V, D, C]) PrepareDelta(fn func(*S) C) (*StateObject[S], D) {
+	obj, d, err := e.TryPrepareDelta(fn)
+	if err != nil {
+		panic(err)
+	}
+	return obj, d
+}
+
+// TryPrepareDelta is PrepareDelta that recovers panics, as
+// [Engine.TryPrepare] does: when fn, ProjectView, ProjectDelta,
+// SyncUrgency, EncodeDelta or (when the change travels as a snapshot)
+// EncodeView panics, the owned value, generation and modified time are
+// restored, nothing is pending, and the panic is returned as a
+// *CallbackPanicError.
+func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObject[S], d D, err error) {
+	if err := e.checkpoint(); err != nil {
+		return nil, d, err
+	}
 	e.begin(Default)
+	stage := stageMutation
+	defer func() {
+		if r := recover(); r != nil {
+			var zero D
+			obj, d, err = nil, zero, e.undoPanic(stage, r)
+		}
+	}()
 	change := fn(&e.obj.Value)
 	old := e.views.get(e.self).Value
+	stage = stageProjectView
 	view := e.def.ProjectView(&e.obj.Value)
-	d := e.def.ProjectDelta(change)
+	stage = stageProjectDelta
+	d = e.def.ProjectDelta(change)
 	p := &e.pend
 	p.view, p.hasView = view, true
+	stage = stageSyncUrgency
 	p.urgency = e.def.SyncUrgency(old, view, change)
+	stage = stageEncodeDelta
 	if data, err := e.def.EncodeDelta(d); err == nil {
 		p.deltaData, p.hasDelta = data, true
 	} else {
 		e.m.encodeFailures.Add(1) // a snapshot carries the change instead
 	}
-	return &e.obj, d
+	stage = stageEncodeView
+	e.prepareSnapshot()
+	return &e.obj, d, nil
 }
 
 // PreparedDelta returns the encoded delta of the prepared mutation, or nil.

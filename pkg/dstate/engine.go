@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 )
 
@@ -21,6 +22,18 @@ type Codec[S, V any] struct {
 	// the state has no deltas: inbound deltas are answered with a
 	// RequestSnapshot, and mutations broadcast snapshots.
 	ApplyDelta func(view V, data []byte, wireVersion uint32) (V, error)
+	// EncodeState and DecodeState encode the owned value in the storage
+	// version, as the state's persistence does. Optional: the engine uses
+	// them to restore the value after a mutation panicked when a copy of
+	// the value cannot (it holds maps, slices, pointers or interfaces).
+	// Without them, such a value keeps what the panicking mutation wrote;
+	// its generation is restored and nothing is published all the same.
+	EncodeState func(S) ([]byte, error)
+	DecodeState func(data []byte, storageVersion uint32) (S, error)
+	// ViewIsState says that the view is the value itself and EncodeView
+	// encodes it as EncodeState does (simple states): the own snapshot's
+	// encoding then doubles as the value's checkpoint.
+	ViewIsState bool
 }
 
 // EngineConfig configures an [Engine].
@@ -84,6 +97,15 @@ type Engine[S, V any] struct {
 	pend       pending[V]
 	pullPeriod time.Duration
 	epoch      time.Time // origin of peerState's compact instants
+	// The checkpoint a mutation that panics is undone from (see
+	// checkpoint): a copy of the value when copyOK, else its encoding ckpt
+	// of generation ckptGen in version ckptVer.
+	copyOK  bool
+	prevVal S
+	ckpt    []byte
+	ckptVer uint32
+	ckptGen Generation
+	ckptOK  bool
 }
 
 type pending[V any] struct {
@@ -97,6 +119,8 @@ type pending[V any] struct {
 	urgency    SyncUrgency
 	haveUrgent bool
 	at         time.Time // when begin read the clock, if wallOfNow
+	snap       []byte    // the prepared view's encoding, when Commit will send a snapshot
+	hasSnap    bool
 }
 
 // NewEngine returns an engine owning initial as a fresh incarnation: its
@@ -119,11 +143,16 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 	e.pullPeriod = cfg.State.EffectivePullTimeout()
 	e.epoch = cfg.Clock.Now()
 	e.views.self = cfg.Node
+	e.copyOK = copyRestores(reflect.TypeFor[S]())
 	switch cfg.Clock.(type) {
 	case SystemClock, *SystemClock:
 		e.wallOfNow = true
 	}
-	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
+	view, err := e.project(&e.obj.Value)
+	if err != nil {
+		return nil, err
+	}
+	e.publishOwn(view, e.clock.Now())
 	return e, nil
 }
 
@@ -172,7 +201,7 @@ func (e *Engine[S, V]) Metrics() SyncMetrics { return e.m.snapshot() }
 func (e *Engine[S, V]) Restore(obj StateObject[S], storageVersion uint32) {
 	obj.StorageVersion = storageVersion
 	e.obj = obj
-	e.ownEncOK = false
+	e.ownEncOK, e.ckptOK = false, false
 	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
 }
 
@@ -189,7 +218,7 @@ func (e *Engine[S, V]) Reincarnate(value S, atLeast uint64) {
 	}
 	inc = max(inc, atLeast)
 	e.obj = StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: e.obj.StorageVersion, Value: value, CreatedUnixMs: now, ModifiedUnixMs: now}
-	e.ownEncOK = false
+	e.ownEncOK, e.ckptOK = false, false
 	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
 }
 
@@ -212,12 +241,63 @@ type MutateResult[V any] struct {
 // before publishing: it applies fn to the owned state and advances the
 // generation but publishes nothing (no view, no action). The returned
 // object is what must be saved. It must be followed by exactly one Commit,
-// or by Abort when the save failed.
+// or by Abort or Rollback when the save failed.
+//
+// It is [Engine.TryPrepare] for hosts that let a panic through: when fn (or
+// a callback of the state) panics, the mutation is undone as TryPrepare
+// does and Prepare panics with the *CallbackPanicError.
 func (e *Engine[S, V]) Prepare(fn func(*S), urgency SyncUrgency) *StateObject[S] {
-	e.begin(urgency)
-	fn(&e.obj.Value)
-	return &e.obj
+	obj, err := e.TryPrepare(fn, urgency)
+	if err != nil {
+		panic(err)
+	}
+	return obj
 }
+
+// TryPrepare is the first half of a two-phase mutation (see
+// [Engine.Prepare]) that recovers panics. It runs fn, projects the view
+// and, when Commit will send a snapshot, encodes it, so that Commit calls
+// no callback of the state. If any of these panics, the mutation is
+// undone: the owned value is restored from the checkpoint taken before fn
+// ran (see [Codec.EncodeState]), the generation and modified time go back,
+// nothing is pending, and the panic is returned as a *CallbackPanicError
+// (then no Commit follows). The checkpoint costs nothing when the value
+// holds no references, or when the engine already has an encoding of it.
+func (e *Engine[S, V]) TryPrepare(fn func(*S), urgency SyncUrgency) (obj *StateObject[S], err error) {
+	if err := e.checkpoint(); err != nil {
+		return nil, err
+	}
+	e.begin(urgency)
+	stage := stageMutation
+	defer func() {
+		if r := recover(); r != nil {
+			obj, err = nil, e.undoPanic(stage, r)
+		}
+	}()
+	fn(&e.obj.Value)
+	stage = stageProjectView
+	e.pend.view, e.pend.hasView = e.codec.Project(&e.obj.Value), true
+	stage = stageEncodeView
+	e.prepareSnapshot()
+	return &e.obj, nil
+}
+
+// prepareSnapshot encodes the prepared view when Commit will send it as a
+// snapshot (a panicking encoder then undoes the mutation before anything is
+// saved). An encoding error is left for Commit to meet and count.
+func (e *Engine[S, V]) prepareSnapshot() {
+	p := &e.pend
+	if p.hasDelta && e.codec.ApplyDelta != nil {
+		return
+	}
+	switch e.resolve(p.urgency) {
+	case decisionBroadcast, decisionDelayed:
+		if b, err := e.codec.EncodeView(p.view); err == nil {
+			p.snap, p.hasSnap = b, true
+		}
+	}
+}
+
 
 func (e *Engine[S, V]) begin(urgency SyncUrgency) {
 	e.pend = pending[V]{active: true, prevGen: e.obj.Generation, prevMod: e.obj.ModifiedUnixMs, urgency: urgency}
@@ -273,6 +353,9 @@ func (e *Engine[S, V]) Commit() MutateResult[V] {
 		at = e.clock.Now()
 	}
 	e.publishOwn(view, at)
+	if p.hasSnap {
+		e.ownEnc, e.ownEncGen, e.ownEncOK = p.snap, e.obj.Generation, true
+	}
 	e.m.totalMutations.Add(1)
 	useDelta := p.hasDelta && e.codec.ApplyDelta != nil
 	switch e.resolve(p.urgency) {
@@ -347,7 +430,7 @@ func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
 		return WireMessage{}, false
 	}
 	if !e.ownEncOK || e.ownEncGen != own.Generation {
-		b, err := e.codec.EncodeView(own.Value)
+		b, err := e.encodeView(own.Value)
 		if err != nil {
 			e.m.encodeFailures.Add(1)
 			return WireMessage{}, false
@@ -618,9 +701,14 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		e.m.staleDiscarded.Add(1)
 		return
 	}
-	val, err := e.codec.DecodeView(m.Data, m.WireVersion)
+	val, err := e.decodeView(m.Data, m.WireVersion)
 	if err != nil {
 		e.decodeFailure(m.Source, err)
+		if errors.Is(err, ErrCallbackPanic) {
+			// Malformed as far as this node can tell: ask again (at most
+			// once per pull timeout).
+			e.requestSnapshot(m.Source, now)
+		}
 		return
 	}
 	e.acceptView(p, m, cur, val, now, answer)
@@ -711,7 +799,7 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 		e.requestSnapshot(m.Source, now)
 		return
 	}
-	val, err := e.codec.ApplyDelta(cur.Value, m.Data, m.WireVersion)
+	val, err := e.applyDelta(cur.Value, m.Data, m.WireVersion)
 	if err != nil {
 		e.decodeFailure(m.Source, err)
 		if !errors.Is(err, ErrUnknownVersion) {

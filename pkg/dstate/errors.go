@@ -93,7 +93,7 @@ func (e *QueryError) Unwrap() error { return e.Kind }
 
 // MutationError reports a mutation that did not take effect.
 type MutationError struct {
-	Kind  error // ErrPersistenceFailed or ErrActorStopped
+	Kind  error // ErrPersistenceFailed, ErrCallbackPanic or ErrActorStopped
 	State string
 	Err   error // the underlying cause, if any
 }

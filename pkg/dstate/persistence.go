@@ -27,19 +27,38 @@ type StatePersistence[S any] interface {
 // DecodeStored decodes a persisted state written in storageVersion: with
 // decode when it is the definition's current version, else with the
 // definition's MigrateState when it implements [StateMigrator]. Backends that
-// store bytes use it in Load.
+// store bytes use it in Load. A panic in either is returned as a
+// *CallbackPanicError.
 func DecodeStored[S any](def interface {
 	StorageVersion() uint32
 	DecodeState([]byte, uint32) (S, error)
-}, data []byte, storageVersion uint32) (S, error) {
+}, data []byte, storageVersion uint32) (v S, err error) {
+	callback := CallbackDecodeState
+	defer func() {
+		// A panicking decoder or migration is an error of the load, never a
+		// crash of the host.
+		if r := recover(); r != nil {
+			var zero S
+			v, err = zero, RecoveredPanic(callback, stateName(def), r)
+		}
+	}()
 	if storageVersion == def.StorageVersion() {
 		return def.DecodeState(data, storageVersion)
 	}
 	if m, ok := def.(StateMigrator[S]); ok {
+		callback = CallbackMigrateState
 		return m.MigrateState(data, storageVersion)
 	}
 	var zero S
 	return zero, UnknownVersionError(storageVersion)
+}
+
+// stateName returns def's name when it has one.
+func stateName(def any) string {
+	if n, ok := def.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return ""
 }
 
 // StoredEnvelope is a persisted StateObject with its value encoded: what an

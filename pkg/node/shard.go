@@ -118,7 +118,9 @@ func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) 
 func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 	n := s.n
 	s.log = n.log.With("state", s.name)
-	if err := s.load(ctx, initial); err != nil {
+	// The persistence, its decoders and migrations, and the state's
+	// encoders are user code: a panic fails the registration.
+	if err := guarded(s.name, dstate.CallbackPersistence, func() error { return s.load(ctx, initial) }); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -314,7 +316,11 @@ func (s *Shard[S, V]) noticeRejected(peer dstate.NodeID, c dstate.ChangeNotifica
 // Mutate applies fn to the state with Default urgency and returns the new
 // generation and view once the mutation is saved (when the state has
 // persistence) and published. A failed save rolls the mutation back and
-// returns a *dstate.MutationError (ErrPersistenceFailed). If ctx ends
+// returns a *dstate.MutationError (ErrPersistenceFailed). If fn or a
+// callback of the state panics, the panic is recovered on the state's
+// actor: the state and its generation stay as they were, nothing is
+// published or saved, and the error is a *dstate.MutationError
+// (ErrCallbackPanic) wrapping the *dstate.CallbackPanicError. If ctx ends
 // first, the mutation may still be applied.
 func (s *Shard[S, V]) Mutate(ctx context.Context, fn func(*S)) (dstate.Generation, V, error) {
 	return s.MutateWith(ctx, dstate.Default, fn)
@@ -322,14 +328,14 @@ func (s *Shard[S, V]) Mutate(ctx context.Context, fn func(*S)) (dstate.Generatio
 
 // MutateWith is Mutate with an explicit urgency.
 func (s *Shard[S, V]) MutateWith(ctx context.Context, urgency dstate.SyncUrgency, fn func(*S)) (dstate.Generation, V, error) {
-	return s.mutate(ctx, func() *dstate.StateObject[S] { return s.eng.Prepare(fn, urgency) })
+	return s.mutate(ctx, func() (*dstate.StateObject[S], error) { return s.eng.TryPrepare(fn, urgency) })
 }
 
 // MutateDelta applies fn, whose returned change is projected into the view
 // delta that replicates; urgency comes from the definition's SyncUrgency.
 // See [Shard.Mutate] for persistence and errors.
 func (d *DeltaShard[S, V, D, C]) MutateDelta(ctx context.Context, fn func(*S) C) (dstate.Generation, V, error) {
-	return d.mutate(ctx, func() *dstate.StateObject[S] { obj, _ := d.de.PrepareDelta(fn); return obj })
+	return d.mutate(ctx, func() (*dstate.StateObject[S], error) { obj, _, err := d.de.TryPrepareDelta(fn); return obj, err })
 }
 
 type mutateResult[V any] struct {
@@ -338,17 +344,40 @@ type mutateResult[V any] struct {
 	err  error
 }
 
-func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() *dstate.StateObject[S]) (dstate.Generation, V, error) {
-	r, err := ask(ctx, s, func() mutateResult[V] {
-		obj := prepare()
-		if s.persist != nil {
-			if serr := s.persist.Save(ctx, obj, s.eng.PreparedDelta()); serr != nil {
+func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() (*dstate.StateObject[S], error)) (dstate.Generation, V, error) {
+	r, err := ask(ctx, s, func() (r mutateResult[V]) {
+		// The caller is answered whatever panics: the engine recovers the
+		// state's callbacks itself, this catches the rest.
+		defer func() {
+			if v := recover(); v != nil {
 				s.rollback()
+				r = s.panicked(dstate.RecoveredPanic(dstate.CallbackHost, s.name, v))
+			}
+		}()
+		obj, perr := prepare()
+		if perr != nil {
+			return s.panicked(perr)
+		}
+		if s.persist != nil {
+			// Encoded before the save, so that a panicking encoder leaves
+			// nothing saved.
+			b, eerr := s.encodeState(obj.Value)
+			if errors.Is(eerr, dstate.ErrCallbackPanic) {
+				s.rollback()
+				return s.panicked(eerr)
+			}
+			save := func() error { return s.persist.Save(ctx, obj, s.eng.PreparedDelta()) }
+			if serr := guarded(s.name, dstate.CallbackPersistence, save); serr != nil {
+				s.rollback()
+				if errors.Is(serr, dstate.ErrCallbackPanic) {
+					return s.panicked(serr)
+				}
 				s.refence(serr)
 				return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: serr}}
 			}
-			if b, eerr := s.def.EncodeState(obj.Value); eerr == nil {
+			if eerr == nil {
 				s.lastSaved = b
+				s.eng.KeepStateEncoding(b)
 			}
 		}
 		res := s.eng.Commit()
@@ -392,13 +421,29 @@ func (s *Shard[S, V]) refence(err error) {
 		"stored", pe.Stored.String(), "generation", s.eng.Generation().String(), "load_err", lerr)
 }
 
-// rollback restores the value of the last save; it runs on the actor.
+// rollback undoes the prepared mutation from the checkpoint the engine
+// took before it (the value of the last save, for a persisted state); it
+// runs on the actor.
 func (s *Shard[S, V]) rollback() {
-	prev, err := s.def.DecodeState(s.lastSaved, s.def.StorageVersion())
-	if err != nil {
-		s.log.Error("cannot decode the last saved state for rollback", "err", err)
+	if err := s.eng.Rollback(); err != nil {
+		s.log.Error("cannot restore the state from before the failed mutation", "err", err)
 	}
-	s.eng.Abort(prev)
+}
+
+// panicked is the answer to a mutation that a callback's panic undid.
+func (s *Shard[S, V]) panicked(err error) mutateResult[V] {
+	return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrCallbackPanic, State: s.name, Err: err}}
+}
+
+// encodeState encodes a value of the state, returning a panic as a
+// *dstate.CallbackPanicError.
+func (s *Shard[S, V]) encodeState(v S) (b []byte, err error) {
+	err = guarded(s.name, dstate.CallbackEncodeState, func() error {
+		var eerr error
+		b, eerr = s.def.EncodeState(v)
+		return eerr
+	})
+	return b, err
 }
 
 // Views returns the current views of every node without blocking (see
