@@ -47,7 +47,12 @@ const (
 
 // RuntimeConformance runs the behaviour every dstate.ActorRuntime must have
 // as subtests of t. newRuntime is called once per subtest and returns a
-// fresh runtime; the suite closes it when the subtest ends.
+// fresh runtime; the suite closes it when the subtest ends. Callbacks runs
+// a pkg/node host on the runtime and makes a state's callbacks panic: each
+// mutation's caller is answered with a *dstate.CallbackPanicError, the
+// state, its generation and its saves stay unchanged, nothing reaches the
+// peer, and a peer's message whose decoding panics leaves the last good
+// view and asks for a snapshot.
 func RuntimeConformance(t *testing.T, newRuntime func(t *testing.T) RuntimeUnderTest) {
 	t.Run("Ordering", func(t *testing.T) { testOrdering(t, newRuntime) })
 	t.Run("Backpressure", func(t *testing.T) { testBackpressure(t, newRuntime) })
@@ -55,6 +60,7 @@ func RuntimeConformance(t *testing.T, newRuntime func(t *testing.T) RuntimeUnder
 	t.Run("Timers", func(t *testing.T) { testTimers(t, newRuntime) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newRuntime) })
 	t.Run("Panics", func(t *testing.T) { testPanics(t, newRuntime) })
+	t.Run("Callbacks", func(t *testing.T) { testCallbacks(t, newRuntime) })
 }
 
 func testOrdering(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
