@@ -35,6 +35,11 @@ const (
 //   - RestartedPeer: a node that restarts on its old address with a new
 //     incarnation catches up, and the others see its new incarnation.
 //   - Leave: a node that leaves is dropped from the views and members.
+//   - DelayedSend: a mutation of Delayed urgency is broadcast by a timer of
+//     the runtime, after its delay, as the delta it was.
+//   - SingleTargetSend: a change that was not sent leaves a gap; each peer
+//     asks the owner for its snapshot and the owner answers each one, so
+//     every view catches up.
 //
 // newRuntime is called once per subtest and returns a fresh runtime on its
 // real clock; it releases the runtime with t.Cleanup. The suite registers
@@ -45,6 +50,8 @@ func LoopbackConformance(t *testing.T, newRuntime func(t *testing.T) dstate.Acto
 	t.Run("FeedLazyPull", func(t *testing.T) { testFeedLazyPull(t, newRuntime) })
 	t.Run("RestartedPeer", func(t *testing.T) { testRestartedPeer(t, newRuntime) })
 	t.Run("Leave", func(t *testing.T) { testLeave(t, newRuntime) })
+	t.Run("DelayedSend", func(t *testing.T) { testDelayedSend(t, newRuntime) })
+	t.Run("SingleTargetSend", func(t *testing.T) { testSingleTargetSend(t, newRuntime) })
 }
 
 func testActivePush(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
@@ -170,6 +177,80 @@ func testLeave(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
 		_, g, ok := CounterOf(shards["n1"], "n0")
 		return ok && g == gen
 	})
+}
+
+// gaugeShards registers the example delta state on every node, announces
+// the nodes and waits for the join exchange.
+func gaugeShards(t *testing.T, c *Cluster) map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange] {
+	t.Helper()
+	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
+	for id, n := range c.Nodes {
+		s, err := node.RegisterDelta(t.Context(), n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
+		require.NoError(t, err, "register gauges on %s", id)
+		shards[id] = s
+	}
+	c.JoinAll()
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" holds n0's joined view", func() bool {
+			v, ok := shards[obs].Views().Get("n0")
+			return ok && !v.Generation.IsZero()
+		})
+	}
+	return shards
+}
+
+// withUrgency returns the mutation setting key to v with urgency u.
+func withUrgency(key string, v int64, u dstate.SyncUrgency) func(*dstatetest.Gauges) dstatetest.GaugeChange {
+	return func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+		c := dstatetest.Set(key, v)(g)
+		c.Urgency = u
+		return c
+	}
+}
+
+func testDelayedSend(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := gaugeShards(t, c)
+	received := map[dstate.NodeID]uint64{}
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		received[obs] = shards[obs].Metrics().DeltasReceived
+	}
+	gen, _, err := shards["n0"].MutateDelta(t.Context(), withUrgency("cpu", 7, dstate.Delayed(20*time.Millisecond)))
+	require.NoError(t, err)
+	m := shards["n0"].Metrics()
+	require.Equal(t, uint64(1), m.Delayed, "delayed mutations of n0")
+	require.Equal(t, uint64(1), m.DeltasSent, "deltas n0 built")
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" applies n0's delayed delta", func() bool {
+			v, ok := shards[obs].Views().Get("n0")
+			return ok && v.Generation == gen && v.Value["cpu"] == 7 && shards[obs].Metrics().DeltasReceived == received[obs]+1
+		})
+	}
+}
+
+func testSingleTargetSend(t *testing.T, newRuntime func(*testing.T) dstate.ActorRuntime) {
+	c := threeNodes(t, newRuntime)
+	shards := gaugeShards(t, c)
+	snapshotsSent := shards["n0"].Metrics().SnapshotsSent
+	received := map[dstate.NodeID]uint64{}
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		received[obs] = shards[obs].Metrics().SnapshotsReceived
+	}
+	_, _, err := shards["n0"].MutateDelta(t.Context(), withUrgency("a", 1, dstate.Suppress))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), shards["n0"].Metrics().DeltasSuppressed, "suppressed mutations of n0")
+	gen, _, err := shards["n0"].MutateDelta(t.Context(), dstatetest.Set("b", 2))
+	require.NoError(t, err)
+	for _, obs := range []dstate.NodeID{"n1", "n2"} {
+		eventually(t, string(obs)+" catches up with n0 through its own snapshot", func() bool {
+			v, ok := shards[obs].Views().Get("n0")
+			return ok && v.Generation == gen && v.Value["a"] == 1 && v.Value["b"] == 2 &&
+				shards[obs].Metrics().SnapshotsReceived > received[obs]
+		})
+	}
+	// Each peer got an answer of its own: the owner built one snapshot per
+	// requester.
+	require.GreaterOrEqual(t, shards["n0"].Metrics().SnapshotsSent, snapshotsSent+2, "snapshots n0 sent to single targets")
 }
 
 // cluster is three nodes in one process over real loopback TCP, on one
