@@ -107,6 +107,33 @@
 //     held is gone, and the join-time snapshot may have been lost with its
 //     old connections. The reference relies on the join exchange alone.
 //
+// # Callbacks that panic
+//
+// The engine and the host recover every panic of user code on the state's
+// actor: the mutation function, ProjectView, ProjectDelta, SyncUrgency, the
+// encoders and decoders, migrations and the persistence. A recovered panic
+// is a *[CallbackPanicError] (errors.Is [ErrCallbackPanic]; errors.As gives
+// the callback's name, the panic value and the stack, and a runtime.Error
+// value unwraps too).
+//
+//   - A mutation that panics, or whose projection, urgency or encoding
+//     panics, is undone before anything is saved or sent: the owned value
+//     is exactly what it was ([Engine.TryPrepare] restores it from a
+//     checkpoint taken before the function ran), the generation does not
+//     advance, nothing is published or persisted, the caller of the host's
+//     Mutate gets a *MutationError of kind ErrCallbackPanic, and the next
+//     mutation has the next age. The checkpoint is a copy of the value when
+//     it holds no maps, slices, pointers or interfaces (free), else an
+//     encoding of it: the own snapshot of a simple state or the host's last
+//     save when there is one, else one EncodeState before each mutation.
+//   - A peer's delta or snapshot whose decoding panics counts as malformed
+//     (SyncFailures, the peer's LastError): the last good view stays and a
+//     snapshot is requested. An ApplyDelta that writes into the view it is
+//     given (allowed only when views are not shared) cannot be undone.
+//   - A panicking encoder of the own snapshot answers nothing (counted as
+//     EncodeFailures); a panic while loading a persisted state fails the
+//     registration.
+//
 // # Wire format
 //
 // [AppendWire] and [DecodeWireLimits] encode a [WireMessage] compactly: a
