@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -30,6 +31,12 @@ type loopOptions struct {
 	MaxFrameSize int
 	// FeedInterval of every node (0: the smallest BatchInterval).
 	FeedInterval time.Duration
+	// DigestInterval of every node (0: node.DefaultDigestInterval,
+	// negative: no digests).
+	DigestInterval time.Duration
+	// Drop, when set, drops every frame any node sends while it holds
+	// true (a partition of the whole cluster).
+	Drop *atomic.Bool
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -62,12 +69,15 @@ func (c *loopCluster) add(id dstate.NodeID) (*node.Node, error) {
 	if c.opts.MaxFrameSize > 0 {
 		tcfg.MaxFrameSize = c.opts.MaxFrameSize
 	}
+	if drop := c.opts.Drop; drop != nil {
+		tcfg.FaultHook = func(dstate.NodeID) bool { return !drop.Load() }
+	}
 	tr, err := transport.New(tcfg)
 	if err != nil {
 		return nil, err
 	}
 	n, err := node.New(node.Config{ID: id, Runtime: c.rt, Events: c.ev, Transport: tr, Logger: quiet(),
-		FeedInterval: c.opts.FeedInterval})
+		FeedInterval: c.opts.FeedInterval, DigestInterval: c.opts.DigestInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +105,7 @@ func (c *loopCluster) wireStats() transport.Stats {
 		s := tr.Stats()
 		t.FramesOut += s.FramesOut
 		t.BytesOut += s.BytesOut
+		t.KeepalivesOut += s.KeepalivesOut
 		t.QueueDrops += s.QueueDrops
 		t.FramesLost += s.FramesLost
 		t.OversizedFrames += s.OversizedFrames

@@ -20,7 +20,7 @@ import (
 func benchCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "bench",
-		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale)",
+		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale, heal, idle)",
 		UsageText: "dstatectl [global options] bench command [command options]",
 		Description: "Runs a benchmark scenario in this process on loopback and prints a table of figures with\n" +
 			"their targets (--format json prints JSON instead; --json FILE also writes it to a file).\n" +
@@ -117,6 +117,36 @@ func benchCommand() *ucli.Command {
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Scale(ctx, scaleConfig(c))
 				}),
+			benchScenario("heal", "time until every view is current after a partition heals with no further writes: periodic full sync vs digests",
+				"Nodes each own a key-value delta state; every frame is dropped while each node writes one key,\n"+
+					"then the partition heals and nothing more is written. The time until every node holds every\n"+
+					"other node's current generation is measured, first with a blind periodic full sync (the former\n"+
+					"default, no digests), then with digests at the node's default interval and no full sync.",
+				"dstatectl bench heal --runs 3",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "nodes", Value: bench.DefaultHealConfig().Nodes, Usage: "cluster size"},
+					&ucli.IntFlag{Name: "entries", Value: bench.DefaultHealConfig().Entries, Usage: "keys per node"},
+					&ucli.IntFlag{Name: "runs", Value: bench.DefaultHealConfig().Runs, Usage: "partitions healed per design"},
+					&ucli.DurationFlag{Name: "full-sync", Value: bench.DefaultHealConfig().FullSync, Usage: "periodic full-sync interval of the former design"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Heal(ctx, healConfig(c))
+				}),
+			benchScenario("idle", "bytes per node and second an idle cluster holding 100,000 entries sends: periodic full sync vs digests",
+				"Nodes each own a key-value delta state holding their share of the entries; once converged the\n"+
+					"cluster writes nothing, and the bytes its transports send are counted per node and second,\n"+
+					"first with a blind periodic full sync (the former default, no digests), then with digests at\n"+
+					"the node's default interval and no full sync.",
+				"dstatectl bench idle --duration 60s",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "nodes", Value: bench.DefaultIdleConfig().Nodes, Usage: "cluster size"},
+					&ucli.IntFlag{Name: "entries", Value: bench.DefaultIdleConfig().Entries, Usage: "keys held in total"},
+					&ucli.DurationFlag{Name: "duration", Value: bench.DefaultIdleConfig().Duration, Usage: "measured idle interval per design"},
+					&ucli.DurationFlag{Name: "full-sync", Value: bench.DefaultIdleConfig().FullSync, Usage: "periodic full-sync interval of the former design"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Idle(ctx, idleConfig(c))
+				}),
 			benchAllCommand(),
 		},
 		Action: groupAction,
@@ -157,8 +187,8 @@ func benchAllCommand() *ucli.Command {
 		Name:      "all",
 		Usage:     "run every scenario, in full or (--quick) briefly",
 		UsageText: "dstatectl [global options] bench all [command options]",
-		Description: "Runs latency, throughput, durable, feed, catchup and scale one after the other with their\n" +
-			"default sizes (about two minutes on 2 CPUs), or with --quick at reduced sizes (under a minute).\n\n" +
+		Description: "Runs latency, throughput, durable, feed, catchup, scale, heal and idle one after the other with\n" +
+			"their default sizes (about five minutes on 2 CPUs), or with --quick at reduced sizes (about two minutes).\n\n" +
 			"Example:\n" +
 			"   dstatectl bench all --quick",
 		Flags: append([]ucli.Flag{
@@ -176,12 +206,15 @@ func benchAllCommand() *ucli.Command {
 func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (int, error) }) ([]*bench.Result, error) {
 	lat, thr, dur, feed, cat, sc := bench.DefaultLatencyConfig(), bench.DefaultThroughputConfig(), bench.DefaultDurableConfig(),
 		bench.DefaultFeedConfig(), bench.DefaultCatchupConfig(), bench.DefaultScaleConfig()
+	heal, idle := bench.DefaultHealConfig(), bench.DefaultIdleConfig()
 	if quick {
 		lat.Mutations, lat.Rounds, lat.BaselineUpdates = 20_000, 2, 100
 		thr.Duration = 2 * time.Second
 		dur.Slice, dur.Rounds = time.Second, 2
 		feed.Duration = 5 * time.Second
 		cat.Runs = 2
+		heal.Runs = 2
+		idle.Duration = 10 * time.Second
 	}
 	steps := []struct {
 		name string
@@ -193,6 +226,8 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 		{"feed", func() (*bench.Result, error) { return bench.Feed(ctx, feed) }},
 		{"catchup", func() (*bench.Result, error) { return bench.Catchup(ctx, cat) }},
 		{"scale", func() (*bench.Result, error) { return bench.Scale(ctx, sc) }},
+		{"heal", func() (*bench.Result, error) { return bench.Heal(ctx, heal) }},
+		{"idle", func() (*bench.Result, error) { return bench.Idle(ctx, idle) }},
 	}
 	var out []*bench.Result
 	for _, s := range steps {
@@ -284,6 +319,14 @@ func feedConfig(c *ucli.Context) bench.FeedConfig {
 
 func catchupConfig(c *ucli.Context) bench.CatchupConfig {
 	return bench.CatchupConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Runs: c.Int("runs"), MaxFrameSize: c.Int("max-frame")}
+}
+
+func healConfig(c *ucli.Context) bench.HealConfig {
+	return bench.HealConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Runs: c.Int("runs"), FullSync: c.Duration("full-sync")}
+}
+
+func idleConfig(c *ucli.Context) bench.IdleConfig {
+	return bench.IdleConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Duration: c.Duration("duration"), FullSync: c.Duration("full-sync")}
 }
 
 func scaleConfig(c *ucli.Context) bench.ScaleConfig {

@@ -25,7 +25,8 @@ import (
 //     (ActiveFeedLazyPull, PushNone) marks the view stale with the newer
 //     generation pending, as a change notice would, and pulls on query;
 //   - an older generation: the digest was overtaken by newer data and is
-//     ignored.
+//     ignored; so is a digest about a peer that joined less than a pull
+//     timeout ago and whose join snapshot has not arrived yet.
 //
 // Only peers that are behind get a snapshot, so an idle cluster exchanges
 // digests of a few bytes per state instead of every view. Blind periodic
@@ -110,6 +111,10 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		// Overtaken by newer data.
 	case g.IsZero():
 		// Nothing to learn from an empty generation.
+	case cur != nil && cur.Pending == placeholderPending && now.Sub(cur.SyncedAt) < e.pullPeriod:
+		// Joined within the pull timeout: the peer's join snapshot is on
+		// its way (a digest sent on the new link may overtake it). A
+		// later digest pulls if it was lost.
 	default:
 		e.m.digestsBehind.Add(1)
 		e.peer(src).lastAttempt = e.mono(now)

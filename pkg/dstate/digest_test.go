@@ -51,25 +51,30 @@ func TestDigestCases(t *testing.T) {
 		cfg         dstate.StateConfig
 		held        *dstate.Generation // nil: no view of n2
 		joined      bool
+		stale       bool // a pull timeout passes after the join
 		announced   dstate.Generation
 		wantActs    []string
 		wantGen     dstate.Generation
 		wantPending dstate.Generation
 	}{
-		{"same generation confirms", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, gen(peerInc, 3), []string{}, gen(peerInc, 3), dstate.Generation{}},
-		{"older is ignored", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, gen(peerInc, 2), []string{}, gen(peerInc, 3), dstate.Generation{}},
-		{"older incarnation is ignored", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, gen(peerInc-1, 9), []string{}, gen(peerInc, 3), dstate.Generation{}},
-		{"newer incarnation pulls", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, gen(peerInc+1, 0), []string{"send(n2, RequestSnapshot(counter by n1))"}, gen(peerInc, 3), dstate.Generation{}},
-		{"no view pulls", dstate.DefaultStateConfig(), nil, false, gen(peerInc, 1), []string{"send(n2, RequestSnapshot(counter by n1))"}, dstate.Generation{}, dstate.Generation{}},
-		{"placeholder pulls", lazy, nil, true, gen(peerInc, 1), []string{"send(n2, RequestSnapshot(counter by n1))"}, dstate.Generation{}, gen(0, 1)},
-		{"lazy state marks pending", lazy, ptr(gen(peerInc, 3)), false, gen(peerInc, 7), []string{}, gen(peerInc, 3), gen(peerInc, 7)},
-		{"zero generation is ignored", dstate.DefaultStateConfig(), nil, false, dstate.Generation{}, []string{}, dstate.Generation{}, dstate.Generation{}},
+		{"same generation confirms", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, false, gen(peerInc, 3), []string{}, gen(peerInc, 3), dstate.Generation{}},
+		{"older is ignored", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, false, gen(peerInc, 2), []string{}, gen(peerInc, 3), dstate.Generation{}},
+		{"older incarnation is ignored", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, false, gen(peerInc-1, 9), []string{}, gen(peerInc, 3), dstate.Generation{}},
+		{"newer incarnation pulls", dstate.DefaultStateConfig(), ptr(gen(peerInc, 3)), false, false, gen(peerInc+1, 0), []string{"send(n2, RequestSnapshot(counter by n1))"}, gen(peerInc, 3), dstate.Generation{}},
+		{"no view pulls", dstate.DefaultStateConfig(), nil, false, false, gen(peerInc, 1), []string{"send(n2, RequestSnapshot(counter by n1))"}, dstate.Generation{}, dstate.Generation{}},
+		{"fresh placeholder waits for the join snapshot", lazy, nil, true, false, gen(peerInc, 1), []string{}, dstate.Generation{}, gen(0, 1)},
+		{"old placeholder pulls", lazy, nil, true, true, gen(peerInc, 1), []string{"send(n2, RequestSnapshot(counter by n1))"}, dstate.Generation{}, gen(0, 1)},
+		{"lazy state marks pending", lazy, ptr(gen(peerInc, 3)), false, false, gen(peerInc, 7), []string{}, gen(peerInc, 3), gen(peerInc, 7)},
+		{"zero generation is ignored", dstate.DefaultStateConfig(), nil, false, false, dstate.Generation{}, []string{}, dstate.Generation{}, dstate.Generation{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, _ := newCounterEngine(t, tc.cfg)
+			e, clock := newCounterEngine(t, tc.cfg)
 			if tc.joined {
 				e.OnNodeJoined("n2")
+			}
+			if tc.stale {
+				clock.Advance(time.Second)
 			}
 			if tc.held != nil {
 				e.HandleWire(counterSnapshot("n2", *tc.held, 3))

@@ -69,7 +69,7 @@ type shard interface {
 
 type stats struct {
 	framesIn, decodeErrors, unknownState, sourceMismatch, noticeSourceMismatch, mailboxDrops, sendErrors atomic.Uint64
-	digestsSent                                                                                       atomic.Uint64
+	digestsSent                                                                                          atomic.Uint64
 	// limits counts inbound messages over each decode limit, by name.
 	limits map[string]*atomic.Uint64
 }

@@ -88,10 +88,10 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
 	}
 	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
-		Seed:          seed,
-		Nodes:         run.nodes,
-		CounterConfig: strategy(),
-		GaugesConfig:  strategy(),
+		Seed:           seed,
+		Nodes:          run.nodes,
+		CounterConfig:  strategy(),
+		GaugesConfig:   strategy(),
 		Faults:         dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
 		DigestInterval: time.Second,
 		KeepTrace:      keepTrace,

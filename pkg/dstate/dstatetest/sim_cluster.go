@@ -128,12 +128,12 @@ type SimConfig struct {
 // to every running member at once. A SimCluster is not safe for
 // concurrent use.
 type SimCluster struct {
-	cfg        SimConfig
-	tick       time.Duration
-	clock      *TestClock
-	net        *simNet
-	nodes      map[dstate.NodeID]*simNode
-	order      []dstate.NodeID // every node ever created, sorted
+	cfg         SimConfig
+	tick        time.Duration
+	clock       *TestClock
+	net         *simNet
+	nodes       map[dstate.NodeID]*simNode
+	order       []dstate.NodeID // every node ever created, sorted
 	next        int
 	batchTicks  int64
 	digestTicks int64
@@ -151,7 +151,7 @@ type simNode struct {
 	gauges     *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange]
 	states     []simState // sorted by name
 	agg        *dstate.ChangeFeedAggregator
-	digestAt   int64 // phase of the node's digest timer
+	digestAt   int64             // phase of the node's digest timer
 	lastInc    map[string]uint64 // per state, the highest incarnation it had
 }
 
