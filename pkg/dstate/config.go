@@ -19,7 +19,9 @@ type ChangeFeedConfig struct {
 }
 
 // SyncStrategy composes how a state travels between nodes. The zero value
-// pushes nothing and never syncs; use one of the presets.
+// is active push (the zero PushMode is ActivePush) with no periodic full
+// sync and no pull on query: the same as ActivePushStrategy. Set PushMode to
+// PushNone for a state that pushes nothing on change.
 type SyncStrategy struct {
 	// PushMode decides what a Default-urgency mutation does.
 	PushMode PushMode
@@ -123,12 +125,15 @@ func ParseDurability(s string) (Durability, error) {
 	return 0, fmt.Errorf("dstate: durability %q is not memory, local or raft", s)
 }
 
-// StateConfig is the per-state configuration. The zero value is usable: a
-// zero SyncStrategy means active push (the host substitutes
-// ActivePushStrategy), with DefaultPullTimeout, KeepStale and Memory
-// durability.
+// StateConfig is the per-state configuration. The zero value is usable, to
+// an engine and a host alike: active push (a zero SyncStrategy), with
+// DefaultPullTimeout, KeepStale and Memory durability.
 type StateConfig struct {
-	SyncStrategy          SyncStrategy
+	SyncStrategy SyncStrategy
+	// PullTimeout bounds how long a query waits for a stale peer's
+	// snapshot and how long a snapshot request stays outstanding: a peer
+	// that answers none within it counts as failed (unresponsive) until it
+	// is heard from again. Zero means DefaultPullTimeout.
 	PullTimeout           time.Duration
 	VersionMismatchPolicy VersionMismatchPolicy
 	// Durability selects the persistence the host gives the state when the
@@ -152,7 +157,7 @@ func (c StateConfig) EffectivePullTimeout() time.Duration {
 // Validate reports the first invalid field; it changes nothing.
 func (c StateConfig) Validate() error {
 	switch {
-	case c.SyncStrategy.PushMode > ActiveFeedLazyPull:
+	case c.SyncStrategy.PushMode > PushNone:
 		return fmt.Errorf("dstate: SyncStrategy.PushMode %d is not a push mode", c.SyncStrategy.PushMode)
 	case c.SyncStrategy.PeriodicFullSync < 0:
 		return fmt.Errorf("dstate: SyncStrategy.PeriodicFullSync %s is negative", c.SyncStrategy.PeriodicFullSync)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync/atomic"
 	"time"
 )
 
@@ -106,6 +107,9 @@ type Engine[S, V any] struct {
 	ckptVer uint32
 	ckptGen Generation
 	ckptOK  bool
+
+	failedList atomic.Pointer[[]StalePeer] // see FailedPeers
+	anyFailed  bool                        // failedList is not empty
 }
 
 type pending[V any] struct {
@@ -501,7 +505,9 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 		*v = StateViewObject[V]{SyncedAt: e.clock.Now(), Pending: placeholderPending, Source: node}
 		e.views.put(node, v)
 	}
-	e.peer(node)
+	if p := e.peer(node); p.failed || p.unresponsive {
+		e.revive(node, p)
+	}
 	if msg, ok := e.ownSnapshot(); ok {
 		e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: msg})
 	}
@@ -521,6 +527,7 @@ func (e *Engine[S, V]) OnNodeLeft(node NodeID) {
 	e.views.remove(node)
 	e.departed[node] = struct{}{}
 	delete(e.orphans, node)
+	e.forgetFailed(node)
 }
 
 // OnNodeFailed records that the membership layer considers a node failed.
@@ -535,6 +542,7 @@ func (e *Engine[S, V]) OnNodeFailed(node NodeID) {
 		return
 	}
 	e.failure(node, "node failed")
+	e.markFailed(node)
 }
 
 // ForgetDeparted drops everything the engine remembers of a node that left
@@ -548,6 +556,7 @@ func (e *Engine[S, V]) ForgetDeparted(node NodeID) {
 	delete(e.departed, node)
 	delete(e.orphans, node)
 	e.views.remove(node)
+	e.forgetFailed(node)
 }
 
 // IsDeparted reports whether node left and has not joined again.
@@ -624,12 +633,25 @@ func (e *Engine[S, V]) failure(node NodeID, reason string) {
 	p.lastErr = reason
 }
 
+// success records an accepted snapshot: it answers the outstanding
+// snapshot request, if any.
 func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
+	e.applied(p, m, now)
+	p.requestedAt = 0
+	p.askedPending = false
+}
+
+// applied records an accepted update. A delta does not answer a snapshot
+// request: the request stays outstanding until a snapshot comes or the pull
+// timeout passes, so a burst of gapped deltas costs one request.
+func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 	p.failures = 0
 	p.lastErr = ""
 	p.lastSync = e.mono(now)
-	p.requestedAt = 0
-	p.askedPending = false
+	if e.anyFailed && (p.failed || p.unresponsive || e.listedFailed(m.Source)) {
+		p.failed, p.unresponsive = false, false
+		e.publishFailed()
+	}
 	if m.SentUnixMs > 0 {
 		p.latencyMs = int32(min(max(e.wallMs(now)-m.SentUnixMs, 0), math.MaxInt32))
 	}
@@ -641,6 +663,9 @@ func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 // the call unless the state's decoder retains it.
 func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	e.acts = e.acts[:0]
+	if e.anyFailed {
+		e.heardFrom(m.Source)
+	}
 	switch m.Kind {
 	case KindBatchedChangeFeed:
 		e.handleFeed(m)
@@ -769,6 +794,7 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 		if e.cfg.VersionMismatchPolicy == DropAndWait {
 			// Not departed: a readable message recreates the view.
 			e.dropView(src)
+			e.publishFailed()
 		}
 		return
 	}
@@ -814,18 +840,22 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 		v.Pending = cur.Pending
 	}
 	slot.Store(v) // still m.Source's slot: nothing changed the node set since
-	e.success(p, m, now)
+	e.applied(p, m, now)
 	e.m.deltasReceived.Add(1)
 }
 
 // requestSnapshot asks a peer for its snapshot, at most once per pull
-// timeout while a request is outstanding. It notes whether the view had a
-// pending generation when the request left: the answer then overrules it
-// (see handleSnapshot).
+// timeout while a request is outstanding (until a snapshot answers it). It
+// notes whether the view had a pending generation when the request left:
+// the answer then overrules it (see handleSnapshot). A request that expired
+// with nothing heard from the peer marks it unresponsive.
 func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 	p := e.peer(node)
 	if p.requestedAt != 0 && now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
 		return
+	}
+	if e.detectUnresponsive(p, now) {
+		e.publishFailed()
 	}
 	p.requestedAt = e.mono(now)
 	cur := e.views.get(node)
@@ -873,103 +903,4 @@ func (e *Engine[S, V]) handleFeed(m *WireMessage) {
 		e.views.put(n.Source, v)
 		e.m.noticesReceived.Add(1)
 	}
-}
-
-// QueryResult says whether the views a query read were fresh.
-type QueryResult struct {
-	// Stale lists, sorted, the peers whose views were stale; empty means
-	// the result was Fresh.
-	Stale []NodeID
-	// Actions are snapshot requests to the stale peers (when the strategy
-	// pulls on query).
-	Actions []Action
-}
-
-// Fresh reports whether no peer was stale.
-func (r QueryResult) Fresh() bool { return len(r.Stale) == 0 }
-
-// Query checks the freshness of every peer's view against maxStaleness (a
-// peer is stale when a newer generation is pending or its view was synced
-// more than maxStaleness ago; negative disables the age check) and, with
-// PullOnQuery, returns snapshot requests to the stale peers. The caller
-// computes its result over Views() either way; Query never waits.
-func (e *Engine[S, V]) Query(maxStaleness time.Duration) QueryResult {
-	e.acts = e.acts[:0]
-	now := e.clock.Now()
-	stale := e.Views().StalePeers(e.self, now, maxStaleness)
-	if len(stale) > 0 && e.cfg.SyncStrategy.PullOnQuery {
-		for _, id := range stale {
-			e.requestSnapshot(id, now)
-		}
-	}
-	return QueryResult{Stale: stale, Actions: e.acts}
-}
-
-// Pull returns a snapshot request to each of the given peers (other than
-// self or departed ones) regardless of the strategy, for hosts that refresh
-// peers before answering a query. Requests already outstanding within the
-// pull timeout are not repeated.
-func (e *Engine[S, V]) Pull(peers []NodeID) []Action {
-	e.acts = e.acts[:0]
-	now := e.clock.Now()
-	for _, id := range peers {
-		if id == e.self || e.IsDeparted(id) {
-			continue
-		}
-		e.requestSnapshot(id, now)
-	}
-	return e.acts
-}
-
-// Health summarizes the peers' freshness and failures at maxStaleness.
-func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
-	h := EngineHealth{State: e.name}
-	now := e.clock.Now()
-	for id, s := range e.views.load() {
-		if id == e.self {
-			continue
-		}
-		stale := isStale(s.Load(), now, maxStaleness)
-		p := e.peerOf(id)
-		failing := p != nil && p.failures > 0
-		if stale {
-			h.StalePeers++
-		}
-		if failing {
-			h.FailingPeers++
-		}
-		if !stale && !failing {
-			h.HealthyPeers++
-		}
-	}
-	total := len(e.views.load()) - 1
-	switch {
-	case h.StalePeers == 0 && h.FailingPeers == 0:
-		h.Status = Healthy
-	case h.HealthyPeers*2 > total:
-		h.Status = Degraded
-	default:
-		h.Status = Unhealthy
-	}
-	return h
-}
-
-// PeerStatuses returns the sync status of every peer with a view, sorted by
-// node.
-func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
-	views := e.Views()
-	var out []PeerStatus
-	for _, id := range views.Nodes() {
-		if id == e.self {
-			continue
-		}
-		v, _ := views.Get(id)
-		st := PeerStatus{Node: id, Generation: v.Generation, Pending: v.Pending}
-		if p := e.peerOf(id); p != nil {
-			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
-			st.LastError, st.LastLatency, st.Gaps = p.lastErr, time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)
-		}
-		out = append(out, st)
-	}
-	return out
 }

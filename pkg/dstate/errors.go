@@ -3,6 +3,7 @@ package dstate
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Sentinel errors. Typed errors below wrap or match them, so callers test
@@ -16,6 +17,12 @@ var (
 	ErrDuplicateName = errors.New("dstate: duplicate state name")
 	// ErrStalePeer: a query could not refresh a stale peer in time.
 	ErrStalePeer = errors.New("dstate: stale peer")
+	// ErrPeerFailed: a query named a stale peer that counts as failed
+	// (membership reports it failed, it answered no snapshot request within
+	// the pull timeout, or there is no readable view of it): it was neither
+	// pulled nor waited for. A *QueryError with a non-empty Failed matches
+	// it as well as ErrStalePeer.
+	ErrPeerFailed = errors.New("dstate: peer failed")
 	// ErrActorStopped: the state's actor has stopped.
 	ErrActorStopped = errors.New("dstate: actor stopped")
 	// ErrPersistenceFailed: a mutation was rolled back because it could not
@@ -65,12 +72,35 @@ type StalePeer struct {
 }
 
 // QueryError reports a query that could not be answered fully. For
-// ErrStalePeer, Peers names every peer that did not answer in time; the
-// query's result was still computed over the views available.
+// ErrStalePeer, Peers names every peer whose view was still stale when the
+// query returned, with the reason; the query's result was still computed
+// over the views available (the last views of those peers included).
+// Failed lists, sorted, those of them that count as failed: they were not
+// pulled and the query did not wait for them, so a query answers at once
+// when only failed peers are stale. The others are stale peers that did not
+// answer the query's pull in time. Callers branch with
+// errors.Is(err, ErrPeerFailed) or by reading Failed.
 type QueryError struct {
-	Kind  error // ErrStalePeer, ErrActorStopped, or a *RegistryError
-	State string
-	Peers []StalePeer
+	Kind   error // ErrStalePeer, ErrActorStopped, or a *RegistryError
+	State  string
+	Peers  []StalePeer
+	Failed []NodeID
+}
+
+// Is reports whether target is ErrPeerFailed and the query named a failed
+// peer (Kind is matched through Unwrap).
+func (e *QueryError) Is(target error) bool { return target == ErrPeerFailed && len(e.Failed) > 0 }
+
+// StaleNodes returns, in order, the nodes of Peers that are not in Failed:
+// the stale peers the query pulled and waited for in vain.
+func (e *QueryError) StaleNodes() []NodeID {
+	var out []NodeID
+	for _, p := range e.Peers {
+		if !slices.Contains(e.Failed, p.Node) {
+			out = append(out, p.Node)
+		}
+	}
+	return out
 }
 
 // Error implements error.

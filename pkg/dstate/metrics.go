@@ -94,6 +94,12 @@ type PeerStatus struct {
 	LastError           string
 	LastLatency         time.Duration // sender's timestamp to receipt, wall clock (skew included)
 	Gaps                uint64
+	// Failed, when not empty, says why the peer counts as failed: the
+	// membership layer reported it failed, it answered no snapshot request
+	// within the pull timeout, or there is no readable view of it. Queries
+	// neither pull it nor wait for it, and name it in QueryResult.Failed
+	// (QueryError.Failed) while its view is stale.
+	Failed string
 }
 
 // peerState is the engine's sync record of one peer. Times are monotonic
@@ -109,5 +115,12 @@ type peerState struct {
 	// askedPending: the request in flight was sent while the view had a
 	// pending generation, so its answer says where the owner stands.
 	askedPending bool
+	// failed: the membership layer reported the peer failed and nothing
+	// has been heard from it since. It is not pulled (see Engine.Query).
+	failed bool
+	// unresponsive: a snapshot request to the peer went unanswered for a
+	// whole pull timeout and nothing has been heard from it since. Queries
+	// do not wait for it.
+	unresponsive bool
 	lastErr      string
 }

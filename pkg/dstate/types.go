@@ -100,17 +100,19 @@ func (u SyncUrgency) String() string {
 }
 
 // PushMode says how a state pushes its changes when the urgency is Default.
+// The zero value is ActivePush.
 type PushMode uint8
 
 // The push modes.
 const (
-	// PushNone pushes nothing on change; periodic sync or pulls carry changes.
-	PushNone PushMode = iota
-	// ActivePush broadcasts every change (a delta when the state supports it).
-	ActivePush
+	// ActivePush broadcasts every change (a delta when the state supports
+	// it). It is the zero PushMode, so a zero SyncStrategy pushes actively.
+	ActivePush PushMode = iota
 	// ActiveFeedLazyPull broadcasts batched change notices; receivers mark
 	// the view stale and pull the state when a query needs it.
 	ActiveFeedLazyPull
+	// PushNone pushes nothing on change; periodic sync or pulls carry changes.
+	PushNone
 )
 
 // String names the push mode.

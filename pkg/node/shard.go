@@ -93,14 +93,11 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 	return &DeltaShard[S, V, D, C]{Shard: s, de: de}, nil
 }
 
-// stateSetup resolves a registration's config (a zero SyncStrategy means
-// active push) and persistence (the options' own, else the node's store
-// for the configured durability).
+// stateSetup resolves a registration's config (the engine reads a zero
+// SyncStrategy as active push, as everywhere) and persistence (the
+// options' own, else the node's store for the configured durability).
 func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) (dstate.StateConfig, dstate.StatePersistence[S], dstate.EnvelopeStore, error) {
 	cfg := opts.Config
-	if cfg.SyncStrategy == (dstate.SyncStrategy{}) {
-		cfg.SyncStrategy = dstate.ActivePushStrategy()
-	}
 	if cfg.PullTimeout == 0 {
 		cfg.PullTimeout = dstate.DefaultPullTimeout
 	}
@@ -189,7 +186,11 @@ func (s *Shard[S, V]) OnNodeLeft(node dstate.NodeID) {
 	s.post(func() { s.eng.OnNodeLeft(node); s.checkWaiters() })
 }
 
-func (s *Shard[S, V]) failed(node dstate.NodeID) { s.post(func() { s.eng.OnNodeFailed(node) }) }
+// failed forwards a membership failure to the state's actor; the queries
+// waiting for the failed peer are released.
+func (s *Shard[S, V]) failed(node dstate.NodeID) {
+	s.post(func() { s.eng.OnNodeFailed(node); s.checkWaiters() })
+}
 
 func (s *Shard[S, V]) reaped(node dstate.NodeID) { s.post(func() { s.eng.ForgetDeparted(node) }) }
 
@@ -461,6 +462,11 @@ func (s *Shard[S, V]) Generation() dstate.Generation {
 
 // Metrics returns the state's engine counters.
 func (s *Shard[S, V]) Metrics() dstate.SyncMetrics { return s.eng.Metrics() }
+
+// FailedPeers returns, sorted, the peers this state takes for failed and
+// why (see dstate.Engine.FailedPeers): queries neither pull nor wait for
+// them. It never blocks; the caller must not modify the slice.
+func (s *Shard[S, V]) FailedPeers() []dstate.StalePeer { return s.eng.FailedPeers() }
 
 func (s *Shard[S, V]) health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error) {
 	return ask(ctx, s, func() dstate.EngineHealth { return s.eng.Health(maxStaleness) })
