@@ -133,6 +133,13 @@ type Config struct {
 	// its certificate (without client certificates anyone can announce
 	// any ID). It is called on the accepting goroutine and must not block.
 	IsKnownNode func(id dstate.NodeID) bool
+	// ResolveServer, when set, gives the current raft address of a server
+	// of the configuration by its ID (e.g. from the gossip members' tags),
+	// or false when it knows none. Raft dials that address instead of the
+	// one in its configuration, so servers that all start again on new
+	// addresses still reach each other and elect a leader (see leave.go).
+	// It is called on raft's goroutines and must not block.
+	ResolveServer func(id dstate.NodeID) (addr string, ok bool)
 	// ForwardedSaveAllowed decides whether a save forwarded by node peer
 	// (the ID its connection announced, bound to its certificate under
 	// mutual TLS) may store env. nil means the default rule: a node saves

@@ -62,7 +62,11 @@
 // Bootstrapping a data dir that already holds raft state is ignored.
 // [Store.AddVoter], [Store.AddNonvoter] and [Store.RemoveServer] run on the
 // leader (forwarded from a follower); [Store.Stats] reports each server's
-// raft statistics and how far it trails the leader.
+// raft statistics and how far it trails the leader. [Store.Leave] takes a
+// server that stops for good out of the configuration (handing leadership
+// over first) and returns once it is out; Config.ResolveServer lets
+// servers that all start again on new addresses find each other by ID
+// (see leave.go).
 //
 // # Who may connect and what a connection may do
 //

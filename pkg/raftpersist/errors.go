@@ -34,6 +34,10 @@ var (
 	// change from a node that is not a voter. It comes wrapped with
 	// ErrRemote.
 	ErrForbidden = errors.New("raftpersist: forbidden")
+	// ErrLastVoter: the server is the only voter of the raft
+	// configuration, so it cannot be removed (a configuration needs a
+	// voter); it keeps the cluster's state. See [Store.Leave].
+	ErrLastVoter = errors.New("raftpersist: the last voter cannot leave the raft configuration")
 	// ErrInvalidConfig: a Config field is invalid (see ConfigError).
 	ErrInvalidConfig = errors.New("raftpersist: invalid config")
 )

@@ -49,6 +49,8 @@ type Store struct {
 
 	reads readCoalescer
 
+	contacts contacts // the leader's heartbeat failures, per follower (reach.go)
+
 	bootMu    sync.Mutex
 	known     map[raft.ServerID]raft.Server
 	bootDone  bool
@@ -134,12 +136,16 @@ func (s *Store) open() error {
 	if err != nil {
 		return fmt.Errorf("raftpersist: snapshot store: %w", err)
 	}
-	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	tcfg := &raft.NetworkTransportConfig{
 		Stream:  &raftLayer{m: s.mux, closed: make(chan struct{})},
 		MaxPool: cfg.MaxPool,
 		Timeout: 10 * cfg.HeartbeatTimeout,
 		Logger:  hlog.Named("transport"),
-	})
+	}
+	if cfg.ResolveServer != nil {
+		tcfg.ServerAddressProvider = addressResolver{resolve: cfg.ResolveServer}
+	}
+	s.trans = raft.NewNetworkTransportWithConfig(tcfg)
 	rc := raft.DefaultConfig()
 	rc.LocalID = s.id
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -159,6 +165,7 @@ func (s *Store) open() error {
 	if err != nil {
 		return fmt.Errorf("raftpersist: start raft: %w", err)
 	}
+	s.watchContacts()
 	s.mux.start(s.serveConn)
 	if !cfg.DisableGroupCommit {
 		s.goTracked(s.batcher)
