@@ -10,8 +10,10 @@ import (
 
 // healBound is the documented bound on view convergence after a
 // replication partition heals (e2e/RESULTS.md has the measured figures):
-// with --fast the periodic full sync runs every second, so one round trip
-// of it repairs every view; the bound leaves room for a loaded machine.
+// the agent's default digest interval (500ms, which --fast does not
+// change, and no periodic full sync) makes every node send every peer a
+// digest, from which each view that missed writes is pulled once; the
+// bound leaves room for a loaded machine.
 const healBound = 10 * time.Second
 
 // isolate cuts victim's state replication off from the others, both ways.
