@@ -20,7 +20,7 @@ import (
 func benchCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "bench",
-		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale, heal, idle)",
+		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale, heal, idle, failedpeer)",
 		UsageText: "dstatectl [global options] bench command [command options]",
 		Description: "Runs a benchmark scenario in this process on loopback and prints a table of figures with\n" +
 			"their targets (--format json prints JSON instead; --json FILE also writes it to a file).\n" +
@@ -147,6 +147,20 @@ func benchCommand() *ucli.Command {
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Idle(ctx, idleConfig(c))
 				}),
+			benchScenario("failedpeer", "query latency on a survivor while one of three nodes is down and reported failed",
+				"Three nodes over loopback TCP own a key-value state; n2 is closed and reported failed, then\n"+
+					"queries on n1 are timed (p50, p99, max), first at max staleness 0 (each pulls the live n0 and\n"+
+					"waits for its answer), then at --max-staleness. Every query must name n2 failed without\n"+
+					"waiting the pull timeout for it.",
+				"dstatectl bench failedpeer --queries 20000",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "queries", Value: bench.DefaultFailedPeerConfig().Queries, Usage: "queries measured per max staleness"},
+					&ucli.DurationFlag{Name: "pull-timeout", Value: bench.DefaultFailedPeerConfig().PullTimeout, Usage: "the state's pull timeout"},
+					&ucli.DurationFlag{Name: "max-staleness", Value: bench.DefaultFailedPeerConfig().MaxStaleness, Usage: "max staleness of the second series of queries"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.FailedPeer(ctx, failedPeerConfig(c))
+				}),
 			benchAllCommand(),
 		},
 		Action: groupAction,
@@ -187,7 +201,7 @@ func benchAllCommand() *ucli.Command {
 		Name:      "all",
 		Usage:     "run every scenario, in full or (--quick) briefly",
 		UsageText: "dstatectl [global options] bench all [command options]",
-		Description: "Runs latency, throughput, durable, feed, catchup, scale, heal and idle one after the other with\n" +
+		Description: "Runs latency, throughput, durable, feed, catchup, scale, heal, idle and failedpeer one after the other with\n" +
 			"their default sizes (about five minutes on 2 CPUs), or with --quick at reduced sizes (about two minutes).\n\n" +
 			"Example:\n" +
 			"   dstatectl bench all --quick",
@@ -207,6 +221,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 	lat, thr, dur, feed, cat, sc := bench.DefaultLatencyConfig(), bench.DefaultThroughputConfig(), bench.DefaultDurableConfig(),
 		bench.DefaultFeedConfig(), bench.DefaultCatchupConfig(), bench.DefaultScaleConfig()
 	heal, idle := bench.DefaultHealConfig(), bench.DefaultIdleConfig()
+	failed := bench.DefaultFailedPeerConfig()
 	if quick {
 		lat.Mutations, lat.Rounds, lat.BaselineUpdates = 20_000, 2, 100
 		thr.Duration = 2 * time.Second
@@ -215,6 +230,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 		cat.Runs = 2
 		heal.Runs = 2
 		idle.Duration = 10 * time.Second
+		failed.Queries = 2_000
 	}
 	steps := []struct {
 		name string
@@ -228,6 +244,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 		{"scale", func() (*bench.Result, error) { return bench.Scale(ctx, sc) }},
 		{"heal", func() (*bench.Result, error) { return bench.Heal(ctx, heal) }},
 		{"idle", func() (*bench.Result, error) { return bench.Idle(ctx, idle) }},
+		{"failedpeer", func() (*bench.Result, error) { return bench.FailedPeer(ctx, failed) }},
 	}
 	var out []*bench.Result
 	for _, s := range steps {
@@ -327,6 +344,10 @@ func healConfig(c *ucli.Context) bench.HealConfig {
 
 func idleConfig(c *ucli.Context) bench.IdleConfig {
 	return bench.IdleConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Duration: c.Duration("duration"), FullSync: c.Duration("full-sync")}
+}
+
+func failedPeerConfig(c *ucli.Context) bench.FailedPeerConfig {
+	return bench.FailedPeerConfig{Queries: c.Int("queries"), PullTimeout: c.Duration("pull-timeout"), MaxStaleness: c.Duration("max-staleness")}
 }
 
 func scaleConfig(c *ucli.Context) bench.ScaleConfig {
