@@ -62,6 +62,16 @@
 //     ignored, until it joins again.
 //   - Version mismatch: KeepStale keeps the last good view; DropAndWait drops
 //     it until a readable message arrives.
+//   - Failure: a peer counts as failed when the membership layer reports it
+//     failed, when a snapshot request to it went unanswered for a whole pull
+//     timeout, or when there is no readable view of it ([Engine.FailedPeers]).
+//     Until it is heard from again it is not pulled on behalf of queries and
+//     hosts do not wait for it: [Engine.Query] names it in
+//     QueryResult.Failed, a blocking host query answers at once with its last
+//     view and a *QueryError whose Failed names it (matching ErrPeerFailed
+//     and ErrStalePeer), and [Engine.Health] counts it failing. A peer back
+//     from a membership failure has its view marked stale until a snapshot or
+//     the next delta says where it stands.
 //
 // # Decisions where the reference engine is quirky
 //
@@ -101,7 +111,8 @@
 //     looped back from the local node are ignored, and the own view carries
 //     the engine's wire version.
 //   - Snapshot requests to a peer are not repeated while one is outstanding
-//     within the pull timeout, so a burst of gapped deltas costs one request.
+//     within the pull timeout, so a burst of gapped deltas costs one request:
+//     only a snapshot answers a request, a delta applied meanwhile does not.
 //   - A snapshot announcing a newer incarnation of a peer (it restarted) is
 //     answered with the own snapshot: what the peer's previous incarnation
 //     held is gone, and the join-time snapshot may have been lost with its

@@ -95,8 +95,8 @@ type SimConfig struct {
 	Counter CounterState
 	Gauges  GaugesState
 	// CounterConfig and GaugesConfig configure the states
-	// (DefaultSimStateConfig when zero; since the zero StateConfig is
-	// PushNone without periodic sync, set e.g. PullTimeout to ask for
+	// (DefaultSimStateConfig when zero; the zero StateConfig itself is
+	// active push without periodic sync: set e.g. PullTimeout to ask for
 	// that).
 	CounterConfig dstate.StateConfig
 	GaugesConfig  dstate.StateConfig
