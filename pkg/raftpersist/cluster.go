@@ -123,7 +123,9 @@ type PeerStats struct {
 	AppliedIndex      uint64
 	LastSnapshotIndex uint64
 	// LastContact is the time since the server last heard from a leader
-	// (0 on the leader, -1 when never).
+	// (0 on the leader, -1 when never). For a server that could not be
+	// asked (Err set) it is, when this node leads, the time since its
+	// heartbeats last reached the server, and -1 when unknown or never.
 	LastContact time.Duration
 	// Trailing is how many log entries the server's log is behind the
 	// leader's last index (0 for the leader or when unknown).
@@ -169,11 +171,15 @@ func (s *Store) Stats(ctx context.Context) (ClusterStats, error) {
 			payload, err := s.rpc.call(ctx, p.Address, []byte{reqStats})
 			if err != nil {
 				p.Err = err.Error()
+				p.LastContact = -1
+				if t, failing := s.failingSince(srv.ID); failing && !t.IsZero() {
+					p.LastContact = time.Since(t)
+				}
 				return
 			}
 			m, err := decodeStats(payload)
 			if err != nil {
-				p.Err = err.Error()
+				p.Err, p.LastContact = err.Error(), -1
 				return
 			}
 			p.fill(m)
