@@ -794,11 +794,13 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 		if e.cfg.VersionMismatchPolicy == DropAndWait {
 			// Not departed: a readable message recreates the view.
 			e.dropView(src)
-			e.publishFailed()
 		}
-		return
+	} else {
+		e.failure(src, fmt.Sprintf("malformed: %v", err))
 	}
-	e.failure(src, fmt.Sprintf("malformed: %v", err))
+	if e.views.slot(src) == nil {
+		e.publishFailed() // a peer without a readable view counts as failed
+	}
 }
 
 func (e *Engine[S, V]) handleDelta(m *WireMessage) {

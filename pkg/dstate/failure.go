@@ -222,10 +222,12 @@ func (e *Engine[S, V]) query(maxStaleness time.Duration, pull bool) QueryResult 
 			r.Failed = append(r.Failed, id)
 		}
 	}
-	for id, p := range e.orphans {
-		if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
-			r.Stale = append(r.Stale, id)
-			r.Failed = append(r.Failed, id)
+	if e.anyFailed { // a peer without a view and a failure record is listed failed
+		for id, p := range e.orphans {
+			if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
+				r.Stale = append(r.Stale, id)
+				r.Failed = append(r.Failed, id)
+			}
 		}
 	}
 	if changed {
@@ -303,9 +305,11 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 		}
 		count(p, isStale(s.Load(), now, maxStaleness), true)
 	}
-	for id, p := range e.orphans {
-		if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
-			count(p, true, false)
+	if e.anyFailed { // a peer without a view and a failure record is listed failed
+		for id, p := range e.orphans {
+			if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
+				count(p, true, false)
+			}
 		}
 	}
 	if changed {

@@ -261,3 +261,16 @@ func TestZeroStrategyPushes(t *testing.T) {
 		t.Error("the zero PushMode is not ActivePush")
 	}
 }
+
+func TestUnreadableFirstSnapshotCountsInHealth(t *testing.T) {
+	e, _ := newCounterEngine(t, dstate.DefaultStateConfig())
+	m := counterSnapshot("n2", gen(peerInc, 1), 1)
+	m.Data = []byte{0x02, 0x09}
+	e.HandleWire(m)
+	wantNoView(t, e.Views(), "n2")
+	if h := e.Health(time.Hour); h.StalePeers != 1 || h.FailingPeers != 1 || h.Status != dstate.Unhealthy {
+		t.Errorf("health: got %+v, want n2 stale and failing", h)
+	}
+	wantNodes(t, "failed peers", failedNodes(e), "n2")
+	wantNodes(t, "query's failed", e.Query(time.Hour).Failed, "n2")
+}
