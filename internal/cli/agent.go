@@ -129,6 +129,8 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) {
 			c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))
 		}},
+	{&ucli.DurationFlag{Name: "leave-timeout", Usage: "bound of a graceful leave: gossip, Raft leadership handover and removal from the Raft configuration (default 10s)"},
+		func(c *agent.Config, x *ucli.Context) { c.LeaveTimeout = agent.Duration(x.Duration("leave-timeout")) }},
 	{&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
 		func(c *agent.Config, x *ucli.Context) { c.LogLevel = x.String("log-level") }},
 	{&ucli.StringFlag{Name: "log-format", Usage: "text or json"},
@@ -242,7 +244,9 @@ func runAgent(ctx context.Context, cfg agent.Config, stderr interface{ Write([]b
 	case <-a.Done():
 		return nil
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The leave (within leave_timeout) comes first, then flushing and
+	// stopping the components.
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(cfg.LeaveTimeout))
 	defer cancel()
 	return a.Stop(sctx)
 }

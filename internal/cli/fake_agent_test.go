@@ -47,7 +47,9 @@ func newFakeAgent(t testing.TB) *fakeAgent {
 	mux.HandleFunc("PUT /v1/kv/{key}", f.handleWrite)
 	mux.HandleFunc("DELETE /v1/kv/{key}", f.handleWrite)
 	mux.HandleFunc("POST /v1/join", f.handleJoin)
-	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) { writeOK(w, struct{}{}) })
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		writeOK(w, agent.LeaveResult{Raft: agent.LeaveRaftRemoved, Transferred: true, TookMs: 412})
+	})
 	mux.HandleFunc("GET /v1/raft", f.handleRaft)
 	mux.HandleFunc("POST /v1/raft/bootstrap", f.handleBootstrap)
 	mux.HandleFunc("GET /v1/keyring", f.handleKeyring)

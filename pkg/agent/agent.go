@@ -66,6 +66,12 @@ type Agent struct {
 	stopped  chan struct{}
 	bg       sync.WaitGroup
 	bgStop   chan struct{}
+
+	// leaveOnce guards the graceful leave (leave.go) that Stop and
+	// POST /v1/leave share.
+	leaveOnce sync.Once
+	leaveRes  LeaveResult
+	leaveErr  error
 }
 
 // Start validates cfg, creates the data dir (or makes it private, see
@@ -321,15 +327,18 @@ func (a *Agent) ID() string { return a.cfg.NodeID }
 func (a *Agent) Done() <-chan struct{} { return a.stopped }
 
 // Stop leaves the cluster gracefully, flushes queued frames and stops
-// every component, bounded by ctx. Later calls return the first result.
+// every component, bounded by ctx. A server leaves the Raft configuration
+// before its components stop (handing leadership over when it leads),
+// within leave_timeout; when the cluster cannot remove it, Stop still stops
+// and returns an error matching [ErrLeave] (see leave.go). Later calls
+// return the first result.
 func (a *Agent) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
-		if a.gossip != nil {
-			if err := a.gossip.leave(ctx); err != nil {
-				a.log.Warn("graceful leave failed", "err", err)
-			}
+		_, leaveErr := a.leaveCluster(ctx)
+		if leaveErr != nil {
+			a.log.Error("leaving the Raft configuration failed; stopping anyway", "err", leaveErr)
 		}
-		a.stopErr = a.teardown(ctx)
+		a.stopErr = errors.Join(leaveErr, a.teardown(ctx))
 		a.log.Info("agent stopped")
 		close(a.stopped)
 	})

@@ -19,7 +19,7 @@ package agent
 //	PUT    /v1/kv/{key}?state=kv             body: the raw value → WriteResult
 //	DELETE /v1/kv/{key}?state=kv             WriteResult
 //	POST   /v1/join                          JoinRequest → JoinResult
-//	POST   /v1/leave                         → {} (the agent leaves and shuts down)
+//	POST   /v1/leave                         → LeaveResult (the agent leaves, then shuts down)
 //	GET    /v1/raft                          RaftStatus
 //	POST   /v1/raft/bootstrap                BootstrapRequest → {}
 //	GET    /v1/keyring                       KeyringStatus

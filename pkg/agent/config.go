@@ -158,6 +158,11 @@ type Config struct {
 	// LimitLogInterval is the least time between two warnings about one
 	// peer's input of one kind (default 1m).
 	LimitLogInterval Duration `json:"limit_log_interval"`
+	// LeaveTimeout bounds a graceful leave (Stop, SIGTERM, dstatectl
+	// leave): gossip, handing Raft leadership over and waiting until the
+	// server is out of the Raft configuration (default 10s, see
+	// DefaultLeaveTimeout and leave.go).
+	LeaveTimeout Duration `json:"leave_timeout"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
@@ -278,6 +283,8 @@ func (c Config) Validate() error {
 		return bad("digest_interval", "%s is negative", time.Duration(c.DigestInterval))
 	case c.FullSyncInterval < 0:
 		return bad("full_sync_interval", "%s is negative", time.Duration(c.FullSyncInterval))
+	case c.LeaveTimeout < 0:
+		return bad("leave_timeout", "%s is negative", time.Duration(c.LeaveTimeout))
 	}
 	for _, a := range []struct{ field, v string }{
 		{"serf_addr", c.SerfAddr}, {"transport_addr", c.TransportAddr}, {"http_addr", c.HTTPAddr}, {"raft_addr", c.RaftAddr},

@@ -39,6 +39,7 @@ func TestConfigValidate(t *testing.T) {
 		{"expect on a client", func(c *Config) { c.BootstrapExpect, c.Server = 3, false }, "bootstrap_expect"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
+		{"negative leave timeout", func(c *Config) { c.LeaveTimeout = Duration(-time.Second) }, "leave_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

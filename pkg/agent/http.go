@@ -270,8 +270,17 @@ func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, JoinResult{Joined: n})
 }
 
-func (a *Agent) postLeave(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, struct{}{})
+// postLeave leaves the cluster (gossip, then the Raft configuration; see
+// leave.go) before it answers, then stops the agent in the background.
+// When the server could not leave the Raft configuration it answers 503
+// with the reason; the agent stops all the same.
+func (a *Agent) postLeave(w http.ResponseWriter, r *http.Request) {
+	res, err := a.leaveCluster(context.WithoutCancel(r.Context()))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; the agent left gossip and is shutting down", err))
+	} else {
+		writeJSON(w, http.StatusOK, res)
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

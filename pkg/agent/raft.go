@@ -48,6 +48,7 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	rcfg.WarnInterval = time.Duration(cfg.LimitLogInterval)
 	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{})}
 	rcfg.IsKnownNode = rc.isKnownNode
+	rcfg.ResolveServer = rc.resolveServer // servers restarted on new addresses (leave.go)
 	if cfg.TLSCertFile != "" {
 		t, err := loadTLS(cfg)
 		if err != nil {
