@@ -54,6 +54,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			bootstrapCommand(),
 			joinCommand(),
 			leaveCommand(),
+			forceLeaveCommand(),
 			membersCommand(),
 			dumpCommand(),
 			getCommand(),

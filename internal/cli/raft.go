@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/dstate-go/dstate/pkg/agent"
 	ucli "github.com/urfave/cli/v2"
@@ -25,7 +27,9 @@ func raftCommand() *ucli.Command {
 				Usage:     "list the servers of the Raft configuration and how far each trails the leader",
 				UsageText: "dstatectl [global options] raft peers",
 				Description: "Lists every server of the Raft configuration: its address, whether it votes,\n" +
-					"whether it leads, its match index and how many log entries it trails the leader by.\n\n" +
+					"whether it leads, its Raft state, its match index, how many log entries it trails the\n" +
+					"leader by and when it last heard from the leader. A server that cannot be asked is\n" +
+					"shown as unreachable, with the error (its indexes are then unknown, shown as ?).\n\n" +
 					"Example:\n" +
 					"   dstatectl raft peers",
 				Action: runRaftPeers,
@@ -39,6 +43,19 @@ func raftCommand() *ucli.Command {
 					"Example:\n" +
 					"   dstatectl raft status",
 				Action: runRaftStatus,
+			},
+			{
+				Name:      "remove-peer",
+				Usage:     "remove a server from the Raft configuration by node ID",
+				UsageText: "dstatectl [global options] raft remove-peer <node-id>",
+				ArgsUsage: "<node-id>",
+				Description: "Removes a server (one that is dead, or whose address changed) from the Raft\n" +
+					"configuration, through the leader, so that quorum is counted without it. The last\n" +
+					"voter is never removed. A server that is still an alive member is added back by\n" +
+					"the leader: stop it first (and 'dstatectl force-leave' it).\n\n" +
+					"Example:\n" +
+					"   dstatectl raft remove-peer n4",
+				Action: runRaftRemovePeer,
 			},
 		},
 		Action: groupAction,
@@ -77,16 +94,42 @@ func runRaftPeers(c *ucli.Context) error {
 	if format == formatJSON {
 		return writeJSON(c.App.Writer, peers)
 	}
-	t := newTable(c.App.Writer, "ID", "ADDRESS", "SUFFRAGE", "LEADER", "MATCH-INDEX", "TRAILS-LEADER-BY", "LAST-CONTACT")
+	t := newTable(c.App.Writer, "ID", "ADDRESS", "SUFFRAGE", "LEADER", "STATE", "MATCH-INDEX", "TRAILS-LEADER-BY", "LAST-CONTACT", "ERROR")
 	for _, p := range peers {
 		contact := "-"
 		if !p.Leader {
 			contact = agoMs(p.LastContactMs)
 		}
-		t.row(p.ID, p.Address, p.Suffrage, yesNo(p.Leader), strconv.FormatUint(p.MatchIndex, 10),
-			strconv.FormatUint(p.TrailsBy, 10), contact)
+		match, trails := strconv.FormatUint(p.MatchIndex, 10), strconv.FormatUint(p.TrailsBy, 10)
+		if p.Error != "" {
+			match, trails = "?", "?" // the server could not be asked
+		}
+		t.row(p.ID, p.Address, p.Suffrage, yesNo(p.Leader), orDash(p.State), match, trails, contact, orDash(p.Error))
 	}
 	return t.flush()
+}
+
+func runRaftRemovePeer(c *ucli.Context) error {
+	if err := checkArgs(c, 1, 1, "the <node-id> of the server to remove"); err != nil {
+		return err
+	}
+	id := c.Args().First()
+	if strings.TrimSpace(id) == "" {
+		return usageErrorf("%s: empty node ID", cmdName(c))
+	}
+	cl, format, err := setup(c)
+	if err != nil {
+		return err
+	}
+	var res agent.RemovePeerResult
+	if _, err := cl.sendJSON(c.Context, http.MethodPost, "/v1/raft/remove-peer", nil, agent.RemovePeerRequest{ID: id}, &res); err != nil {
+		return err
+	}
+	if format == formatJSON {
+		return writeJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "removed %s (%s) from the Raft configuration; %s left\n", res.ID, res.Address, plural(res.Voters, "voter"))
+	return nil
 }
 
 func runRaftStatus(c *ucli.Context) error {

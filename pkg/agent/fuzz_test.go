@@ -54,6 +54,8 @@ var fuzzRoutes = []fuzzRoute{
 	{"POST", "/v1/", true},
 	{"PATCH", "/v1/kv/", true},
 	{"PUT", "/v1/states", false},
+	{"POST", "/v1/force-leave", false},
+	{"POST", "/v1/raft/remove-peer", false},
 }
 
 // fuzzHeaders are the header sets FuzzAdminAPI sends: none beyond the
@@ -161,6 +163,10 @@ func FuzzAdminAPI(f *testing.F) {
 		[]any{route("POST", "/v1/"), "nope", "", []byte(nil)},
 		[]any{route("PATCH", "/v1/kv/"), "greeting", "", []byte("x")},
 		[]any{route("PUT", "/v1/states"), "", "", []byte("[]")},
+		[]any{route("POST", "/v1/force-leave"), "", "", []byte(`{"node": "nobody", "prune": true}`)},
+		[]any{route("POST", "/v1/force-leave"), "", "", []byte(`{"node": "fz"}`)},
+		[]any{route("POST", "/v1/raft/remove-peer"), "", "", []byte(`{"id": "fz"}`)},
+		[]any{route("POST", "/v1/raft/remove-peer"), "", "", []byte(`{"id": ""}`)},
 		// What a web page could send: each refused with 403 or 415.
 		[]any{route("POST", "/v1/raft/bootstrap") + 1*byte(len(fuzzRoutes)), "", "", []byte(`{}`)},
 		[]any{route("POST", "/v1/keyring/") + 2*byte(len(fuzzRoutes)), "install", "", []byte(`key=x`)},

@@ -31,7 +31,8 @@ func startGossip(a *Agent) (*serfGossip, error) {
 	scfg.ClusterName = cfg.ClusterName
 	scfg.BindAddr = cfg.SerfAddr
 	scfg.AdvertiseAddr = cfg.SerfAdvertise
-	scfg.Seeds = cfg.Join
+	// No Seeds: Start joins them last (joinSeeds), once everything else
+	// is bound and open.
 	scfg.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
 	scfg.KeyFile = cfg.GossipKeyFile
 	scfg.Logger = a.log.With("component", "serf")

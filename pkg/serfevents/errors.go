@@ -39,6 +39,11 @@ var (
 	// ErrKeyOperation: a keyring operation failed on at least one member
 	// (or not every member answered). Every *KeyOperationError matches it.
 	ErrKeyOperation = errors.New("serfevents: keyring operation failed")
+	// ErrUnknownMember: a force-leave named a node that is not a member.
+	ErrUnknownMember = errors.New("serfevents: no such member")
+	// ErrMemberAlive: a force-leave named a member that is alive (or this
+	// node itself); only failed members can be forced out.
+	ErrMemberAlive = errors.New("serfevents: member is alive")
 )
 
 // ConfigError names an invalid Config field and why it is invalid.
