@@ -52,6 +52,8 @@ func newFakeAgent(t testing.TB) *fakeAgent {
 	})
 	mux.HandleFunc("GET /v1/raft", f.handleRaft)
 	mux.HandleFunc("POST /v1/raft/bootstrap", f.handleBootstrap)
+	mux.HandleFunc("POST /v1/raft/remove-peer", f.handleRemovePeer)
+	mux.HandleFunc("POST /v1/force-leave", f.handleForceLeave)
 	mux.HandleFunc("GET /v1/keyring", f.handleKeyring)
 	mux.HandleFunc("POST /v1/keyring/{op}", f.handleKeyOp)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -242,9 +244,11 @@ func (f *fakeAgent) handleRaft(w http.ResponseWriter, r *http.Request) {
 		Enabled: true, State: "Leader", Leader: "n1", LeaderAddr: "127.0.0.1:7381",
 		Term: 3, CommitIndex: 120, AppliedIdx: 119,
 		Peers: []agent.RaftPeer{
-			{ID: "n1", Address: "127.0.0.1:7381", Suffrage: "voter", Leader: true, MatchIndex: 120},
-			{ID: "n2", Address: "127.0.0.1:8381", Suffrage: "voter", MatchIndex: 118, TrailsBy: 2, LastContactMs: 40},
-			{ID: "n3", Address: "127.0.0.1:9381", Suffrage: "nonvoter", MatchIndex: 90, TrailsBy: 30, LastContactMs: 2300},
+			{ID: "n1", Address: "127.0.0.1:7381", Suffrage: "voter", Leader: true, State: "leader", MatchIndex: 120},
+			{ID: "n2", Address: "127.0.0.1:8381", Suffrage: "voter", State: "follower", MatchIndex: 118, TrailsBy: 2, LastContactMs: 40},
+			{ID: "n3", Address: "127.0.0.1:9381", Suffrage: "nonvoter", State: "follower", MatchIndex: 90, TrailsBy: 30, LastContactMs: 2300},
+			{ID: "n4", Address: "127.0.0.1:10381", Suffrage: "voter", State: "unreachable", LastContactMs: 75000,
+				Error: "raftpersist: dial 127.0.0.1:10381: connect: connection refused"},
 		},
 		Extra: agent.RaftMetadata{"num_peers": "2", "last_log_index": "120", "protocol_version": "3"},
 	})
@@ -264,6 +268,41 @@ func (f *fakeAgent) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 	}
 	f.bootstrapped = true // again: not an error, nothing changes
 	writeOK(w, struct{}{})
+}
+
+// handleRemovePeer removes n2, n3 or n4; n1 is the last voter once n2 and
+// n4 are gone, and other IDs are not servers.
+func (f *fakeAgent) handleRemovePeer(w http.ResponseWriter, r *http.Request) {
+	var req agent.RemovePeerRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "remove-peer: "+err.Error())
+		return
+	}
+	switch req.ID {
+	case "n2", "n3", "n4":
+		writeOK(w, agent.RemovePeerResult{ID: req.ID, Address: "127.0.0.1:" + map[string]string{"n2": "8381", "n3": "9381", "n4": "10381"}[req.ID], Voters: 2})
+	case "n1":
+		writeError(w, http.StatusConflict, "raft remove-peer n1: it is the last voter; the Raft group would have none left")
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("not found: raft remove-peer: %q is not in the Raft configuration (see dstatectl raft peers)", req.ID))
+	}
+}
+
+// handleForceLeave forces out n4 (failed); n2 is alive.
+func (f *fakeAgent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
+	var req agent.ForceLeaveRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "force-leave: "+err.Error())
+		return
+	}
+	switch req.Node {
+	case "n4":
+		writeOK(w, agent.ForceLeaveResult{Node: "n4", Was: "failed", Prune: req.Prune})
+	case "n2":
+		writeError(w, http.StatusConflict, "force-leave n2: the member is alive: only a failed member can be forced out (stop it, or run dstatectl leave on it)")
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("not found: force-leave: %q is not a member (see dstatectl members)", req.Node))
+	}
 }
 
 // The keys of the fake cluster's keyring.

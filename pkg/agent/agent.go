@@ -76,7 +76,11 @@ type Agent struct {
 
 // Start validates cfg, creates the data dir (or makes it private, see
 // files.go), starts every component, joins the seeds and serves the admin
-// API. On error everything started is stopped again.
+// API. It is all or nothing: every listener is bound, every file opened and
+// the TLS material loaded before the agent joins the seeds, so a start that
+// fails (a port in use, an unreadable key, a data dir that is not one) has
+// made no other node see this one; everything it started is stopped again,
+// and should a step fail after gossip started it leaves gracefully.
 func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	return start(ctx, cfg, os.Stderr)
 }
@@ -105,7 +109,7 @@ func start(ctx context.Context, cfg Config, logOut io.Writer) (_ *Agent, err err
 	}
 	defer func() {
 		if err != nil {
-			a.teardown(context.Background())
+			a.abortStart()
 		}
 	}()
 	if err = a.startParts(ctx); err != nil {
@@ -115,9 +119,30 @@ func start(ctx context.Context, cfg Config, logOut io.Writer) (_ *Agent, err err
 	return a, nil
 }
 
+// abortStart undoes a failed start: a node whose gossip already runs
+// (serf may have rejoined the members of an earlier run from its snapshot)
+// leaves gracefully, so no member is left behind as failed, then every
+// component is stopped.
+func (a *Agent) abortStart() {
+	if a.gossip != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.gossip.leave(ctx); err != nil {
+			a.log.Warn("leaving after a failed start", "err", err)
+		}
+		cancel()
+	}
+	_ = a.teardown(context.Background())
+}
+
+// startParts starts the components in an order that binds and opens
+// everything (the admin API's listener first, then the transport, the
+// local store and Raft, then serf) before the seeds are joined, last.
 func (a *Agent) startParts(ctx context.Context) error {
 	cfg := a.cfg
 	installLibraryMetrics(a)
+	if err := a.listenHTTP(); err != nil {
+		return err
+	}
 	rcfg := gosched.DefaultConfig()
 	rcfg.Logger = a.log
 	rt, err := gosched.New(rcfg)
@@ -176,14 +201,9 @@ func (a *Agent) startParts(ctx context.Context) error {
 		return err
 	}
 	a.registerMetrics()
-	if err := a.serveHTTP(); err != nil {
-		return err
-	}
+	a.serveHTTP()
 	if len(cfg.Join) > 0 {
-		if _, err := a.gossip.join(cfg.Join); err != nil {
-			// Seeds may come up later; the gossip layer keeps retrying.
-			a.log.Warn("initial join failed; retrying in the background", "seeds", cfg.Join, "err", err)
-		}
+		a.joinSeeds()
 	}
 	a.log.Info("agent started", "transport", a.tr.Addr(), "http", a.HTTPAddr(), "server", cfg.Server)
 	return nil
@@ -277,7 +297,35 @@ func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
 	}
 }
 
-func (a *Agent) serveHTTP() error {
+// joinSeeds joins cfg.Join, the last step of a start: one bounded attempt,
+// then, when no seed answered (seeds may come up later), retries in the
+// background until one does or the agent stops.
+func (a *Agent) joinSeeds() {
+	_, err := a.gossip.join(a.cfg.Join)
+	if err == nil {
+		return
+	}
+	a.log.Warn("initial join failed; retrying in the background", "seeds", a.cfg.Join, "err", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.bg.Add(2)
+	go func() {
+		defer a.bg.Done()
+		select {
+		case <-a.bgStop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	go func() {
+		defer a.bg.Done()
+		defer cancel()
+		_, _ = a.gossip.Membership.Join(ctx, a.cfg.Join)
+	}()
+}
+
+// listenHTTP loads the admin API's TLS material and binds its listener;
+// serveHTTP serves it once the agent is complete.
+func (a *Agent) listenHTTP() error {
 	tlsCfg, err := httpTLS(a.cfg)
 	if err != nil {
 		return err
@@ -292,6 +340,12 @@ func (a *Agent) serveHTTP() error {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	a.httpLn = ln
+	return nil
+}
+
+// serveHTTP serves the admin API on the listener listenHTTP bound.
+func (a *Agent) serveHTTP() {
+	ln := a.httpLn
 	a.httpSrv = a.newHTTPServer()
 	a.bg.Add(1)
 	go func() {
@@ -300,7 +354,6 @@ func (a *Agent) serveHTTP() error {
 			a.log.Error("admin API stopped", "err", err)
 		}
 	}()
-	return nil
 }
 
 // HTTPAddr returns the admin API's listening address.
@@ -355,6 +408,8 @@ func (a *Agent) teardown(ctx context.Context) error {
 			_ = a.httpSrv.Close()
 		}
 		cancel()
+	} else if a.httpLn != nil {
+		_ = a.httpLn.Close() // bound by a start that failed before serving
 	}
 	select {
 	case <-a.bgStop:
@@ -392,6 +447,9 @@ func (a *Agent) Health(ctx context.Context, maxStaleness time.Duration) (Health,
 	out := Health{Node: a.cfg.NodeID, Status: h.Status.String(), States: []StateHealth{}}
 	for _, s := range h.States {
 		out.States = append(out.States, StateHealth{State: s.State, Status: s.Status.String(), HealthyPeers: s.HealthyPeers, StalePeers: s.StalePeers, FailingPeers: s.FailingPeers})
+	}
+	if a.raft != nil {
+		out.UnreachableServers = a.raft.reach.unreachable()
 	}
 	return out, nil
 }

@@ -22,6 +22,8 @@ package agent
 //	POST   /v1/leave                         → LeaveResult (the agent leaves, then shuts down)
 //	GET    /v1/raft                          RaftStatus
 //	POST   /v1/raft/bootstrap                BootstrapRequest → {}
+//	POST   /v1/raft/remove-peer              RemovePeerRequest → RemovePeerResult
+//	POST   /v1/force-leave                   ForceLeaveRequest → ForceLeaveResult
 //	GET    /v1/keyring                       KeyringStatus
 //	POST   /v1/keyring/{install|use|remove}  KeyRequest → {}
 //	GET    /metrics                          Prometheus text format
@@ -41,6 +43,9 @@ type Health struct {
 	Node   string        `json:"node"`
 	Status string        `json:"status"` // healthy, degraded or unhealthy
 	States []StateHealth `json:"states"`
+	// UnreachableServers are the servers gossip announces whose Raft
+	// handshake from this node failed, with the reason (servers only).
+	UnreachableServers []UnreachableServer `json:"unreachable_servers,omitempty"`
 }
 
 // StateHealth is one state's health as the node sees it.
@@ -141,13 +146,21 @@ type RaftMetadata map[string]string
 
 // RaftPeer is one server of the Raft configuration.
 type RaftPeer struct {
-	ID            string `json:"id"`
-	Address       string `json:"address"`
-	Suffrage      string `json:"suffrage"` // voter or nonvoter
-	Leader        bool   `json:"leader"`
-	MatchIndex    uint64 `json:"match_index"`
-	TrailsBy      uint64 `json:"trails_by"` // log entries behind the leader's last index
-	LastContactMs int64  `json:"last_contact_ms"`
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"` // voter or nonvoter
+	Leader   bool   `json:"leader"`
+	// State is the server's Raft state as it reports it (leader, follower,
+	// candidate), or "unreachable" when it could not be asked; Error then
+	// says why, and MatchIndex and TrailsBy are unknown (0).
+	State      string `json:"state"`
+	Error      string `json:"error,omitempty"`
+	MatchIndex uint64 `json:"match_index"`
+	TrailsBy   uint64 `json:"trails_by"` // log entries behind the leader's last index
+	// LastContactMs is the time since the server last heard from a leader;
+	// for an unreachable server, when this agent leads, the time since its
+	// heartbeats last reached it; -1 when unknown or never.
+	LastContactMs int64 `json:"last_contact_ms"`
 }
 
 // BootstrapRequest bootstraps the Raft group with a server list

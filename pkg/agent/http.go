@@ -35,6 +35,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/leave", a.postLeave)
 	mux.HandleFunc("GET /v1/raft", a.getRaft)
 	mux.HandleFunc("POST /v1/raft/bootstrap", a.postBootstrap)
+	mux.HandleFunc("POST /v1/raft/remove-peer", a.postRemovePeer)
+	mux.HandleFunc("POST /v1/force-leave", a.postForceLeave)
 	mux.HandleFunc("GET /v1/keyring", a.getKeyring)
 	mux.HandleFunc("POST /v1/keyring/{op}", a.postKeyring)
 	a.faultRoutes(mux)
@@ -93,6 +95,7 @@ func statusOf(err error) int {
 	var br badRequest
 	var tl tooLarge
 	var re *dstate.RegistryError
+	var cf conflict
 	switch {
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
@@ -100,7 +103,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.As(err, &re), errors.Is(err, errNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, errNotEnabled):
+	case errors.Is(err, errNotEnabled), errors.As(err, &cf):
 		return http.StatusConflict
 	case errors.Is(err, dstate.ErrStorageUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errNotReady):
 		return http.StatusServiceUnavailable

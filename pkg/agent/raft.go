@@ -26,6 +26,9 @@ type raftConsensus struct {
 	// gossip is set by attach; until then only servers of the Raft
 	// configuration may connect.
 	gossip atomic.Pointer[serfGossip]
+	// reach says which servers passed a Raft handshake probe; only those
+	// count toward bootstrap-expect and are added as voters (reach.go).
+	reach *serverReach
 }
 
 // openConsensus opens the Raft store; attach then follows the gossip
@@ -46,7 +49,7 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	rcfg.IdleTimeout = time.Duration(cfg.RaftIdleTimeout)
 	rcfg.MaxConns, rcfg.MaxConnsPerHost = cfg.RaftMaxConns, cfg.RaftMaxConnsPerHost
 	rcfg.WarnInterval = time.Duration(cfg.LimitLogInterval)
-	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{})}
+	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{}), reach: newServerReach(time.Duration(cfg.LimitLogInterval))}
 	rcfg.IsKnownNode = rc.isKnownNode
 	rcfg.ResolveServer = rc.resolveServer // servers restarted on new addresses (leave.go)
 	if cfg.TLSCertFile != "" {
@@ -134,9 +137,7 @@ func (rc *raftConsensus) onEvent(ev dstate.ClusterEvent) {
 		return
 	}
 	if srv, ok := raftServerOf(ev.Node, ev.Tags); ok {
-		if err := rc.store.ObserveServer(srv); err != nil {
-			rc.a.log.Warn("raft bootstrap failed", "err", err)
-		}
+		rc.observe(srv) // counted once its Raft handshake succeeds
 	}
 }
 
@@ -154,6 +155,7 @@ func (rc *raftConsensus) reconcileLoop() {
 		case <-rc.stop:
 			return
 		case <-t.C:
+			rc.reprobe()
 			if rc.store.IsLeader() {
 				rc.reconcile()
 			}
@@ -178,6 +180,9 @@ func (rc *raftConsensus) reconcile() {
 		cur, member := inConfig[id]
 		switch {
 		case m.Status == "alive" && ok && (!member || cur.Address != srv.Address):
+			if !rc.probe(ctx, srv) {
+				continue // named in health and logged by probe
+			}
 			add := rc.store.AddVoter
 			if srv.Nonvoter {
 				add = rc.store.AddNonvoter
@@ -213,9 +218,13 @@ func (rc *raftConsensus) status(ctx context.Context) (RaftStatus, error) {
 		if p.LastContact >= 0 {
 			lc = p.LastContact.Milliseconds()
 		}
+		state := strings.ToLower(p.State)
+		if p.Err != "" {
+			state = "unreachable"
+		}
 		st.Peers = append(st.Peers, RaftPeer{
 			ID: string(p.ID), Address: p.Address, Suffrage: strings.ToLower(p.Suffrage), Leader: p.ID == cs.Leader,
-			MatchIndex: p.LastLogIndex, TrailsBy: p.Trailing, LastContactMs: lc,
+			State: state, Error: p.Err, MatchIndex: p.LastLogIndex, TrailsBy: p.Trailing, LastContactMs: lc,
 		})
 	}
 	return st, nil
@@ -257,5 +266,6 @@ func (rc *raftConsensus) close() error {
 		close(rc.stop)
 		<-rc.done
 	}
+	rc.reach.close()
 	return rc.store.Close()
 }
