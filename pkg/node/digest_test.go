@@ -53,8 +53,13 @@ func registerGauges(t *testing.T, c *testCluster) map[dstate.NodeID]*gaugesShard
 	return out
 }
 
+// heldGeneration is the generation of owner's view on s, zero while s holds
+// none yet.
 func heldGeneration(s *gaugesShard, owner dstate.NodeID) dstate.Generation {
-	v, _ := s.Views().Get(owner)
+	v, ok := s.Views().Get(owner)
+	if !ok {
+		return dstate.Generation{}
+	}
 	return v.Generation
 }
 
