@@ -31,7 +31,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad addr scheme", args: []string{"--addr", "ftp://h:1", "members"}, want: `--addr: scheme "ftp" not supported`},
 		{name: "unknown command", args: []string{"membrs"}, want: `unknown command "membrs"`},
 		{name: "help for unknown command", args: []string{"help", "membrs"}, want: "No help topic for 'membrs'"},
-		{name: "raft without subcommand", args: []string{"raft"}, want: "raft: missing command (want one of: peers, status)"},
+		{name: "raft without subcommand", args: []string{"raft"}, want: "raft: missing command (want one of: peers, status, remove-peer)"},
 		{name: "raft unknown subcommand", args: []string{"raft", "leader"}, want: `raft: unknown command "leader"`},
 		{name: "keyring without subcommand", args: []string{"keyring"}, want: "keyring: missing command (want one of: list, install, use, remove)"},
 		{name: "members with argument", args: []string{"members", "n1"}, want: `members: takes no arguments, got ["n1"]`},
