@@ -302,7 +302,6 @@ func (e *Engine[S, V]) prepareSnapshot() {
 	}
 }
 
-
 func (e *Engine[S, V]) begin(urgency SyncUrgency) {
 	e.pend = pending[V]{active: true, prevGen: e.obj.Generation, prevMod: e.obj.ModifiedUnixMs, urgency: urgency}
 	e.obj.Generation.Age++
