@@ -159,3 +159,29 @@ func TestLeaveLeaderThenNext(t *testing.T) {
 	}
 	c.durableWrite(last, "alone")
 }
+
+// TestLeaveWithoutQuorumSaysWhy: a server whose two peers were killed
+// cannot be removed from the Raft configuration; `dstatectl leave` fails
+// after the agent's leave_timeout with the reason, and the agent still
+// shuts down.
+func TestLeaveWithoutQuorumSaysWhy(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{extra: func(int) []string { return []string{"--leave-timeout", "1s"} }})
+	c.waitMembers(c.nodes, allAlive(c.nodes), 30*time.Second)
+	c.waitLeader(c.nodes, 30*time.Second)
+	c.waitReady(c.nodes, 30*time.Second)
+	survivor := c.nodes[0]
+	for _, nd := range c.nodes[1:] {
+		c.kill(nd)
+	}
+	_, err := c.cli(survivor, "leave")
+	if err == nil {
+		t.Fatal("dstatectl leave succeeded on a server without a quorum")
+	}
+	t.Logf("as expected: %v", err)
+	for _, want := range []string{"still a Raft voter", "is still in the raft configuration", "is shutting down"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("dstatectl leave: %v; want it to say %q", err, want)
+		}
+	}
+	c.waitExit(survivor, 30*time.Second)
+}

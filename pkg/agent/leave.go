@@ -109,7 +109,7 @@ func (a *Agent) leaveNow(ctx context.Context) (LeaveResult, error) {
 			res.Raft, err = LeaveRaftLastVoter, nil
 			a.log.Info("the last Raft voter stays in the configuration and keeps the cluster's state; start it again to bring the cluster back")
 		case err != nil:
-			err = fmt.Errorf("%w: this server is still a Raft voter (remove it from a server with a quorum once the cluster has one): %w", ErrLeave, err)
+			err = fmt.Errorf("%w: this server is still a Raft voter (once the cluster has a quorum again, remove it there with dstatectl raft remove-peer %s): %w", ErrLeave, a.cfg.NodeID, err)
 		case rr.Removed:
 			res.Raft = LeaveRaftRemoved
 		default:

@@ -127,13 +127,10 @@ func (s *Store) awaitRemoval(ctx context.Context) error {
 			last, done = err, nil
 		case <-t.C:
 		case <-ctx.Done():
-			if last == nil {
-				last = ctx.Err()
-			}
 			if out, _ := s.outOfConfiguration(); out {
 				return nil
 			}
-			return last
+			return s.leaveBlocked(ctx, last)
 		}
 		if out, err := s.outOfConfiguration(); err == nil && out {
 			return nil
@@ -151,6 +148,24 @@ func (s *Store) awaitRemoval(ctx context.Context) error {
 			done = make(chan error, 1)
 			go func() { done <- s.membership(ctx, memberRemove, s.cfg.NodeID, "") }()
 		}
+	}
+}
+
+// leaveBlocked says why the removal did not happen before ctx ended: no
+// leader, or a leader that could not commit it (no quorum).
+func (s *Store) leaveBlocked(ctx context.Context, last error) error {
+	cause := ctx.Err()
+	if last != nil && !errors.Is(last, context.DeadlineExceeded) && !errors.Is(last, context.Canceled) {
+		cause = last
+	}
+	id, _ := s.Leader()
+	switch {
+	case id == "":
+		return fmt.Errorf("%w (no quorum of the voters reachable?): %w", ErrNoLeader, cause)
+	case id == s.cfg.NodeID:
+		return fmt.Errorf("this server leads but could not commit the removal (no quorum of the voters reachable?): %w", cause)
+	default:
+		return fmt.Errorf("the leader %q did not commit the removal (no quorum of the voters reachable?): %w", id, cause)
 	}
 }
 
