@@ -32,25 +32,30 @@ func (c *cluster) moveAll() {
 // each other through the Raft addresses their gossip members announce,
 // and the leader writes the new addresses into the configuration.
 func TestRestartAll(t *testing.T) {
-	cases := []struct {
+	type restartCase struct {
 		name     string
 		graceful bool
 		move     bool
-	}{
-		{"stopped gracefully", true, false},
-		{"stopped gracefully, new addresses", true, true},
-		{"killed, new addresses", false, true},
+		// slow runs the agents with the default timers (--fast=false).
+		slow bool
+	}
+	cases := []restartCase{
+		{"stopped gracefully", true, false, false},
+		{"stopped gracefully, new addresses", true, true, false},
+		{"killed, new addresses", false, true, false},
 	}
 	if full() {
-		cases = append(cases, struct {
-			name     string
-			graceful bool
-			move     bool
-		}{"killed", false, false})
+		cases = append(cases, restartCase{"killed", false, false, false},
+			restartCase{"killed, new addresses, default timers", false, true, true},
+			restartCase{"stopped gracefully, new addresses, default timers", true, true, true})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 3, clusterOpts{})
+			var opts clusterOpts
+			if tc.slow {
+				opts.extra = func(int) []string { return []string{"--fast=false"} }
+			}
+			c := newCluster(t, 3, opts)
 			c.waitMembers(c.nodes, allAlive(c.nodes), 30*time.Second)
 			leader := c.node(c.waitLeader(c.nodes, 30*time.Second))
 			c.waitReady(c.nodes, 30*time.Second)
