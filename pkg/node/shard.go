@@ -160,7 +160,10 @@ func (s *Shard[S, V]) load(ctx context.Context, initial S) error {
 		s.log.Warn("persisted state unreadable; starting empty with a new incarnation", "err", err, "stored", pe.Stored.String())
 		s.eng.Reincarnate(initial, pe.Stored.Incarnation+1)
 	case err != nil:
-		return &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: fmt.Errorf("load: %w", err)}
+		// A registration, not a mutation: the error names the state and
+		// the store's own cause (a Raft store says "no Raft leader yet"
+		// or "lost quorum").
+		return fmt.Errorf("node: register state %q: %w: load: %w", s.name, dstate.ErrPersistenceFailed, err)
 	case obj != nil:
 		s.eng.Restore(*obj, s.def.StorageVersion())
 		s.log.Info("restored persisted state", "generation", obj.Generation.String())

@@ -18,7 +18,13 @@ var (
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("raftpersist: store closed")
 	// ErrNoLeader: no leader is known, so no quorum could be reached in time.
+	// Saves and linearizable reads return it as a *QuorumError saying how
+	// many voters answered (quorum.go).
 	ErrNoLeader = errors.New("raftpersist: no leader")
+	// ErrNoQuorum: fewer than a quorum of the configuration's voters
+	// answer, so no leader can be elected until more of them are back. It
+	// comes as a *QuorumError, which matches ErrNoLeader too.
+	ErrNoQuorum = errors.New("raftpersist: lost quorum")
 	// ErrOutcomeUnknown: a save was submitted but its outcome could not be
 	// learned before the deadline (it may or may not have been committed).
 	ErrOutcomeUnknown = errors.New("raftpersist: outcome unknown")

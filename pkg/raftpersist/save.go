@@ -32,8 +32,10 @@ type saveOutcome struct {
 // (ErrFenced) when a newer generation is stored, with ErrOutcomeUnknown
 // when the save was sent but not acknowledged before ctx ended (also
 // together with ErrFenced when a retried save found a newer generation:
-// the first attempt may have been applied and superseded), with
-// ErrNoLeader when no leader could be reached, with ErrClosed after Close.
+// the first attempt may have been applied and superseded), with a
+// *QuorumError (ErrNoLeader, and ErrNoQuorum when fewer than a quorum of
+// the voters answer) when no leader could be reached, with ErrClosed after
+// Close.
 // A nil error is only returned for a committed save.
 func (s *Store) SaveEnvelope(ctx context.Context, env *Envelope) error {
 	if env == nil {
@@ -91,6 +93,10 @@ func (s *Store) ctxErr(ctx context.Context, what string, last error, unknown boo
 	}
 	if unknown {
 		return fmt.Errorf("raftpersist: %s before the context ended: %w: %w (last attempt: %v)", what, ErrOutcomeUnknown, cause, last)
+	}
+	var qe *QuorumError
+	if errors.As(last, &qe) {
+		return fmt.Errorf("raftpersist: %s before the context ended: %w: %w", what, qe, cause)
 	}
 	if errors.Is(last, ErrNoLeader) {
 		return fmt.Errorf("raftpersist: %s before the context ended: %w: %w", what, ErrNoLeader, cause)
@@ -229,6 +235,7 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 	maxBackoff := min(max(s.cfg.HeartbeatTimeout/4, 5*time.Millisecond), 100*time.Millisecond)
 	var last error
 	var timer *time.Timer
+	var noLeaderSince time.Time // when this call last found no leader (quorum.go)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -247,7 +254,19 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != s.addr {
 			payload, err = s.rpc.call(ctx, string(addr), body(remaining))
 		} else {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			}
 			err = ErrNoLeader
+			if qe := s.noLeader(ctx); qe != nil {
+				err = qe
+				if qe.Voters == 0 || qe.Lost() || time.Since(noLeaderSince) >= s.leaderHold() {
+					if mutating && sent {
+						return nil, sent, fmt.Errorf("raftpersist: %w: an earlier attempt may have been applied: %w", ErrOutcomeUnknown, qe)
+					}
+					return nil, sent, qe
+				}
+			}
 		}
 		if err == nil {
 			return payload, sent, nil
