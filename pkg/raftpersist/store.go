@@ -49,7 +49,7 @@ type Store struct {
 
 	reads readCoalescer
 
-	contacts contacts // the leader's heartbeat failures, per follower (reach.go)
+	contacts contacts    // the leader's heartbeat failures, per follower (reach.go)
 	quorum   quorumCache // the voters' reachability while no leader is known (quorum.go)
 
 	bootMu    sync.Mutex
