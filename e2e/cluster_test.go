@@ -31,6 +31,11 @@ type node struct {
 	logPath string
 	ports   [4]int // serf, transport, raft, http
 	extra   []string
+	// host is the address serf, the state transport and Raft bind to
+	// (127.0.0.1 when empty); the admin API stays on loopback.
+	host string
+	// prefix runs the agent through another command (ip netns exec NS).
+	prefix []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -41,7 +46,12 @@ type node struct {
 	api *apiClient
 }
 
-func (n *node) addr(i int) string { return fmt.Sprintf("127.0.0.1:%d", n.ports[i]) }
+func (n *node) addr(i int) string {
+	if n.host == "" || i == 3 {
+		return fmt.Sprintf("127.0.0.1:%d", n.ports[i])
+	}
+	return net.JoinHostPort(n.host, fmt.Sprint(n.ports[i]))
+}
 func (n *node) httpAddr() string  { return n.addr(3) }
 
 // running reports whether the node's process is alive.
@@ -208,7 +218,8 @@ func (c *cluster) launch(nd *node) {
 	nd.starts++
 	args := c.args(nd)
 	fmt.Fprintf(f, "=== e2e: start #%d at %s: dstatectl %s\n", nd.starts, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(dstatectl, args...)
+	argv := append(append(append([]string(nil), nd.prefix...), dstatectl), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -228,8 +239,8 @@ func (c *cluster) launch(nd *node) {
 
 // serving reports whether nd's admin API answers, as nd.
 func (c *cluster) serving(nd *node) (bool, string) {
-	var h agent.Health
-	if err := nd.api.get(context.Background(), "/v1/health", nil, &h); err != nil {
+	var h agent.Liveness
+	if err := nd.api.get(context.Background(), "/v1/health/live", nil, &h); err != nil {
 		return false, err.Error()
 	}
 	if h.Node != nd.id {

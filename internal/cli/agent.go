@@ -117,6 +117,8 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConnsPerHost = x.Int("http-max-conns-per-host") }},
 	{&ucli.StringFlag{Name: "http-allowed-hosts", Usage: "comma-separated Host header values the admin API accepts besides its own address, e.g. a proxy's name"},
 		func(c *agent.Config, x *ucli.Context) { c.HTTPAllowedHosts = splitList(x.String("http-allowed-hosts")) }},
+	{&ucli.BoolFlag{Name: "http-public-probes", Usage: "serve GET /v1/health/live, /v1/health/ready and /metrics without the admin token (Kubernetes probes, Prometheus scrapes)"},
+		func(c *agent.Config, x *ucli.Context) { c.HTTPPublicProbes = x.Bool("http-public-probes") }},
 	{&ucli.DurationFlag{Name: "raft-idle-timeout", Usage: "close an inbound Raft connection silent this long; at least twice the Raft heartbeat timeout (default 2m)"},
 		func(c *agent.Config, x *ucli.Context) {
 			c.RaftIdleTimeout = agent.Duration(x.Duration("raft-idle-timeout"))

@@ -124,6 +124,7 @@ type agentError struct {
 	Addr     string
 	Status   int
 	Message  string
+	Body     []byte // the answer as sent (health's 503 carries its report)
 	tokenSet bool
 }
 
@@ -216,6 +217,7 @@ func (cl *client) doAccept(ctx context.Context, method, path string, q url.Value
 			Addr:     cl.base,
 			Status:   resp.StatusCode,
 			Message:  errorMessage(data),
+			Body:     data,
 			tokenSet: cl.token != "",
 		}
 	}

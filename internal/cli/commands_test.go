@@ -39,6 +39,7 @@ func TestOutputGolden(t *testing.T) {
 		{name: "health_json", args: []string{"--format", "json", "health"}},
 		{name: "health_degraded", args: []string{"health", "--max-staleness", "5s"}, setup: func(f *fakeAgent) { f.health = "degraded" }},
 		{name: "health_unhealthy_json", args: []string{"--format", "json", "health"}, setup: func(f *fakeAgent) { f.health = "unhealthy" }},
+		{name: "health_unhealthy", args: []string{"health"}, setup: func(f *fakeAgent) { f.health = "unhealthy" }},
 		{name: "metrics", args: []string{"metrics"}},
 		{name: "raft_peers", args: []string{"raft", "peers"}},
 		{name: "raft_peers_json", args: []string{"--format", "json", "raft", "peers"}},

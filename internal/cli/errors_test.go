@@ -173,8 +173,8 @@ func TestHealthExitCodes(t *testing.T) {
 	}{
 		{status: "healthy", format: "table", wantCode: 0},
 		{status: "healthy", format: "json", wantCode: 0},
-		{status: "degraded", format: "table", wantCode: 1},
-		{status: "degraded", format: "json", wantCode: 1},
+		{status: "degraded", format: "table", wantCode: 3},
+		{status: "degraded", format: "json", wantCode: 3},
 		{status: "unhealthy", format: "table", wantCode: 1},
 		{status: "unhealthy", format: "json", wantCode: 1},
 		{status: "", format: "table", wantCode: 1},

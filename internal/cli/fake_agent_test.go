@@ -113,12 +113,24 @@ func (f *fakeAgent) handleHealth(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	status := f.health
 	f.mu.Unlock()
-	h := agent.Health{Node: "n1", Status: status, States: []agent.StateHealth{
-		{State: "durable-kv", Status: "healthy", HealthyPeers: 2},
-		{State: "kv", Status: status, HealthyPeers: 1, StalePeers: 1},
-	}}
-	if status == "unhealthy" {
-		h.States[1].StalePeers, h.States[1].FailingPeers = 0, 1
+	h := agent.Health{Node: "n1", Status: status, Ready: true, States: []agent.StateHealth{
+		{State: "durable-kv", Status: "healthy", HealthyPeers: 2, StaleAfterMs: 6000},
+		{State: "kv", Status: "healthy", HealthyPeers: 2, StaleAfterMs: 6000},
+	}, Raft: &agent.RaftHealth{State: "follower", Leader: "n2", Term: 4, Voters: []string{"n1", "n2", "n3"}, LastContactMs: 42}}
+	switch status {
+	case "degraded":
+		h.States[1] = agent.StateHealth{State: "kv", Status: "degraded", HealthyPeers: 1, StalePeers: 1, StaleAfterMs: 6000,
+			Stale: []agent.PeerHealth{{Node: "n3", Reason: "view not renewed for 7.5s (stale after 6s)", SyncedAgoMs: 7500}}}
+	case "unhealthy":
+		h.Ready, h.Reasons = false, []string{"no Raft leader known (this server is candidate in term 5)"}
+		h.Raft = &agent.RaftHealth{State: "candidate", Term: 5, Voters: []string{"n1", "n2", "n3"}, LastContactMs: 12000}
+		h.States[1] = agent.StateHealth{State: "kv", Status: "degraded", HealthyPeers: 1, FailingPeers: 1, StaleAfterMs: 6000,
+			Failing: []agent.PeerHealth{{Node: "n3", Reason: "membership reports it failed", SyncedAgoMs: 12000}}}
+		h.UnreachableServers = []agent.UnreachableServer{{ID: "n3", Address: "127.0.0.1:9381", Reason: "dial tcp 127.0.0.1:9381: connect: connection refused"}}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable) // the agent's answer when unhealthy
+		json.NewEncoder(w).Encode(h)
+		return
 	}
 	writeOK(w, h)
 }

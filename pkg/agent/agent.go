@@ -70,6 +70,9 @@ type Agent struct {
 	// leaveOnce guards the graceful leave (leave.go) that Stop and
 	// POST /v1/leave share.
 	leaveOnce sync.Once
+	// stopping is set when a stop or leave begins: the liveness and
+	// readiness probes then fail (health.go).
+	stopping atomic.Bool
 	leaveRes  LeaveResult
 	leaveErr  error
 }
@@ -387,6 +390,7 @@ func (a *Agent) Done() <-chan struct{} { return a.stopped }
 // return the first result.
 func (a *Agent) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
+		a.stopping.Store(true)
 		_, leaveErr := a.leaveCluster(ctx)
 		if leaveErr != nil {
 			a.log.Error("leaving the Raft configuration failed; stopping anyway", "err", leaveErr)
@@ -436,22 +440,6 @@ func (a *Agent) teardown(ctx context.Context) error {
 	a.bg.Wait()
 	makePrivate(a.cfg.DataDir, a.log) // Raft snapshots taken while it ran
 	return errors.Join(errs...)
-}
-
-// Health returns the node's health over every state.
-func (a *Agent) Health(ctx context.Context, maxStaleness time.Duration) (Health, error) {
-	h, err := a.node.Health(ctx, maxStaleness)
-	if err != nil {
-		return Health{}, err
-	}
-	out := Health{Node: a.cfg.NodeID, Status: h.Status.String(), States: []StateHealth{}}
-	for _, s := range h.States {
-		out.States = append(out.States, StateHealth{State: s.State, Status: s.Status.String(), HealthyPeers: s.HealthyPeers, StalePeers: s.StalePeers, FailingPeers: s.FailingPeers})
-	}
-	if a.raft != nil {
-		out.UnreachableServers = a.raft.reach.unreachable()
-	}
-	return out, nil
 }
 
 // Members lists the gossip members, sorted by name.

@@ -11,7 +11,9 @@ package agent
 // browser's cross-origin Sec-Fetch-Site or Origin are refused with 403
 // (see http_guard.go):
 //
-//	GET    /v1/health?max_staleness=5s       Health
+//	GET    /v1/health?max_staleness=5s       Health (200 healthy or degraded, 503 unhealthy)
+//	GET    /v1/health/live                   Liveness (200 while the agent runs, else 503)
+//	GET    /v1/health/ready                  Readiness (200 when ready, else 503 with the reasons)
 //	GET    /v1/members                       []Member
 //	GET    /v1/states                        []StateInfo
 //	GET    /v1/states/{name}?node=&max_staleness=&consistent=true   StateDump
@@ -38,23 +40,40 @@ type APIError struct {
 	Error string `json:"error"`
 }
 
-// Health is a node's health over every registered state.
+// Health is a node's health over every registered state: the full report
+// of GET /v1/health and dstatectl health (see health.go for what each
+// status means and which endpoint fits which probe).
 type Health struct {
-	Node   string        `json:"node"`
-	Status string        `json:"status"` // healthy, degraded or unhealthy
-	States []StateHealth `json:"states"`
+	Node   string `json:"node"`
+	Status string `json:"status"` // healthy, degraded or unhealthy
+	// Ready is what GET /v1/health/ready answers; Reasons says why the
+	// node is not ready, or why it is unhealthy.
+	Ready   bool          `json:"ready"`
+	Reasons []string      `json:"reasons,omitempty"`
+	States  []StateHealth `json:"states"`
+	// Raft is the Raft group as this server sees it (servers only).
+	Raft *RaftHealth `json:"raft,omitempty"`
 	// UnreachableServers are the servers gossip announces whose Raft
 	// handshake from this node failed, with the reason (servers only).
 	UnreachableServers []UnreachableServer `json:"unreachable_servers,omitempty"`
 }
 
-// StateHealth is one state's health as the node sees it.
+// StateHealth is one state's health as the node sees it. Each peer is
+// counted once, in exactly one class: failing, else stale, else healthy.
 type StateHealth struct {
 	State        string `json:"state"`
 	Status       string `json:"status"`
 	HealthyPeers int    `json:"healthy_peers"`
 	StalePeers   int    `json:"stale_peers"`
 	FailingPeers int    `json:"failing_peers"`
+	// StaleAfterMs is how long a view may go without being renewed before
+	// it counts as stale: derived from the state's sync schedule, or the
+	// max_staleness asked for (0: no schedule renews an idle view).
+	StaleAfterMs int64 `json:"stale_after_ms"`
+	// Stale and Failing name the peers of those classes, sorted, with
+	// the reason.
+	Stale   []PeerHealth `json:"stale,omitempty"`
+	Failing []PeerHealth `json:"failing,omitempty"`
 }
 
 // Member is one cluster member as the membership layer sees it.

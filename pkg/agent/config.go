@@ -142,6 +142,11 @@ type Config struct {
 	// header is always checked (against DNS rebinding); with a token
 	// only when this list is set.
 	HTTPAllowedHosts []string `json:"http_allowed_hosts"`
+	// HTTPPublicProbes serves GET /v1/health/live, /v1/health/ready and
+	// /metrics without the admin token (off by default; every other
+	// endpoint still needs it): for Kubernetes probes and Prometheus
+	// scrapes that cannot send a token. See SECURITY.md.
+	HTTPPublicProbes bool `json:"http_public_probes"`
 	// RaftIdleTimeout closes an inbound Raft connection (Raft RPCs or
 	// forwarded saves and reads) that sends nothing for this long (default
 	// 2m; at least twice the Raft heartbeat timeout, 1s or 200ms with

@@ -25,6 +25,8 @@ import (
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.getHealth)
+	mux.HandleFunc("GET /v1/health/live", a.getLive)
+	mux.HandleFunc("GET /v1/health/ready", a.getReady)
 	mux.HandleFunc("GET /v1/members", a.getMembers)
 	mux.HandleFunc("GET /v1/states", a.getStates)
 	mux.HandleFunc("GET /v1/states/{name}", a.getState)
@@ -42,7 +44,7 @@ func (a *Agent) Handler() http.Handler {
 	a.faultRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/health/live, /v1/health/ready, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))
 	})
 	bound := a.HTTPAddr()
 	if bound == "" {
@@ -51,13 +53,18 @@ func (a *Agent) Handler() http.Handler {
 	return newHostGuard(a.cfg, bound).guard(a.auth(mux))
 }
 
-// auth checks the bearer token in constant time when the agent has one.
+// auth checks the bearer token in constant time when the agent has one;
+// with http_public_probes the probes and /metrics need none (health.go).
 func (a *Agent) auth(next http.Handler) http.Handler {
 	if a.cfg.AdminToken == "" {
 		return next
 	}
 	want := []byte("Bearer " + a.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.HTTPPublicProbes && publicProbe(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dstate"`)
@@ -138,20 +145,6 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	default:
 		return false, badRequest{fmt.Errorf("query parameter %s=%q is not true or false", name, s)}
 	}
-}
-
-func (a *Agent) getHealth(w http.ResponseWriter, r *http.Request) {
-	maxStale, err := duration(r, "max_staleness", 5*time.Second)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	h, err := a.Health(r.Context(), maxStale)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, h)
 }
 
 func (a *Agent) getMembers(w http.ResponseWriter, _ *http.Request) {
@@ -278,6 +271,7 @@ func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
 // When the server could not leave the Raft configuration it answers 503
 // with the reason; the agent stops all the same.
 func (a *Agent) postLeave(w http.ResponseWriter, r *http.Request) {
+	a.stopping.Store(true)
 	res, err := a.leaveCluster(context.WithoutCancel(r.Context()))
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; the agent left gossip and is shutting down", err))

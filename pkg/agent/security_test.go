@@ -92,14 +92,14 @@ func TestAdminAPIOverHTTPS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := hc.Get("https://" + a.HTTPAddr() + "/v1/health")
+	resp, err := hc.Get("https://" + a.HTTPAddr() + "/v1/health/live")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
 	require.NoError(t, json.Unmarshal(b, new(map[string]any)))
 
-	plain, err := http.Get("http://" + a.HTTPAddr() + "/v1/health")
+	plain, err := http.Get("http://" + a.HTTPAddr() + "/v1/health/live")
 	if err == nil {
 		plain.Body.Close()
 		require.Equal(t, http.StatusBadRequest, plain.StatusCode, "plain HTTP to an HTTPS admin API is answered with 400 by net/http")
