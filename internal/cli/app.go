@@ -43,7 +43,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			"dstatectl --addr 10.0.0.5:7380 --format json dump kv",
 		Description: "dstatectl runs a dstate node (agent) and inspects or changes a running one through\n" +
 			"its HTTP admin API. Global options go before the command. Exit status: 0 on success,\n" +
-			"2 when the command was called wrongly, 1 on any other failure.",
+			"2 when the command was called wrongly, 1 on any other failure (health: 3 when degraded).",
 		Version:              Version,
 		Writer:               stdout,
 		ErrWriter:            stderr,

@@ -20,8 +20,9 @@
 // [Main] returns the exit status: 0 on success; 2 on a usage error (an
 // unknown command or flag, a wrong number of arguments, a malformed value,
 // --format other than table or json); 1 on any other failure, including an
-// unreachable agent, an error answer from it, a node that is not healthy
-// (health) and a key that is not found (get).
+// unreachable agent, an error answer from it, an unhealthy node (health)
+// and a key that is not found (get); 3 when health finds the node
+// degraded.
 //
 // Tests run the commands in-process against a fake agent and compare their
 // help and output with the golden files in testdata/; go test -update

@@ -56,6 +56,8 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/states", false},
 	{"POST", "/v1/force-leave", false},
 	{"POST", "/v1/raft/remove-peer", false},
+	{"GET", "/v1/health/live", false},
+	{"GET", "/v1/health/ready", false},
 }
 
 // fuzzHeaders are the header sets FuzzAdminAPI sends: none beyond the
