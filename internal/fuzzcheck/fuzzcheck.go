@@ -70,30 +70,37 @@ func corpusFile(args []any) (string, error) {
 	return b.String(), nil
 }
 
-// Slack is the allocation every check allows on top of its bound, for the
-// decoder's fixed costs.
-const Slack = 1 << 20
+// MinSlack is the least allocation every check allows on top of its bound,
+// for a decoder's fixed costs (buffers, maps, error values).
+const MinSlack = 16 << 10
+
+// Slack returns the allocation a check of a decoder bounded by limit
+// allows on top of the bound: max(MinSlack, limit/8). It grows with the
+// limit, so that the slack never hides an allocation of the limit's size,
+// and is small enough that a decoder allocating twice its limit fails.
+func Slack(limit int) int { return max(MinSlack, limit/8) }
 
 // Over runs fn once and describes how far the heap allocated beyond
-// limit + factor×inLen + Slack bytes meanwhile, or returns "" when it
-// stayed within.
+// limit + factor×inLen + Slack(limit) bytes meanwhile, or returns "" when
+// it stayed within.
 func Over(limit, inLen, factor int, fn func()) string {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	fn()
 	runtime.ReadMemStats(&after)
-	bound := uint64(limit) + uint64(inLen)*uint64(factor) + Slack
+	slack := Slack(limit)
+	bound := uint64(limit) + uint64(inLen)*uint64(factor) + uint64(slack)
 	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
-		return fmt.Sprintf("allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + 1 MiB)",
-			got, inLen, bound, limit, factor)
+		return fmt.Sprintf("allocated %d bytes for %d input bytes (bound %d: limit %d + %d×input + slack %d)",
+			got, inLen, bound, limit, factor, slack)
 	}
 	return ""
 }
 
 // Alloc runs fn once and fails t if the heap allocated more than limit +
-// factor×inLen + Slack bytes meanwhile: a few input bytes must never make a
-// decoder allocate far beyond its limit. what names the decode in the
-// failure.
+// factor×inLen + Slack(limit) bytes meanwhile: a few input bytes must never
+// make a decoder allocate far beyond its limit. what names the decode in
+// the failure.
 func Alloc(t testing.TB, what string, limit, inLen, factor int, fn func()) {
 	t.Helper()
 	if over := Over(limit, inLen, factor, fn); over != "" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 )
@@ -32,7 +33,11 @@ func FuzzDecodeWire(f *testing.F) {
 		f.Add(g)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		m, err := dstate.DecodeWire(in)
+		var m dstate.WireMessage
+		var err error
+		// A notice takes at least 3 input bytes and decodes to a struct of
+		// two strings and a generation: a small multiple of its bytes.
+		fuzzcheck.Alloc(t, "DecodeWire", 0, len(in), 32, func() { m, err = dstate.DecodeWire(in) })
 		if err != nil {
 			if !errors.Is(err, dstate.ErrMalformed) && !errors.Is(err, dstate.ErrUnknownVersion) {
 				t.Fatalf("error %v is neither ErrMalformed nor ErrUnknownVersion", err)
@@ -177,38 +182,9 @@ func FuzzEngineHandleWire(f *testing.F) {
 			t.Fatal(err)
 		}
 		e.OnNodeJoined("n2")
-		for i, b := range frames(in) {
-			m, err := dstate.DecodeWire(b)
-			if err != nil {
-				continue
-			}
-			e.HandleWire(&m)
-			// Fuzzed names rarely match, so deliver each message a second
-			// time addressed to this state.
-			m.State = fuzzStateName
-			for j := range m.Notifications {
-				m.Notifications[j].State = fuzzStateName
-			}
-			for _, a := range e.HandleWire(&m) {
-				_ = a.String()
-			}
-			switch i % 5 {
-			case 0:
-				e.Mutate(func(s *uint64) { *s++ }, dstate.Default)
-			case 1:
-				e.Query(time.Second)
-				_ = e.Health(time.Second)
-			case 2:
-				e.OnNodeFailed(m.Source)
-				_ = e.PeerStatuses()
-			case 3:
-				e.OnNodeLeft(m.Source)
-				e.PeriodicSync()
-			case 4:
-				e.OnNodeJoined(m.Source)
-			}
-			clock.Advance(time.Duration(b[len(b)-1]) * 10 * time.Millisecond)
-		}
+		// Every message, and the engine's answer to it, is bounded by a
+		// multiple of its bytes: no input makes the engine allocate beyond.
+		fuzzcheck.Alloc(t, "HandleWire", 0, len(in), engineAllocFactor, func() { handleFrames(t, e, clock, in) })
 		// The engine's own view is always present and current.
 		own, ok := e.Views().Get("n1")
 		if !ok || own.Generation != e.Generation() {
@@ -226,4 +202,47 @@ func FuzzEngineHandleWire(f *testing.F) {
 			}
 		}
 	})
+}
+
+// engineAllocFactor bounds what FuzzEngineHandleWire's engine may allocate
+// per input byte: a message of a few bytes is decoded, handled twice and
+// followed by a mutation, a query or a membership event, each of which
+// allocates a view, an action or a peer entry of a few hundred bytes.
+const engineAllocFactor = 256
+
+// handleFrames delivers each frame of in to e (see FuzzEngineHandleWire).
+func handleFrames(t *testing.T, e *dstate.Engine[uint64, uint64], clock *dstatetest.TestClock, in []byte) {
+	t.Helper()
+	for i, b := range frames(in) {
+		m, err := dstate.DecodeWire(b)
+		if err != nil {
+			continue
+		}
+		e.HandleWire(&m)
+		// Fuzzed names rarely match, so deliver each message a second
+		// time addressed to this state.
+		m.State = fuzzStateName
+		for j := range m.Notifications {
+			m.Notifications[j].State = fuzzStateName
+		}
+		for _, a := range e.HandleWire(&m) {
+			_ = a.String()
+		}
+		switch i % 5 {
+		case 0:
+			e.Mutate(func(s *uint64) { *s++ }, dstate.Default)
+		case 1:
+			e.Query(time.Second)
+			_ = e.Health(time.Second)
+		case 2:
+			e.OnNodeFailed(m.Source)
+			_ = e.PeerStatuses()
+		case 3:
+			e.OnNodeLeft(m.Source)
+			e.PeriodicSync()
+		case 4:
+			e.OnNodeJoined(m.Source)
+		}
+		clock.Advance(time.Duration(b[len(b)-1]) * 10 * time.Millisecond)
+	}
 }

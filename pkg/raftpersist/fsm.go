@@ -202,16 +202,22 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release does nothing: the snapshot holds only immutable envelopes.
 func (s *fsmSnapshot) Release() {}
 
-// recordChunk is how much readRecord grows its buffer by at a time.
-const recordChunk = 64 << 10
+// recordChunk is the most readRecord grows its buffer by at a time, and
+// recordStart the least.
+const (
+	recordChunk = 64 << 10
+	recordStart = 4 << 10
+)
 
 // readRecord reads size bytes into buf's storage. The buffer grows as the
-// bytes arrive, at most recordChunk at a time, so a corrupt length cannot
-// allocate much more than the stream actually holds.
+// bytes arrive, by what it already holds (at least recordStart, at most
+// recordChunk at a time), so a corrupt length cannot make it allocate more
+// than a few times what the stream actually holds.
 func readRecord(r io.Reader, buf []byte, size uint64) ([]byte, error) {
 	buf = buf[:0]
 	for uint64(len(buf)) < size {
-		n, off := int(min(size-uint64(len(buf)), recordChunk)), len(buf)
+		step := uint64(min(max(len(buf), recordStart), recordChunk))
+		n, off := int(min(size-uint64(len(buf)), step)), len(buf)
 		buf = slices.Grow(buf, n)[:off+n]
 		if _, err := io.ReadFull(r, buf[off:]); err != nil {
 			return buf, err
@@ -244,8 +250,9 @@ func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
 		return 0, nil, bad("count: %v", err)
 	}
 	// n is not trusted for allocation: every record takes at least
-	// minEnvelopeSize+1 bytes of the stream, which may not hold them.
-	data := make(map[fsmKey]*Envelope, min(n, 1<<10))
+	// minEnvelopeSize+1 bytes of the stream, which may not hold them; the
+	// map grows with the records that do arrive.
+	data := make(map[fsmKey]*Envelope, min(n, 64))
 	var rec []byte
 	for i := uint64(0); i < n; i++ {
 		size, err := binary.ReadUvarint(br)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -64,7 +65,11 @@ func FuzzDecodeSaveCommand(f *testing.F) {
 	f.Add(encodeSaveCommand(sampleEnvs()))
 	f.Add([]byte{1, 1, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		envs, err := decodeSaveCommand(b)
+		var envs []*Envelope
+		var err error
+		// Each envelope takes at least minEnvelopeSize bytes and decodes to
+		// a struct and a pointer: a small multiple of its bytes.
+		fuzzcheck.Alloc(t, "decodeSaveCommand", 0, len(b), 16, func() { envs, err = decodeSaveCommand(b) })
 		if err != nil {
 			return
 		}

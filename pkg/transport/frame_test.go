@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/stretchr/testify/require"
 )
 
@@ -178,9 +179,16 @@ func FuzzReadHandshake(f *testing.F) {
 	f.Add([]byte("DSTT\x00\x01\x03"))
 	f.Add([]byte("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"))
 	const frameLimit = 64
+	// The reader's 4 KiB buffer, two hello fields and a reason.
+	const limit = 4<<10 + 2*MaxIDLen + maxReasonLen
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := reader(data)
-		h, err := readHandshake(r)
+		var r *bufio.Reader
+		var h handshake
+		var err error
+		fuzzcheck.Alloc(t, "readHandshake", limit, len(data), 2, func() {
+			r = reader(data)
+			h, err = readHandshake(r)
+		})
 		if err != nil {
 			return
 		}
@@ -190,18 +198,27 @@ func FuzzReadHandshake(f *testing.F) {
 		if h.clusterLen <= MaxIDLen && len(h.cluster) != h.clusterLen {
 			t.Fatalf("cluster name of %d bytes, declared %d", len(h.cluster), h.clusterLen)
 		}
-		for {
-			frame, err := readFrame(r, frameLimit)
-			if err != nil {
-				var fse *FrameSizeError
-				if errors.As(err, &fse) && fse.Size <= frameLimit {
-					t.Fatalf("refused a frame of %d bytes with limit %d", fse.Size, frameLimit)
-				}
-				return
-			}
-			if len(frame) > frameLimit {
-				t.Fatalf("frame of %d bytes over the limit %d", len(frame), frameLimit)
-			}
-		}
+		// Every frame takes at least its 4-byte header and is at most
+		// frameLimit bytes.
+		fuzzcheck.Alloc(t, "readFrame", frameLimit, len(data), 16, func() { readFrames(t, r, frameLimit) })
 	})
+}
+
+// readFrames reads frames of at most limit bytes from r until an error.
+func readFrames(t *testing.T, r *bufio.Reader, frameLimit int) {
+	t.Helper()
+	limit := uint64(frameLimit)
+	for {
+		frame, err := readFrame(r, frameLimit)
+		if err != nil {
+			var fse *FrameSizeError
+			if errors.As(err, &fse) && fse.Size <= limit {
+				t.Fatalf("refused a frame of %d bytes with limit %d", fse.Size, frameLimit)
+			}
+			return
+		}
+		if len(frame) > frameLimit {
+			t.Fatalf("frame of %d bytes over the limit %d", len(frame), frameLimit)
+		}
+	}
 }
