@@ -46,6 +46,8 @@ type Agent struct {
 
 	kv        *node.DeltaShard[KV, KV, KVChange, KVChange]
 	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
+	// durableErr is why durable-kv is not registered yet (durable.go).
+	durableErr error
 	load      *node.Shard[Load, Load]
 	faults    *faultSet                                    // nil unless FaultDrop or TestFaults
 	testLoad  *node.DeltaShard[KV, KV, KVChange, KVChange] // nil unless TestLoadRate
@@ -275,31 +277,6 @@ func (a *Agent) registerBuiltins(ctx context.Context) error {
 	return nil
 }
 
-// registerDurableKV registers durable-kv, retrying while Raft cannot load
-// its state, until it succeeds or the agent stops.
-func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := RegisterDelta(ctx, a, KVDef{StateName: DurableKVState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
-		cancel()
-		if err == nil {
-			a.mu.Lock()
-			a.durableKV = s
-			a.mu.Unlock()
-			a.log.Info("durable-kv ready", "generation", s.Generation().String())
-			return
-		}
-		if attempt%10 == 9 {
-			a.log.Warn("durable-kv still waiting for Raft", "err", err)
-		}
-		select {
-		case <-a.bgStop:
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // joinSeeds joins cfg.Join, the last step of a start: one bounded attempt,
 // then, when no seed answered (seeds may come up later), retries in the
 // background until one does or the agent stops.
@@ -474,7 +451,7 @@ func (a *Agent) kvShard(state string) (*node.DeltaShard[KV, KV, KVChange, KVChan
 		s := a.durableKV
 		a.mu.Unlock()
 		if s == nil {
-			return nil, fmt.Errorf("%w: state %q is waiting for the Raft cluster to elect a leader and load it", errNotReady, state)
+			return nil, a.durableNotReady()
 		}
 		return s, nil
 	}

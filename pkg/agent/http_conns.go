@@ -49,7 +49,13 @@ func (a *Agent) newHTTPServer() *http.Server {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), write)
 			defer cancel()
-			h.ServeHTTP(w, r.WithContext(ctx))
+			// A client that says how long it waits gets the agent's
+			// answer within that time (deadline.go).
+			r, stop, ok := withClientTimeout(w, r.WithContext(ctx))
+			defer stop()
+			if ok {
+				h.ServeHTTP(w, r)
+			}
 		}),
 		ReadHeaderTimeout: read,
 		ReadTimeout:       read,

@@ -29,6 +29,10 @@ type raftConsensus struct {
 	// reach says which servers passed a Raft handshake probe; only those
 	// count toward bootstrap-expect and are added as voters (reach.go).
 	reach *serverReach
+	// kick asks the reconcile loop for a pass now (a server member passed
+	// its probe), so a restarted server is a voter again without waiting
+	// for the next tick.
+	kick chan struct{}
 }
 
 // openConsensus opens the Raft store; attach then follows the gossip
@@ -49,7 +53,7 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	rcfg.IdleTimeout = time.Duration(cfg.RaftIdleTimeout)
 	rcfg.MaxConns, rcfg.MaxConnsPerHost = cfg.RaftMaxConns, cfg.RaftMaxConnsPerHost
 	rcfg.WarnInterval = time.Duration(cfg.LimitLogInterval)
-	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{}), reach: newServerReach(time.Duration(cfg.LimitLogInterval))}
+	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{}), reach: newServerReach(time.Duration(cfg.LimitLogInterval)), kick: make(chan struct{}, 1)}
 	rcfg.IsKnownNode = rc.isKnownNode
 	rcfg.ResolveServer = rc.resolveServer // servers restarted on new addresses (leave.go)
 	if cfg.TLSCertFile != "" {
@@ -159,7 +163,19 @@ func (rc *raftConsensus) reconcileLoop() {
 			if rc.store.IsLeader() {
 				rc.reconcile()
 			}
+		case <-rc.kick:
+			if rc.store.IsLeader() {
+				rc.reconcile()
+			}
 		}
+	}
+}
+
+// nudge asks the reconcile loop for a pass soon.
+func (rc *raftConsensus) nudge() {
+	select {
+	case rc.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -142,6 +142,7 @@ func (rc *raftConsensus) observe(srv raftpersist.Server) {
 		r.mu.Unlock()
 		if ok {
 			rc.observeReached(srv)
+			rc.nudge() // the leader adds it back at once
 		}
 	}()
 }

@@ -262,7 +262,7 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 				err = qe
 				if qe.Voters == 0 || qe.Lost() || time.Since(noLeaderSince) >= s.leaderHold() {
 					if mutating && sent {
-						return nil, sent, fmt.Errorf("raftpersist: %w: an earlier attempt may have been applied: %w", ErrOutcomeUnknown, qe)
+						return nil, sent, fmt.Errorf("%w: an earlier attempt may have been applied: %w", ErrOutcomeUnknown, qe)
 					}
 					return nil, sent, qe
 				}
