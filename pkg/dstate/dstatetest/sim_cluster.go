@@ -1,6 +1,8 @@
 package dstatetest
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -27,6 +29,11 @@ var (
 	ErrNodeState = errors.New("dstatetest: node status does not allow the operation")
 	// ErrNoSuchState: the cluster does not run the named state.
 	ErrNoSuchState = errors.New("dstatetest: state not simulated")
+	// ErrWrongValue: a view holds, at a generation its owner had, a value
+	// the owner did not have at that generation (or a generation the
+	// owner never had), or an owner published one generation with two
+	// values.
+	ErrWrongValue = errors.New("dstatetest: wrong value at a generation")
 )
 
 // SimStates selects which example states every simulated node runs.
@@ -105,6 +112,12 @@ type SimConfig struct {
 	// this interval, each node at its own phase, and at once over a link
 	// that ResetLink re-established. Zero sends no digests.
 	DigestInterval time.Duration
+	// MembershipDelay, when positive, delays every membership event (a
+	// join, a failure, a leave) to each running node by its own random
+	// number of ticks up to this duration, so nodes disagree for a while
+	// about who is a member; events about one node reach a given node in
+	// the order they happened. Zero tells every node at once.
+	MembershipDelay time.Duration
 	// Faults of the network; SetFaults changes them during a run.
 	Faults Faults
 	// KeepTrace keeps a readable trace line per event and delivery
@@ -112,6 +125,11 @@ type SimConfig struct {
 	KeepTrace bool
 	// Logf, when set, receives every cluster event line (e.g. t.Logf).
 	Logf func(format string, args ...any)
+
+	// brokenDelta makes every node's Gauges apply deltas wrongly (one
+	// added to the value): a test hook proving that the monitor catches a
+	// wrong value at a correct generation.
+	brokenDelta bool
 }
 
 // SimCluster is a deterministic simulation of a dstate cluster: N nodes,
@@ -123,10 +141,13 @@ type SimConfig struct {
 // called, and every iteration is in sorted order, so a run is a pure
 // function of its seed and its calls ([SimCluster.TraceHash]).
 //
-// Membership is global and immediate: a joining or restarting node
-// exchanges snapshots with every running member, a leave or crash is told
-// to every running member at once. A SimCluster is not safe for
-// concurrent use.
+// Membership events (a join, a crash, a leave) are told to every running
+// member, at once or, with SimConfig.MembershipDelay, after a random delay
+// per node. Every own value a node publishes is recorded per generation
+// (and checked: no generation is ever reused for another value), and every
+// mutation is saved as the node's persisted envelope, from which
+// SimRestart.Restore restarts it through Engine.Restore. A SimCluster is
+// not safe for concurrent use.
 type SimCluster struct {
 	cfg         SimConfig
 	tick        time.Duration
@@ -137,6 +158,54 @@ type SimCluster struct {
 	next        int
 	batchTicks  int64
 	digestTicks int64
+	memberTicks int64
+
+	// history holds every owner's encoded own value per generation.
+	history map[histKey]string
+	histErr error
+	// mevents are the membership events not yet delivered; lastDue is the
+	// due tick of the last event of each (target, subject) pair.
+	mevents []memberEvent
+	lastDue map[[2]dstate.NodeID]int64
+	// memberSeq numbers the delivered membership events; leftTold is the
+	// number of the last leave of owner delivered to observer.
+	memberSeq uint64
+	leftTold  map[[2]dstate.NodeID]uint64
+}
+
+// histKey names one generation of one owner's state.
+type histKey struct {
+	state string
+	owner dstate.NodeID
+	gen   dstate.Generation
+}
+
+// memberKind is the kind of a membership event.
+type memberKind uint8
+
+const (
+	memberJoined memberKind = iota + 1
+	memberFailed
+	memberLeft
+)
+
+func (k memberKind) String() string {
+	switch k {
+	case memberJoined:
+		return "joined"
+	case memberFailed:
+		return "failed"
+	}
+	return "left"
+}
+
+// memberEvent tells target (in its epoch) that subject joined, failed or
+// left.
+type memberEvent struct {
+	due             int64
+	target, subject dstate.NodeID
+	epoch           int
+	kind            memberKind
 }
 
 // simNode is one simulated host.
@@ -153,6 +222,7 @@ type simNode struct {
 	agg        *dstate.ChangeFeedAggregator
 	digestAt   int64             // phase of the node's digest timer
 	lastInc    map[string]uint64 // per state, the highest incarnation it had
+	store      *simEnvelopes     // the node's persisted envelopes
 }
 
 // SimRestart says how [SimCluster.RestartWith] starts a node again.
@@ -165,6 +235,12 @@ type SimRestart struct {
 	// rolling upgrade to another wire version).
 	Counter *CounterState
 	Gauges  *GaugesState
+	// Restore starts the node from its persisted envelopes (saved after
+	// every mutation) with Engine.Restore, keeping their generations, as a
+	// host restarts; an envelope the (new) definition cannot read starts a
+	// new incarnation with an empty value, above the stored one.
+	// It takes precedence over KeepValue.
+	Restore bool
 }
 
 // SimView is one node's view of one node's state at the time it was read.
@@ -213,11 +289,14 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 		return nil, fmt.Errorf("dstatetest: SimConfig.GaugesConfig: %w", err)
 	}
 	c := &SimCluster{
-		cfg:   cfg,
-		tick:  cfg.Tick,
-		clock: NewTestClock(),
-		net:   newSimNet(cfg.Seed, cfg.KeepTrace, cfg.Logf),
-		nodes: make(map[dstate.NodeID]*simNode),
+		cfg:      cfg,
+		tick:     cfg.Tick,
+		clock:    NewTestClock(),
+		net:      newSimNet(cfg.Seed, cfg.KeepTrace, cfg.Logf),
+		nodes:    make(map[dstate.NodeID]*simNode),
+		history:  make(map[histKey]string),
+		lastDue:  make(map[[2]dstate.NodeID]int64),
+		leftTold: make(map[[2]dstate.NodeID]uint64),
 	}
 	c.net.faults = cfg.Faults
 	var batch time.Duration
@@ -235,6 +314,10 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 		return nil, fmt.Errorf("dstatetest: SimConfig.DigestInterval %s is negative", cfg.DigestInterval)
 	}
 	c.digestTicks = c.ticks(cfg.DigestInterval)
+	if cfg.MembershipDelay < 0 {
+		return nil, fmt.Errorf("dstatetest: SimConfig.MembershipDelay %s is negative", cfg.MembershipDelay)
+	}
+	c.memberTicks = c.ticks(cfg.MembershipDelay)
 	c.net.event("cluster seed=%d nodes=%d faults: %s", cfg.Seed, cfg.Nodes, cfg.Faults)
 	for range cfg.Nodes {
 		id := c.newID()
@@ -250,7 +333,7 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 	for _, a := range c.order {
 		for _, b := range c.order {
 			if a != b {
-				c.joined(c.nodes[a], b)
+				c.tell(c.nodes[a], memberJoined, b)
 			}
 		}
 	}
@@ -295,6 +378,9 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 	if n.lastInc == nil {
 		n.lastInc = make(map[string]uint64)
 	}
+	if n.store == nil {
+		n.store = &simEnvelopes{m: make(map[string]dstate.StoredEnvelope)}
+	}
 	n.states = nil
 	n.counter, n.gauges = nil, nil
 	if c.cfg.States&SimCounter != 0 {
@@ -302,23 +388,36 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 		if err != nil {
 			return err
 		}
-		e.Reincarnate(counterVal, n.lastInc["counter"]+1)
-		n.lastInc["counter"] = e.Generation().Incarnation
+		if opts.Restore {
+			restoreOrReincarnate(e, dstate.PersistenceFor[Counter](n.store, n.id, n.counterDef),
+				n.counterDef.StorageVersion(), Counter{}, n.lastInc["counter"]+1)
+		} else {
+			e.Reincarnate(counterVal, n.lastInc["counter"]+1)
+		}
+		n.lastInc["counter"] = max(n.lastInc["counter"], e.Generation().Incarnation)
 		n.counter = e
 		def := n.counterDef
 		n.states = append(n.states, &simEngine[Counter, Counter]{e: e, encode: def.EncodeState, format: FormatCounter,
 			sched: c.newSchedule(c.cfg.CounterConfig)})
 	}
 	if c.cfg.States&SimGauges != 0 {
-		e, err := dstate.NewDeltaEngine(n.gaugesDef, n.id, c.cfg.GaugesConfig, c.clock, NewGauges())
+		var def dstate.DeltaDistributedState[Gauges, GaugesView, GaugeDelta, GaugeChange] = n.gaugesDef
+		if c.cfg.brokenDelta {
+			def = brokenGauges{n.gaugesDef}
+		}
+		e, err := dstate.NewDeltaEngine(def, n.id, c.cfg.GaugesConfig, c.clock, NewGauges())
 		if err != nil {
 			return err
 		}
-		e.Reincarnate(gaugesVal, n.lastInc["gauges"]+1)
-		n.lastInc["gauges"] = e.Generation().Incarnation
+		if opts.Restore {
+			restoreOrReincarnate(e.Engine, dstate.PersistenceFor[Gauges](n.store, n.id, n.gaugesDef),
+				n.gaugesDef.StorageVersion(), NewGauges(), n.lastInc["gauges"]+1)
+		} else {
+			e.Reincarnate(gaugesVal, n.lastInc["gauges"]+1)
+		}
+		n.lastInc["gauges"] = max(n.lastInc["gauges"], e.Generation().Incarnation)
 		n.gauges = e
-		def := n.gaugesDef
-		n.states = append(n.states, &simEngine[Gauges, GaugesView]{e: e.Engine, encode: def.EncodeView,
+		n.states = append(n.states, &simEngine[Gauges, GaugesView]{e: e.Engine, encode: n.gaugesDef.EncodeView,
 			format: func(v GaugesView) string { return v.String() }, sched: c.newSchedule(c.cfg.GaugesConfig)})
 	}
 	n.agg = dstate.NewChangeFeedAggregator(n.id)
@@ -328,7 +427,125 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 	n.status = SimUp
 	n.epoch++
 	n.born = c.net.tick
+	c.persisted(n)
 	return nil
+}
+
+// persisted saves a node's own states as its persisted envelopes and
+// records their values in the history.
+func (c *SimCluster) persisted(n *simNode) {
+	ctx := context.Background()
+	if n.counter != nil {
+		// The in-memory store never fails.
+		_ = dstate.PersistenceFor[Counter](n.store, n.id, n.counterDef).Save(ctx, n.counter.State(), nil)
+	}
+	if n.gauges != nil {
+		_ = dstate.PersistenceFor[Gauges](n.store, n.id, n.gaugesDef).Save(ctx, n.gauges.State(), nil)
+	}
+	for _, st := range n.states {
+		c.record(st.name(), n.id, st)
+	}
+}
+
+// record notes the owner's own value at its generation; a generation seen
+// before with another value is an error of the run (see HistoryError).
+func (c *SimCluster) record(state string, owner dstate.NodeID, st simState) {
+	info, _ := st.view(owner)
+	enc, _ := st.encoded(owner)
+	k := histKey{state, owner, info.gen}
+	if prev, ok := c.history[k]; ok {
+		if prev != string(enc) && c.histErr == nil {
+			c.histErr = fmt.Errorf("%w: at tick %d %s published %s@%s = %s, which it had published with another value",
+				ErrWrongValue, c.net.tick, owner, state, info.gen, st.describe(owner))
+		}
+		return
+	}
+	c.history[k] = string(enc)
+}
+
+// dropsUnreadable reports whether observer's engine of state drops the
+// views of owner it cannot read (DropAndWait) and cannot read the wire
+// version owner writes now.
+func (c *SimCluster) dropsUnreadable(state string, observer, owner dstate.NodeID) bool {
+	o, w := c.nodes[observer], c.nodes[owner]
+	if o == nil || w == nil {
+		return false
+	}
+	switch state {
+	case "counter":
+		v := w.counterDef.WireVersion()
+		return c.cfg.CounterConfig.VersionMismatchPolicy == dstate.DropAndWait &&
+			v != o.counterDef.WireVersion() && v != o.counterDef.AlsoReads
+	case "gauges":
+		v := w.gaugesDef.WireVersion()
+		return c.cfg.GaugesConfig.VersionMismatchPolicy == dstate.DropAndWait &&
+			v != o.gaugesDef.WireVersion() && v != o.gaugesDef.AlsoReads
+	}
+	return false
+}
+
+// WireVersions returns the wire versions of the node's counter and gauges
+// definitions.
+func (c *SimCluster) WireVersions(id dstate.NodeID) (counter, gauges uint32) {
+	if n := c.nodes[id]; n != nil {
+		return n.counterDef.WireVersion(), n.gaugesDef.WireVersion()
+	}
+	return 0, 0
+}
+
+// HistoryError returns the first generation an owner published with two
+// different values (wrapping ErrWrongValue), or nil.
+func (c *SimCluster) HistoryError() error { return c.histErr }
+
+// ownValue returns the encoded value the owner published at gen.
+func (c *SimCluster) ownValue(state string, owner dstate.NodeID, gen dstate.Generation) (string, bool) {
+	v, ok := c.history[histKey{state, owner, gen}]
+	return v, ok
+}
+
+// restoreOrReincarnate starts e from its persisted envelope as a host
+// does: Restore when the envelope is readable, else a new incarnation
+// with the empty value above the stored one.
+func restoreOrReincarnate[S, V any](e *dstate.Engine[S, V], p dstate.StatePersistence[S], storageVersion uint32, empty S, atLeast uint64) {
+	obj, err := p.Load(context.Background())
+	if err == nil && obj != nil {
+		e.Restore(*obj, storageVersion)
+		return
+	}
+	var pe *dstate.PersistError
+	if errors.As(err, &pe) {
+		atLeast = max(atLeast, pe.Stored.Incarnation+1)
+	}
+	e.Reincarnate(empty, atLeast)
+}
+
+// simEnvelopes is a node's persisted envelopes, in memory.
+type simEnvelopes struct {
+	m map[string]dstate.StoredEnvelope
+}
+
+func (s *simEnvelopes) SaveEnvelope(_ context.Context, env dstate.StoredEnvelope) error {
+	env.Data = slices.Clone(env.Data)
+	s.m[env.State] = env
+	return nil
+}
+
+func (s *simEnvelopes) LoadEnvelope(_ context.Context, state string, _ dstate.NodeID) (*dstate.StoredEnvelope, error) {
+	env, ok := s.m[state]
+	if !ok {
+		return nil, nil
+	}
+	env.Data = slices.Clone(env.Data)
+	return &env, nil
+}
+
+// brokenGauges is GaugesState with a wrong ApplyDelta (see
+// SimConfig.brokenDelta).
+type brokenGauges struct{ GaugesState }
+
+func (b brokenGauges) ApplyDelta(v GaugesView, d GaugeDelta) (GaugesView, error) {
+	d.Value++
+	return b.GaugesState.ApplyDelta(v, d)
 }
 
 // newSchedule draws the phase of a periodic sync timer.
@@ -340,10 +557,63 @@ func (c *SimCluster) newSchedule(cfg dstate.StateConfig) simSchedule {
 	return simSchedule{period: p, phase: int64(c.net.rng.IntN(int(p)))}
 }
 
-// joined tells every engine of n that peer joined and performs the result.
-func (c *SimCluster) joined(n *simNode, peer dstate.NodeID) {
+// tell tells the running node n that subject joined, failed or left: at
+// once, or with MembershipDelay after a delay of its own (never before an
+// earlier event of the same pair).
+func (c *SimCluster) tell(n *simNode, kind memberKind, subject dstate.NodeID) {
+	if c.memberTicks == 0 {
+		c.apply(n, kind, subject)
+		return
+	}
+	pair := [2]dstate.NodeID{n.id, subject}
+	due := max(c.net.tick+int64(c.net.rng.IntN(int(c.memberTicks)+1)), c.lastDue[pair])
+	c.lastDue[pair] = due
+	c.mevents = append(c.mevents, memberEvent{due: due, target: n.id, subject: subject, epoch: n.epoch, kind: kind})
+}
+
+// apply delivers one membership event to n's engines.
+func (c *SimCluster) apply(n *simNode, kind memberKind, subject dstate.NodeID) {
+	c.memberSeq++
+	if c.memberTicks > 0 {
+		c.net.event("member %s: %s %s", n.id, subject, kind)
+	}
 	for _, st := range n.states {
-		c.perform(n, st.joined(peer))
+		switch kind {
+		case memberJoined:
+			c.perform(n, st.joined(subject))
+		case memberFailed:
+			st.failed(subject)
+		case memberLeft:
+			st.left(subject)
+		}
+	}
+	if kind == memberLeft {
+		c.leftTold[[2]dstate.NodeID{n.id, subject}] = c.memberSeq
+	}
+}
+
+// deliverMembership delivers the membership events due, in (due, order of
+// telling); an event to a node that stopped or restarted since is lost.
+func (c *SimCluster) deliverMembership() {
+	if len(c.mevents) == 0 {
+		return
+	}
+	now := c.net.tick
+	var due []memberEvent
+	keep := c.mevents[:0]
+	for _, ev := range c.mevents {
+		if ev.due <= now {
+			due = append(due, ev)
+		} else {
+			keep = append(keep, ev)
+		}
+	}
+	c.mevents = keep
+	slices.SortStableFunc(due, func(a, b memberEvent) int { return cmp.Compare(a.due, b.due) })
+	for _, ev := range due {
+		if n := c.nodes[ev.target]; n != nil && n.status == SimUp && n.epoch == ev.epoch {
+			c.apply(n, ev.kind, ev.subject)
+		}
 	}
 }
 
@@ -445,6 +715,7 @@ func (c *SimCluster) deliver(f *flight) {
 func (c *SimCluster) Step() {
 	c.net.tick++
 	c.clock.Advance(c.tick)
+	c.deliverMembership()
 	due := c.net.takeDue()
 	for i := range due {
 		c.deliver(&due[i])
@@ -552,13 +823,17 @@ func (c *SimCluster) Settle(maxTicks int) error {
 // Converged reports whether every running node's view of every other
 // running node equals that node's own view, in generation and value, for
 // every simulated state.
-func (c *SimCluster) Converged() bool { return c.divergence(1) == nil }
+// No membership event may still be on its way.
+func (c *SimCluster) Converged() bool { return len(c.mevents) == 0 && c.divergence(1) == nil }
 
 // CheckConverged returns nil when the cluster has converged, else an error
 // wrapping ErrNotConverged that lists the first differences.
 func (c *SimCluster) CheckConverged() error {
 	const show = 6
 	diffs := c.divergence(-1)
+	if len(c.mevents) > 0 {
+		diffs = append(diffs, fmt.Sprintf("%d membership events not delivered", len(c.mevents)))
+	}
 	total := len(diffs)
 	if total == 0 {
 		return nil
@@ -639,6 +914,7 @@ func (c *SimCluster) MutateCounter(id dstate.NodeID, urgency dstate.SyncUrgency,
 	}
 	res := n.counter.Mutate(fn, urgency)
 	c.net.event("mutate %s counter %s %s = %s", id, urgency, res.Generation, FormatCounter(res.View))
+	c.persisted(n)
 	c.perform(n, res.Actions)
 	return res.Generation, nil
 }
@@ -656,6 +932,7 @@ func (c *SimCluster) MutateGauges(id dstate.NodeID, fn func(*Gauges) GaugeChange
 	}
 	res := n.gauges.MutateWithDelta(fn)
 	c.net.event("mutate %s gauges %s = %s", id, res.Generation, res.View)
+	c.persisted(n)
 	c.perform(n, res.Actions)
 	return res.Generation, nil
 }
@@ -711,9 +988,7 @@ func (c *SimCluster) crash(n *simNode) {
 	c.net.event("crash %s", n.id)
 	for _, id := range c.order {
 		if p := c.nodes[id]; p.status == SimUp {
-			for _, st := range p.states {
-				st.failed(n.id)
-			}
+			c.tell(p, memberFailed, n.id)
 		}
 	}
 }
@@ -736,9 +1011,7 @@ func (c *SimCluster) Leave(id dstate.NodeID) error {
 	c.net.event("leave %s", id)
 	for _, pid := range c.order {
 		if p := c.nodes[pid]; p.status == SimUp {
-			for _, st := range p.states {
-				st.left(id)
-			}
+			c.tell(p, memberLeft, id)
 		}
 	}
 	return nil
@@ -790,8 +1063,8 @@ func (c *SimCluster) join(n *simNode) {
 		if pid == n.id || p.status != SimUp {
 			continue
 		}
-		c.joined(p, n.id)
-		c.joined(n, pid)
+		c.tell(p, memberJoined, n.id)
+		c.tell(n, memberJoined, pid)
 	}
 }
 
