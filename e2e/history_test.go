@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +108,20 @@ func (h *history) read(client int, values map[string]string, regs []string, call
 	}
 }
 
+// acked returns how many writes were acknowledged.
+func (h *history) acked() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ok
+}
+
+// readCount returns how many linearizable dumps were recorded.
+func (h *history) readCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reads
+}
+
 func (h *history) snapshot() []porcupine.Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -117,4 +133,128 @@ func (h *history) String() string {
 	defer h.mu.Unlock()
 	return fmt.Sprintf("%d operations: %d writes acknowledged, %d with unknown outcome, %d certainly not applied; %d linearizable dumps",
 		len(h.ops), h.ok, h.unknown, h.failed, h.reads)
+}
+
+// outcome is what a client learned of one write.
+type outcome int
+
+const (
+	// acked: the write was acknowledged.
+	acked outcome = iota
+	// unknown: the call failed in a way that leaves the write possibly
+	// applied (a timeout, a lost connection, an error after sending).
+	unknown
+	// notApplied: the write certainly did not happen (the connection was
+	// refused, or the state was not registered yet).
+	notApplied
+)
+
+// keyWrite is one attempted write of a key.
+type keyWrite struct {
+	value   string
+	outcome outcome
+}
+
+// writeLog records the writes of keys that each have one sequential
+// writer, and checks a key's final value against the writes that could
+// have produced it.
+type writeLog struct {
+	mu   sync.Mutex
+	keys map[string][]keyWrite
+}
+
+func newWriteLog() *writeLog { return &writeLog{keys: map[string][]keyWrite{}} }
+
+// record appends a write of key (values are unique per key).
+func (w *writeLog) record(key, value string, o outcome) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.keys[key] = append(w.keys[key], keyWrite{value, o})
+}
+
+// keyNames returns every key written at least once, sorted.
+func (w *writeLog) keyNames() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.keys))
+	for k := range w.keys {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// counts returns how many writes of the keys starting with prefix had
+// each outcome.
+func (w *writeLog) counts(prefix string) (ok, unk, not int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, ws := range w.keys {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		for _, x := range ws {
+			switch x.outcome {
+			case acked:
+				ok++
+			case unknown:
+				unk++
+			default:
+				not++
+			}
+		}
+	}
+	return ok, unk, not
+}
+
+// possible returns the values key may hold once every write has ended:
+// the value of its last acknowledged write ("" when none was
+// acknowledged: the key may be absent), and the value of every write of
+// unknown outcome. A write of unknown outcome may take effect at any time
+// after its call, even after a later acknowledged write of the same
+// writer (a request the agent received before it was paused and handles
+// after it resumes); an acknowledged write takes effect before its
+// acknowledgement, so one acknowledged before the last one can no longer
+// be the value.
+func (w *writeLog) possible(key string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := ""
+	var out []string
+	for _, x := range w.keys[key] {
+		switch x.outcome {
+		case acked:
+			last = x.value
+		case unknown:
+			out = append(out, x.value)
+		}
+	}
+	return append([]string{last}, out...)
+}
+
+// check returns an error naming key, got and the values it could have
+// held when got is none of them: an acknowledged write lost, or a value
+// no write could have produced.
+func (w *writeLog) check(key, got string) error {
+	p := w.possible(key)
+	if slices.Contains(p, got) {
+		return nil
+	}
+	w.mu.Lock()
+	var lastAcked string
+	for _, x := range w.keys[key] {
+		if x.outcome == acked {
+			lastAcked = x.value
+		}
+	}
+	wrote := slices.ContainsFunc(w.keys[key], func(x keyWrite) bool { return x.value == got && x.outcome == acked })
+	w.mu.Unlock()
+	why := "no write could have produced it"
+	switch {
+	case wrote:
+		why = fmt.Sprintf("an older acknowledged write: the acknowledged write %q is lost", lastAcked)
+	case got == "" && lastAcked != "":
+		why = fmt.Sprintf("the key is absent: the acknowledged write %q is lost", lastAcked)
+	}
+	return fmt.Errorf("%s = %q, %s (possible values: %q)", key, got, why, p)
 }

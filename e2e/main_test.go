@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,16 +29,47 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	dstatectl = filepath.Join(dir, "dstatectl")
 	start := time.Now()
-	build := exec.Command("go", "build", "-o", dstatectl, "./cmd/dstatectl")
+	args := []string{"build", "-o", dstatectl}
+	if raceAgents() {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/dstatectl")...)
 	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building dstatectl:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", dstatectl, time.Since(start).Round(time.Millisecond))
-	return m.Run()
+	fmt.Fprintf(os.Stderr, "e2e: built %s (%s) in %s\n", dstatectl, strings.Join(args[3:], " "), time.Since(start).Round(time.Millisecond))
+	if !raceAgents() {
+		return m.Run()
+	}
+	// Every agent and CLI process started from here on writes its race
+	// reports to race.<pid> in dir (the processes are killed, so their
+	// exit status, 66 after a race, is never seen); any report fails the
+	// run.
+	racePrefix := filepath.Join(dir, "race")
+	if err := os.Setenv("GORACE", "log_path="+racePrefix); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: GORACE:", err)
+		return 1
+	}
+	code := m.Run()
+	reports, _ := filepath.Glob(racePrefix + ".*")
+	for _, r := range reports {
+		b, _ := os.ReadFile(r)
+		fmt.Fprintf(os.Stderr, "e2e: the race detector reported in an agent (%s):\n%s\n", filepath.Base(r), b)
+	}
+	if len(reports) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %d agent processes reported data races\n", len(reports))
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "e2e: no agent process reported a data race")
+	return code
 }
+
+// raceAgents reports E2E_RACE: the agents are built with -race (make
+// e2e-race) and any race they report fails the run.
+func raceAgents() bool { return os.Getenv("E2E_RACE") != "" }
 
 // nemesisDuration is E2E_NEMESIS, 10 s by default.
 func nemesisDuration(t testing.TB) time.Duration {
