@@ -25,6 +25,12 @@ import (
 // maxResponse bounds what the client reads of one answer.
 const maxResponse = 64 << 20
 
+// answerGrace is how much longer than --timeout the client waits for an
+// answer: the agent is told --timeout (agent.TimeoutHeader) and ends its
+// work by then, so its own error ("no Raft leader yet", "lost quorum")
+// arrives before the client gives up.
+const answerGrace = 2 * time.Second
+
 // client talks to one agent's HTTP admin API (the contract in pkg/agent's
 // api.go). It is made per command from the global flags.
 type client struct {
@@ -67,7 +73,7 @@ func newClient(c *ucli.Context) (*client, error) {
 		base:    base,
 		token:   token,
 		timeout: timeout,
-		hc:      &http.Client{Timeout: timeout, Transport: tr},
+		hc:      &http.Client{Timeout: timeout + answerGrace, Transport: tr},
 	}, nil
 }
 
@@ -163,7 +169,7 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	return fmt.Sprintf("the agent at %s did not answer within %s (raise --timeout?)", e.Addr, e.Timeout)
+	return fmt.Sprintf("the agent at %s did not answer within %s (--timeout) plus %s for its answer (raise --timeout?)", e.Addr, e.Timeout, answerGrace)
 }
 
 func (e *timeoutError) Unwrap() error { return e.Err }
@@ -200,6 +206,7 @@ func (cl *client) doAccept(ctx context.Context, method, path string, q url.Value
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "dstatectl/"+Version)
+	req.Header.Set(agent.TimeoutHeader, cl.timeout.String())
 	if cl.token != "" {
 		req.Header.Set("Authorization", "Bearer "+cl.token)
 	}
