@@ -54,7 +54,16 @@ type propertyRun struct {
 	stats    dstatetest.SimStats
 	trace    []string
 	restarts int
+	restores int // restarts from the persisted envelope (Engine.Restore)
+	upgrades int // restarts onto wire version 2
 }
+
+// The definitions of a rolling upgrade: version 2 still reads version 1,
+// version 1 cannot read version 2.
+var (
+	counterV2 = dstatetest.CounterState{Version: 2, AlsoReads: 1}
+	gaugesV2  = dstatetest.GaugesState{Version: 2, AlsoReads: 1}
+)
 
 // runProperty drives one random scenario: 3-10 nodes, a random strategy
 // per state (active push, change feed with lazy pull, or no push with pull
@@ -85,7 +94,11 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			s = dstate.PeriodicOnlyStrategy(0)
 			s.PullOnQuery = true
 		}
-		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
+		policy := dstate.KeepStale
+		if rng.IntN(2) == 0 {
+			policy = dstate.DropAndWait
+		}
+		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second, VersionMismatchPolicy: policy}
 	}
 	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
 		Seed:           seed,
@@ -94,7 +107,10 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		GaugesConfig:   strategy(),
 		Faults:         dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
 		DigestInterval: time.Second,
-		KeepTrace:      keepTrace,
+		// Membership events reach each node up to a second late, so nodes
+		// disagree for a while about who failed, left or joined.
+		MembershipDelay: time.Duration(rng.IntN(11)) * 100 * time.Millisecond,
+		KeepTrace:       keepTrace,
 	})
 	if err != nil {
 		return run, err
@@ -141,7 +157,13 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			}
 			if len(down) > 0 {
 				run.restarts++
-				opErr = c.RestartWith(pick(down), dstatetest.SimRestart{KeepValue: rng.IntN(2) == 0})
+				opts := dstatetest.SimRestart{KeepValue: rng.IntN(2) == 0}
+				if rng.IntN(2) == 0 {
+					// As a host restarts: from the persisted envelope.
+					opts.Restore = true
+					run.restores++
+				}
+				opErr = c.RestartWith(pick(down), opts)
 			}
 		case op < 76:
 			members := c.Members()
@@ -158,8 +180,22 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			opErr = c.Leave(pick(live))
 		case op < 89 && len(c.Nodes()) < 10:
 			_, opErr = c.AddNode()
-		case op < 95 && len(live) > 0:
-			_, opErr = c.Query(pick(live), c.States()[rng.IntN(2)], time.Duration(rng.IntN(3))*time.Second)
+		case op < 92 && len(live) > 0:
+			// One step of a rolling upgrade to wire version 2: a running
+			// node restarts from its envelope with the new definitions
+			// (the counter's storage version changes with it, so its
+			// envelope is unreadable and it starts a new incarnation).
+			id := pick(live)
+			if cv, _ := c.WireVersions(id); cv == 1 {
+				run.upgrades++
+				opErr = c.RestartWith(id, dstatetest.SimRestart{Restore: true, Counter: &counterV2, Gauges: &gaugesV2})
+			}
+		case op < 96 && len(live) > 0:
+			id, st := pick(live), c.States()[rng.IntN(2)]
+			var res dstate.QueryResult
+			if res, opErr = c.Query(id, st, time.Duration(rng.IntN(3))*time.Second); opErr == nil {
+				opErr = c.CheckQuery(id, st, res)
+			}
 		case op < 100 && len(live) > 1:
 			a, b := pick(live), pick(live)
 			if a != b {
@@ -187,6 +223,17 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			}
 		}
 	}
+	if run.upgrades > 0 {
+		// Finish the rolling upgrade: nodes at version 1 cannot read the
+		// others.
+		for _, id := range c.Live() {
+			if cv, _ := c.WireVersions(id); cv == 1 {
+				if err := c.RestartWith(id, dstatetest.SimRestart{Restore: true, Counter: &counterV2, Gauges: &gaugesV2}); err != nil {
+					return fail(err)
+				}
+			}
+		}
+	}
 	// A last burst of writes whose messages are all lost: no later write
 	// reveals the gap.
 	for range 1 + rng.IntN(4) {
@@ -211,7 +258,11 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 			// Readers of the lazy states: pull the views marked stale.
 			for _, id := range c.Live() {
 				for _, st := range c.States() {
-					if _, err := c.Query(id, st, -1); err != nil {
+					res, err := c.Query(id, st, -1)
+					if err == nil {
+						err = c.CheckQuery(id, st, res)
+					}
+					if err != nil {
 						return fail(err)
 					}
 				}
@@ -247,8 +298,8 @@ func TestPropertyConvergenceAndMonotonicity(t *testing.T) {
 				t.Fatalf("seed %d (%d nodes, tick %d): %v\nreplay with DSTATE_SEED=%d", seed, run.nodes, run.ticks, err, seed)
 			}
 			if one {
-				t.Logf("seed %d: %d nodes, %d ticks (settled in %d), %d restarts, stats %+v, hash %#x",
-					seed, run.nodes, run.ticks, run.settled, run.restarts, run.stats, run.hash)
+				t.Logf("seed %d: %d nodes, %d ticks (settled in %d), %d restarts (%d restored), %d upgrades, stats %+v, hash %#x",
+					seed, run.nodes, run.ticks, run.settled, run.restarts, run.restores, run.upgrades, run.stats, run.hash)
 			}
 		})
 	}
