@@ -4,7 +4,7 @@ FUZZTIME ?= 5m
 SEEDS ?= 2000
 E2E_NEMESIS ?= 60s
 
-.PHONY: all build test vet unit fuzz-smoke demo bench fuzz property e2e
+.PHONY: all build test vet unit fuzz-smoke demo bench fuzz property e2e e2e-race
 
 all: build test
 
@@ -84,3 +84,8 @@ property:
 ## collects the measured durations (see e2e/RESULTS.md).
 e2e:
 	E2E_NEMESIS=$(E2E_NEMESIS) E2E_FULL=1 $(GO) test -count=1 -timeout 20m $(E2E_FLAGS) ./e2e/
+
+## e2e-race: the end-to-end suite (its make test lengths) with every agent
+## built with -race; a data race reported by any agent fails the run
+e2e-race:
+	E2E_RACE=1 $(GO) test -count=1 -timeout 30m $(E2E_FLAGS) ./e2e/

@@ -66,7 +66,13 @@ func TestGossipAttacksLeaveTheAgentUp(t *testing.T) {
 	}
 	rss := m["process_resident_memory_bytes"]
 	t.Logf("resident memory after the attacks: %.0f MiB", rss/(1<<20))
-	if rss > gossipAttackMaxRSS {
+	switch {
+	case raceAgents():
+		// The race detector multiplies memory use (5–10x, Go's race
+		// detector documentation); the bound is checked on agents built
+		// without it (make test, make e2e).
+		t.Logf("agents built with -race: resident memory not compared with %d MiB", gossipAttackMaxRSS>>20)
+	case rss > gossipAttackMaxRSS:
 		t.Errorf("resident memory %.0f MiB after the attacks, over %d MiB", rss/(1<<20), gossipAttackMaxRSS>>20)
 	}
 	if !target.running() {
