@@ -64,6 +64,9 @@ type Config struct {
 	// (or JoinMaxAttempts rounds failed, or the Membership is shut down).
 	// Join joins explicitly.
 	Seeds []string
+	// Resolver resolves the host names of seeds at every join round; every
+	// address a name resolves to is tried. Nil means net.DefaultResolver.
+	Resolver Resolver
 	// JoinRetryInterval is the wait between two join rounds.
 	JoinRetryInterval time.Duration
 	// JoinMaxAttempts bounds the background join rounds; zero retries until

@@ -229,7 +229,8 @@ func (m *Membership) enter() error {
 
 // Join joins the cluster through seeds ("host:port" gossip addresses),
 // retrying every Config.JoinRetryInterval until at least one answers or ctx
-// ends. It returns how many seeds answered. On failure the error is a
+// ends. A host may be a name: each round resolves it again (with
+// Config.Resolver) and tries every address it resolves to. It returns how many seeds answered. On failure the error is a
 // *JoinError; it matches ErrEncryption when the seeds rejected our gossip
 // key (or we theirs).
 func (m *Membership) Join(ctx context.Context, seeds []string) (int, error) {
@@ -259,6 +260,9 @@ func (m *Membership) join(ctx context.Context, seeds []string, maxAttempts int) 
 		if err := m.enter(); err != nil {
 			return 0, err
 		}
+		// Host names are resolved at every round: every address a name
+		// resolves to is tried (resolve.go).
+		addrs, rerr := m.resolveSeeds(ctx, seeds)
 		m.joinMu.Lock()
 		if m.serf.State() != serf.SerfAlive {
 			m.joinMu.Unlock()
@@ -266,18 +270,23 @@ func (m *Membership) join(ctx context.Context, seeds []string, maxAttempts int) 
 			return 0, fmt.Errorf("%w: this node left the cluster", ErrJoin)
 		}
 		m.joinAttempts.Add(1)
-		n, err := m.serf.Join(seeds, true)
+		var n int
+		var err error
+		if len(addrs) > 0 {
+			n, err = m.serf.Join(addrs, true)
+		}
 		m.joinMu.Unlock()
 		m.wg.Done()
 		if n > 0 {
 			m.joined.Store(true)
 			m.setJoinErr("")
-			m.log.Info("joined the cluster", "seeds", seeds, "answered", n, "attempt", attempt)
+			m.log.Info("joined the cluster", "seeds", seeds, "addrs", addrs, "answered", n, "attempt", attempt)
 			return n, nil
 		}
-		if err == nil {
+		if err == nil && len(addrs) > 0 {
 			err = errors.New("no seed answered")
 		}
+		err = errors.Join(err, rerr)
 		err = flatten(err)
 		last = err
 		m.setJoinErr(err.Error())
