@@ -52,7 +52,8 @@ func (n *node) addr(i int) string {
 	}
 	return net.JoinHostPort(n.host, fmt.Sprint(n.ports[i]))
 }
-func (n *node) httpAddr() string  { return n.addr(3) }
+
+func (n *node) httpAddr() string { return n.addr(3) }
 
 // running reports whether the node's process is alive.
 func (n *node) running() bool {
