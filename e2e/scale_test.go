@@ -163,48 +163,76 @@ type kvLoad struct {
 	last  map[[2]string]string // node, key → value
 	acked atomic.Int64
 	other atomic.Int64 // refused or failed
+	lat   []float64    // acknowledged writes' latencies in ms, under mu
+}
+
+// latencies returns the latencies recorded since the last call.
+func (l *kvLoad) latencies() []float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.lat
+	l.lat = nil
+	return out
 }
 
 func newKVLoad() *kvLoad { return &kvLoad{last: map[[2]string]string{}} }
 
-// run starts one writer per node, each writing rate/len(nodes) times per
-// second to ten keys of its own map, until ctx ends; wg tracks them.
-func (l *kvLoad) run(ctx context.Context, wg *sync.WaitGroup, nodes []*node, rate int) {
-	every := time.Duration(float64(time.Second) * float64(len(nodes)) / float64(rate))
+// run starts, for each of ten keys of every node's own map, a writer
+// that writes it in turn, rate/(10·len(nodes)) times per second, until ctx
+// ends; wg tracks them. Each key has one writer, so its last acknowledged
+// write is well defined, and a slow write holds up only its own key. It
+// returns the period of one key's writes: after one period every writer
+// runs.
+func (l *kvLoad) run(ctx context.Context, wg *sync.WaitGroup, nodes []*node, rate int) time.Duration {
+	const keys = 10
+	every := time.Duration(float64(time.Second) * float64(keys*len(nodes)) / float64(rate))
 	for _, nd := range nodes {
 		api := keepAliveClient(nd)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer api.hc.CloseIdleConnections()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for seq := 0; ; seq++ {
+		api.hc.Transport.(*http.Transport).MaxIdleConnsPerHost = keys
+		for i := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer api.hc.CloseIdleConnections()
+				k := [2]string{nd.id, fmt.Sprintf("k%d", i)}
+				// Start the keys' writers spread over one period.
 				select {
 				case <-ctx.Done():
 					return
-				case <-tick.C:
+				case <-time.After(every * time.Duration(i) / keys):
 				}
-				k := [2]string{nd.id, fmt.Sprintf("k%d", seq%10)}
-				value := fmt.Sprintf("%s-%d", nd.id, seq)
-				wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_, err := api.put(wctx, agent.KVState, k[1], value)
-				cancel()
-				l.mu.Lock()
-				switch {
-				case err == nil:
-					l.last[k] = value
-					l.acked.Add(1)
-				case refused(err):
-					l.other.Add(1)
-				default:
-					l.last[k] = "?"
-					l.other.Add(1)
+				tick := time.NewTicker(every)
+				defer tick.Stop()
+				for seq := 0; ; seq++ {
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+					}
+					value := fmt.Sprintf("%s-%d-%d", nd.id, i, seq)
+					wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					call := time.Now()
+					_, err := api.put(wctx, agent.KVState, k[1], value)
+					took := time.Since(call)
+					cancel()
+					l.mu.Lock()
+					switch {
+					case err == nil:
+						l.last[k] = value
+						l.acked.Add(1)
+						l.lat = append(l.lat, float64(took.Microseconds())/1000)
+					case refused(err):
+						l.other.Add(1)
+					default:
+						l.last[k] = "?"
+						l.other.Add(1)
+					}
+					l.mu.Unlock()
 				}
-				l.mu.Unlock()
-			}
-		}()
+			}()
+		}
 	}
+	return every
 }
 
 // check verifies that every key holds its last acknowledged value (keys
@@ -371,12 +399,15 @@ func TestScale(t *testing.T) {
 	load := newKVLoad()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	load.run(ctx, &wg, c.nodes, sz.rate)
+	warmup := load.run(ctx, &wg, c.nodes, sz.rate)
+	<-time.After(warmup) // until every writer runs: the measurement starts at full load
 	before := load.acked.Load()
+	load.latencies()
 	loadStart := time.Now()
 	measureTraffic(t, c.nodes, sz.servers, fmt.Sprintf("%d agents, %d kv writes/s", n, sz.rate), sz.load)
 	done := load.acked.Load() - before
 	figure(t, fmt.Sprintf("%d agents: kv writes acknowledged per second (target %d)", n, sz.rate), float64(done)/time.Since(loadStart).Seconds(), "writes/s")
+	figures(t, fmt.Sprintf("%d agents, %d kv writes/s: kv write latency (PUT /v1/kv, fsynced)", n, sz.rate), load.latencies(), "ms")
 	figures(t, fmt.Sprintf("%d agents, %d kv writes/s: resident memory per agent", n, sz.rate), rssMiB(t, c.nodes), "MiB")
 	cancel()
 	wg.Wait()
