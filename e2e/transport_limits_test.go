@@ -138,7 +138,12 @@ func TestTransportLimitsHoldAgainstIdleAndUnfinishedConnections(t *testing.T) {
 	}
 	rss := m["process_resident_memory_bytes"]
 	t.Logf("resident memory with the budget full: %.0f MiB", rss/(1<<20))
-	if rss > transportLimitsMaxRSS {
+	switch {
+	case raceAgents():
+		// The race detector multiplies memory use (5–10x); the bound is
+		// checked on agents built without it (make test, make e2e).
+		t.Logf("agents built with -race: resident memory not compared with %d MiB", transportLimitsMaxRSS>>20)
+	case rss > transportLimitsMaxRSS:
 		t.Errorf("resident memory %.0f MiB, over %d MiB", rss/(1<<20), transportLimitsMaxRSS>>20)
 	}
 	if !target.running() {
