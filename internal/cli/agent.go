@@ -39,7 +39,7 @@ var agentFlags = []struct {
 		func(c *agent.Config, x *ucli.Context) { c.RaftAdvertise = x.String("raft-advertise") }},
 	{&ucli.StringFlag{Name: "http-addr", Usage: "admin API address (loopback unless --admin-token is set)"},
 		func(c *agent.Config, x *ucli.Context) { c.HTTPAddr = x.String("http-addr") }},
-	{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address of a node to join (repeatable)"},
+	{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address host:port of a node to join (repeatable; a host name is resolved again at each attempt and every address tried; retried until one answers)"},
 		func(c *agent.Config, x *ucli.Context) { c.Join = x.StringSlice("join") }},
 	{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (default true; --server=false for a client)"},
 		func(c *agent.Config, x *ucli.Context) { c.Server = x.Bool("server") }},

@@ -17,8 +17,8 @@ func joinCommand() *ucli.Command {
 		UsageText: "dstatectl [global options] join <addr>...",
 		ArgsUsage: "<addr>...",
 		Description: "Asks the agent to join the cluster that the seed members belong to. Each <addr> is\n" +
-			"a member's gossip address (host:port). The command succeeds when at least one seed\n" +
-			"was reached.\n\n" +
+			"a member's gossip address (host:port); the host may be a name, and every address it\n" +
+			"resolves to is tried. The command succeeds when at least one seed was reached.\n\n" +
 			"Example:\n" +
 			"   dstatectl join 10.0.0.1:7946 10.0.0.2:7946",
 		Action: runJoin,

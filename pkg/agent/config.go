@@ -46,7 +46,11 @@ type Config struct {
 	// unless AdminToken is set.
 	HTTPAddr string `json:"http_addr"`
 
-	// Join lists the gossip addresses of nodes to join at start.
+	// Join lists the gossip addresses ("host:port") of nodes to join at
+	// start. A host may be a name (a Kubernetes headless service, say):
+	// each join round resolves it again and tries every address it
+	// resolves to. When no seed answers, the agent keeps retrying in the
+	// background until one does or it stops.
 	Join []string `json:"join"`
 	// Server makes the node a Raft server (a voter once added).
 	Server bool `json:"server"`
