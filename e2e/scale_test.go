@@ -322,6 +322,50 @@ func linearizableRead(h *history, client int, nd *node, regs []string, timeout t
 	return nil
 }
 
+// waitRejoined waits until every other node reports the restarted nd
+// alive. A node that still reports it "leaving" holds a leave intent of its
+// previous run that outranked its rejoin: the status does not recover by
+// itself while nd runs.
+func waitRejoined(t testing.TB, c *cluster, nd *node, timeout time.Duration) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("every agent reports the restarted %s alive", nd.id), timeout, func() (bool, string) {
+		for _, o := range without(c.nodes, nd) {
+			ms, err := o.api.members()
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", o.id, err)
+			}
+			switch st := memberStatus(ms, nd.id); st {
+			case "alive":
+			case "leaving":
+				return false, fmt.Sprintf("%s reports the restarted %s %q: the leave intent of its previous run outranks its rejoin (serf keeps that status while the node runs)", o.id, nd.id, st)
+			default:
+				return false, fmt.Sprintf("%s reports %s %q", o.id, nd.id, st)
+			}
+		}
+		return true, ""
+	})
+}
+
+// checkMarkers fails unless holder holds, in state, each owner's
+// "before-restart" key at the value markers names for it.
+func checkMarkers(t testing.TB, holder *node, state string, owners []*node, markers map[string]string) {
+	t.Helper()
+	vs, err := views(holder, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range owners {
+		want, ok := markers[owner.id]
+		if !ok {
+			continue
+		}
+		m, _ := vs[owner.id].Value.(map[string]any)
+		if got, _ := m["before-restart"].(string); got != want {
+			t.Errorf("%s: %s holds %s's before-restart = %q; the write acknowledged before its restart was %q", state, holder.id, owner.id, got, want)
+		}
+	}
+}
+
 // TestScale runs 25 agents on one machine (E2E_FULL; 7 in make test):
 // 3 Raft servers and 22 clients (--server=false). It measures how long the
 // cluster takes to form, how long one write takes to be visible on every
@@ -331,9 +375,10 @@ func linearizableRead(h *history, client int, nd *node, regs []string, timeout t
 // clients first and the Raft leader last, gracefully (SIGTERM, then a
 // start from its data dir), while kv writes continue on
 // every agent and durable writes and linearizable reads on the servers.
-// Afterwards everything converges, every kv key holds its last
-// acknowledged value, and the durable history is linearizable (porcupine):
-// no acknowledged durable write was lost.
+// Afterwards everything converges; the write each agent acknowledged just
+// before its stop (kv, and durable-kv on servers) is held by every agent;
+// every kv key holds its last acknowledged value; and the durable history
+// is linearizable (porcupine): no acknowledged durable write was lost.
 func TestScale(t *testing.T) {
 	sz := scaleSizeFor()
 	n := sz.servers + sz.clients
@@ -432,13 +477,20 @@ func TestScale(t *testing.T) {
 	order = append(order, leader) // the leader last: one leadership change
 	var took []float64
 	rollStart := time.Now()
+	markers := map[string]string{} // node → the value of its kv and durable-kv key "before-restart"
 	for _, nd := range order {
+		// A write acknowledged just before the stop, never overwritten:
+		// after every restart it must still be there, everywhere.
+		markers[nd.id] = fmt.Sprintf("%s-start-%d", nd.id, nd.starts)
+		c.mustPut(nd, agent.KVState, "before-restart", markers[nd.id])
+		if slices.Contains(servers, nd) {
+			c.mustPut(nd, agent.DurableKVState, "before-restart", markers[nd.id])
+		}
 		one := time.Now()
 		c.terminate(nd, 60*time.Second)
 		c.start(nd)
-		others := without(c.nodes, nd)
 		c.waitMembers([]*node{nd}, allAlive(c.nodes), 60*time.Second)
-		c.waitMembers(others, map[string]string{nd.id: "alive"}, 60*time.Second)
+		waitRejoined(t, c, nd, 60*time.Second)
 		if slices.Contains(servers, nd) {
 			eventually(t, nd.id+" is a voter again", 60*time.Second, func() (bool, string) {
 				got, err := raftServers(nd)
@@ -470,6 +522,12 @@ func TestScale(t *testing.T) {
 	c.waitConverged(servers, 120*time.Second, agent.DurableKVState)
 	measured(t, fmt.Sprintf("%d agents: load stopped after the rolling restart → converged", n), time.Since(ended))
 
+	for _, holder := range c.nodes {
+		checkMarkers(t, holder, agent.KVState, c.nodes, markers)
+		if slices.Contains(servers, holder) {
+			checkMarkers(t, holder, agent.DurableKVState, servers, markers)
+		}
+	}
 	checked := load.check(t, c)
 	t.Logf("kv: %d keys hold their last acknowledged value", checked)
 	if checked == 0 {
