@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -49,6 +51,7 @@ type netLab struct {
 	bridge string   // the bridge's namespace
 	nodes  []string // the agents' namespaces
 	veths  []string // each agent's link (inside its namespace)
+	relay  *relay   // the delaying relay, when started
 }
 
 // requireNetLab skips t with the reason when this process cannot build a
@@ -104,8 +107,14 @@ func newNetLab(t testing.TB, n int) *netLab {
 	return l
 }
 
-// ip returns agent i's address.
-func (l *netLab) ip(i int) string { return labSubnet + strconv.Itoa(i+1) }
+// ip returns agent i's address: on the bridge, or on the delaying relay
+// once it runs.
+func (l *netLab) ip(i int) string {
+	if l.relay != nil {
+		return relaySubnet + strconv.Itoa(i+1)
+	}
+	return labSubnet + strconv.Itoa(i+1)
+}
 
 // ips returns the addresses of agents idx.
 func (l *netLab) ips(idx []int) []string {
@@ -185,6 +194,13 @@ func removeStaleLabs(t testing.TB) {
 func netCluster(t testing.TB, n int, opts clusterOpts) (*cluster, *netLab) {
 	t.Helper()
 	l := newNetLab(t, n) // before the cluster: removed after its processes
+	return startNetCluster(t, l, opts), l
+}
+
+// startNetCluster starts an agent in each of l's namespaces.
+func startNetCluster(t testing.TB, l *netLab, opts clusterOpts) *cluster {
+	t.Helper()
+	n := len(l.nodes)
 	start := !opts.noStart
 	opts.noStart = true
 	c := newCluster(t, n, opts)
@@ -207,7 +223,7 @@ func netCluster(t testing.TB, n int, opts clusterOpts) (*cluster, *netLab) {
 			})
 		}
 	}
-	return c, l
+	return c
 }
 
 // dialer returns a dial function whose sockets live in agent i's
@@ -333,12 +349,16 @@ func (l *netLab) loss(pct int) {
 	}
 }
 
-// heal removes every fault rule and brings every link up.
+// heal removes every fault rule, brings every link up and lifts the
+// relay's delay.
 func (l *netLab) heal() {
 	l.t.Helper()
 	for i := range l.nodes {
 		l.rules(i, nil, nil)
 		l.link(i, true)
+	}
+	if l.relay != nil {
+		l.relay.setDelay(0, 0)
 	}
 }
 
@@ -352,11 +372,124 @@ func (l *netLab) link(i int, up bool) {
 	l.must("ip", "-n", l.nodes[i], "link", "set", l.veths[i], state)
 }
 
-// netem adds delay ± jitter to agent i's lab link, or says why it cannot
-// (kernels without the netem qdisc).
-func (l *netLab) netem(i int, delay, jitter time.Duration) error {
-	return l.run("ip", "netns", "exec", l.nodes[i], "tc", "qdisc", "replace", "dev", l.veths[i], "root", "netem",
-		"delay", fmt.Sprintf("%dms", delay.Milliseconds()), fmt.Sprintf("%dms", jitter.Milliseconds()))
+// relaySubnet is the /24 of the delaying relay's links.
+const relaySubnet = "10.199.2."
+
+// relay is a link with delay and jitter built in the test, for kernels
+// without the netem qdisc: every agent namespace gets a TUN device
+// (dly0, addressed in relaySubnet) and the relay writes each IPv4 packet
+// read from one to the device of its destination after delay ± jitter
+// (uniform; packets may overtake each other, as under netem). Nothing is
+// forwarded anywhere else.
+type relay struct {
+	devs   []*os.File
+	mu     sync.Mutex
+	delay  time.Duration
+	jitter time.Duration
+	rnd    *rand.Rand
+	wg     sync.WaitGroup
+}
+
+// startRelay gives every agent a relay link with delay ± jitter; agents
+// started afterwards bind to it. It is stopped when the test ends.
+func (l *netLab) startRelay(delay, jitter time.Duration) {
+	l.t.Helper()
+	r := &relay{delay: delay, jitter: jitter, rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))}
+	l.t.Cleanup(r.stop) // before the namespaces go: registered after them
+	for i := range l.nodes {
+		var dev *os.File
+		var derr error
+		if err := l.inNamespace(i, func() { dev, derr = openTUN("dly0") }); err != nil {
+			l.t.Fatal(err)
+		}
+		if derr != nil {
+			l.t.Fatalf("relay link of %s: %v", l.nodes[i], derr)
+		}
+		r.devs = append(r.devs, dev)
+		l.must("ip", "-n", l.nodes[i], "addr", "add", relaySubnet+strconv.Itoa(i+1)+"/24", "dev", "dly0")
+		l.must("ip", "-n", l.nodes[i], "link", "set", "dly0", "up")
+	}
+	for _, dev := range r.devs {
+		r.wg.Add(1)
+		go r.forward(dev)
+	}
+	l.relay = r
+}
+
+// openTUN creates a TUN device (IPv4 packets, no packet information) in
+// the calling thread's network namespace.
+func openTUN(name string) (*os.File, error) {
+	// Attached before the runtime's poller sees it: a TUN descriptor
+	// polled before TUNSETIFF never reports readable.
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/net/tun:"+name), nil
+}
+
+// setDelay changes the delay and jitter of packets read from now on.
+func (r *relay) setDelay(delay, jitter time.Duration) {
+	r.mu.Lock()
+	r.delay, r.jitter = delay, jitter
+	r.mu.Unlock()
+}
+
+// after returns the delay of the next packet.
+func (r *relay) after() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.delay
+	if r.jitter > 0 {
+		d += time.Duration(r.rnd.Int64N(int64(2*r.jitter+1))) - r.jitter
+	}
+	return max(d, 0)
+}
+
+// forward reads packets from dev until it is closed and delivers each to
+// its destination's device after the delay.
+func (r *relay) forward(dev *os.File) {
+	defer r.wg.Done()
+	for {
+		buf := make([]byte, 65536)
+		n, err := dev.Read(buf)
+		if err != nil {
+			return
+		}
+		pkt := buf[:n]
+		if n < 20 || pkt[0]>>4 != 4 {
+			continue // IPv4 only
+		}
+		dst := net.IP(pkt[16:20]).String()
+		if !strings.HasPrefix(dst, relaySubnet) {
+			continue
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(dst, relaySubnet))
+		if err != nil || i < 1 || i > len(r.devs) {
+			continue
+		}
+		to := r.devs[i-1]
+		time.AfterFunc(r.after(), func() { _, _ = to.Write(pkt) })
+	}
+}
+
+// stop closes the devices (ending the forwarders; a delayed write after
+// that fails and is dropped).
+func (r *relay) stop() {
+	for _, dev := range r.devs {
+		_ = dev.Close()
+	}
+	r.wg.Wait()
 }
 
 // TestNetLab: the lab's namespaces reach each other over the bridge only,
@@ -381,17 +514,25 @@ func TestNetLab(t *testing.T) {
 			}
 			return c.Close()
 		}
-		if err := reach(0, 1); err != nil {
-			t.Fatalf("n1 cannot reach n2 over the bridge: %v", err)
-		}
+		eventually(t, "n1 reaches n2 over the bridge", 10*time.Second, func() (bool, string) {
+			err := reach(0, 1)
+			return err == nil, fmt.Sprint(err)
+		})
 		l.partition([]int{0}, []int{1})
 		if err := reach(0, 1); err == nil {
 			t.Fatal("n1 reaches n2 across a partition")
 		}
 		l.heal()
-		if err := reach(1, 0); err != nil {
-			t.Fatalf("n2 cannot reach n1 after the heal: %v", err)
-		}
+		eventually(t, "n2 reaches n1 after the heal", 10*time.Second, func() (bool, string) {
+			err := reach(1, 0)
+			return err == nil, fmt.Sprint(err)
+		})
+		// The delaying relay carries traffic between its own addresses.
+		l.startRelay(20*time.Millisecond, 5*time.Millisecond)
+		eventually(t, "n1 reaches n2 over the relay", 10*time.Second, func() (bool, string) {
+			err := reach(0, 1)
+			return err == nil, fmt.Sprint(err)
+		})
 		// Nothing outside the lab is routed: no default route.
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
