@@ -96,10 +96,16 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 	cur := e.views.get(src)
 	switch {
 	case cur != nil && !cur.Generation.IsZero() && cur.Generation == g:
-		// Confirmed: the owner is where the view is.
+		// Confirmed: the owner is where the view is. A pending generation
+		// at or below it is answered too: the placeholder a peer back from
+		// a failure gets, which would otherwise stay until the owner
+		// changes something, since an unchanged owner sends no snapshot.
 		v := e.newView()
 		*v = *cur
 		v.SyncedAt = now
+		if !g.Less(v.Pending) {
+			v.Pending = Generation{}
+		}
 		e.views.put(src, v)
 		p := e.peer(src)
 		p.lastAttempt, p.lastSync = e.mono(now), e.mono(now)

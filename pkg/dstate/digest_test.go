@@ -107,6 +107,24 @@ func TestDigestRenewsFreshness(t *testing.T) {
 	require.True(t, e.Query(time.Second).Fresh())
 }
 
+// TestDigestClearsTheMarkOfAPeerBackFromAFailure: a peer back from a
+// failure has its view marked stale until it says where it stands; a
+// digest at the view's generation says so, and an unchanged owner sends
+// nothing else.
+func TestDigestClearsTheMarkOfAPeerBackFromAFailure(t *testing.T) {
+	e, _ := newCounterEngine(t, dstate.DefaultStateConfig())
+	e.HandleWire(counterSnapshot("n2", gen(peerInc, 3), 3))
+	e.OnNodeFailed("n2")
+	e.OnNodeJoined("n2")
+	v, ok := e.Views().Get("n2")
+	require.True(t, ok)
+	require.True(t, v.HasPending(), "a peer back from a failure is stale until it answers")
+	e.HandleWire(digest("n2", notice("counter", "n2", gen(peerInc, 3))))
+	v, _ = e.Views().Get("n2")
+	require.False(t, v.HasPending(), "pending %s after the owner confirmed %s", v.Pending, v.Generation)
+	require.True(t, e.Query(time.Second).Fresh())
+}
+
 // TestDigestIgnoredFromSelfAndDeparted: digests from the node itself and
 // from departed nodes change nothing.
 func TestDigestIgnoredFromSelfAndDeparted(t *testing.T) {
