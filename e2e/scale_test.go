@@ -277,7 +277,10 @@ func durableLoad(ctx context.Context, wg *sync.WaitGroup, h *history, servers []
 			for seq := 0; ctx.Err() == nil; seq++ {
 				value := fmt.Sprintf("%s-%d", nd.id, seq)
 				call := h.now()
-				wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				// A generous timeout: every write that times out has an
+				// unknown outcome, and each one multiplies the histories
+				// porcupine has to try.
+				wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				_, err := nd.api.put(wctx, agent.DurableKVState, "r", value)
 				cancel()
 				switch {
@@ -551,7 +554,7 @@ func TestScale(t *testing.T) {
 		t.Fatalf("the durable history holds %d acknowledged writes and %d reads: nothing to check", acked, reads)
 	}
 	t0 := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(registerModel, ops, 2*time.Minute)
+	res, info := porcupine.CheckOperationsVerbose(registerModel, ops, 5*time.Minute)
 	t.Logf("porcupine: %s over %d operations (%d acknowledged writes, %d register reads) in %s", res, len(ops), acked, reads, time.Since(t0).Round(time.Millisecond))
 	if res != porcupine.Ok {
 		path := filepath.Join(c.root, "history.html")
