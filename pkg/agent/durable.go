@@ -14,10 +14,10 @@ import (
 // Registering durable-kv loads its state through Raft, which needs a
 // leader. The agent registers it in the background: an attempt that fails
 // because no leader is known is retried as soon as Raft learns one (Raft
-// is asked every durablePoll), others after a backoff growing from
-// durableRetryMin to durableRetryMax. Until it is registered, durable-kv
-// answers "not ready" with the last attempt's cause ("no Raft leader yet",
-// "lost quorum: 1 of 3 voters reachable").
+// is asked every durablePoll), and any failed attempt after a backoff
+// growing from durableRetryMin to durableRetryMax. Until it is registered,
+// durable-kv answers "not ready" with the last attempt's cause ("no Raft
+// leader yet", "lost quorum: 1 of 3 voters reachable").
 const (
 	durablePoll     = 20 * time.Millisecond
 	durableRetryMin = 50 * time.Millisecond
@@ -59,9 +59,7 @@ func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
 		if !a.waitDurableRetry(backoff, leaderless) {
 			return
 		}
-		if !leaderless {
-			backoff = min(2*backoff, durableRetryMax)
-		}
+		backoff = min(2*backoff, durableRetryMax)
 	}
 }
 
