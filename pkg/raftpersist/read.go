@@ -37,7 +37,10 @@ type readResult struct {
 // LoadEnvelope returns the envelope stored for (state, node), or nil when
 // none was saved. The read is linearizable: it reflects every save
 // acknowledged before it was called, on any node. Errors are
-// *dstate.PersistError of kind ErrStorageUnavailable.
+// *dstate.PersistError of kind ErrStorageUnavailable; when no leader can
+// be found the cause is a *QuorumError (ErrNoLeader, with ErrNoQuorum when
+// fewer than a quorum of the voters answer), returned without waiting for
+// ctx to end (see quorum.go).
 func (s *Store) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*Envelope, error) {
 	if err := s.linearize(ctx); err != nil {
 		return nil, unavailable("load", err)
