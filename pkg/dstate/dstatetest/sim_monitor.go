@@ -47,6 +47,7 @@ type monitorKey struct {
 type monitorEntry struct {
 	epoch int
 	gen   dstate.Generation
+	obj   any // the view object whose value was checked
 }
 
 // NewGenerationMonitor returns a monitor that has seen nothing.
@@ -62,22 +63,33 @@ func NewGenerationMonitor() *GenerationMonitor {
 func (m *GenerationMonitor) Check(c *SimCluster) error {
 	clear(m.seen)
 	err := c.HistoryError()
-	c.EachView(func(v SimView) {
-		k := monitorKey{v.State, v.Observer, v.Owner}
-		m.seen[k] = struct{}{}
-		epoch := c.Epoch(v.Observer)
-		// A leave told to the observer since the last check ends the
-		// view's history: the owner may have rejoined since.
-		left := c.leftTold[[2]dstate.NodeID{v.Observer, v.Owner}] > m.seq
-		if prev, ok := m.last[k]; ok && !left && prev.epoch == epoch && v.Generation.Less(prev.gen) && err == nil {
-			err = fmt.Errorf("%w: at tick %d %s's view of %s@%s moved from %s to %s",
-				ErrGenerationRegressed, c.Tick(), v.Observer, v.State, v.Owner, prev.gen, v.Generation)
+	for _, obs := range c.order {
+		n := c.nodes[obs]
+		if n.status != SimUp {
+			continue
 		}
-		m.last[k] = monitorEntry{epoch: epoch, gen: v.Generation}
-		if err == nil {
-			err = c.checkValue(v.State, v.Observer, v.Owner)
+		for _, st := range n.states {
+			for _, own := range st.owners() {
+				info, _ := st.view(own)
+				k := monitorKey{st.name(), obs, own}
+				m.seen[k] = struct{}{}
+				// A leave told to the observer since the last check ends
+				// the view's history: the owner may have rejoined since.
+				left := c.leftTold[[2]dstate.NodeID{obs, own}] > m.seq
+				prev, ok := m.last[k]
+				if ok && !left && prev.epoch == n.epoch && info.gen.Less(prev.gen) && err == nil {
+					err = fmt.Errorf("%w: at tick %d %s's view of %s@%s moved from %s to %s",
+						ErrGenerationRegressed, c.Tick(), obs, k.state, own, prev.gen, info.gen)
+				}
+				m.last[k] = monitorEntry{epoch: n.epoch, gen: info.gen, obj: info.obj}
+				// A view object is immutable: its value needs checking
+				// once.
+				if err == nil && (!ok || prev.obj != info.obj || prev.gen != info.gen) {
+					err = c.checkValue(k.state, obs, own)
+				}
+			}
 		}
-	})
+	}
 	var gone []monitorKey
 	for k := range m.last {
 		if _, ok := m.seen[k]; !ok {

@@ -37,6 +37,9 @@ type simState interface {
 // simViewInfo is the comparable part of one view.
 type simViewInfo struct {
 	gen, pending dstate.Generation
+	// obj identifies the view object: the engine publishes a new one on
+	// every change and never reuses one while it is referenced.
+	obj any
 }
 
 // simSchedule is when an engine's periodic sync fires: every period ticks,
@@ -76,7 +79,7 @@ func (s *simEngine[S, V]) view(owner dstate.NodeID) (simViewInfo, bool) {
 	if !ok {
 		return simViewInfo{}, false
 	}
-	return simViewInfo{gen: v.Generation, pending: v.Pending}, true
+	return simViewInfo{gen: v.Generation, pending: v.Pending, obj: v}, true
 }
 
 func (s *simEngine[S, V]) encoded(owner dstate.NodeID) ([]byte, bool) {
