@@ -174,3 +174,44 @@ func TestMembershipReachesNodesAtDifferentTimes(t *testing.T) {
 	require.NoError(t, c.Settle(200))
 	require.NoError(t, mon.Check(c))
 }
+
+// TestRollingUpgradeUnderBothMismatchPolicies: while n1 runs wire version
+// 2, version-1 nodes cannot read it: under DropAndWait they drop its view
+// (which the monitor allows), under KeepStale they keep the last one (at a
+// generation and value n1 had). Once every node runs version 2 the
+// cluster converges.
+func TestRollingUpgradeUnderBothMismatchPolicies(t *testing.T) {
+	for _, policy := range []dstate.VersionMismatchPolicy{dstate.DropAndWait, dstate.KeepStale} {
+		t.Run(policy.String(), func(t *testing.T) {
+			cfg := DefaultSimStateConfig()
+			cfg.VersionMismatchPolicy = policy
+			c := newInternalSim(t, SimConfig{Nodes: 3, States: SimCounter, CounterConfig: cfg})
+			mon := NewGenerationMonitor()
+			_, err := c.MutateCounter("n1", dstate.Default, func(x *Counter) { x.Count = 3 })
+			require.NoError(t, err)
+			require.NoError(t, c.Settle(100))
+			require.NoError(t, mon.Check(c))
+
+			v2 := CounterState{Version: 2, AlsoReads: 1}
+			require.NoError(t, c.RestartWith("n1", SimRestart{Restore: true, Counter: &v2}))
+			_, err = c.MutateCounter("n1", dstate.Default, func(x *Counter) { x.Count = 9 })
+			require.NoError(t, err)
+			for range 30 {
+				c.Step()
+				require.NoError(t, mon.Check(c))
+			}
+			_, held := c.View("n2", "n1", "counter")
+			require.Equal(t, policy == dstate.KeepStale, held, "n2's view of n1 under %s", policy)
+
+			for _, id := range []dstate.NodeID{"n2", "n3"} {
+				require.NoError(t, c.RestartWith(id, SimRestart{Restore: true, Counter: &v2}))
+				require.NoError(t, mon.Check(c))
+			}
+			for i := 0; i < 200 && !c.Converged(); i++ {
+				c.Step()
+				require.NoError(t, mon.Check(c))
+			}
+			require.NoError(t, c.CheckConverged())
+		})
+	}
+}
