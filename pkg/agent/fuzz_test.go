@@ -79,10 +79,11 @@ const fuzzMaxRequest = 4 << 10
 
 // fuzzResponseBudget is what serving one admin request may allocate
 // whatever its input: the largest response (GET /metrics renders every
-// metric family, about 400 KB) and what the agent's own goroutines allocate
+// metric family, about 900 KB allocated with the transport, Raft, health
+// and limit families) and what the agent's own goroutines allocate
 // meanwhile. It does not grow with the input: a request body is bounded by
 // fuzzMaxRequest.
-const fuzzResponseBudget = 512 << 10
+const fuzzResponseBudget = 2 << 20
 
 // fuzzAgent starts one single-node server agent for the fuzz process and
 // waits until the durable kv state is ready.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -218,11 +219,26 @@ func (rc *raftConsensus) reconcile() {
 	}
 }
 
+// statusPeerTimeout bounds how long the Raft status waits for the other
+// servers' figures.
+const statusPeerTimeout = time.Second
+
 func (rc *raftConsensus) status(ctx context.Context) (RaftStatus, error) {
 	id, addr := rc.store.Leader()
-	st := RaftStatus{Enabled: true, Leader: string(id), LeaderAddr: addr, Extra: RaftMetadata(rc.store.Raft().Stats())}
+	local := rc.store.Raft().Stats()
+	st := RaftStatus{Enabled: true, Leader: string(id), LeaderAddr: addr, Extra: RaftMetadata(local)}
 	st.State = rc.store.Raft().State().String()
-	cs, err := rc.store.Stats(ctx)
+	// This server's own figures come from its own Raft, so they are there
+	// even when no other server answers.
+	st.Term, _ = strconv.ParseUint(local["term"], 10, 64)
+	st.CommitIndex, _ = strconv.ParseUint(local["commit_index"], 10, 64)
+	st.AppliedIdx, _ = strconv.ParseUint(local["applied_index"], 10, 64)
+	// A server that accepts connections but does not answer (paused,
+	// overloaded) must not hold up the status: the others are asked for at
+	// most statusPeerTimeout, and it shows as unreachable.
+	sctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
+	defer cancel()
+	cs, err := rc.store.Stats(sctx)
 	if err != nil {
 		return st, nil // leaderless: say what is known
 	}
