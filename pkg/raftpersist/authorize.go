@@ -21,7 +21,8 @@ import (
 //     only saves of its own envelopes; a certificate of one node can no
 //     longer store, or fence with a huge generation, another node's state.
 //   - A forwarded membership change (add or remove a server) is applied only
-//     when the forwarding node is a voter of the current configuration. The
+//     when the forwarding node is a voter of the current configuration, or
+//     when it removes the forwarding node itself (a server leaving). The
 //     agent changes membership on the leader itself; a follower forwards a
 //     change only when it lost leadership meanwhile, or when a library user
 //     calls AddVoter, AddNonvoter or RemoveServer on it. A voter can win an
@@ -93,6 +94,12 @@ func (s *Store) authorizeMembership(from *forwarder, kind byte, server string) [
 		return nil
 	}
 	if suffrage, ok := s.configured(raft.ServerID(from.id)); ok && suffrage == raft.Voter {
+		return nil
+	}
+	if kind == memberRemove && server == string(from.id) {
+		// A server leaving: any node may take itself out, voter or not
+		// (a restarted server the leader has not made a voter again yet
+		// must still be able to leave).
 		return nil
 	}
 	s.mux.refuse(from.remote, refuseMembership, "raftpersist: refused a forwarded membership change from a node that is not a voter",

@@ -134,6 +134,8 @@ func TestForwardedRequestsNeedTheRightNode(t *testing.T) {
 		err = n3.AddVoter(ctx, "n3", n3.Addr())
 		require.ErrorIs(t, err, ErrForbidden, "a non-voter promoting itself")
 		require.NoError(t, For[string](n3, "kv", strDef{}).Save(ctx, obj(1, 1, "n3's own"), nil), "a non-voter's own save")
+		require.ErrorIs(t, n3.RemoveServer(ctx, a.ID()), ErrForbidden, "a non-voter removing another server")
+		require.NoError(t, n3.RemoveServer(ctx, "n3"), "a non-voter taking itself out (a server leaving)")
 		require.NoError(t, a.AddVoter(ctx, "n3", n3.Addr()))
 	})
 }
