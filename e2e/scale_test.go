@@ -463,15 +463,7 @@ func TestScale(t *testing.T) {
 		t.Fatal("no kv write was acknowledged during the load window")
 	}
 
-	// Rolling restart under write load: make e2e only. A member that
-	// leaves gracefully and starts again within a moment can stay
-	// "leaving" on some peers (a leave intent that outranks the rejoin in
-	// serf), which this part then reports; it is kept out of make test
-	// until that is fixed.
-	if !full() {
-		t.Log("the rolling restart runs under E2E_FULL=1 (make e2e)")
-		return
-	}
+	// Rolling restart under write load.
 	h := newHistory()
 	ctx, cancel = context.WithCancel(context.Background())
 	stopLoad := func() { cancel(); wg.Wait() }

@@ -281,6 +281,7 @@ func (m *Membership) join(ctx context.Context, seeds []string, maxAttempts int) 
 			m.joined.Store(true)
 			m.setJoinErr("")
 			m.log.Info("joined the cluster", "seeds", seeds, "addrs", addrs, "answered", n, "attempt", attempt)
+			m.reannounce()
 			return n, nil
 		}
 		if err == nil && len(addrs) > 0 {
@@ -307,6 +308,50 @@ func (m *Membership) join(ctx context.Context, seeds []string, maxAttempts int) 
 			return 0, ErrClosed
 		}
 	}
+}
+
+// reannounceAfter are the delays after a join at which the node announces
+// its join again (see reannounce).
+var reannounceAfter = []time.Duration{2 * time.Second, 8 * time.Second}
+
+// reannounce announces this node's join again, a few seconds after it
+// joined, through members it now knows. A node that left gracefully and
+// started again at once can otherwise stay "leaving" on some members: the
+// leave intent of its previous run may reach them after its new join
+// intent, with a Lamport time above it (its clock restarts from the last
+// value its snapshot recorded), and serf keeps that status while the node
+// runs. A join announced once the node has witnessed the cluster's clock
+// carries a later time and makes it alive everywhere.
+func (m *Membership) reannounce() {
+	if err := m.enter(); err != nil {
+		return
+	}
+	go func() {
+		defer m.wg.Done()
+		for _, d := range reannounceAfter {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-m.stopCh:
+				t.Stop()
+				return
+			}
+			var addrs []string
+			for _, mem := range m.Members() {
+				if mem.ID != m.id && mem.Status == StatusAlive && len(addrs) < 3 {
+					addrs = append(addrs, mem.Addr)
+				}
+			}
+			if len(addrs) == 0 {
+				continue
+			}
+			m.joinMu.Lock()
+			if m.serf.State() == serf.SerfAlive {
+				_, _ = m.serf.Join(addrs, true)
+			}
+			m.joinMu.Unlock()
+		}
+	}()
 }
 
 // flatten turns memberlist's multi-line error lists into one line.
