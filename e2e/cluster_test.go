@@ -200,6 +200,13 @@ func (c *cluster) start(nd *node) {
 		c.t.Fatalf("%s is already running", nd.id)
 	}
 	c.launch(nd)
+	c.waitServing(nd)
+}
+
+// waitServing waits until nd's admin API answers, failing the test if its
+// process exits first.
+func (c *cluster) waitServing(nd *node) {
+	c.t.Helper()
 	eventually(c.t, nd.id+" serves its admin API", 20*time.Second, func() (bool, string) {
 		if !nd.running() {
 			c.t.Fatalf("%s exited right after start (see %s)", nd.id, nd.logPath)
@@ -212,12 +219,17 @@ func (c *cluster) start(nd *node) {
 // waiting for it to serve.
 func (c *cluster) launch(nd *node) {
 	c.t.Helper()
+	c.launchArgs(nd, c.args(nd))
+}
+
+// launchArgs is launch with the agent's command line given.
+func (c *cluster) launchArgs(nd *node, args []string) {
+	c.t.Helper()
 	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	nd.starts++
-	args := c.args(nd)
 	fmt.Fprintf(f, "=== e2e: start #%d at %s: dstatectl %s\n", nd.starts, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	argv := append(append(append([]string(nil), nd.prefix...), dstatectl), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,34 +32,8 @@ func (c *cluster) launchClient(nd *node, seeds ...string) {
 	for _, s := range seeds {
 		args = append(args, "--join", s)
 	}
-	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	nd.starts++
-	fmt.Fprintf(f, "=== e2e: start #%d at %s: dstatectl %s\n", nd.starts, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(dstatectl, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		c.t.Fatalf("start %s: %v", nd.id, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = f.Close()
-		close(exited)
-	}()
-	nd.mu.Lock()
-	nd.cmd, nd.exited, nd.logf = cmd, exited, f
-	nd.mu.Unlock()
-	eventually(c.t, nd.id+" serves its admin API", 20*time.Second, func() (bool, string) {
-		if !nd.running() {
-			c.t.Fatalf("%s exited right after start (see %s)", nd.id, nd.logPath)
-		}
-		return c.serving(nd)
-	})
+	c.launchArgs(nd, args)
+	c.waitServing(nd)
 }
 
 // byName is nd's gossip address with the host name localhost.
