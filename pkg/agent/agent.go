@@ -48,10 +48,10 @@ type Agent struct {
 	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
 	// durableErr is why durable-kv is not registered yet (durable.go).
 	durableErr error
-	load      *node.Shard[Load, Load]
-	faults    *faultSet                                    // nil unless FaultDrop or TestFaults
-	testLoad  *node.DeltaShard[KV, KV, KVChange, KVChange] // nil unless TestLoadRate
-	loadStats loadStats
+	load       *node.Shard[Load, Load]
+	faults     *faultSet                                    // nil unless FaultDrop or TestFaults
+	testLoad   *node.DeltaShard[KV, KV, KVChange, KVChange] // nil unless TestLoadRate
+	loadStats  loadStats
 
 	oversizedRequests atomic.Uint64   // admin requests over max_request_bytes
 	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
@@ -75,8 +75,8 @@ type Agent struct {
 	// stopping is set when a stop or leave begins: the liveness and
 	// readiness probes then fail (health.go).
 	stopping atomic.Bool
-	leaveRes  LeaveResult
-	leaveErr  error
+	leaveRes LeaveResult
+	leaveErr error
 }
 
 // Start validates cfg, creates the data dir (or makes it private, see
