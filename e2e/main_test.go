@@ -114,6 +114,13 @@ var resultsMu sync.Mutex
 func measured(t testing.TB, what string, d time.Duration) {
 	t.Helper()
 	t.Logf("MEASURED %s: %s", what, d.Round(time.Millisecond))
+	appendResult(t, map[string]any{"test": t.Name(), "what": what, "ms": d.Milliseconds()})
+}
+
+// appendResult appends one figure as a JSON line to the E2E_RESULTS file,
+// when one is set.
+func appendResult(t testing.TB, rec map[string]any) {
+	t.Helper()
 	path := os.Getenv("E2E_RESULTS")
 	if path == "" {
 		return
@@ -126,6 +133,6 @@ func measured(t testing.TB, what string, d time.Duration) {
 		return
 	}
 	defer f.Close()
-	b, _ := json.Marshal(map[string]any{"test": t.Name(), "what": what, "ms": d.Milliseconds()})
+	b, _ := json.Marshal(rec)
 	fmt.Fprintln(f, string(b))
 }

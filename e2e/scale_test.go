@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -44,20 +42,7 @@ func scaleSizeFor() scaleSize {
 func figure(t testing.TB, what string, v float64, unit string) {
 	t.Helper()
 	t.Logf("MEASURED %s: %.1f %s", what, v, unit)
-	path := os.Getenv("E2E_RESULTS")
-	if path == "" {
-		return
-	}
-	resultsMu.Lock()
-	defer resultsMu.Unlock()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Logf("E2E_RESULTS: %v", err)
-		return
-	}
-	defer f.Close()
-	b, _ := json.Marshal(map[string]any{"test": t.Name(), "what": what, "value": v, "unit": unit})
-	fmt.Fprintln(f, string(b))
+	appendResult(t, map[string]any{"test": t.Name(), "what": what, "value": v, "unit": unit})
 }
 
 // spread returns the minimum, median and maximum of vs.
