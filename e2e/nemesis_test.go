@@ -41,9 +41,9 @@ type fault interface {
 type activeFault struct {
 	kind string
 	desc string
-	// takes is the node the fault makes unavailable (killed, paused),
-	// counted against the nemesis's maxDown; nil when none.
-	takes *node
+	// takes are the nodes the fault makes unavailable (killed, paused,
+	// cut off in a minority), counted against the nemesis's maxDown.
+	takes []*node
 	// heal ends the fault (restarts, resumes, reconnects).
 	heal func()
 }
@@ -59,6 +59,11 @@ type nemesis struct {
 	active  []*activeFault
 	// isolated is the node whose state replication the isolate fault cuts.
 	isolated *node
+	// net cuts, thins and delays the links between the nodes (nil where
+	// the test cannot build a network lab); netBusy is true while a
+	// network fault is in effect (one at a time: each sets every rule).
+	net     netControl
+	netBusy bool
 	// onResume is called right after a paused node resumes (the test
 	// reads from it at once: a deposed leader must not serve stale data).
 	onResume func(*node)
@@ -73,11 +78,17 @@ type nemesis struct {
 	deposed, wokeAsLeader int
 }
 
-func newNemesis(t *testing.T, c *cluster, seed int64, maxDown int) *nemesis {
-	n := &nemesis{t: t, c: c, r: rand.New(rand.NewPCG(uint64(seed), 0)), start: time.Now(), maxDown: maxDown, injected: map[string]int{}}
+func newNemesis(t *testing.T, c *cluster, net netControl, seed int64, maxDown int) *nemesis {
+	n := &nemesis{t: t, c: c, net: net, r: rand.New(rand.NewPCG(uint64(seed), 0)), start: time.Now(), maxDown: maxDown, injected: map[string]int{}}
 	n.faults = []fault{killFault{}, isolateFault{}}
 	if canPause {
 		n.faults = append(n.faults, pauseFault{})
+	}
+	if net != nil {
+		n.faults = append(n.faults, partitionFault{}, oneWayFault{}, lossFault{})
+		if net.canDelay() {
+			n.faults = append(n.faults, delayFault{})
+		}
 	}
 	return n
 }
@@ -90,9 +101,7 @@ func (n *nemesis) logf(format string, args ...any) {
 func (n *nemesis) taken() []*node {
 	var out []*node
 	for _, a := range n.active {
-		if a.takes != nil {
-			out = append(out, a.takes)
-		}
+		out = append(out, a.takes...)
 	}
 	return out
 }
@@ -110,7 +119,10 @@ func (n *nemesis) available() []*node {
 }
 
 // budget reports whether one more node may be made unavailable.
-func (n *nemesis) budget() bool { return len(n.taken()) < n.maxDown }
+func (n *nemesis) budget() bool { return n.spare() > 0 }
+
+// spare returns how many more nodes may be made unavailable.
+func (n *nemesis) spare() int { return n.maxDown - len(n.taken()) }
 
 func (n *nemesis) pick(nodes []*node) *node { return nodes[n.r.IntN(len(nodes))] }
 
@@ -205,7 +217,7 @@ func (killFault) inject(n *nemesis) (*activeFault, bool) {
 	}
 	nd := n.pick(cands)
 	n.c.kill(nd)
-	return &activeFault{kind: "kill", desc: "SIGKILL " + nd.id, takes: nd, heal: func() {
+	return &activeFault{kind: "kill", desc: "SIGKILL " + nd.id, takes: []*node{nd}, heal: func() {
 		n.c.start(nd)
 		n.applyFaults(nd)
 	}}, true
@@ -262,7 +274,7 @@ func (pauseFault) inject(n *nemesis) (*activeFault, bool) {
 	if wasLeader {
 		desc = fmt.Sprintf("SIGSTOP %s, the Raft leader of term %d", nd.id, term)
 	}
-	return &activeFault{kind: "pause", desc: desc, takes: nd, heal: func() { n.resume(nd, p, paused, wasLeader, term) }}, true
+	return &activeFault{kind: "pause", desc: desc, takes: []*node{nd}, heal: func() { n.resume(nd, p, paused, wasLeader, term) }}, true
 }
 
 // leaderOf returns the node of nodes that reports itself Raft leader, and
@@ -353,7 +365,10 @@ func TestNemesis(t *testing.T) {
 	}
 	dur := nemesisDuration(t)
 	seed := seedFor(t)
-	c := newCluster(t, size, clusterOpts{})
+	c, net, why := nemesisCluster(t, size)
+	if net == nil {
+		t.Logf("the nemesis draws no network fault: %s", why)
+	}
 	c.waitMembers(c.nodes, allAlive(c.nodes), 30*time.Second)
 	c.waitLeader(c.nodes, 30*time.Second)
 	c.waitReady(c.nodes, 30*time.Second)
@@ -450,7 +465,8 @@ func TestNemesis(t *testing.T) {
 	stopClients := func() { cancel(); wg.Wait() }
 	defer stopClients()
 
-	nem := newNemesis(t, c, seed, (size-1)/2)
+	nem := newNemesis(t, c, net, seed, (size-1)/2)
+	nem.logf("faults drawn: %s", nem.faultKinds())
 	resumedReads := 0
 	nem.onResume = func(nd *node) {
 		if _, err := readOnce(nd, resumeReader, 3*time.Second); err != nil {

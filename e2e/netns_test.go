@@ -58,23 +58,33 @@ type netLab struct {
 // lab: not root, ip or nft missing, or namespaces not permitted.
 func requireNetLab(t testing.TB) {
 	t.Helper()
+	if why := netLabUnavailable(); why != "" {
+		t.Skip(why)
+	}
+}
+
+// netLabUnavailable returns why this process cannot build a lab (not
+// root, ip or nft missing, namespaces or nftables not permitted), or ""
+// when it can.
+func netLabUnavailable() string {
 	if os.Geteuid() != 0 {
-		t.Skip("network namespace tests need root (ip netns, nft): run as root, as .ci/run does")
+		return "network namespace tests need root (ip netns, nft): run as root, as .ci/run does"
 	}
 	for _, tool := range []string{"ip", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("network namespace tests need %s: install iproute2 and nftables (apt-get install -y iproute2 nftables; .ci/run does)", tool)
+			return fmt.Sprintf("network namespace tests need %s: install iproute2 and nftables (apt-get install -y iproute2 nftables; .ci/run does)", tool)
 		}
 	}
 	probe := fmt.Sprintf("dse2e-%d-probe", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here (needs CAP_SYS_ADMIN and a kernel with network namespaces): ip netns add: %v: %s", err, bytes.TrimSpace(out))
+		return fmt.Sprintf("cannot create a network namespace here (needs CAP_SYS_ADMIN and a kernel with network namespaces): ip netns add: %v: %s", err, bytes.TrimSpace(out))
 	}
 	out, err := exec.Command("ip", "netns", "exec", probe, "nft", "list", "tables").CombinedOutput()
 	_ = exec.Command("ip", "netns", "del", probe).Run()
 	if err != nil {
-		t.Skipf("nftables does not work inside a network namespace here (kernel without nf_tables?): %v: %s", err, bytes.TrimSpace(out))
+		return fmt.Sprintf("nftables does not work inside a network namespace here (kernel without nf_tables?): %v: %s", err, bytes.TrimSpace(out))
 	}
+	return ""
 }
 
 // newNetLab creates n agent namespaces, addressed 10.199.1.1 to
