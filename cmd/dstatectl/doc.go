@@ -3,5 +3,5 @@
 // at work, and the other commands (members, dump, get, put, del, health,
 // metrics, raft, bootstrap, join, leave, keyring, bench, version) talk to a
 // running agent through its HTTP admin API. The commands live in
-// internal/cli; `dstatectl --help` lists them with an example each.
+// cmd/dstatectl/internal/cli; `dstatectl --help` lists them with an example each.
 package main

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dstate-go/dstate/internal/simdemo"
+	"github.com/dstate-go/dstate/cmd/dstatectl/internal/simdemo"
 )
 
 func TestRunShowsTheWholeStory(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/dstate-go/dstate/internal/simdemo"
+	"github.com/dstate-go/dstate/cmd/dstatectl/internal/simdemo"
 	"github.com/dstate-go/dstate/pkg/agent"
 )
 

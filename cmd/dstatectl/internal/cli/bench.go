@@ -12,7 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/dstate-go/dstate/internal/bench"
+	"github.com/dstate-go/dstate/cmd/dstatectl/internal/bench"
 )
 
 // benchCommand is the `bench` group: one subcommand per scenario of

@@ -70,7 +70,7 @@ func checkGolden(t testing.TB, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./internal/cli -run %s -update to create it)", err, t.Name())
+		t.Fatalf("%v (run go test ./cmd/dstatectl/internal/cli -run %s -update to create it)", err, t.Name())
 	}
 	if got != string(want) {
 		t.Errorf("output differs from %s (rerun with -update and review the diff)\ngot:\n%s\nwant:\n%s", path, got, want)
