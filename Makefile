@@ -78,7 +78,8 @@ property:
 	DSTATE_SEEDS=$(SEEDS) $(GO) test -count=1 -run Property ./pkg/dstate/dstatetest/
 
 ## e2e: the multi-process end-to-end and chaos suite: real dstatectl agents, a
-## 5-node nemesis for E2E_NEMESIS, a 5-node cluster with mutual TLS and
+## 5-node nemesis for E2E_NEMESIS (kills, pauses, and as root network
+## partitions, loss and delay in network namespaces), a 5-node cluster with mutual TLS and
 ## gossip encryption, and 60 s of overload on 3 nodes (make test runs the
 ## same tests shorter: a 10 s nemesis on 3 nodes, 5 s of overload). E2E_SEED=n replays a schedule; E2E_RESULTS=file
 ## collects the measured durations (see e2e/RESULTS.md).

@@ -352,7 +352,13 @@ func raftStatus(nd *node, timeout time.Duration) (agent.RaftStatus, error) {
 // (SIGSTOP; it is resumed with SIGCONT once deposed, and read from at
 // once) and isolates a node's state replication, every 0.3–1.5 s, drawing
 // every kind at least once, while clients write kv and durable-kv on every
-// node and read linearizable dumps. Afterwards everything converges (the
+// node and read linearizable dumps. Where the test can build a network lab
+// (Linux, root, iproute2, nftables) every agent runs in a network
+// namespace of its own and the schedule also draws real network faults,
+// which cut gossip, Raft and the state transport together: a minority
+// partition (half the time holding the Raft leader), a one-way partition,
+// 10 % or 30 % packet loss and 15 ms ± 10 ms delay; elsewhere it logs why
+// it draws none. Afterwards everything converges (the
 // duration is measured), every kv and durable-kv key holds a value one of
 // its writes could have produced (the last acknowledged one, or one of
 // unknown outcome), and the durable history is linearizable (porcupine).
