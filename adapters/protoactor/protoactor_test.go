@@ -14,7 +14,7 @@ import (
 
 	"github.com/dstate-go/dstate/adapters/protoactor"
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest/conformance"
 	"github.com/dstate-go/dstate/pkg/gosched"
 	"github.com/dstate-go/dstate/pkg/node/nodetest"
 )
@@ -31,9 +31,9 @@ func TestConformance(t *testing.T) {
 	for _, opts := range []protoactor.Options{{}, {MailboxSize: 8}} {
 		size := cmp.Or(opts.MailboxSize, protoactor.DefaultMailboxSize)
 		t.Run(fmt.Sprintf("MailboxSize=%d", size), func(t *testing.T) {
-			dstatetest.RuntimeConformance(t, func(t *testing.T) dstatetest.RuntimeUnderTest {
+			conformance.Runtime(t, func(t *testing.T) conformance.RuntimeUnderTest {
 				rt, fc := newRuntime(t, opts)
-				return dstatetest.RuntimeUnderTest{Runtime: rt, Advance: fc.Advance, Close: rt.Close, MailboxSize: size}
+				return conformance.RuntimeUnderTest{Runtime: rt, Advance: fc.Advance, Close: rt.Close, MailboxSize: size}
 			})
 		})
 	}

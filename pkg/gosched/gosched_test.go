@@ -15,7 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest/conformance"
 	"github.com/dstate-go/dstate/pkg/gosched"
 )
 
@@ -109,7 +109,7 @@ func (c *logCapture) errorsFor(actor string) []capturedRecord {
 func TestConformance(t *testing.T) {
 	for _, size := range []int{gosched.DefaultMailboxSize, 8} {
 		t.Run(fmt.Sprintf("MailboxSize=%d", size), func(t *testing.T) {
-			dstatetest.RuntimeConformance(t, func(t *testing.T) dstatetest.RuntimeUnderTest {
+			conformance.Runtime(t, func(t *testing.T) conformance.RuntimeUnderTest {
 				fc := gosched.NewFakeClock(epoch)
 				rt, err := gosched.New(gosched.Config{
 					MailboxSize: size,
@@ -118,7 +118,7 @@ func TestConformance(t *testing.T) {
 					Logger:      discardLogger(),
 				})
 				require.NoError(t, err)
-				return dstatetest.RuntimeUnderTest{
+				return conformance.RuntimeUnderTest{
 					Runtime:     rt,
 					Advance:     fc.Advance,
 					Close:       rt.Close,

@@ -1,4 +1,4 @@
-package dstatetest
+package conformance
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 	"github.com/dstate-go/dstate/pkg/node"
 )
 
@@ -30,17 +31,25 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 		name     string
 		callback string // switched to panic on the sender, if any
 		simple   bool   // a simple Mutate, which publishes a snapshot
-		fn       func(*Gauges) GaugeChange
+		fn       func(*dstatetest.Gauges) dstatetest.GaugeChange
 	}{
-		{name: "MapWriteThenPanic", fn: func(g *Gauges) GaugeChange { g.Values["partial"] = 1; g.Total++; panic("boom") }},
-		{name: "NilMapWrite", fn: func(g *Gauges) GaugeChange { g.Values["partial"] = 1; nilMap["x"] = 1; return GaugeChange{} }},
-		{name: "IndexOutOfRange", fn: func(g *Gauges) GaugeChange { g.Values["partial"] = 1; _ = empty[idx]; return GaugeChange{} }},
-		{name: "ProjectView", callback: dstate.CallbackProjectView, fn: Set("partial", 1)},
-		{name: "ProjectDelta", callback: dstate.CallbackProjectDelta, fn: Set("partial", 1)},
-		{name: "SyncUrgency", callback: dstate.CallbackSyncUrgency, fn: Set("partial", 1)},
-		{name: "EncodeDelta", callback: dstate.CallbackEncodeDelta, fn: Set("partial", 1)},
-		{name: "EncodeView", callback: dstate.CallbackEncodeView, simple: true, fn: Set("partial", 1)},
-		{name: "EncodeState", callback: dstate.CallbackEncodeState, fn: Set("partial", 1)},
+		{name: "MapWriteThenPanic", fn: func(g *dstatetest.Gauges) dstatetest.GaugeChange { g.Values["partial"] = 1; g.Total++; panic("boom") }},
+		{name: "NilMapWrite", fn: func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+			g.Values["partial"] = 1
+			nilMap["x"] = 1
+			return dstatetest.GaugeChange{}
+		}},
+		{name: "IndexOutOfRange", fn: func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+			g.Values["partial"] = 1
+			_ = empty[idx]
+			return dstatetest.GaugeChange{}
+		}},
+		{name: "ProjectView", callback: dstate.CallbackProjectView, fn: dstatetest.Set("partial", 1)},
+		{name: "ProjectDelta", callback: dstate.CallbackProjectDelta, fn: dstatetest.Set("partial", 1)},
+		{name: "SyncUrgency", callback: dstate.CallbackSyncUrgency, fn: dstatetest.Set("partial", 1)},
+		{name: "EncodeDelta", callback: dstate.CallbackEncodeDelta, fn: dstatetest.Set("partial", 1)},
+		{name: "EncodeView", callback: dstate.CallbackEncodeView, simple: true, fn: dstatetest.Set("partial", 1)},
+		{name: "EncodeState", callback: dstate.CallbackEncodeState, fn: dstatetest.Set("partial", 1)},
 	}
 	for _, tc := range mutations {
 		t.Run("Mutation/"+tc.name, func(t *testing.T) {
@@ -55,7 +64,7 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 			}
 			var err error
 			if tc.simple {
-				_, _, err = a.Mutate(p.ctx, func(g *Gauges) { tc.fn(g) })
+				_, _, err = a.Mutate(p.ctx, func(g *dstatetest.Gauges) { tc.fn(g) })
 			} else {
 				_, _, err = a.MutateDelta(p.ctx, tc.fn)
 			}
@@ -80,11 +89,11 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 
 			// The next mutation is the next age, and carries no trace of
 			// the one that panicked, to the store and to the peer.
-			next, view, err := a.MutateDelta(p.ctx, Set("next", 2))
+			next, view, err := a.MutateDelta(p.ctx, dstatetest.Set("next", 2))
 			require.NoError(t, err, "the mutation after the panic")
 			require.Equal(t, gen.Age+1, next.Age, "the age of the mutation after the panic")
-			require.Equal(t, GaugesView{"a": 1, "next": 2}, view)
-			wantState, err := GaugesState{}.EncodeState(Gauges{Values: map[string]int64{"a": 1, "next": 2}, Total: 3})
+			require.Equal(t, dstatetest.GaugesView{"a": 1, "next": 2}, view)
+			wantState, err := dstatetest.GaugesState{}.EncodeState(dstatetest.Gauges{Values: map[string]int64{"a": 1, "next": 2}, Total: 3})
 			require.NoError(t, err)
 			require.Equal(t, wantState, p.store.last(), "the saved state (with its private total)")
 			require.Equal(t, saves+1, p.store.saveCount())
@@ -93,7 +102,7 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 				return ok && v.Generation == next
 			}, waitFor, pollEvery, "the peer receives the mutation after the panic")
 			v, _ := b.Views().Get("a")
-			require.Equal(t, GaugesView{"a": 1, "next": 2}, v.Value, "the peer's view")
+			require.Equal(t, dstatetest.GaugesView{"a": 1, "next": 2}, v.Value, "the peer's view")
 			require.Equal(t, received.DeltasReceived+1, b.Metrics().DeltasReceived, "deltas the peer applied")
 			require.Equal(t, received.SyncFailures, b.Metrics().SyncFailures, "the peer's sync failures")
 		})
@@ -104,7 +113,7 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 		a, b := p.shards["a"], p.shards["b"]
 		before := b.Metrics()
 		p.switches["b"].Set(dstate.CallbackApplyDelta)
-		next, _, err := a.MutateDelta(p.ctx, Set("a", 5))
+		next, _, err := a.MutateDelta(p.ctx, dstatetest.Set("a", 5))
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return b.Metrics().SyncFailures == before.SyncFailures+1 },
 			waitFor, pollEvery, "the panicking delta counts as a sync failure")
@@ -115,7 +124,7 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 			return ok && v.Generation == next
 		}, waitFor, pollEvery, "the requested snapshot repairs the view")
 		v, _ := b.Views().Get("a")
-		require.Equal(t, GaugesView{"a": 5}, v.Value)
+		require.Equal(t, dstatetest.GaugesView{"a": 5}, v.Value)
 		require.Equal(t, before.SnapshotRequestsSent+1, b.Metrics().SnapshotRequestsSent)
 		require.Equal(t, before.DeltasReceived, b.Metrics().DeltasReceived)
 	})
@@ -126,7 +135,7 @@ func testCallbacks(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 		before := b.Metrics()
 		held, _ := b.Views().Get("a")
 		p.switches["b"].Set(dstate.CallbackDecodeView)
-		_, _, err := a.Mutate(p.ctx, func(g *Gauges) { Set("a", 6)(g) }) // a snapshot
+		_, _, err := a.Mutate(p.ctx, func(g *dstatetest.Gauges) { dstatetest.Set("a", 6)(g) }) // a snapshot
 		require.NoError(t, err)
 		// The broadcast snapshot and the answer to the request it caused
 		// both fail to decode.
@@ -146,8 +155,8 @@ type callbackPair struct {
 	ctx      context.Context
 	net      *memNet
 	store    *countingStore
-	shards   map[dstate.NodeID]*node.DeltaShard[Gauges, GaugesView, GaugeDelta, GaugeChange]
-	switches map[dstate.NodeID]*PanicSwitch
+	shards   map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]
+	switches map[dstate.NodeID]*dstatetest.PanicSwitch
 }
 
 func newCallbackPair(t *testing.T, rut RuntimeUnderTest) *callbackPair {
@@ -155,8 +164,8 @@ func newCallbackPair(t *testing.T, rut RuntimeUnderTest) *callbackPair {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	t.Cleanup(cancel)
 	p := &callbackPair{ctx: ctx, net: &memNet{nodes: map[dstate.NodeID]func(dstate.NodeID, []byte){}}, store: &countingStore{},
-		shards: map[dstate.NodeID]*node.DeltaShard[Gauges, GaugesView, GaugeDelta, GaugeChange]{}, switches: map[dstate.NodeID]*PanicSwitch{}}
-	events := NewTestClusterEvents()
+		shards: map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}, switches: map[dstate.NodeID]*dstatetest.PanicSwitch{}}
+	events := dstatetest.NewTestClusterEvents()
 	quiet := slog.New(slog.DiscardHandler)
 	for _, id := range []dstate.NodeID{"a", "b"} {
 		n, err := node.New(node.Config{ID: id, Runtime: rut.Runtime, Events: events, Transport: &memTransport{net: p.net, id: id}, Logger: quiet})
@@ -166,19 +175,19 @@ func newCallbackPair(t *testing.T, rut RuntimeUnderTest) *callbackPair {
 			defer cancel()
 			require.NoError(t, n.Close(ctx))
 		})
-		sw := &PanicSwitch{}
-		opts := node.StateOptions[Gauges]{Config: dstate.DefaultStateConfig(), Initial: NewGauges()}
+		sw := &dstatetest.PanicSwitch{}
+		opts := node.StateOptions[dstatetest.Gauges]{Config: dstate.DefaultStateConfig(), Initial: dstatetest.NewGauges()}
 		if id == "a" {
 			opts.Persistence = p.store
 		}
-		s, err := node.RegisterDelta(ctx, n, PanickyGauges{Switch: sw}, opts)
+		s, err := node.RegisterDelta(ctx, n, dstatetest.PanickyGauges{Switch: sw}, opts)
 		require.NoError(t, err, "register on %s", id)
 		p.shards[id], p.switches[id] = s, sw
 	}
 	for _, id := range []dstate.NodeID{"a", "b"} {
 		events.Emit(dstate.ClusterEvent{Kind: dstate.NodeJoined, Node: id, Tags: map[string]string{node.TransportTag: string(id)}})
 	}
-	_, _, err := p.shards["a"].MutateDelta(ctx, Set("a", 1))
+	_, _, err := p.shards["a"].MutateDelta(ctx, dstatetest.Set("a", 1))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		v, ok := p.shards["b"].Views().Get("a")
@@ -205,7 +214,7 @@ type memTransport struct {
 	id  dstate.NodeID
 }
 
-var _ node.Transport = (*memTransport)(nil)
+var _ dstate.Transport = (*memTransport)(nil)
 
 func (t *memTransport) Start(deliver func(dstate.NodeID, []byte)) error {
 	t.net.mu.Lock()
@@ -247,8 +256,8 @@ type countingStore struct {
 	data  []byte
 }
 
-func (s *countingStore) Save(_ context.Context, obj *dstate.StateObject[Gauges], _ []byte) error {
-	b, err := GaugesState{}.EncodeState(obj.Value)
+func (s *countingStore) Save(_ context.Context, obj *dstate.StateObject[dstatetest.Gauges], _ []byte) error {
+	b, err := dstatetest.GaugesState{}.EncodeState(obj.Value)
 	if err != nil {
 		return errors.Join(dstate.ErrIO, err)
 	}
@@ -259,7 +268,9 @@ func (s *countingStore) Save(_ context.Context, obj *dstate.StateObject[Gauges],
 	return nil
 }
 
-func (s *countingStore) Load(context.Context) (*dstate.StateObject[Gauges], error) { return nil, nil }
+func (s *countingStore) Load(context.Context) (*dstate.StateObject[dstatetest.Gauges], error) {
+	return nil, nil
+}
 
 func (s *countingStore) saveCount() int {
 	s.mu.Lock()

@@ -1,4 +1,4 @@
-package dstatetest
+package conformance
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 )
 
 // RuntimeUnderTest is one fresh dstate.ActorRuntime handed to a
-// RuntimeConformance subtest, with the controls the suite needs.
+// [Runtime] subtest, with the controls the suite needs.
 type RuntimeUnderTest struct {
 	// Runtime is the implementation under test. It must supervise panics by
 	// restarting the actor (after a backoff driven by Advance).
@@ -45,7 +45,7 @@ const (
 	maxFill = 1 << 20
 )
 
-// RuntimeConformance runs the behaviour every dstate.ActorRuntime must have
+// Runtime runs the behaviour every dstate.ActorRuntime must have
 // as subtests of t. newRuntime is called once per subtest and returns a
 // fresh runtime; the suite closes it when the subtest ends. Callbacks runs
 // a pkg/node host on the runtime and makes a state's callbacks panic: each
@@ -53,7 +53,7 @@ const (
 // state, its generation and its saves stay unchanged, nothing reaches the
 // peer, and a peer's message whose decoding panics leaves the last good
 // view and asks for a snapshot.
-func RuntimeConformance(t *testing.T, newRuntime func(t *testing.T) RuntimeUnderTest) {
+func Runtime(t *testing.T, newRuntime func(t *testing.T) RuntimeUnderTest) {
 	t.Run("Ordering", func(t *testing.T) { testOrdering(t, newRuntime) })
 	t.Run("Backpressure", func(t *testing.T) { testBackpressure(t, newRuntime) })
 	t.Run("Stop", func(t *testing.T) { testStop(t, newRuntime) })
