@@ -43,6 +43,7 @@ type Shard[S, V any] struct {
 	closed  chan struct{} // closed when the shard stops
 	log     *slog.Logger
 	periodT dstate.TimerHandle
+	watch   *watchHub[V] // the changes kept for Watch
 
 	// Owned by the actor:
 	lastSaved []byte // encoding of the last saved (or loaded) value, for rollback
@@ -69,7 +70,7 @@ func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, store: store, closed: make(chan struct{})}
+	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[S]()}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, store: store, closed: make(chan struct{})}
+	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[V]()}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -186,16 +187,18 @@ func (s *Shard[S, V]) OnNodeJoined(node dstate.NodeID) {
 
 // OnNodeLeft forwards a leave to the state's actor.
 func (s *Shard[S, V]) OnNodeLeft(node dstate.NodeID) {
-	s.post(func() { s.eng.OnNodeLeft(node); s.checkWaiters() })
+	s.post(func() { s.eng.OnNodeLeft(node); s.checkWaiters(); s.touched(node) })
 }
 
 // failed forwards a membership failure to the state's actor; the queries
 // waiting for the failed peer are released.
 func (s *Shard[S, V]) failed(node dstate.NodeID) {
-	s.post(func() { s.eng.OnNodeFailed(node); s.checkWaiters() })
+	s.post(func() { s.eng.OnNodeFailed(node); s.checkWaiters(); s.touched(node) })
 }
 
-func (s *Shard[S, V]) reaped(node dstate.NodeID) { s.post(func() { s.eng.ForgetDeparted(node) }) }
+func (s *Shard[S, V]) reaped(node dstate.NodeID) {
+	s.post(func() { s.eng.ForgetDeparted(node); s.touched(node) })
+}
 
 // deliver posts an inbound message to the actor. The message itself is the
 // mailbox entry (no closure is allocated per message: this is the hottest
@@ -214,6 +217,7 @@ func (s *Shard[S, V]) handle(msg any) {
 	if m, ok := msg.(*dstate.WireMessage); ok {
 		s.perform(s.eng.HandleWire(m))
 		s.checkWaiters()
+		s.touched(m.Source)
 		return
 	}
 	msg.(func())()
@@ -386,6 +390,7 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() (*dstate.StateO
 		}
 		res := s.eng.Commit()
 		s.perform(res.Actions)
+		s.touched(s.n.id)
 		return mutateResult[V]{gen: res.Generation, view: res.View}
 	})
 	if err != nil {
