@@ -100,12 +100,12 @@ type watchRecord[V any] struct {
 type watchHub[V any] struct {
 	watchers atomic.Int32
 
-	mu      sync.Mutex
-	ring    []watchRecord[V] // the last watchBuffer changes, by seq % watchBuffer
-	next    uint64           // seq of the next record
-	wake    chan struct{}    // closed and replaced on every append
-	last    map[dstate.NodeID]*dstate.StateViewObject[V]
-	failed  map[dstate.NodeID]bool
+	mu     sync.Mutex
+	ring   []watchRecord[V] // the last watchBuffer changes, by seq % watchBuffer
+	next   uint64           // seq of the next record
+	wake   chan struct{}    // closed and replaced on every append
+	last   map[dstate.NodeID]*dstate.StateViewObject[V]
+	failed map[dstate.NodeID]bool
 }
 
 func newWatchHub[V any]() *watchHub[V] {
