@@ -282,28 +282,9 @@ func ask[S, V, T any](ctx context.Context, s *Shard[S, V], fn func() T) (T, erro
 	}
 }
 
-// perform executes engine actions. It runs on the actor.
+// perform executes engine actions (see shardActions). It runs on the actor.
 func (s *Shard[S, V]) perform(acts []dstate.Action) {
-	n := s.n
-	for i := range acts {
-		a := &acts[i]
-		switch a.Kind {
-		case dstate.ActionBroadcast:
-			n.broadcast(dstate.EncodeWire(&a.Message))
-		case dstate.ActionSend:
-			n.send(a.Target, dstate.EncodeWire(&a.Message))
-		case dstate.ActionScheduleDelayed:
-			frame := dstate.EncodeWire(&a.Message)
-			s.timers = append(s.timers, n.rt.SendAfter(s.ref, a.Delay, func() { n.broadcast(frame) }))
-			if len(s.timers) > 64 {
-				s.timers = s.timers[len(s.timers)-64:]
-			}
-		case dstate.ActionNotify:
-			n.notify(a.Notice)
-		case dstate.ActionNoticeRejected:
-			s.noticeRejected(a.Target, a.Notice)
-		}
-	}
+	dstate.Dispatch(acts, (*shardActions[S, V])(s))
 }
 
 // noticeRejected logs, rate limited per peer, a change notice the engine

@@ -210,6 +210,7 @@ type memberEvent struct {
 
 // simNode is one simulated host.
 type simNode struct {
+	c          *SimCluster
 	id         dstate.NodeID
 	status     SimNodeStatus
 	epoch      int   // number of starts
@@ -321,7 +322,7 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 	c.net.event("cluster seed=%d nodes=%d faults: %s", cfg.Seed, cfg.Nodes, cfg.Faults)
 	for range cfg.Nodes {
 		id := c.newID()
-		n := &simNode{id: id, counterDef: cfg.Counter, gaugesDef: cfg.Gauges}
+		n := &simNode{c: c, id: id, counterDef: cfg.Counter, gaugesDef: cfg.Gauges}
 		c.nodes[id] = n
 		c.order = append(c.order, id)
 		if err := c.start(n, SimRestart{}); err != nil {
@@ -631,23 +632,29 @@ func (c *SimCluster) generations(n *simNode) string {
 
 // perform executes the actions an engine of n returned.
 func (c *SimCluster) perform(n *simNode, acts []dstate.Action) {
-	for i := range acts {
-		a := &acts[i]
-		switch a.Kind {
-		case dstate.ActionBroadcast:
-			data := dstate.EncodeWire(&a.Message)
-			c.broadcast(n.id, data, checksum(data))
-		case dstate.ActionSend:
-			data := dstate.EncodeWire(&a.Message)
-			c.send(n.id, a.Target, data, checksum(data))
-		case dstate.ActionScheduleDelayed:
-			data := dstate.EncodeWire(&a.Message)
-			c.net.schedule(n.id, max(c.ticks(a.Delay), 1), data, checksum(data))
-		case dstate.ActionNotify:
-			n.agg.Notify(a.Notice)
-		}
-	}
+	dstate.Dispatch(acts, (*simHost)(n))
 }
+
+// simHost is a simulated node as the dstate.ActionHandler of its engines:
+// frames go on the simulated network, delayed broadcasts become timers of
+// the network, notices go to the node's change-feed aggregator.
+type simHost simNode
+
+func (h *simHost) Broadcast(frame []byte) { h.c.broadcast(h.id, frame, checksum(frame)) }
+
+func (h *simHost) Send(to dstate.NodeID, frame []byte) {
+	h.c.send(h.id, to, frame, checksum(frame))
+}
+
+func (h *simHost) BroadcastAfter(delay time.Duration, frame []byte) {
+	h.c.net.schedule(h.id, max(h.c.ticks(delay), 1), frame, checksum(frame))
+}
+
+func (h *simHost) Notify(notice dstate.ChangeNotification) { h.agg.Notify(notice) }
+
+// NoticeRejected: the engine counts it in its metrics; the simulation
+// does nothing more.
+func (h *simHost) NoticeRejected(dstate.NodeID, dstate.ChangeNotification) {}
 
 // members returns, sorted, the nodes that are up or down (not left).
 func (c *SimCluster) members() []dstate.NodeID {
@@ -1044,7 +1051,7 @@ func (c *SimCluster) RestartWith(id dstate.NodeID, opts SimRestart) error {
 // AddNode adds a new node, named after the highest so far, and joins it.
 func (c *SimCluster) AddNode() (dstate.NodeID, error) {
 	id := c.newID()
-	n := &simNode{id: id, counterDef: c.cfg.Counter, gaugesDef: c.cfg.Gauges}
+	n := &simNode{c: c, id: id, counterDef: c.cfg.Counter, gaugesDef: c.cfg.Gauges}
 	if err := c.start(n, SimRestart{}); err != nil {
 		return "", err
 	}

@@ -37,6 +37,7 @@ type countEngine = dstate.Engine[int64, int64]
 type memNet struct {
 	ids     []dstate.NodeID
 	engines map[dstate.NodeID][]*countEngine
+	hosts   map[dstate.NodeID]*memHost
 	stateOf map[string]int
 	queue   []flight
 	msgs    int
@@ -48,22 +49,34 @@ type flight struct {
 	frame []byte
 }
 
+// perform carries out the actions an engine of node from returned.
 func (n *memNet) perform(from dstate.NodeID, acts []dstate.Action) {
-	for i := range acts {
-		a := &acts[i]
-		switch a.Kind {
-		case dstate.ActionBroadcast:
-			frame := dstate.EncodeWire(&a.Message)
-			for _, id := range n.ids {
-				if id != from {
-					n.queue = append(n.queue, flight{to: id, frame: frame})
-				}
-			}
-		case dstate.ActionSend:
-			n.queue = append(n.queue, flight{to: a.Target, frame: dstate.EncodeWire(&a.Message)})
+	dstate.Dispatch(acts, n.hosts[from])
+}
+
+// memHost is one node of a memNet as the dstate.ActionHandler of its
+// engines. The scale run measures how snapshots and deltas spread, so it
+// has no delayed broadcasts and no change feed: those actions are ignored.
+type memHost struct {
+	net *memNet
+	id  dstate.NodeID
+}
+
+func (h *memHost) Broadcast(frame []byte) {
+	for _, id := range h.net.ids {
+		if id != h.id {
+			h.net.queue = append(h.net.queue, flight{to: id, frame: frame})
 		}
 	}
 }
+
+func (h *memHost) Send(to dstate.NodeID, frame []byte) {
+	h.net.queue = append(h.net.queue, flight{to: to, frame: frame})
+}
+
+func (h *memHost) BroadcastAfter(time.Duration, []byte)                    {}
+func (h *memHost) Notify(dstate.ChangeNotification)                        {}
+func (h *memHost) NoticeRejected(dstate.NodeID, dstate.ChangeNotification) {}
 
 // drain delivers messages until none is left.
 func (n *memNet) drain() error {
@@ -99,6 +112,7 @@ func (n *memNet) addNode(id dstate.NodeID, states int) error {
 		engs[s] = e
 	}
 	n.engines[id] = engs
+	n.hosts[id] = &memHost{net: n, id: id}
 	n.ids = append(n.ids, id)
 	return nil
 }
@@ -148,7 +162,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*Result, error) {
 	}
 
 	before := memStats()
-	net := &memNet{engines: map[dstate.NodeID][]*countEngine{}, stateOf: stateOf}
+	net := &memNet{engines: map[dstate.NodeID][]*countEngine{}, hosts: map[dstate.NodeID]*memHost{}, stateOf: stateOf}
 	for i := range cfg.Nodes {
 		if err := net.addNode(dstate.NodeID(fmt.Sprintf("node-%03d", i)), cfg.States); err != nil {
 			return nil, err
