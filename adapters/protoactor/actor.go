@@ -9,7 +9,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/gosched"
 )
 
 // Actor is an actor spawned by a Runtime: a proto.actor actor plus the
@@ -33,7 +32,7 @@ type Actor struct {
 
 	errFull, errStopped error // preallocated Send errors
 
-	restart gosched.Stopper // pending restart backoff; guarded by rt.mu
+	restart dstate.Stopper // pending restart backoff; guarded by rt.mu
 }
 
 var _ dstate.ActorRef = (*Actor)(nil)

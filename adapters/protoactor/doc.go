@@ -64,16 +64,18 @@
 // # Timers
 //
 // SendAfter and SendInterval schedule through [Options.Clock], a
-// [gosched.Clock]: gosched.RealClock in production, and in tests a
-// *gosched.FakeClock, which fires timers and restart backoffs only when the
-// test calls its Advance. (proto.actor's scheduler package runs on the wall
-// clock only.) A timer never blocks: a tick whose target's mailbox is full
+// [dstate.TimerClock]: dstate.SystemClock in production, and in tests a
+// clock that fires timers and restart backoffs only when the test advances
+// it (dstatetest.TestClock). (proto.actor's scheduler package runs on the
+// wall clock only.) A timer never blocks: a tick whose target's mailbox is full
 // is dropped and counted.
 //
 // # Processing groups
 //
-// Groups are kept by the Runtime: proto.actor's broadcast router does not
-// report the members it could not reach, which BroadcastGroup must.
+// The Runtime is a [dstate.GroupRuntime], the optional capability the host
+// itself does not use. Groups are kept by the Runtime: proto.actor's
+// broadcast router does not report the members it could not reach, which
+// BroadcastGroup must.
 //
 // # Goroutines
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/dstate-go/dstate/pkg/actorkit"
-	"github.com/dstate-go/dstate/pkg/gosched"
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // Defaults applied to the zero fields of Options. But for Throughput they
@@ -67,9 +67,9 @@ type Options struct {
 	// Zero means DefaultThroughput.
 	Throughput int
 	// Clock schedules SendAfter and SendInterval timers and restart
-	// backoffs. Nil means gosched.RealClock; tests pass a
-	// *gosched.FakeClock and move time with its Advance.
-	Clock gosched.Clock
+	// backoffs. Nil means dstate.SystemClock; tests pass a clock they
+	// advance themselves (dstatetest.TestClock).
+	Clock dstate.TimerClock
 	// Logger receives panic and restart records, and, when System is nil,
 	// the records of the actor system New creates. Nil means
 	// slog.Default().

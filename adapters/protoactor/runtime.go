@@ -10,12 +10,11 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/gosched"
 )
 
 // Runtime runs dstate actors as proto.actor actors. It implements
-// dstate.ActorRuntime and is safe for concurrent use. Create one with New
-// and release it with Close.
+// dstate.ActorRuntime with its optional dstate.GroupRuntime and is safe for
+// concurrent use. Create one with New and release it with Close.
 //
 // Its names table, processing groups and timers are those of package
 // actorkit. Processing groups are not proto.actor's broadcast router,
@@ -26,7 +25,7 @@ type Runtime struct {
 	cfg        actorkit.Settings // with defaults applied
 	system     *actor.ActorSystem
 	ownSystem  bool // New created system; Close shuts it down
-	clock      gosched.Clock
+	clock      dstate.TimerClock
 	logger     *slog.Logger
 	dispatcher actor.Dispatcher
 	supervisor *supervisor // the guardian strategy of every actor
@@ -41,7 +40,7 @@ type Runtime struct {
 	byPID map[string]*Actor // running actors by PID Id
 }
 
-var _ dstate.ActorRuntime = (*Runtime)(nil)
+var _ dstate.GroupRuntime = (*Runtime)(nil)
 
 // New returns a Runtime configured by opts, or opts' validation error.
 // Zero fields of opts take their defaults; opts itself is not changed.

@@ -10,9 +10,10 @@
 //
 //   - [Names], the running actors by name, refusing duplicates and spawns
 //     after Close;
-//   - [Groups], processing groups: join, leave, leave-all when an actor
-//     stops, members in name order, and a broadcast that joins the
-//     members' send errors into a *[dstate.GroupError];
+//   - [Groups], processing groups, the optional [dstate.GroupRuntime]
+//     capability: join, leave, leave-all when an actor stops, members in
+//     name order, and a broadcast that joins the members' send errors into
+//     a *[dstate.GroupError];
 //   - [Timers], SendAfter and SendInterval on a [Clock]: interval ticks at
 //     fixed times with missed ticks skipped, cancellation of one timer, of
 //     an actor's timers when it stops and of every timer on Close, and a

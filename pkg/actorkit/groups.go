@@ -101,7 +101,7 @@ func (g *Groups[A]) Members(group string) []A {
 }
 
 // Refs is Members as dstate.ActorRefs, the result of
-// dstate.ActorRuntime.GroupMembers.
+// dstate.GroupRuntime.GroupMembers.
 func (g *Groups[A]) Refs(group string) []dstate.ActorRef {
 	members := g.Members(group)
 	refs := make([]dstate.ActorRef, len(members))

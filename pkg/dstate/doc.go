@@ -41,6 +41,24 @@
 // [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
 // published before the save succeeded.
 //
+// # Adapter interfaces
+//
+// Everything a host plugs in is defined here, one file each, so an adapter
+// imports this package and never the host:
+//
+//   - [ActorRuntime] (runtime.go) runs the actors, with the optional
+//     [GroupRuntime];
+//   - [ClusterEvents] (membership.go) is the membership feed, whose events
+//     carry a peer's [TransportTag];
+//   - [StatePersistence] (persistence.go) stores a node's own state, over
+//     an untyped [EnvelopeStore] with the optional [EnvelopeReader];
+//   - [Transport] (transport.go) carries frames between nodes, with the
+//     optional [LinkNotifier].
+//
+// Each interface says which goroutine calls each method and whether the
+// method may block. Optional capabilities are separate interfaces that a
+// host detects with a type assertion.
+//
 // # Protocol
 //
 //   - Generations order incarnation first, then age; a mutation adds one to

@@ -7,9 +7,18 @@ import (
 )
 
 // StatePersistence stores a node's own StateObject so a restarted node comes
-// back with its state and generation order. The host calls Save after each
-// mutation and before publishing it, and Load once at start, both from the
-// state's actor goroutine; both may block up to ctx's deadline.
+// back with its state and generation order.
+//
+// Who calls what (both methods may block up to ctx's deadline; the state's
+// other work waits meanwhile):
+//   - Save: the state's actor goroutine, after each mutation and before
+//     publishing it, one call at a time.
+//   - Load: the goroutine that registers the state, once, before its actor
+//     starts; and the state's actor goroutine again when a Save was refused
+//     because the store holds a newer generation (a save of unknown outcome
+//     that landed), to adopt what the store holds.
+//
+// Never two calls at once for one state.
 //
 // Save must not acknowledge (return nil) before the object is durable at the
 // implementation's level of durability. Implementations return a
@@ -75,8 +84,10 @@ type StoredEnvelope struct {
 
 // EnvelopeStore is an untyped persistence backend shared by every state of
 // a node (a local file, a Raft group). [PersistenceFor] adapts it to one
-// state's typed StatePersistence. Both methods may block up to ctx's
-// deadline and return *PersistError.
+// state's typed StatePersistence, so its methods are called as that one's
+// are, from every state's goroutines at once: it is safe for concurrent
+// use. Both methods may block up to ctx's deadline and return
+// *PersistError.
 type EnvelopeStore interface {
 	// SaveEnvelope durably stores env, replacing what was stored for
 	// (env.State, env.Node). A store may refuse an envelope whose
@@ -91,6 +102,9 @@ type EnvelopeStore interface {
 // the cluster (Raft): a linearizable read of every node's last committed
 // envelope of one state. The host detects it with a type assertion.
 type EnvelopeReader interface {
+	// LoadAllEnvelopes returns every node's envelope of state. The host
+	// calls it from the goroutine of a durable query, any number at once;
+	// it may block up to ctx's deadline.
 	LoadAllEnvelopes(ctx context.Context, state string) ([]StoredEnvelope, error)
 }
 

@@ -1,5 +1,6 @@
 // Package gosched runs actors on goroutines: it is the goroutine
-// implementation of [dstate.ActorRuntime].
+// implementation of [dstate.ActorRuntime], with the optional processing
+// groups of [dstate.GroupRuntime].
 //
 // Each actor spawned by a [Runtime] owns one goroutine that calls the actor's
 // handler for each message, in the order the messages were accepted, never

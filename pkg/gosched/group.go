@@ -2,7 +2,8 @@ package gosched
 
 import "github.com/dstate-go/dstate/pkg/dstate"
 
-// The processing groups are an actorkit.Groups.
+// The processing groups are an actorkit.Groups; they make the Runtime a
+// dstate.GroupRuntime.
 
 // JoinGroup adds actor to group; joining twice is a no-op. It fails with a
 // *dstate.GroupError wrapping ErrForeignActor for an actor of another

@@ -9,8 +9,9 @@ import (
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// Runtime runs actors on goroutines. It implements dstate.ActorRuntime and
-// is safe for concurrent use. Create one with New and release it with Close.
+// Runtime runs actors on goroutines. It implements dstate.ActorRuntime with
+// its optional dstate.GroupRuntime and is safe for concurrent use. Create
+// one with New and release it with Close.
 type Runtime struct {
 	cfg    actorkit.Settings // with defaults applied
 	clock  Clock
@@ -22,7 +23,7 @@ type Runtime struct {
 	kit *actorkit.Core[*Actor] // names, groups, timers and counters
 }
 
-var _ dstate.ActorRuntime = (*Runtime)(nil)
+var _ dstate.GroupRuntime = (*Runtime)(nil)
 
 // New returns a Runtime configured by cfg, or cfg's validation error. Zero
 // fields of cfg take their defaults; cfg itself is not changed.

@@ -9,8 +9,8 @@ import (
 )
 
 // TransportTag is the membership tag that carries a node's transport
-// address.
-const TransportTag = "transport"
+// address. It is [dstate.TransportTag], kept here for compatibility.
+const TransportTag = dstate.TransportTag
 
 // Config configures a [Node]. Runtime, Events and Transport are required.
 type Config struct {
@@ -22,7 +22,7 @@ type Config struct {
 	Events dstate.ClusterEvents
 	// Transport carries frames between nodes. Required; Node starts and
 	// closes it.
-	Transport Transport
+	Transport dstate.Transport
 	// Clock defaults to dstate.SystemClock.
 	Clock dstate.Clock
 	// Logger defaults to slog.Default().

@@ -21,7 +21,7 @@ const digestRetry = 100 * time.Millisecond
 // Digest anti-entropy (see dstate.KindDigest). The node, not each state,
 // sends digests: one message per peer carries every state's generation.
 // They go out every digest interval to every peer, and at once to one peer
-// when the transport re-establishes its link to it (LinkNotifier), when
+// when the transport re-establishes its link to it (dstate.LinkNotifier), when
 // membership reports it alive again after it failed, and shortly after a
 // frame to it was refused. All digest work runs on the node's feed actor.
 
@@ -40,7 +40,7 @@ func (n *Node) digestEvery() time.Duration {
 // watchLinks subscribes to the transport's link events, if it has them.
 // It runs in New, before the transport starts.
 func (n *Node) watchLinks() {
-	if ln, ok := n.tr.(LinkNotifier); ok && n.digestEvery() > 0 {
+	if ln, ok := n.tr.(dstate.LinkNotifier); ok && n.digestEvery() > 0 {
 		ln.NotifyLinkUp(n.linkUp)
 	}
 }

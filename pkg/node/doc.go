@@ -1,6 +1,6 @@
 // Package node is the framework-agnostic host of dstate engines: it runs
-// each registered state's engine inside one actor of a dstate.ActorRuntime,
-// performs the engine's actions on a [Transport], drives periodic sync,
+// each registered state's engine inside one actor of a [dstate.ActorRuntime],
+// performs the engine's actions on a [dstate.Transport], drives periodic sync,
 // change-feed and delayed-send timers, feeds the engines membership events,
 // persists each mutation before publishing it, and batches the change
 // notices of all states into one message per interval.
@@ -13,5 +13,7 @@
 //	load.Query(ctx, time.Second, func(v dstate.Views[Load]) { ... })
 //
 // Peers' transport addresses come from the [TransportTag] tag of their
-// membership events.
+// membership events ([dstate.ClusterEvents]). The interfaces the node's
+// adapters implement (runtime, membership, persistence, transport) are all
+// in package dstate, so an adapter never imports this package.
 package node

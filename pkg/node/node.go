@@ -20,19 +20,18 @@ type Node struct {
 	id     dstate.NodeID
 	rt     dstate.ActorRuntime
 	events dstate.ClusterEvents
-	tr     Transport
+	tr     dstate.Transport
 	clock  dstate.Clock
 	log    *slog.Logger
 	limits dstate.DecodeLimits
 	stores map[dstate.Durability]dstate.EnvelopeStore
 	cfg    Config
 
-	mu       sync.Mutex
-	registry *dstate.StateRegistry
-	shards   map[string]shard
-	members  map[dstate.NodeID]struct{}
-	closed   bool
-	sub      dstate.SubscriptionID
+	mu      sync.Mutex
+	shards  map[string]shard // the registered states by name
+	members map[dstate.NodeID]struct{}
+	closed  bool
+	sub     dstate.SubscriptionID
 
 	peerList atomic.Pointer[[]dstate.NodeID]
 
@@ -56,7 +55,8 @@ type Node struct {
 
 // shard is the type-erased face of a registered state.
 type shard interface {
-	dstate.StateShard
+	OnNodeJoined(node dstate.NodeID)
+	OnNodeLeft(node dstate.NodeID)
 	deliver(m *dstate.WireMessage)
 	failed(node dstate.NodeID)
 	reaped(node dstate.NodeID)
@@ -110,7 +110,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		id: cfg.ID, rt: cfg.Runtime, events: cfg.Events, tr: cfg.Transport, clock: cfg.Clock, log: cfg.Logger,
 		limits: cfg.Limits, cfg: cfg, stores: maps.Clone(cfg.Stores),
-		registry: dstate.NewStateRegistry(), shards: make(map[string]shard), members: make(map[dstate.NodeID]struct{}),
+		shards: make(map[string]shard), members: make(map[dstate.NodeID]struct{}),
 		agg: dstate.NewChangeFeedAggregator(cfg.ID),
 	}
 	if n.clock == nil {
@@ -175,7 +175,7 @@ func (n *Node) Stats() Stats {
 func (n *Node) States() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.registry.Names()
+	return n.stateNames()
 }
 
 // Metrics returns every registered state's engine counters by state name.
@@ -199,7 +199,7 @@ type NodeHealth struct {
 func (n *Node) Health(ctx context.Context, maxStaleness time.Duration) (NodeHealth, error) {
 	n.mu.Lock()
 	shards := make([]shard, 0, len(n.shards))
-	for _, name := range n.registry.Names() {
+	for _, name := range n.stateNames() {
 		shards = append(shards, n.shards[name])
 	}
 	n.mu.Unlock()
@@ -318,9 +318,14 @@ func (n *Node) onEvent(ev dstate.ClusterEvent) {
 	}
 }
 
+// stateNames returns the registered state names, sorted; n.mu must be held.
+func (n *Node) stateNames() []string {
+	return slices.Sorted(maps.Keys(n.shards))
+}
+
 // shardList returns the shards sorted by name; n.mu must be held.
 func (n *Node) shardList() []shard {
-	names := n.registry.Names()
+	names := n.stateNames()
 	out := make([]shard, len(names))
 	for i, name := range names {
 		out[i] = n.shards[name]

@@ -126,7 +126,7 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 	if n.closed {
 		return ErrClosed
 	}
-	if _, err := n.registry.Lookup(s.name); err == nil {
+	if _, taken := n.shards[s.name]; taken {
 		return &dstate.RegistryError{Kind: dstate.ErrDuplicateName, Name: s.name}
 	}
 	ref, err := n.rt.Spawn("dstate.state."+string(n.id)+"."+s.name, s.handle)
@@ -134,10 +134,6 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
 	}
 	s.ref = ref
-	if err := n.registry.Register(s); err != nil {
-		ref.Stop()
-		return err
-	}
 	n.shards[s.name] = s
 	if d := s.eng.PeriodicInterval(); d > 0 {
 		s.periodT = n.rt.SendInterval(ref, d, func() { s.perform(s.eng.PeriodicSync()) })

@@ -10,15 +10,17 @@ import (
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // The tag keys a node advertises so that peers know how to talk to it
 // before they do. Keys are short because all tags share MaxTagsSize bytes.
 const (
 	// TagTransport is the node's transport address, "host:port" (the
-	// address peers dial to send it frames). It equals node.TransportTag:
+	// address peers dial to send it frames). It is dstate.TransportTag:
 	// the host reads it from NodeJoined and NodeUpdated events.
-	TagTransport = "transport"
+	TagTransport = dstate.TransportTag
 	// TagRaft is the node's Raft address, "host:port", when it takes part
 	// in Raft persistence.
 	TagRaft = "raft"

@@ -1,5 +1,6 @@
 // Package transport carries frames between nodes over TCP, optionally
-// secured with TLS. [Transport] implements node.Transport.
+// secured with TLS. [Transport] implements [dstate.Transport] and
+// its optional [dstate.LinkNotifier].
 //
 // # Connections
 //

@@ -12,16 +12,15 @@ import (
 
 	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/node"
 )
 
 var (
-	_ node.Transport    = (*Transport)(nil)
-	_ node.LinkNotifier = (*Transport)(nil)
+	_ dstate.Transport    = (*Transport)(nil)
+	_ dstate.LinkNotifier = (*Transport)(nil)
 )
 
 // Transport carries frames between nodes over TCP (optionally TLS). It
-// implements node.Transport; all methods are safe for concurrent use.
+// implements dstate.Transport; all methods are safe for concurrent use.
 type Transport struct {
 	cfg     Config
 	log     *slog.Logger
@@ -142,7 +141,7 @@ func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error 
 	return nil
 }
 
-// NotifyLinkUp implements node.LinkNotifier: fn is called with the peer's
+// NotifyLinkUp implements dstate.LinkNotifier: fn is called with the peer's
 // ID each time an outbound connection to it is established, the first
 // time and after every reconnect, on the peer's writer goroutine before it
 // writes anything on the new connection. Frames already written to a

@@ -47,7 +47,9 @@ const (
 
 // Runtime runs the behaviour every dstate.ActorRuntime must have
 // as subtests of t. newRuntime is called once per subtest and returns a
-// fresh runtime; the suite closes it when the subtest ends. Callbacks runs
+// fresh runtime; the suite closes it when the subtest ends. Groups checks
+// the optional dstate.GroupRuntime and is skipped for a runtime without
+// it. Callbacks runs
 // a pkg/node host on the runtime and makes a state's callbacks panic: each
 // mutation's caller is answered with a *dstate.CallbackPanicError, the
 // state, its generation and its saves stay unchanged, nothing reaches the
@@ -356,7 +358,10 @@ func testTimers(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 
 func testGroups(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 	rut := start(t, newRuntime)
-	rt := rut.Runtime
+	rt, ok := rut.Runtime.(dstate.GroupRuntime)
+	if !ok {
+		t.Skipf("%T has no processing groups (dstate.GroupRuntime)", rut.Runtime)
+	}
 	recA, a := spawnRecorder(t, rut, "a")
 	recB, b := spawnRecorder(t, rut, "b")
 	recC, c := spawnRecorder(t, rut, "c")
@@ -616,7 +621,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 // members returns the sorted names of group's members.
-func members(t *testing.T, rt dstate.ActorRuntime, group string) []string {
+func members(t *testing.T, rt dstate.GroupRuntime, group string) []string {
 	t.Helper()
 	names, err := memberNames(rt, group)
 	require.NoError(t, err, "members of %q", group)
@@ -624,7 +629,7 @@ func members(t *testing.T, rt dstate.ActorRuntime, group string) []string {
 }
 
 // memberNames returns the sorted names of group's members.
-func memberNames(rt dstate.ActorRuntime, group string) ([]string, error) {
+func memberNames(rt dstate.GroupRuntime, group string) ([]string, error) {
 	refs, err := rt.GroupMembers(group)
 	if err != nil {
 		return nil, err

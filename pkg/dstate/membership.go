@@ -51,10 +51,24 @@ func (e ClusterEvent) String() string { return fmt.Sprintf("%s(%s)", e.Kind, e.N
 // SubscriptionID identifies a subscription to cluster events.
 type SubscriptionID uint64
 
+// TransportTag is the membership tag that carries a node's [Transport]
+// address: a membership adapter publishes it among the node's tags, and the
+// host hands it to [Transport.SetPeer] on NodeJoined and NodeUpdated.
+const TransportTag = "transport"
+
 // ClusterEvents is a membership feed. The host subscribes once per node.
-// Callbacks run on the membership layer's delivery goroutine, in event
-// order; they must not block (the host forwards events to its actors). A
-// callback may call Subscribe or Unsubscribe without deadlock.
+//
+// Who calls what:
+//   - Subscribe: the goroutine that creates the host's node, once. It does
+//     not block on the network.
+//   - Unsubscribe: the goroutine that closes the node. It does not block;
+//     a callback already running may finish after it returns (the host
+//     ignores events once it is closed).
+//   - The callbacks: a delivery goroutine of the membership layer (one per
+//     subscription, say), one event at a time, in event order. A callback
+//     does not block (the host forwards events to its actors' mailboxes
+//     and updates its [Transport]'s peers) and may call Subscribe or
+//     Unsubscribe without deadlock.
 type ClusterEvents interface {
 	// Subscribe registers fn for every following event.
 	Subscribe(fn func(ClusterEvent)) (SubscriptionID, error)

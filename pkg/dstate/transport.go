@@ -1,0 +1,62 @@
+package dstate
+
+import "context"
+
+// Transport delivers encoded frames (one encoded [WireMessage] each) between
+// nodes. The host owns one Transport per node and is its only user; every
+// method is safe for concurrent use.
+//
+// Who calls what:
+//   - Start and Close: the goroutine that creates or closes the host's node,
+//     once each. Start does not block on the network; Close may block until
+//     ctx is done.
+//   - SetPeer and RemovePeer: the membership feed's delivery goroutine (see
+//     [ClusterEvents]). They must not block on the network.
+//   - Send: the state actors' goroutines and the host's change-feed actor,
+//     several at once. It never blocks: a frame is queued for the peer and
+//     an error is returned at once when the peer is unknown or its queue is
+//     full.
+//   - Addr: any goroutine; it does not block.
+//
+// Frames to one peer arrive in the order they were sent, unless a connection
+// breaks in between (frames queued or in flight then may be lost: the
+// protocol recovers through gaps, pulls and periodic sync).
+//
+// Optional capability, detected by type assertion: [LinkNotifier].
+type Transport interface {
+	// Start begins accepting and delivering inbound frames to deliver. It is
+	// called once. deliver may be called concurrently from several
+	// goroutines of the transport (one per connection); it does not block
+	// for long (the host decodes the frame and hands it to a mailbox) and it
+	// owns frame (the transport never reuses it).
+	Start(deliver func(from NodeID, frame []byte)) error
+	// SetPeer records or updates the address of a peer; frames to it are
+	// sent to that address from now on. It does not block.
+	SetPeer(id NodeID, addr string)
+	// RemovePeer forgets a peer and closes its connection; queued frames are
+	// dropped. It does not block.
+	RemovePeer(id NodeID)
+	// Send queues frame for the peer without blocking. The transport must
+	// not modify frame: the host passes the same frame to several peers.
+	Send(to NodeID, frame []byte) error
+	// Addr is the address peers connect to (the listener's address). It
+	// does not block.
+	Addr() string
+	// Close stops the listener and all connections, flushing queued frames
+	// until ctx is done. It blocks until then at most.
+	Close(ctx context.Context) error
+}
+
+// LinkNotifier is an optional capability of a [Transport], detected by type
+// assertion: the transport tells the host each time an outbound link to a
+// peer is established, the first time and after every reconnect. Frames
+// sent on a link that broke may be lost without an error, so the host
+// answers the event with a digest of its states to that peer (see
+// [KindDigest]), which makes the peer pull what it missed.
+type LinkNotifier interface {
+	// NotifyLinkUp registers fn; the host calls it once, before Start, from
+	// the goroutine that creates the node. fn is called on the transport's
+	// goroutines, possibly several at once; it does not block (the host
+	// only schedules the digest).
+	NotifyLinkUp(fn func(peer NodeID))
+}
