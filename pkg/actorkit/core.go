@@ -1,5 +1,7 @@
 package actorkit
 
+import "github.com/dstate-go/dstate/pkg/dstate"
+
 // Core bundles the bookkeeping of one runtime: its Names, Groups, Timers
 // and Counters, wired to one Binding. A runtime keeps a Core, delegates to
 // its parts, and calls Forget when one of its actors stops and Close when
@@ -18,7 +20,7 @@ type Core[A Actor] struct {
 // NewCore returns the bookkeeping of a runtime whose actors bind describes,
 // with timers on clock. Names wraps errClosed and errDuplicate, the
 // runtime's sentinels (see NewNames).
-func NewCore[A Actor](clock Clock, bind Binding[A], errClosed, errDuplicate error) *Core[A] {
+func NewCore[A Actor](clock dstate.TimerClock, bind Binding[A], errClosed, errDuplicate error) *Core[A] {
 	return &Core[A]{
 		Names:  NewNames[A](errClosed, errDuplicate),
 		Groups: NewGroups(bind),

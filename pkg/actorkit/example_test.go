@@ -7,7 +7,7 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/gosched"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 )
 
 // printer is the actor type of a toy runtime: it prints what it is sent.
@@ -30,7 +30,7 @@ func (p *printer) Send(msg any) error {
 // delegates its JoinGroup, BroadcastGroup, SendAfter, SendInterval… to the
 // Core's parts.
 func Example() {
-	clock := gosched.NewFakeClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := dstatetest.NewTestClockAtTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 	kit := actorkit.NewCore(clock, actorkit.Binding[*printer]{
 		Belongs:    func(*printer) bool { return true }, // one runtime only
 		Stopping:   func(p *printer) bool { return p.stopped },

@@ -11,7 +11,7 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/actorkit"
 	"github.com/dstate-go/dstate/pkg/dstate"
-	"github.com/dstate-go/dstate/pkg/gosched"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +86,7 @@ func (b *box) take() ([]any, int) {
 
 // testRuntime wires the kit to boxes, as a runtime does to its actors.
 type testRuntime struct {
-	clock  *gosched.FakeClock
+	clock  *dstatetest.TestClock
 	names  *actorkit.Names[*box]
 	groups *actorkit.Groups[*box]
 	timers *actorkit.Timers[*box]
@@ -94,7 +94,7 @@ type testRuntime struct {
 
 func newTestRuntime(t *testing.T) *testRuntime {
 	t.Helper()
-	rt := &testRuntime{clock: gosched.NewFakeClock(epoch)}
+	rt := &testRuntime{clock: dstatetest.NewTestClockAtTime(epoch)}
 	bind := actorkit.Binding[*box]{
 		Belongs:    func(b *box) bool { return b.rt == rt },
 		Stopping:   (*box).stopping,
@@ -341,7 +341,9 @@ func (c *lateClock) Now() time.Time {
 	return c.now
 }
 
-func (c *lateClock) AfterFunc(d time.Duration, f func()) actorkit.Stopper {
+func (c *lateClock) UnixMilli() int64 { return c.Now().UnixMilli() }
+
+func (c *lateClock) AfterFunc(d time.Duration, f func()) dstate.Stopper {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.due = append(c.due, d)
@@ -424,9 +426,9 @@ func TestSettings(t *testing.T) {
 
 	d := actorkit.Settings{}.WithDefaults()
 	require.Equal(t, actorkit.DefaultMailboxSize, d.MailboxSize)
-	require.Equal(t, actorkit.RealClock{}, d.Clock)
+	require.Equal(t, dstate.SystemClock{}, d.Clock)
 	require.NotNil(t, d.Logger)
-	custom := actorkit.Settings{MailboxSize: 3, Clock: gosched.NewFakeClock(epoch)}
+	custom := actorkit.Settings{MailboxSize: 3, Clock: dstatetest.NewTestClockAtTime(epoch)}
 	require.Equal(t, 3, custom.WithDefaults().MailboxSize)
 	require.Same(t, custom.Clock, custom.WithDefaults().Clock)
 }
@@ -468,18 +470,8 @@ func TestCountersAndRef(t *testing.T) {
 	require.Same(t, b, ref)
 }
 
-func TestRealClock(t *testing.T) {
-	var c actorkit.RealClock
-	require.WithinDuration(t, time.Now(), c.Now(), time.Minute)
-	require.InDelta(t, time.Now().UnixMilli(), c.UnixMilli(), float64(time.Minute.Milliseconds()))
-	fired := make(chan struct{})
-	c.AfterFunc(time.Millisecond, func() { close(fired) })
-	<-fired
-	require.True(t, c.AfterFunc(time.Hour, func() {}).Stop(), "Stop of a pending call")
-}
-
 func TestCore(t *testing.T) {
-	clock := gosched.NewFakeClock(epoch)
+	clock := dstatetest.NewTestClockAtTime(epoch)
 	var kit *actorkit.Core[*box]
 	rt := &testRuntime{clock: clock}
 	kit = actorkit.NewCore(clock, actorkit.Binding[*box]{

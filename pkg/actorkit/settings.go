@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // Defaults applied to the zero fields of Settings.
@@ -57,8 +59,9 @@ type Settings struct {
 	// must not be below it. Zero means DefaultRestartBackoff and
 	// DefaultMaxRestartBackoff.
 	RestartBackoff, MaxRestartBackoff time.Duration
-	// Clock schedules timers and restart backoffs. Nil means RealClock.
-	Clock Clock
+	// Clock schedules timers and restart backoffs. Nil means
+	// dstate.SystemClock.
+	Clock dstate.TimerClock
 	// Logger receives the runtime's records. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -70,7 +73,7 @@ func DefaultSettings() Settings {
 		Supervision:       RestartOnPanic,
 		RestartBackoff:    DefaultRestartBackoff,
 		MaxRestartBackoff: DefaultMaxRestartBackoff,
-		Clock:             RealClock{},
+		Clock:             dstate.SystemClock{},
 		Logger:            slog.Default(),
 	}
 }

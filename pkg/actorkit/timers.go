@@ -10,16 +10,16 @@ import (
 )
 
 // Timers schedules a runtime's SendAfter and SendInterval timers on a
-// Clock. A tick never blocks: it is delivered with Binding.Deliver to an
-// actor of the runtime and with Send to any other dstate.ActorRef, and a
-// tick the target cannot take (a full mailbox) is dropped and counted in
-// Dropped. A target that reports dstate.ErrActorStopped ends its timer.
+// dstate.TimerClock. A tick never blocks: it is delivered with
+// Binding.Deliver to an actor of the runtime and with Send to any other
+// dstate.ActorRef, and a tick the target cannot take (a full mailbox) is
+// dropped and counted in Dropped. A target that reports dstate.ErrActorStopped ends its timer.
 //
 // The runtime calls CancelAll when one of its actors stops and Close when
 // it closes; after Close, or for an actor that is stopping, SendAfter and
 // SendInterval start nothing.
 type Timers[A Actor] struct {
-	clock   Clock
+	clock   dstate.TimerClock
 	bind    Binding[A]
 	dropped atomic.Uint64
 
@@ -30,7 +30,7 @@ type Timers[A Actor] struct {
 }
 
 // NewTimers returns a scheduler on clock for the actors bind describes.
-func NewTimers[A Actor](clock Clock, bind Binding[A]) *Timers[A] {
+func NewTimers[A Actor](clock dstate.TimerClock, bind Binding[A]) *Timers[A] {
 	return &Timers[A]{
 		clock:   clock,
 		bind:    bind,
@@ -157,7 +157,7 @@ type timer[A Actor] struct {
 	mu       sync.Mutex // held while delivering, so Cancel waits out a delivery
 	canceled bool
 	next     time.Time // the due time of the pending tick
-	stopper  Stopper
+	stopper  dstate.Stopper
 }
 
 // fire delivers one tick and, for an interval timer, schedules the next.

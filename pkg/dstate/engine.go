@@ -86,7 +86,7 @@ type Engine[S, V any] struct {
 	codec      Codec[S, V]
 	obj        StateObject[S]
 	views      viewMap[V]
-	wallOfNow  bool // the clock's Now carries its wall clock (SystemClock)
+	wallOfNow  bool // the clock's Now carries its wall clock (WallClock)
 	departed   map[NodeID]struct{}
 	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
 	m          metrics
@@ -148,10 +148,7 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 	e.epoch = cfg.Clock.Now()
 	e.views.self = cfg.Node
 	e.copyOK = copyRestores(reflect.TypeFor[S]())
-	switch cfg.Clock.(type) {
-	case SystemClock, *SystemClock:
-		e.wallOfNow = true
-	}
+	e.wallOfNow = carriesWall(cfg.Clock)
 	view, err := e.project(&e.obj.Value)
 	if err != nil {
 		return nil, err
@@ -161,9 +158,10 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 }
 
 // wallMs returns the wall clock in milliseconds at now, a time this call
-// already read from the clock. SystemClock's Now carries the wall clock,
-// so it is not read again (each read costs tens of nanoseconds); other
-// clocks are asked, as their Now and UnixMilli may differ.
+// already read from the clock. A WallClock's Now (SystemClock's) carries
+// the wall clock, so it is not read again (each read costs tens of
+// nanoseconds); other clocks are asked, as their Now and UnixMilli may
+// differ.
 func (e *Engine[S, V]) wallMs(now time.Time) int64 {
 	if e.wallOfNow {
 		return now.UnixMilli()

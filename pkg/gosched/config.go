@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/actorkit"
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // Defaults applied to the zero fields of a Config; they are actorkit's.
@@ -47,8 +48,9 @@ type Config struct {
 	// MaxRestartBackoff caps the restart delay. Zero means
 	// DefaultMaxRestartBackoff. It must not be below RestartBackoff.
 	MaxRestartBackoff time.Duration
-	// Clock schedules timers and restart backoffs. Nil means RealClock.
-	Clock Clock
+	// Clock schedules timers and restart backoffs. Nil means
+	// dstate.SystemClock; tests pass a *dstatetest.TestClock.
+	Clock dstate.TimerClock
 	// Logger receives panic and restart records. Nil means slog.Default().
 	Logger *slog.Logger
 }

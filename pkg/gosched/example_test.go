@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 	"github.com/dstate-go/dstate/pkg/gosched"
 )
 
 // Example spawns an actor, sends it a message directly and one through a
-// timer on a FakeClock, then closes the runtime.
+// timer on a dstatetest.TestClock, then closes the runtime.
 func Example() {
-	clock := gosched.NewFakeClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := dstatetest.NewTestClockAtTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 	rt, err := gosched.New(gosched.Config{Clock: clock})
 	if err != nil {
 		fmt.Println(err)
@@ -43,23 +44,4 @@ func Example() {
 	// greeter got bye
 	// processed: 2
 	// send after close: dstate: actor stopped: actor "greeter"
-}
-
-// ExampleFakeClock shows that functions run inside Advance in time order,
-// with Now reading their due time.
-func ExampleFakeClock() {
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := gosched.NewFakeClock(start)
-	report := func(name string) func() {
-		return func() { fmt.Println(name, "at", clock.Now().Sub(start)) }
-	}
-	clock.AfterFunc(2*time.Second, report("second"))
-	clock.AfterFunc(time.Second, report("first"))
-	clock.AfterFunc(time.Minute, report("later"))
-	clock.Advance(5 * time.Second)
-	fmt.Println("pending:", clock.Pending())
-	// Output:
-	// first at 1s
-	// second at 2s
-	// pending: 1
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest/conformance"
 	"github.com/dstate-go/dstate/pkg/gosched"
 )
@@ -32,10 +33,10 @@ var epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// newRuntime returns a runtime on a fresh FakeClock, closed when t ends.
-func newRuntime(t testing.TB, cfg gosched.Config) (*gosched.Runtime, *gosched.FakeClock) {
+// newRuntime returns a runtime on a fresh TestClock, closed when t ends.
+func newRuntime(t testing.TB, cfg gosched.Config) (*gosched.Runtime, *dstatetest.TestClock) {
 	t.Helper()
-	fc := gosched.NewFakeClock(epoch)
+	fc := dstatetest.NewTestClockAtTime(epoch)
 	cfg.Clock = fc
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
@@ -110,7 +111,7 @@ func TestConformance(t *testing.T) {
 	for _, size := range []int{gosched.DefaultMailboxSize, 8} {
 		t.Run(fmt.Sprintf("MailboxSize=%d", size), func(t *testing.T) {
 			conformance.Runtime(t, func(t *testing.T) conformance.RuntimeUnderTest {
-				fc := gosched.NewFakeClock(epoch)
+				fc := dstatetest.NewTestClockAtTime(epoch)
 				rt, err := gosched.New(gosched.Config{
 					MailboxSize: size,
 					Supervision: gosched.RestartOnPanic,
@@ -574,78 +575,4 @@ func TestRealClock(t *testing.T) {
 		receive("tick")
 	}
 	h.Cancel()
-
-	var c gosched.RealClock
-	require.WithinDuration(t, time.Now(), c.Now(), time.Minute)
-	require.InDelta(t, time.Now().UnixMilli(), c.UnixMilli(), float64(time.Minute.Milliseconds()))
-}
-
-func TestFakeClock(t *testing.T) {
-	t.Run("FiresInTimeOrder", func(t *testing.T) {
-		fc := gosched.NewFakeClock(epoch)
-		var order []string
-		record := func(name string) func() {
-			return func() { order = append(order, fmt.Sprintf("%s@%v", name, fc.Now().Sub(epoch))) }
-		}
-		fc.AfterFunc(3*time.Second, record("c"))
-		fc.AfterFunc(time.Second, record("a"))
-		fc.AfterFunc(2*time.Second, record("b1"))
-		fc.AfterFunc(2*time.Second, record("b2"))
-		fc.AfterFunc(time.Second, func() { // schedules within the same Advance
-			fc.AfterFunc(500*time.Millisecond, record("nested"))
-		})
-		fc.AfterFunc(-time.Second, record("now"))
-		fc.Advance(2 * time.Second)
-		require.Equal(t, []string{"now@0s", "a@1s", "nested@1.5s", "b1@2s", "b2@2s"}, order)
-		require.Equal(t, epoch.Add(2*time.Second), fc.Now())
-		require.Equal(t, epoch.Add(2*time.Second).UnixMilli(), fc.UnixMilli())
-		require.Equal(t, 1, fc.Pending())
-	})
-
-	t.Run("Stop", func(t *testing.T) {
-		fc := gosched.NewFakeClock(epoch)
-		fired := false
-		s := fc.AfterFunc(time.Second, func() { fired = true })
-		require.True(t, s.Stop())
-		require.False(t, s.Stop())
-		fc.Advance(time.Hour)
-		require.False(t, fired)
-
-		s = fc.AfterFunc(time.Second, func() { fired = true })
-		fc.Advance(time.Second)
-		require.True(t, fired)
-		require.False(t, s.Stop(), "Stop after firing")
-	})
-
-	t.Run("AdvanceNegative", func(t *testing.T) {
-		fc := gosched.NewFakeClock(epoch)
-		fc.Advance(-time.Hour)
-		require.Equal(t, epoch, fc.Now())
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		fc := gosched.NewFakeClock(epoch)
-		var fired atomic.Int64
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Go(func() {
-				for i := range 100 {
-					s := fc.AfterFunc(time.Duration(i)*time.Millisecond, func() { fired.Add(1) })
-					if i%10 == 0 {
-						s.Stop()
-					}
-				}
-			})
-			wg.Go(func() {
-				for range 100 {
-					fc.Advance(time.Millisecond)
-				}
-			})
-		}
-		wg.Wait()
-		fc.Advance(time.Hour)
-		require.Zero(t, fc.Pending())
-		require.LessOrEqual(t, fired.Load(), int64(4*100))
-		require.GreaterOrEqual(t, fired.Load(), int64(4*90))
-	})
 }
