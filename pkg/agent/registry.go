@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type stateHandle interface {
 	info() StateInfo
 	dump(ctx context.Context, opts DumpOptions) (StateDump, error)
+	watch(ctx context.Context, opts WatchOptions) iter.Seq2[StateChange, error]
 }
 
 // DumpOptions select what Agent.Dump returns.

@@ -57,6 +57,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			forceLeaveCommand(),
 			membersCommand(),
 			dumpCommand(),
+			watchCommand(),
 			getCommand(),
 			putCommand(),
 			delCommand(),

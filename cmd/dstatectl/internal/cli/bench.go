@@ -20,7 +20,7 @@ import (
 func benchCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "bench",
-		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale, heal, idle, failedpeer)",
+		Usage:     "measure dstate against its alternatives in this process (latency, throughput, durable, feed, catchup, scale, heal, idle, failedpeer, watch)",
 		UsageText: "dstatectl [global options] bench command [command options]",
 		Description: "Runs a benchmark scenario in this process on loopback and prints a table of figures with\n" +
 			"their targets (--format json prints JSON instead; --json FILE also writes it to a file).\n" +
@@ -161,6 +161,22 @@ func benchCommand() *ucli.Command {
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.FailedPeer(ctx, failedPeerConfig(c))
 				}),
+			benchScenario("watch", "how soon a watcher is told of a change, and what many watchers cost",
+				"Three nodes over loopback TCP: n0 mutates a delta state at --rate while n1 records when each\n"+
+					"update became visible in its engine (the replication latency), to a watcher (Shard.Watch, every\n"+
+					"generation) and to a reader polling the views every --poll-interval. Then --watchers watchers on\n"+
+					"n1 follow the same load for --fan-out-for: heap per watcher and CPU, against the load without them.",
+				"dstatectl bench watch --watchers 1000",
+				[]ucli.Flag{
+					&ucli.IntFlag{Name: "mutations", Value: bench.DefaultWatchConfig().Mutations, Usage: "mutations of the latency run"},
+					&ucli.Float64Flag{Name: "rate", Value: bench.DefaultWatchConfig().Rate, Usage: "mutations per second"},
+					&ucli.DurationFlag{Name: "poll-interval", Value: bench.DefaultWatchConfig().PollInterval, Usage: "interval of the polling reader compared with the watcher"},
+					&ucli.IntFlag{Name: "watchers", Value: bench.DefaultWatchConfig().Watchers, Usage: "watchers of the fan-out run (0: none)"},
+					&ucli.DurationFlag{Name: "fan-out-for", Value: bench.DefaultWatchConfig().FanOutFor, Usage: "length of the fan-out run"},
+				},
+				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
+					return bench.Watch(ctx, watchConfig(c))
+				}),
 			benchAllCommand(),
 		},
 		Action: groupAction,
@@ -201,7 +217,7 @@ func benchAllCommand() *ucli.Command {
 		Name:      "all",
 		Usage:     "run every scenario, in full or (--quick) briefly",
 		UsageText: "dstatectl [global options] bench all [command options]",
-		Description: "Runs latency, throughput, durable, feed, catchup, scale, heal, idle and failedpeer one after the other with\n" +
+		Description: "Runs latency, throughput, durable, feed, catchup, scale, heal, idle, failedpeer and watch one after the other with\n" +
 			"their default sizes (about five minutes on 2 CPUs), or with --quick at reduced sizes (about two minutes).\n\n" +
 			"Example:\n" +
 			"   dstatectl bench all --quick",
@@ -221,7 +237,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 	lat, thr, dur, feed, cat, sc := bench.DefaultLatencyConfig(), bench.DefaultThroughputConfig(), bench.DefaultDurableConfig(),
 		bench.DefaultFeedConfig(), bench.DefaultCatchupConfig(), bench.DefaultScaleConfig()
 	heal, idle := bench.DefaultHealConfig(), bench.DefaultIdleConfig()
-	failed := bench.DefaultFailedPeerConfig()
+	failed, watch := bench.DefaultFailedPeerConfig(), bench.DefaultWatchConfig()
 	if quick {
 		lat.Mutations, lat.Rounds, lat.BaselineUpdates = 20_000, 2, 100
 		thr.Duration = 2 * time.Second
@@ -231,6 +247,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 		heal.Runs = 2
 		idle.Duration = 10 * time.Second
 		failed.Queries = 2_000
+		watch.Mutations, watch.FanOutFor = 4_000, time.Second
 	}
 	steps := []struct {
 		name string
@@ -245,6 +262,7 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 		{"heal", func() (*bench.Result, error) { return bench.Heal(ctx, heal) }},
 		{"idle", func() (*bench.Result, error) { return bench.Idle(ctx, idle) }},
 		{"failedpeer", func() (*bench.Result, error) { return bench.FailedPeer(ctx, failed) }},
+		{"watch", func() (*bench.Result, error) { return bench.Watch(ctx, watch) }},
 	}
 	var out []*bench.Result
 	for _, s := range steps {
@@ -344,6 +362,11 @@ func healConfig(c *ucli.Context) bench.HealConfig {
 
 func idleConfig(c *ucli.Context) bench.IdleConfig {
 	return bench.IdleConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Duration: c.Duration("duration"), FullSync: c.Duration("full-sync")}
+}
+
+func watchConfig(c *ucli.Context) bench.WatchConfig {
+	return bench.WatchConfig{Mutations: c.Int("mutations"), Rate: c.Float64("rate"), PollInterval: c.Duration("poll-interval"),
+		Watchers: c.Int("watchers"), FanOutFor: c.Duration("fan-out-for")}
 }
 
 func failedPeerConfig(c *ucli.Context) bench.FailedPeerConfig {
