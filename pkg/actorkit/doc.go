@@ -14,10 +14,10 @@
 //     capability: join, leave, leave-all when an actor stops, members in
 //     name order, and a broadcast that joins the members' send errors into
 //     a *[dstate.GroupError];
-//   - [Timers], SendAfter and SendInterval on a [Clock]: interval ticks at
-//     fixed times with missed ticks skipped, cancellation of one timer, of
-//     an actor's timers when it stops and of every timer on Close, and a
-//     count of the ticks dropped on full mailboxes;
+//   - [Timers], SendAfter and SendInterval on a [dstate.TimerClock]:
+//     interval ticks at fixed times with missed ticks skipped, cancellation
+//     of one timer, of an actor's timers when it stops and of every timer
+//     on Close, and a count of the ticks dropped on full mailboxes;
 //   - [Settings], the configuration every such runtime shares (mailbox
 //     bound, [Supervision], restart backoff, clock, logger) with its
 //     defaults and validation, and [Counters], its statistics.

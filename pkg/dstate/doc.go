@@ -41,6 +41,15 @@
 // [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
 // published before the save succeeded.
 //
+// # Time
+//
+// The engine, the host and the actor runtimes read time through one
+// [Clock]: [SystemClock] in production, dstatetest.TestClock in tests and
+// in the simulation. A runtime that schedules timers takes a [TimerClock],
+// a Clock with AfterFunc; both clocks are one. A clock whose Now carries
+// its wall clock may implement the optional [WallClock], as SystemClock
+// does: the engine then reads it once where it needs both.
+//
 // # Adapter interfaces
 //
 // Everything a host plugs in is defined here, one file each, so an adapter

@@ -37,8 +37,9 @@
 //
 // # Timers
 //
-// SendAfter and SendInterval schedule through the [Clock] of the [Config]:
-// [RealClock] in production and a [FakeClock] in tests, which fires timers
-// only when the test calls [FakeClock.Advance]. A timer never blocks: a tick
-// whose target's mailbox is full is dropped and counted.
+// SendAfter and SendInterval schedule through the [dstate.TimerClock] of
+// the [Config]: [dstate.SystemClock] in production and a
+// *dstatetest.TestClock in tests, which fires timers only when the test
+// advances it. A timer never blocks: a tick whose target's mailbox is full
+// is dropped and counted.
 package gosched

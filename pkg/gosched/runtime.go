@@ -14,7 +14,7 @@ import (
 // one with New and release it with Close.
 type Runtime struct {
 	cfg    actorkit.Settings // with defaults applied
-	clock  Clock
+	clock  dstate.TimerClock
 	logger *slog.Logger
 
 	wg        sync.WaitGroup // one per actor goroutine
