@@ -14,8 +14,8 @@ import (
 
 	"github.com/dstate-go/dstate/adapters/protoactor"
 	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest/conformance"
-	"github.com/dstate-go/dstate/pkg/gosched"
 	"github.com/dstate-go/dstate/pkg/node/nodetest"
 )
 
@@ -52,10 +52,10 @@ const (
 	pollEvery = time.Millisecond
 )
 
-// newRuntime returns a runtime on a fresh FakeClock, closed when t ends.
-func newRuntime(t *testing.T, opts protoactor.Options) (*protoactor.Runtime, *gosched.FakeClock) {
+// newRuntime returns a runtime on a fresh TestClock, closed when t ends.
+func newRuntime(t *testing.T, opts protoactor.Options) (*protoactor.Runtime, *dstatetest.TestClock) {
 	t.Helper()
-	fc := gosched.NewFakeClock(epoch)
+	fc := dstatetest.NewTestClockAtTime(epoch)
 	opts.Clock, opts.Logger = fc, cmp.Or(opts.Logger, discardLogger())
 	rt, err := protoactor.New(opts)
 	require.NoError(t, err)
