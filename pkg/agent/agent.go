@@ -183,7 +183,7 @@ func (a *Agent) startParts(ctx context.Context) error {
 		if a.raft, err = openConsensus(a); err != nil {
 			return err
 		}
-		stores[dstate.Raft] = a.raft.store.Envelopes()
+		stores[dstate.Raft] = a.raft.store
 	}
 	if a.gossip, err = startGossip(a); err != nil {
 		return err

@@ -49,7 +49,8 @@ func DeltaEngineConfig[S, V, D, C any](def DeltaDistributedState[S, V, D, C], no
 // encoded and broadcast.
 type DeltaEngine[S, V, D, C any] struct {
 	*Engine[S, V]
-	def DeltaDistributedState[S, V, D, C]
+	def     DeltaDistributedState[S, V, D, C]
+	urgency UrgencyDecider[V, C] // def's, or nil for Default
 }
 
 // NewDeltaEngine returns a delta engine starting at initial.
@@ -58,7 +59,9 @@ func NewDeltaEngine[S, V, D, C any](def DeltaDistributedState[S, V, D, C], node 
 	if err != nil {
 		return nil, err
 	}
-	return &DeltaEngine[S, V, D, C]{Engine: e, def: def}, nil
+	de := &DeltaEngine[S, V, D, C]{Engine: e, def: def}
+	de.urgency, _ = def.(UrgencyDecider[V, C])
+	return de, nil
 }
 
 // Definition returns the state definition.
@@ -71,7 +74,8 @@ type DeltaMutateResult[V, D any] struct {
 }
 
 // MutateWithDelta applies fn, projects the view and the view delta of the
-// change it returns, asks the definition for the change's urgency and
+// change it returns, asks the definition for the change's urgency (when it
+// is an [UrgencyDecider]; [Default] otherwise) and
 // returns the actions that publish it (a DeltaUpdate when broadcast). A
 // panic in fn or a callback undoes the mutation and is raised again as a
 // *CallbackPanicError (see [DeltaEngine.TryPrepareDelta]).
@@ -119,8 +123,10 @@ func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObje
 	d = e.def.ProjectDelta(change)
 	p := &e.pend
 	p.view, p.hasView = view, true
-	stage = stageSyncUrgency
-	p.urgency = e.def.SyncUrgency(old, view, change)
+	if e.urgency != nil {
+		stage = stageSyncUrgency
+		p.urgency = e.urgency.SyncUrgency(old, view, change)
+	}
 	stage = stageEncodeDelta
 	if data, err := e.def.EncodeDelta(d); err == nil {
 		p.deltaData, p.hasDelta = data, true

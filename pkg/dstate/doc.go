@@ -10,6 +10,27 @@
 // locally, with a declared bound on staleness. Mutations are local; how they
 // travel is the state's [SyncStrategy] and each mutation's [SyncUrgency].
 //
+// # Defining a state
+//
+// A state type is described by a stateless definition value. Every
+// definition is a [StateCodec]: Name, WireVersion, StorageVersion,
+// EncodeState and DecodeState (the owned value's encoding, which is all
+// persistence needs). A [DistributedState] (the whole value replicates) is
+// exactly that; a [DeltaDistributedState] adds ProjectView, ProjectDelta,
+// ApplyDelta and the encodings of views and deltas (EncodeView, DecodeView,
+// EncodeDelta, DecodeDelta). Embedding [Versions] supplies both versions
+// (the storage version defaults to the wire version), so the minimal
+// definitions write three methods (simple) and ten (delta); see
+// Example (MinimalDefinitions). Optional capabilities are found by type
+// assertion: [UrgencyDecider] (SyncUrgency per delta change; without it
+// every change is [Default], the strategy's push mode) and
+// [StateMigrator] (MigrateState for older storage versions, used by
+// [DecodeStored]).
+//
+// A persistence backend stores [StoredEnvelope]s in an [EnvelopeStore];
+// [PersistenceFor] types one state's persistence over it with the state's
+// definition.
+//
 // # The engine
 //
 // [Engine] (and [DeltaEngine] for [DeltaDistributedState]) is a sans-IO state

@@ -11,6 +11,9 @@ import (
 
 // Codec holds the functions an engine needs to project, encode and decode
 // one state type. They are called from the engine's owner goroutine only.
+// It is the engine's function table, not a contract a state implements:
+// [SimpleEngineConfig] and [DeltaEngineConfig] fill it from a definition
+// ([DistributedState], [DeltaDistributedState]).
 type Codec[S, V any] struct {
 	// Project computes the public view of the state. Required.
 	Project func(state *S) V

@@ -17,7 +17,7 @@ const (
 	CallbackMutation     = "mutation"     // the function passed to a mutation
 	CallbackProjectView  = "ProjectView"  // Codec.Project / DeltaDistributedState.ProjectView
 	CallbackProjectDelta = "ProjectDelta" // DeltaDistributedState.ProjectDelta
-	CallbackSyncUrgency  = "SyncUrgency"  // DeltaDistributedState.SyncUrgency
+	CallbackSyncUrgency  = "SyncUrgency"  // UrgencyDecider.SyncUrgency
 	CallbackEncodeView   = "EncodeView"   // the view (snapshot) encoder
 	CallbackEncodeDelta  = "EncodeDelta"  // DeltaDistributedState.EncodeDelta
 	CallbackEncodeState  = "EncodeState"  // the owned value's encoder (checkpoints, persistence)

@@ -33,43 +33,6 @@ type StatePersistence[S any] interface {
 	Load(ctx context.Context) (*StateObject[S], error)
 }
 
-// DecodeStored decodes a persisted state written in storageVersion: with
-// decode when it is the definition's current version, else with the
-// definition's MigrateState when it implements [StateMigrator]. Backends that
-// store bytes use it in Load. A panic in either is returned as a
-// *CallbackPanicError.
-func DecodeStored[S any](def interface {
-	StorageVersion() uint32
-	DecodeState([]byte, uint32) (S, error)
-}, data []byte, storageVersion uint32) (v S, err error) {
-	callback := CallbackDecodeState
-	defer func() {
-		// A panicking decoder or migration is an error of the load, never a
-		// crash of the host.
-		if r := recover(); r != nil {
-			var zero S
-			v, err = zero, RecoveredPanic(callback, stateName(def), r)
-		}
-	}()
-	if storageVersion == def.StorageVersion() {
-		return def.DecodeState(data, storageVersion)
-	}
-	if m, ok := def.(StateMigrator[S]); ok {
-		callback = CallbackMigrateState
-		return m.MigrateState(data, storageVersion)
-	}
-	var zero S
-	return zero, UnknownVersionError(storageVersion)
-}
-
-// stateName returns def's name when it has one.
-func stateName(def any) string {
-	if n, ok := def.(interface{ Name() string }); ok {
-		return n.Name()
-	}
-	return ""
-}
-
 // StoredEnvelope is a persisted StateObject with its value encoded: what an
 // untyped backend ([EnvelopeStore]) keeps per (state, node).
 type StoredEnvelope struct {
@@ -108,17 +71,11 @@ type EnvelopeReader interface {
 	LoadAllEnvelopes(ctx context.Context, state string) ([]StoredEnvelope, error)
 }
 
-// StateCodec is the part of a state definition persistence needs.
-type StateCodec[S any] interface {
-	Name() string
-	StorageVersion() uint32
-	EncodeState(S) ([]byte, error)
-	DecodeState([]byte, uint32) (S, error)
-}
-
 // PersistenceFor returns the typed persistence of one state of node over
-// an untyped store: values are encoded with def's EncodeState and decoded
-// (or migrated) with [DecodeStored].
+// an untyped store (a local file, a Raft group): values are encoded with
+// def's EncodeState and decoded (or migrated) with [DecodeStored]. It is
+// how every backend persists a state; a node does it for each registered
+// state whose durability has a store (node.Config.Stores).
 func PersistenceFor[S any](store EnvelopeStore, node NodeID, def StateCodec[S]) StatePersistence[S] {
 	return envelopePersistence[S]{store: store, node: node, def: def}
 }

@@ -10,12 +10,17 @@ import (
 	"github.com/dstate-go/dstate/pkg/localpersist"
 )
 
-type text struct{}
+// motd is a state definition: a string named "motd", sent and stored as
+// its bytes in version 1.
+type motd struct{ dstate.Versions }
 
-func (text) StorageVersion() uint32                         { return 1 }
-func (text) EncodeState(s string) ([]byte, error)           { return []byte(s), nil }
-func (text) DecodeState(b []byte, _ uint32) (string, error) { return string(b), nil }
+func (motd) Name() string                                   { return "motd" }
+func (motd) EncodeState(s string) ([]byte, error)           { return []byte(s), nil }
+func (motd) DecodeState(b []byte, _ uint32) (string, error) { return string(b), nil }
 
+// A DB is a dstate.EnvelopeStore: a host (node.Config.Stores) persists
+// every state of Local durability through it, and dstate.PersistenceFor
+// gives one state its typed persistence, as here.
 func Example() {
 	dir, _ := os.MkdirTemp("", "localpersist")
 	defer os.RemoveAll(dir)
@@ -24,7 +29,7 @@ func Example() {
 		panic(err)
 	}
 	defer db.Close()
-	var p dstate.StatePersistence[string] = localpersist.For[string](db, "motd", text{})
+	var p dstate.StatePersistence[string] = dstate.PersistenceFor[string](db, "n1", motd{dstate.Versions{Wire: 1}})
 	ctx := context.Background()
 	_ = p.Save(ctx, &dstate.StateObject[string]{Generation: dstate.Generation{Incarnation: 1, Age: 1}, StorageVersion: 1, Value: "hello"}, nil)
 	got, _ := p.Load(ctx)

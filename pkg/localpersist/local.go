@@ -141,38 +141,6 @@ func decodeRecord(b []byte) (*record, error) {
 	return &r, nil
 }
 
-// Codec encodes and decodes one state type; every dstate state definition
-// is one (see dstate.DecodeStored for migration).
-type Codec[S any] interface {
-	StorageVersion() uint32
-	EncodeState(S) ([]byte, error)
-	DecodeState(data []byte, version uint32) (S, error)
-}
-
-// For returns the persistence of the state named state: values are
-// encoded with codec into envelopes stored by [DB.SaveEnvelope], and
-// decoded (or migrated) with dstate.DecodeStored on Load.
-func For[S any](db *DB, state string, codec Codec[S]) dstate.StatePersistence[S] {
-	return dstate.PersistenceFor[S](db, "", named[S]{Codec: codec, name: state})
-}
-
-// named gives a Codec the state name dstate.PersistenceFor keys by.
-type named[S any] struct {
-	Codec[S]
-	name string
-}
-
-func (n named[S]) Name() string { return n.name }
-
-// MigrateState forwards to the codec's dstate.StateMigrator, if it has one.
-func (n named[S]) MigrateState(data []byte, from uint32) (S, error) {
-	if m, ok := n.Codec.(dstate.StateMigrator[S]); ok {
-		return m.MigrateState(data, from)
-	}
-	var zero S
-	return zero, dstate.UnknownVersionError(from)
-}
-
 var _ dstate.EnvelopeStore = (*DB)(nil)
 
 // SaveEnvelope stores env under env.State in one fsynced transaction: a DB

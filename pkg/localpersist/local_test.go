@@ -15,8 +15,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type strDef struct{ version uint32 }
+// strDef is a string state named name, sent and stored as its bytes in
+// version (at least 1).
+type strDef struct {
+	name    string
+	version uint32
+}
 
+func (d strDef) Name() string                       { return d.name }
+func (d strDef) WireVersion() uint32                { return d.StorageVersion() }
 func (d strDef) StorageVersion() uint32             { return max(d.version, 1) }
 func (strDef) EncodeState(s string) ([]byte, error) { return []byte(s), nil }
 func (d strDef) DecodeState(b []byte, v uint32) (string, error) {
@@ -36,6 +43,11 @@ func (migrating) MigrateState(b []byte, from uint32) (string, error) {
 	return "migrated:" + string(b), nil
 }
 
+// stateOf is the typed persistence of def's state in db.
+func stateOf(db *DB, def dstate.StateCodec[string]) dstate.StatePersistence[string] {
+	return dstate.PersistenceFor(db, "n1", def)
+}
+
 func obj(inc, age uint64, v string) *dstate.StateObject[string] {
 	return &dstate.StateObject[string]{Generation: dstate.Generation{Incarnation: inc, Age: age}, StorageVersion: 1, Value: v, CreatedUnixMs: 10, ModifiedUnixMs: 20}
 }
@@ -53,24 +65,24 @@ func TestSaveLoadSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "state.db")
 	db, err := Open(path, Options{})
 	require.NoError(t, err)
-	p := For[string](db, "s", strDef{})
+	p := stateOf(db, strDef{name: "s"})
 	got, err := p.Load(ctx)
 	require.NoError(t, err)
 	require.Nil(t, got, "nothing saved yet")
 	require.NoError(t, p.Save(ctx, obj(1, 1, "one"), nil))
 	require.NoError(t, p.Save(ctx, obj(1, 2, "two"), nil))
-	require.NoError(t, For[string](db, "other", strDef{}).Save(ctx, obj(9, 9, "x"), nil))
+	require.NoError(t, stateOf(db, strDef{name: "other"}).Save(ctx, obj(9, 9, "x"), nil))
 	require.NoError(t, db.Close())
 
 	db = open(t, path)
-	got, err = For[string](db, "s", strDef{}).Load(ctx)
+	got, err = stateOf(db, strDef{name: "s"}).Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, &dstate.StateObject[string]{Generation: dstate.Generation{Incarnation: 1, Age: 2}, StorageVersion: 1, Value: "two", CreatedUnixMs: 10, ModifiedUnixMs: 20}, got)
 }
 
 func TestFencing(t *testing.T) {
 	ctx := context.Background()
-	p := For[string](open(t, filepath.Join(t.TempDir(), "db")), "s", strDef{})
+	p := stateOf(open(t, filepath.Join(t.TempDir(), "db")), strDef{name: "s"})
 	require.NoError(t, p.Save(ctx, obj(2, 5, "v"), nil))
 	tests := []struct {
 		name   string
@@ -104,10 +116,10 @@ func TestFencing(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	ctx := context.Background()
 	db := open(t, filepath.Join(t.TempDir(), "db"))
-	require.NoError(t, For[string](db, "s", strDef{}).Save(ctx, obj(3, 1, "old"), nil))
+	require.NoError(t, stateOf(db, strDef{name: "s"}).Save(ctx, obj(3, 1, "old"), nil))
 
 	t.Run("unknown storage version", func(t *testing.T) {
-		_, err := For[string](db, "s", strDef{version: 2}).Load(ctx)
+		_, err := stateOf(db, strDef{name: "s", version: 2}).Load(ctx)
 		require.ErrorIs(t, err, dstate.ErrDeserializationFailed)
 		require.ErrorIs(t, err, dstate.ErrUnknownVersion)
 		var pe *dstate.PersistError
@@ -115,22 +127,22 @@ func TestLoadErrors(t *testing.T) {
 		require.Equal(t, dstate.Generation{Incarnation: 3, Age: 1}, pe.Stored)
 	})
 	t.Run("migrated", func(t *testing.T) {
-		got, err := For[string](db, "s", migrating{strDef{version: 2}}).Load(ctx)
+		got, err := stateOf(db, migrating{strDef{name: "s", version: 2}}).Load(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "migrated:old", got.Value)
 	})
 	t.Run("corrupt record", func(t *testing.T) {
 		require.NoError(t, db.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte("bad"), []byte{1, 0x80}) }))
-		_, err := For[string](db, "bad", strDef{}).Load(ctx)
+		_, err := stateOf(db, strDef{name: "bad"}).Load(ctx)
 		require.ErrorIs(t, err, dstate.ErrDeserializationFailed)
 		require.ErrorIs(t, err, ErrCorrupt)
 		// A new incarnation may overwrite it.
-		require.NoError(t, For[string](db, "bad", strDef{}).Save(ctx, obj(4, 0, "fresh"), nil))
+		require.NoError(t, stateOf(db, strDef{name: "bad"}).Save(ctx, obj(4, 0, "fresh"), nil))
 	})
 	t.Run("cancelled context", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		require.ErrorIs(t, For[string](db, "s", strDef{}).Save(cctx, obj(9, 9, "x"), nil), dstate.ErrStorageUnavailable)
+		require.ErrorIs(t, stateOf(db, strDef{name: "s"}).Save(cctx, obj(9, 9, "x"), nil), dstate.ErrStorageUnavailable)
 	})
 }
 
@@ -138,9 +150,9 @@ func TestClosedDB(t *testing.T) {
 	db, err := Open(filepath.Join(t.TempDir(), "db"), Options{})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
-	err = For[string](db, "s", strDef{}).Save(context.Background(), obj(1, 1, "x"), nil)
+	err = stateOf(db, strDef{name: "s"}).Save(context.Background(), obj(1, 1, "x"), nil)
 	require.ErrorIs(t, err, dstate.ErrIO)
-	_, err = For[string](db, "s", strDef{}).Load(context.Background())
+	_, err = stateOf(db, strDef{name: "s"}).Load(context.Background())
 	require.ErrorIs(t, err, dstate.ErrIO)
 }
 
@@ -152,7 +164,7 @@ func TestConcurrentStates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := For[string](db, fmt.Sprint("s", i), strDef{})
+			p := stateOf(db, strDef{name: fmt.Sprint("s", i)})
 			for age := uint64(1); age <= 20; age++ {
 				if err := p.Save(ctx, obj(1, age, fmt.Sprint(age)), nil); err != nil {
 					t.Error(err)
@@ -163,7 +175,7 @@ func TestConcurrentStates(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range 8 {
-		got, err := For[string](db, fmt.Sprint("s", i), strDef{}).Load(ctx)
+		got, err := stateOf(db, strDef{name: fmt.Sprint("s", i)}).Load(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "20", got.Value)
 	}

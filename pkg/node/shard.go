@@ -22,21 +22,13 @@ type StateOptions[S any] struct {
 	Persistence dstate.StatePersistence[S]
 }
 
-// stateCodec is what the host needs of a state definition beyond the engine.
-type stateCodec[S any] interface {
-	Name() string
-	StorageVersion() uint32
-	EncodeState(S) ([]byte, error)
-	DecodeState([]byte, uint32) (S, error)
-}
-
 // Shard is the typed handle of one registered state on one node. Its
 // methods are safe for concurrent use.
 type Shard[S, V any] struct {
 	n       *Node
 	name    string
 	eng     *dstate.Engine[S, V]
-	def     stateCodec[S]
+	def     dstate.StateCodec[S] // what the host needs of the definition beyond the engine
 	persist dstate.StatePersistence[S]
 	store   dstate.EnvelopeStore // the node's store for the state's durability, if any
 	ref     dstate.ActorRef

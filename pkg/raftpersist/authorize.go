@@ -17,7 +17,7 @@ import (
 //     raft configuration or one Config.IsKnownNode knows (when set).
 //   - A forwarded save is applied only when every envelope in it belongs to
 //     the forwarding node (Config.ForwardedSaveAllowed can widen this). A
-//     node persists only its own states (see [For]), so a follower forwards
+//     host persists only its own node's states, so a follower forwards
 //     only saves of its own envelopes; a certificate of one node can no
 //     longer store, or fence with a huge generation, another node's state.
 //   - A forwarded membership change (add or remove a server) is applied only
@@ -68,7 +68,7 @@ func (s *Store) configured(id raft.ServerID) (raft.ServerSuffrage, bool) {
 
 // authorizeSaves returns a statusForbidden response when from may not save
 // one of envs, or nil when it may (or the saves are this node's own).
-func (s *Store) authorizeSaves(from *forwarder, envs []*Envelope) []byte {
+func (s *Store) authorizeSaves(from *forwarder, envs []*dstate.StoredEnvelope) []byte {
 	if from == nil {
 		return nil
 	}

@@ -45,7 +45,7 @@ func forwardAs(addr string, cfg *tls.Config, claim string, body []byte) ([]byte,
 }
 
 // saveBody is a forwarded save request of envs.
-func saveBody(envs ...*Envelope) []byte {
+func saveBody(envs ...*dstate.StoredEnvelope) []byte {
 	return append(binary.AppendUvarint([]byte{reqApply}, 5000), encodeSaveCommand(envs)...)
 }
 
@@ -87,7 +87,7 @@ func TestForwardedRequestsNeedTheRightNode(t *testing.T) {
 	leader := c.node(c.leader())
 	fs := followers(c)
 	a, b := fs[0], fs[1]
-	require.NoError(t, For[string](b, "kv", strDef{}).Save(ctx, obj(1, 1, "b's own"), nil), "a follower's own save, forwarded")
+	require.NoError(t, stateOf(b, "kv").Save(ctx, obj(1, 1, "b's own"), nil), "a follower's own save, forwarded")
 
 	forged := env("kv", b.ID(), 1<<62, 0, "forged")
 	t.Run("a non-member cannot save as another node", func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestForwardedRequestsNeedTheRightNode(t *testing.T) {
 	got := leader.LoadLocal("kv", b.ID())
 	require.NotNil(t, got)
 	require.Equal(t, "b's own", string(got.Data), "the forged save must not be stored")
-	require.NoError(t, For[string](b, "kv", strDef{}).Save(ctx, obj(1, 2, "b again"), nil), "b is not fenced out")
+	require.NoError(t, stateOf(b, "kv").Save(ctx, obj(1, 2, "b again"), nil), "b is not fenced out")
 	servers, err := leader.Servers()
 	require.NoError(t, err)
 	require.Len(t, servers, 3)
@@ -133,7 +133,7 @@ func TestForwardedRequestsNeedTheRightNode(t *testing.T) {
 		eventually(t, 10*time.Second, func() bool { id, _ := n3.Leader(); return id != "" }, "n3 to learn the leader")
 		err = n3.AddVoter(ctx, "n3", n3.Addr())
 		require.ErrorIs(t, err, ErrForbidden, "a non-voter promoting itself")
-		require.NoError(t, For[string](n3, "kv", strDef{}).Save(ctx, obj(1, 1, "n3's own"), nil), "a non-voter's own save")
+		require.NoError(t, stateOf(n3, "kv").Save(ctx, obj(1, 1, "n3's own"), nil), "a non-voter's own save")
 		require.ErrorIs(t, n3.RemoveServer(ctx, a.ID()), ErrForbidden, "a non-voter removing another server")
 		require.NoError(t, n3.RemoveServer(ctx, "n3"), "a non-voter taking itself out (a server leaving)")
 		require.NoError(t, a.AddVoter(ctx, "n3", n3.Addr()))
@@ -166,7 +166,7 @@ func TestIsKnownNodeAdmitsOnlyMembers(t *testing.T) {
 	})
 	ctx := ctxT(t, 10*time.Second)
 	f := followers(c)[0]
-	require.NoError(t, For[string](f, "s", strDef{}).Save(ctx, obj(1, 1, "x"), nil), "servers of the configuration are admitted")
+	require.NoError(t, stateOf(f, "s").Save(ctx, obj(1, 1, "x"), nil), "servers of the configuration are admitted")
 	leader := c.node(c.leader())
 	require.Error(t, askStats(leader.Addr(), clientOf(t, ca, "x9"), "x9"), "a node nobody knows")
 	require.NoError(t, askStats(leader.Addr(), clientOf(t, ca, "m5"), "m5"), "a member the hook knows")

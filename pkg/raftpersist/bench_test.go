@@ -44,7 +44,7 @@ func BenchmarkSave(b *testing.B) {
 				b.SetParallelism(benchParallelism)
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
-					p := ForNode[string](s, "bench", dstate.NodeID(fmt.Sprint("w", worker.Add(1))), strDef{})
+					p := stateOfNode(s, "bench", dstate.NodeID(fmt.Sprint("w", worker.Add(1))))
 					ctx := context.Background()
 					for age := uint64(1); pb.Next(); age++ {
 						if err := p.Save(ctx, obj(1, age, string(payload)), nil); err != nil {
@@ -68,7 +68,7 @@ func BenchmarkSave(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			node := dstate.NodeID(fmt.Sprint("w", worker.Add(1)))
 			for age := uint64(1); pb.Next(); age++ {
-				cmd := encodeSaveCommand([]*Envelope{{State: "bench", Node: node, Generation: dstate.Generation{Incarnation: 1, Age: age}, StorageVersion: 1, Data: payload}})
+				cmd := encodeSaveCommand([]*dstate.StoredEnvelope{{State: "bench", Node: node, Generation: dstate.Generation{Incarnation: 1, Age: age}, StorageVersion: 1, Data: payload}})
 				f := r.Apply(cmd, 0)
 				if err := f.Error(); err != nil {
 					b.Error(err)

@@ -17,13 +17,13 @@ func TestClusterSaveAndLoadFromLeaderAndFollowers(t *testing.T) {
 	l := c.leader()
 	ctx := ctxT(t, 10*time.Second)
 	for i := range 3 {
-		p := For[string](c.node(i), "greeting", strDef{})
+		p := stateOf(c.node(i), "greeting")
 		require.NoError(t, p.Save(ctx, obj(100, uint64(i), fmt.Sprintf("hello from n%d", i)), nil), "save on n%d (leader n%d)", i, l)
 	}
 	for i := range 3 {
 		for j := range 3 {
 			// Node i reads node j's state: linearizable, so the save is visible everywhere at once.
-			got, err := ForNode[string](c.node(i), "greeting", dstate.NodeID(fmt.Sprintf("n%d", j)), strDef{}).Load(ctx)
+			got, err := stateOfNode(c.node(i), "greeting", dstate.NodeID(fmt.Sprintf("n%d", j))).Load(ctx)
 			require.NoError(t, err)
 			require.NotNil(t, got, "n%d reading n%d", i, j)
 			require.Equal(t, fmt.Sprintf("hello from n%d", j), got.Value)
@@ -31,10 +31,10 @@ func TestClusterSaveAndLoadFromLeaderAndFollowers(t *testing.T) {
 			require.Equal(t, int64(100), got.CreatedUnixMs)
 		}
 	}
-	all, err := For[string](c.node(c.follower()), "greeting", strDef{}).LoadAll(ctx)
+	all, err := loadAll(ctx, c.node(c.follower()), "greeting")
 	require.NoError(t, err)
 	require.Len(t, all, 3)
-	none, err := For[string](c.node(0), "other", strDef{}).Load(ctx)
+	none, err := stateOf(c.node(0), "other").Load(ctx)
 	require.NoError(t, err)
 	require.Nil(t, none)
 }
@@ -42,7 +42,7 @@ func TestClusterSaveAndLoadFromLeaderAndFollowers(t *testing.T) {
 func TestClusterFencing(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 10*time.Second)
-	p := For[string](c.node(c.follower()), "s", strDef{})
+	p := stateOf(c.node(c.follower()), "s")
 	require.NoError(t, p.Save(ctx, obj(2, 5, "new incarnation"), nil))
 
 	err := p.Save(ctx, obj(1, 9, "stale incarnation"), nil)
@@ -83,7 +83,7 @@ func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := ForNode[string](c.node(w), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{})
+			p := stateOfNode(c.node(w), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)))
 			for age := uint64(1); ; age++ {
 				select {
 				case <-stop:
@@ -125,7 +125,7 @@ func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
 	ctx := ctxT(t, 10*time.Second)
 	for _, w := range survivors {
 		for _, r := range survivors {
-			got, err := ForNode[string](c.node(r), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{}).Load(ctx)
+			got, err := stateOfNode(c.node(r), "counter", dstate.NodeID(fmt.Sprintf("w%d", w))).Load(ctx)
 			require.NoError(t, err)
 			require.NotNil(t, got)
 			// The stored age is at least the last acknowledged one (a save
@@ -136,7 +136,7 @@ func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
 	// The killed node comes back and sees the same.
 	c.restart(old)
 	for _, w := range survivors {
-		got, err := ForNode[string](c.node(old), "counter", dstate.NodeID(fmt.Sprintf("w%d", w)), strDef{}).Load(ctx)
+		got, err := stateOfNode(c.node(old), "counter", dstate.NodeID(fmt.Sprintf("w%d", w))).Load(ctx)
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, got.Generation.Age, acked[w])
 	}
@@ -146,13 +146,13 @@ func TestClusterRestartedNodeLoadsLastSave(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	f := c.follower()
 	ctx := ctxT(t, 20*time.Second)
-	p := For[string](c.node(f), "s", strDef{})
+	p := stateOf(c.node(f), "s")
 	for age := uint64(1); age <= 5; age++ {
 		require.NoError(t, p.Save(ctx, obj(7, age, fmt.Sprint("v", age)), nil))
 	}
 	c.stop(f)
 	s := c.restart(f)
-	got, err := For[string](s, "s", strDef{}).Load(ctx)
+	got, err := stateOf(s, "s").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "v5", got.Value)
 	require.Equal(t, dstate.Generation{Incarnation: 7, Age: 5}, got.Generation)
@@ -164,7 +164,7 @@ func TestClusterRestartedNodeLoadsLastSave(t *testing.T) {
 	for i := range 3 {
 		c.restart(i)
 	}
-	got, err = For[string](c.node(f), "s", strDef{}).Load(ctx)
+	got, err = stateOf(c.node(f), "s").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "v5", got.Value)
 }
@@ -174,7 +174,7 @@ func TestClusterMinorityIsUnavailableBeforeDeadline(t *testing.T) {
 	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.ApplyTimeout = applyTimeout })
 	l := c.leader()
 	ctx := ctxT(t, 10*time.Second)
-	require.NoError(t, For[string](c.node(l), "s", strDef{}).Save(ctx, obj(1, 1, "before"), nil))
+	require.NoError(t, stateOf(c.node(l), "s").Save(ctx, obj(1, 1, "before"), nil))
 	// Keep the leader alone: it must not acknowledge anything any more.
 	for i := range 3 {
 		if i != l {
@@ -188,10 +188,10 @@ func TestClusterMinorityIsUnavailableBeforeDeadline(t *testing.T) {
 		op   func(context.Context) error
 	}{
 		{"save", func(ctx context.Context) error {
-			return For[string](lone, "s", strDef{}).Save(ctx, obj(1, 2, "after"), nil)
+			return stateOf(lone, "s").Save(ctx, obj(1, 2, "after"), nil)
 		}},
-		{"load", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).Load(ctx); return err }},
-		{"load all", func(ctx context.Context) error { _, err := For[string](lone, "s", strDef{}).LoadAll(ctx); return err }},
+		{"load", func(ctx context.Context) error { _, err := stateOf(lone, "s").Load(ctx); return err }},
+		{"load all", func(ctx context.Context) error { _, err := loadAll(ctx, lone, "s"); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -206,7 +206,7 @@ func TestClusterMinorityIsUnavailableBeforeDeadline(t *testing.T) {
 	}
 	// A save without a deadline is bounded by ApplyTimeout.
 	took, err := returnsWithin(t, minorityLiveness, func() error {
-		return For[string](lone, "s", strDef{}).Save(context.Background(), obj(1, 3, "x"), nil)
+		return stateOf(lone, "s").Save(context.Background(), obj(1, 3, "x"), nil)
 	})
 	require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
 	t.Logf("measured: a save without a deadline returned after %s (ApplyTimeout %s): %v", took.Round(time.Millisecond), applyTimeout, err)
@@ -245,10 +245,10 @@ func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
 	lag := c.follower()
 	ctx := ctxT(t, 20*time.Second)
 	c.stop(lag)
-	p := For[string](c.node(l), "s", strDef{})
+	p := stateOf(c.node(l), "s")
 	const n = 100
 	for i := range n {
-		require.NoError(t, ForNode[string](c.node(l), "s", dstate.NodeID(fmt.Sprint("k", i%10)), strDef{}).Save(ctx, obj(1, uint64(i), fmt.Sprint(i)), nil))
+		require.NoError(t, stateOfNode(c.node(l), "s", dstate.NodeID(fmt.Sprint("k", i%10))).Save(ctx, obj(1, uint64(i), fmt.Sprint(i)), nil))
 	}
 	// Snapshot (and compact) every running node, so whichever leads must
 	// send the lagging node a snapshot.
@@ -277,7 +277,7 @@ func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
 		require.NotNil(t, e)
 		require.Equal(t, fmt.Sprint(90+i), string(e.Data))
 	}
-	got, err := ForNode[string](s, "s", "k9", strDef{}).Load(ctx)
+	got, err := stateOfNode(s, "s", "k9").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "99", got.Value)
 }
@@ -286,8 +286,8 @@ func TestClusterDeserializationFailureCarriesStoredGeneration(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 10*time.Second)
 	s := c.node(0)
-	require.NoError(t, s.SaveEnvelope(ctx, &Envelope{State: "s", Node: s.ID(), Generation: dstate.Generation{Incarnation: 3, Age: 1}, StorageVersion: 42, Data: []byte("?")}))
-	_, err := For[string](s, "s", strDef{}).Load(ctx)
+	require.NoError(t, s.SaveEnvelope(ctx, dstate.StoredEnvelope{State: "s", Node: s.ID(), Generation: dstate.Generation{Incarnation: 3, Age: 1}, StorageVersion: 42, Data: []byte("?")}))
+	_, err := stateOf(s, "s").Load(ctx)
 	require.ErrorIs(t, err, dstate.ErrDeserializationFailed)
 	require.ErrorIs(t, err, dstate.ErrUnknownVersion)
 	var pe *dstate.PersistError
@@ -304,7 +304,7 @@ func TestClusterGroupCommitOffStillWorks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- ForNode[string](c.node(i%3), "s", dstate.NodeID(fmt.Sprint("k", i)), strDef{}).Save(ctx, obj(1, 1, "v"), nil)
+			errs <- stateOfNode(c.node(i%3), "s", dstate.NodeID(fmt.Sprint("k", i))).Save(ctx, obj(1, 1, "v"), nil)
 		}()
 	}
 	wg.Wait()
@@ -312,7 +312,7 @@ func TestClusterGroupCommitOffStillWorks(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	all, err := c.node(0).LoadAll(ctx, "s")
+	all, err := c.node(0).LoadAllEnvelopes(ctx, "s")
 	require.NoError(t, err)
 	require.Len(t, all, 30)
 }
@@ -321,26 +321,29 @@ func TestClosedStoreRejects(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	s := c.node(0)
 	ctx := ctxT(t, 5*time.Second)
-	require.NoError(t, For[string](s, "s", strDef{}).Save(ctx, obj(1, 1, "x"), nil))
+	require.NoError(t, stateOf(s, "s").Save(ctx, obj(1, 1, "x"), nil))
 	c.stop(0)
 	require.NoError(t, s.Close(), "Close is idempotent")
-	err := For[string](s, "s", strDef{}).Save(ctx, obj(1, 2, "x"), nil)
+	err := stateOf(s, "s").Save(ctx, obj(1, 2, "x"), nil)
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, err, dstate.ErrStorageUnavailable)
-	_, err = For[string](s, "s", strDef{}).Load(ctx)
+	_, err = stateOf(s, "s").Load(ctx)
 	require.ErrorIs(t, err, ErrClosed)
 	require.True(t, errors.Is(err, dstate.ErrStorageUnavailable))
 }
 
-func TestEnvelopesAsAHostStore(t *testing.T) {
+func TestStoreAsAHostStore(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 10*time.Second)
 	f := c.node(c.follower())
-	es := f.Envelopes()
+	var es interface {
+		dstate.EnvelopeStore
+		dstate.EnvelopeReader
+	} = f
 	env := dstate.StoredEnvelope{State: "s", Node: f.ID(), Generation: dstate.Generation{Incarnation: 7, Age: 1}, StorageVersion: 1,
 		CreatedUnixMs: 5, ModifiedUnixMs: 6, Data: []byte("x")}
 	require.NoError(t, es.SaveEnvelope(ctx, env))
-	got, err := c.node(c.leader()).Envelopes().LoadEnvelope(ctx, "s", f.ID())
+	got, err := c.node(c.leader()).LoadEnvelope(ctx, "s", f.ID())
 	require.NoError(t, err)
 	require.Equal(t, env, *got)
 	none, err := es.LoadEnvelope(ctx, "s", "n9")

@@ -25,7 +25,7 @@ type Server struct {
 // New never modifies the caller's Config.
 type Config struct {
 	// NodeID is this node's ID: the raft server ID and the node under which
-	// [For] stores this node's states.
+	// a host stores this node's states.
 	NodeID dstate.NodeID
 	// DataDir holds raft.db (the bbolt log and stable store) and snapshots/.
 	DataDir string
@@ -143,11 +143,11 @@ type Config struct {
 	// ForwardedSaveAllowed decides whether a save forwarded by node peer
 	// (the ID its connection announced, bound to its certificate under
 	// mutual TLS) may store env. nil means the default rule: a node saves
-	// only its own envelopes (env.Node == peer), as [For] does. A store's
+	// only its own envelopes (env.Node == peer), as a host does. A store's
 	// own saves are never checked: on the leader they are not forwarded,
-	// so [ForNode] may save any node's envelope there; a follower forwards
-	// them and the leader applies this rule.
-	ForwardedSaveAllowed func(peer dstate.NodeID, env *Envelope) bool
+	// so [Store.SaveEnvelope] may save any node's envelope there; a
+	// follower forwards them and the leader applies this rule.
+	ForwardedSaveAllowed func(peer dstate.NodeID, env *dstate.StoredEnvelope) bool
 
 	// Logger receives the store's and raft's logs; default slog.Default().
 	Logger *slog.Logger

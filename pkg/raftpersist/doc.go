@@ -14,15 +14,17 @@
 // RPCs and the store's own forwarding protocol; the first byte of each
 // connection says which.
 //
-// [For] (and [ForNode]) give each state its typed [Persistence], which
-// implements dstate.StatePersistence: the host calls Save before
-// publishing a mutation and Load at start.
+// A Store is a dstate.EnvelopeStore (and a dstate.EnvelopeReader): a host
+// lists it in node.Config.Stores under dstate.Raft, and every state of Raft
+// durability is persisted through it, typed by dstate.PersistenceFor with
+// the state's definition (its dstate.StateCodec): the host calls Save
+// before publishing a mutation and Load at start.
 //
 // # State machine
 //
 // The replicated state machine keeps, per (state name, node ID), the last
-// saved [Envelope]: generation, storage version, created and modified
-// timestamps and the encoded state. Apply is deterministic: a save is
+// saved dstate.StoredEnvelope: generation, storage version, created and
+// modified timestamps and the encoded state. Apply is deterministic: a save is
 // accepted when its generation is newer than the stored one, or when it is
 // identical to the stored save (so a save retried after a lost answer is
 // idempotent); otherwise it is rejected with a [FencedError] (a stale
@@ -48,10 +50,10 @@
 //
 // # Reads
 //
-// Load and LoadAll are linearizable: the leader commits a barrier and
-// answers with its state machine's applied index (a read index); the
-// reading node waits until its own state machine has applied that index
-// and reads locally. Concurrent reads on a node share one round trip.
+// [Store.LoadEnvelope] and [Store.LoadAllEnvelopes] are linearizable: the
+// leader commits a barrier and answers with its state machine's applied
+// index (a read index); the reading node waits until its own state machine
+// has applied that index and reads locally. Concurrent reads on a node share one round trip.
 // [Store.LoadLocal] is the stale-capable local read.
 //
 // # Cluster operations

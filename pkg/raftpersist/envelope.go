@@ -8,35 +8,21 @@ import (
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
-// Envelope is one stored StateObject in encoded form: what the replicated
-// state machine keeps per (state name, node ID). Data is the state encoded
-// with its definition's EncodeState in StorageVersion.
-//
-// An Envelope returned by the store is a copy the caller owns.
-type Envelope struct {
-	State          string
-	Node           dstate.NodeID
-	Generation     dstate.Generation
-	StorageVersion uint32
-	CreatedUnixMs  int64
-	ModifiedUnixMs int64
-	Data           []byte
-}
+// The state machine keeps one dstate.StoredEnvelope per (state name, node
+// ID): the StateObject in encoded form, Data being the state encoded with
+// its definition's EncodeState in StorageVersion. An envelope the store
+// returns is a copy the caller owns; one it stores is never mutated (Apply
+// replaces it).
 
-// String describes the envelope without its data ("state/node v1:2 (10 bytes)").
-func (e *Envelope) String() string {
-	return fmt.Sprintf("%s/%s %s (%d bytes, storage v%d)", e.State, e.Node, e.Generation, len(e.Data), e.StorageVersion)
-}
-
-func (e *Envelope) clone() *Envelope {
+func cloneEnvelope(e *dstate.StoredEnvelope) *dstate.StoredEnvelope {
 	c := *e
 	c.Data = bytes.Clone(e.Data)
 	return &c
 }
 
-// sameContent reports whether e and o are the same save (used to make a
+// sameEnvelope reports whether e and o are the same save (used to make a
 // retried save idempotent).
-func (e *Envelope) sameContent(o *Envelope) bool {
+func sameEnvelope(e, o *dstate.StoredEnvelope) bool {
 	return e.State == o.State && e.Node == o.Node && e.Generation == o.Generation &&
 		e.StorageVersion == o.StorageVersion && e.CreatedUnixMs == o.CreatedUnixMs &&
 		e.ModifiedUnixMs == o.ModifiedUnixMs && bytes.Equal(e.Data, o.Data)
@@ -55,7 +41,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendEnvelope(b []byte, e *Envelope) []byte {
+func appendEnvelope(b []byte, e *dstate.StoredEnvelope) []byte {
 	b = appendString(b, e.State)
 	b = appendString(b, string(e.Node))
 	b = binary.AppendUvarint(b, e.Generation.Incarnation)
@@ -145,8 +131,8 @@ func (r *reader) count(what string, minSize int) int {
 	return int(n)
 }
 
-func (r *reader) envelope() *Envelope {
-	e := &Envelope{}
+func (r *reader) envelope() *dstate.StoredEnvelope {
+	e := &dstate.StoredEnvelope{}
 	e.State = r.string("state name")
 	e.Node = dstate.NodeID(r.string("node id"))
 	e.Generation.Incarnation = r.uvarint("incarnation")
@@ -179,7 +165,7 @@ const (
 	opSave     byte = 1
 )
 
-func encodeSaveCommand(envs []*Envelope) []byte {
+func encodeSaveCommand(envs []*dstate.StoredEnvelope) []byte {
 	size := 16
 	for _, e := range envs {
 		size += len(e.Data) + len(e.State) + len(e.Node) + 48
@@ -193,7 +179,7 @@ func encodeSaveCommand(envs []*Envelope) []byte {
 	return b
 }
 
-func decodeSaveCommand(data []byte) ([]*Envelope, error) {
+func decodeSaveCommand(data []byte) ([]*dstate.StoredEnvelope, error) {
 	r := &reader{b: data}
 	if v := r.byte("command version"); r.err == nil && v != cmdVersion {
 		return nil, fmt.Errorf("%w: command version %d, want %d", ErrBadCommand, v, cmdVersion)
@@ -202,7 +188,7 @@ func decodeSaveCommand(data []byte) ([]*Envelope, error) {
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadCommand, op)
 	}
 	n := r.count("envelope count", minEnvelopeSize)
-	envs := make([]*Envelope, 0, n)
+	envs := make([]*dstate.StoredEnvelope, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		envs = append(envs, r.envelope())
 	}

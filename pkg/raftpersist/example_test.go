@@ -13,10 +13,11 @@ import (
 	"github.com/dstate-go/dstate/pkg/raftpersist"
 )
 
-// counter is a state definition: an int stored as decimal text.
-type counter struct{}
+// counter is a state definition: an int named "counter", sent and stored
+// as decimal text in version 1.
+type counter struct{ dstate.Versions }
 
-func (counter) StorageVersion() uint32            { return 1 }
+func (counter) Name() string                      { return "counter" }
 func (counter) EncodeState(n int) ([]byte, error) { return []byte(fmt.Sprint(n)), nil }
 func (counter) DecodeState(b []byte, _ uint32) (int, error) {
 	var n int
@@ -25,6 +26,9 @@ func (counter) DecodeState(b []byte, _ uint32) (int, error) {
 }
 
 // A single-server cluster: bootstrap, save a state object, load it back.
+// A Store is a dstate.EnvelopeStore: a host (node.Config.Stores) persists
+// every state of Raft durability through it, and dstate.PersistenceFor
+// gives one state its typed persistence, as here.
 func Example() {
 	dir, err := os.MkdirTemp("", "raftpersist-example")
 	if err != nil {
@@ -52,7 +56,7 @@ func Example() {
 	if _, _, err := store.WaitLeader(ctx); err != nil {
 		panic(err)
 	}
-	var p dstate.StatePersistence[int] = raftpersist.For[int](store, "counter", counter{})
+	var p dstate.StatePersistence[int] = dstate.PersistenceFor[int](store, store.ID(), counter{dstate.Versions{Wire: 1}})
 	obj := &dstate.StateObject[int]{Generation: dstate.Generation{Incarnation: 1, Age: 1}, StorageVersion: 1, Value: 42}
 	if err := p.Save(ctx, obj, nil); err != nil {
 		panic(err)

@@ -17,14 +17,15 @@ import (
 
 // fsm is the replicated state machine: the last saved envelope per (state,
 // node). Raft calls Apply, Snapshot and Restore from its FSM goroutine;
-// readers (Load, LoadAll) take the read lock from any goroutine.
+// readers (LoadEnvelope, LoadAllEnvelopes) take the read lock from any
+// goroutine.
 //
 // Apply is deterministic: a save is accepted when its generation is newer
 // than the stored one, or when it is byte-for-byte the stored save (a
 // retried save); otherwise it is fenced and the stored envelope is kept.
 type fsm struct {
 	mu      sync.RWMutex
-	data    map[fsmKey]*Envelope
+	data    map[fsmKey]*dstate.StoredEnvelope
 	applied uint64        // index of the last command applied (or restored)
 	advance chan struct{} // closed and replaced whenever applied moves
 
@@ -52,7 +53,7 @@ type applyResponse struct {
 var _ raft.FSM = (*fsm)(nil)
 
 func newFSM() *fsm {
-	return &fsm{data: map[fsmKey]*Envelope{}, advance: make(chan struct{})}
+	return &fsm{data: map[fsmKey]*dstate.StoredEnvelope{}, advance: make(chan struct{})}
 }
 
 // Apply applies one committed command.
@@ -71,7 +72,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		switch {
 		case cur == nil || cur.Generation.Less(e.Generation):
 			f.data[k] = e
-		case cur.sameContent(e):
+		case sameEnvelope(cur, e):
 			// A retried save that already committed: accept again.
 		default:
 			res[i] = saveResult{fenced: true, stored: cur.Generation}
@@ -95,26 +96,26 @@ func (f *fsm) appliedIndex() (uint64, <-chan struct{}) {
 	return f.applied, f.advance
 }
 
-func (f *fsm) get(state string, node dstate.NodeID) *Envelope {
+func (f *fsm) get(state string, node dstate.NodeID) *dstate.StoredEnvelope {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if e := f.data[fsmKey{state, node}]; e != nil {
-		return e.clone()
+		return cloneEnvelope(e)
 	}
 	return nil
 }
 
 // all returns copies of every envelope of state, sorted by node.
-func (f *fsm) all(state string) []*Envelope {
+func (f *fsm) all(state string) []*dstate.StoredEnvelope {
 	f.mu.RLock()
-	var out []*Envelope
+	var out []*dstate.StoredEnvelope
 	for k, e := range f.data {
 		if k.state == state {
-			out = append(out, e.clone())
+			out = append(out, cloneEnvelope(e))
 		}
 	}
 	f.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *Envelope) int { return cmp.Compare(a.Node, b.Node) })
+	slices.SortFunc(out, func(a, b *dstate.StoredEnvelope) int { return cmp.Compare(a.Node, b.Node) })
 	return out
 }
 
@@ -130,7 +131,7 @@ func (f *fsm) len() int {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	envs := make([]*Envelope, 0, len(f.data))
+	envs := make([]*dstate.StoredEnvelope, 0, len(f.data))
 	for _, e := range f.data {
 		envs = append(envs, e)
 	}
@@ -165,12 +166,12 @@ var snapshotMagic = []byte("DSRP")
 
 type fsmSnapshot struct {
 	applied uint64
-	envs    []*Envelope
+	envs    []*dstate.StoredEnvelope
 }
 
 // Persist writes the snapshot to sink.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	slices.SortFunc(s.envs, func(a, b *Envelope) int {
+	slices.SortFunc(s.envs, func(a, b *dstate.StoredEnvelope) int {
 		return cmp.Or(cmp.Compare(a.State, b.State), cmp.Compare(a.Node, b.Node))
 	})
 	w := bufio.NewWriterSize(sink, 64<<10)
@@ -226,7 +227,7 @@ func readRecord(r io.Reader, buf []byte, size uint64) ([]byte, error) {
 	return buf, nil
 }
 
-func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
+func readSnapshot(r io.Reader) (uint64, map[fsmKey]*dstate.StoredEnvelope, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("raftpersist: restore snapshot: %w: "+format, append([]any{ErrBadCommand}, args...)...)
@@ -252,7 +253,7 @@ func readSnapshot(r io.Reader) (uint64, map[fsmKey]*Envelope, error) {
 	// n is not trusted for allocation: every record takes at least
 	// minEnvelopeSize+1 bytes of the stream, which may not hold them; the
 	// map grows with the records that do arrive.
-	data := make(map[fsmKey]*Envelope, min(n, 64))
+	data := make(map[fsmKey]*dstate.StoredEnvelope, min(n, 64))
 	var rec []byte
 	for i := uint64(0); i < n; i++ {
 		size, err := binary.ReadUvarint(br)

@@ -39,7 +39,7 @@ func FuzzForwardRequest(f *testing.F) {
 		saveBody(env("s", fuzzPeer, 1, 1, "own")),
 		saveBody(env("s", fuzzPeer, 1, 2, "own"), env("s", fuzzPeer, 1, 1, "stale")),
 		saveBody(env("s", "n0", 1<<62, 0, "forged")),
-		saveBody(&Envelope{State: "big", Node: fuzzPeer, Generation: dstate.Generation{Incarnation: 2}, Data: long}),
+		saveBody(&dstate.StoredEnvelope{State: "big", Node: fuzzPeer, Generation: dstate.Generation{Incarnation: 2}, Data: long}),
 		memberBody(memberAddVoter, fuzzPeer, "127.0.0.1:1"),
 		memberBody(memberRemove, "n0", ""),
 		memberBody(9, "x", ""),

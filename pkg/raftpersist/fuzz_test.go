@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/dstate-go/dstate/internal/fuzzcheck"
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // Fuzz targets for every decoder of this package: the raft log command
@@ -39,8 +40,8 @@ func checkBadCommand(t *testing.T, what string, err error) {
 
 // fuzzHistory is what the FSM holds before a fuzzed command or snapshot
 // arrives: the fuzzer's envelopes can be newer, older or identical.
-func fuzzHistory() []*Envelope {
-	return []*Envelope{
+func fuzzHistory() []*dstate.StoredEnvelope {
+	return []*dstate.StoredEnvelope{
 		env("s", "a", 5, 5, "a5"),
 		env("s", "b", 1, 0, ""),
 		env("t", "a", 2, 9, "t"),
@@ -53,7 +54,7 @@ func contents(f *fsm) map[fsmKey]string {
 	defer f.mu.RUnlock()
 	out := make(map[fsmKey]string, len(f.data))
 	for k, e := range f.data {
-		out[k] = fmt.Sprintf("%s created %d modified %d data %q", e, e.CreatedUnixMs, e.ModifiedUnixMs, e.Data)
+		out[k] = fmt.Sprintf("%s created %d modified %d data %q", envString(e), e.CreatedUnixMs, e.ModifiedUnixMs, e.Data)
 	}
 	return out
 }
@@ -93,10 +94,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		encodeSaveCommand(sampleEnvs()),
 		encodeSaveCommand(nil),
 		// Newer, identical, stale and same-generation-other-data saves.
-		encodeSaveCommand([]*Envelope{env("s", "a", 5, 6, "a6"), h[1], env("t", "a", 2, 8, "old"), env("t", "a", 2, 9, "other")}),
+		encodeSaveCommand([]*dstate.StoredEnvelope{env("s", "a", 5, 6, "a6"), h[1], env("t", "a", 2, 8, "old"), env("t", "a", 2, 9, "other")}),
 		// Two saves of one key in one command.
-		encodeSaveCommand([]*Envelope{env("n", "x", 1, 1, "one"), env("n", "x", 1, 2, "two"), env("n", "x", 1, 1, "stale")}),
-		encodeSaveCommand([]*Envelope{{State: "big", Node: "n", Data: bytes.Repeat([]byte{7}, 300)}}),
+		encodeSaveCommand([]*dstate.StoredEnvelope{env("n", "x", 1, 1, "one"), env("n", "x", 1, 2, "two"), env("n", "x", 1, 1, "stale")}),
+		encodeSaveCommand([]*dstate.StoredEnvelope{{State: "big", Node: "n", Data: bytes.Repeat([]byte{7}, 300)}}),
 		// Bad: unknown version and op, truncated, huge counts and lengths,
 		// trailing bytes.
 		{2, 1, 0},
@@ -145,14 +146,14 @@ func FuzzDecodeCommand(f *testing.F) {
 		for i, e := range envs {
 			stored := fs.get(e.State, e.Node)
 			if stored == nil || stored.Generation.Less(e.Generation) {
-				t.Fatalf("envelope %d (%s): stored %v", i, e, stored)
+				t.Fatalf("envelope %d (%s): stored %v", i, envString(e), envString(stored))
 			}
 			res := resp.results[i]
 			if res.fenced && res.stored.Less(e.Generation) {
-				t.Fatalf("envelope %d (%s) fenced by the older %s", i, e, res.stored)
+				t.Fatalf("envelope %d (%s) fenced by the older %s", i, envString(e), res.stored)
 			}
-			if !res.fenced && last[fsmKey{e.State, e.Node}] == i && !stored.sameContent(e) {
-				t.Fatalf("envelope %d (%s) accepted but %s is stored", i, e, stored)
+			if !res.fenced && last[fsmKey{e.State, e.Node}] == i && !sameEnvelope(stored, e) {
+				t.Fatalf("envelope %d (%s) accepted but %s is stored", i, envString(e), envString(stored))
 			}
 		}
 		// Keys the command did not name are untouched.
@@ -181,7 +182,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	}
 	full := appendEnvelope(nil, sampleEnvs()[0])
 	seeds = append(seeds, [][]byte{
-		appendEnvelope(nil, &Envelope{}),
+		appendEnvelope(nil, &dstate.StoredEnvelope{}),
 		full[:len(full)-1], // truncated data
 		full[:3],
 		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},                               // overlong varint
@@ -192,36 +193,36 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	fuzzcheck.AddBytes(f, seeds)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := &reader{b: in}
-		var e *Envelope
+		var e *dstate.StoredEnvelope
 		fuzzcheck.Alloc(t, "envelope", 0, len(in), 4, func() { e = r.envelope() })
 		if r.err != nil {
 			checkBadCommand(t, "envelope", r.err)
 			if e != nil {
-				t.Fatalf("envelope %s returned with error %v", e, r.err)
+				t.Fatalf("envelope %s returned with error %v", envString(e), r.err)
 			}
 			return
 		}
 		consumed := len(in) - len(r.b)
 		if len(e.State)+len(e.Node)+len(e.Data) > consumed {
-			t.Fatalf("%s from %d bytes", e, consumed)
+			t.Fatalf("%s from %d bytes", envString(e), consumed)
 		}
 		if len(e.Data) > 0 && &e.Data[0] == &in[consumed-len(e.Data)] {
 			t.Fatal("Data aliases the input")
 		}
 		enc := appendEnvelope(nil, e)
 		if len(enc) > consumed {
-			t.Fatalf("re-encoding %s takes %d bytes, more than the %d read", e, len(enc), consumed)
+			t.Fatalf("re-encoding %s takes %d bytes, more than the %d read", envString(e), len(enc), consumed)
 		}
 		r2 := &reader{b: enc}
 		e2 := r2.envelope()
-		if r2.err != nil || len(r2.b) != 0 || !e2.sameContent(e) {
-			t.Fatalf("re-decoding %s: %v, %d bytes left, got %v", e, r2.err, len(r2.b), e2)
+		if r2.err != nil || len(r2.b) != 0 || !sameEnvelope(e2, e) {
+			t.Fatalf("re-decoding %s: %v, %d bytes left, got %v", envString(e), r2.err, len(r2.b), e2)
 		}
 	})
 }
 
 // snapshotOf persists a snapshot of an FSM holding envs at index applied.
-func snapshotOf(t testing.TB, applied uint64, envs ...*Envelope) []byte {
+func snapshotOf(t testing.TB, applied uint64, envs ...*dstate.StoredEnvelope) []byte {
 	s := &fsmSnapshot{applied: applied, envs: envs}
 	sink := &memSink{}
 	if err := s.Persist(sink); err != nil {
@@ -253,7 +254,7 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		binary.AppendUvarint(snapshotHead(1, 1), 1<<31),
 		binary.AppendUvarint(snapshotHead(1, 1), 1<<40),
 		// A record whose envelope does not fill it.
-		append(binary.AppendUvarint(snapshotHead(1, 1), 10), appendEnvelope(nil, &Envelope{})...),
+		append(binary.AppendUvarint(snapshotHead(1, 1), 10), appendEnvelope(nil, &dstate.StoredEnvelope{})...),
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fs := newFSM()
@@ -316,4 +317,13 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("readFrame returned %d bytes from %d input bytes", len(body), len(in))
 		}
 	})
+}
+
+// envString describes an envelope without its data ("state/node v1:2 (10
+// bytes, storage v1)").
+func envString(e *dstate.StoredEnvelope) string {
+	if e == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%s/%s %s (%d bytes, storage v%d)", e.State, e.Node, e.Generation, len(e.Data), e.StorageVersion)
 }

@@ -27,10 +27,14 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/hashicorp/raft.(*deferError).Error"))
 }
 
-// strDef is a string state stored as its bytes in storage version 1.
-type strDef struct{}
+// strDef is a string state named name, stored as its bytes in storage
+// version 1.
+type strDef struct {
+	dstate.Versions
+	name string
+}
 
-func (strDef) StorageVersion() uint32 { return 1 }
+func (d strDef) Name() string { return d.name }
 func (strDef) EncodeState(s string) ([]byte, error) {
 	return []byte(s), nil
 }
@@ -68,7 +72,7 @@ func fastConfig(id dstate.NodeID, dir string, ln net.Listener) Config {
 // tests that use node IDs as keys and save them from whichever node they
 // pick (by default a node forwards only its own envelopes).
 func anyOwner(_ int, c *Config) {
-	c.ForwardedSaveAllowed = func(dstate.NodeID, *Envelope) bool { return true }
+	c.ForwardedSaveAllowed = func(dstate.NodeID, *dstate.StoredEnvelope) bool { return true }
 }
 
 // cluster is a test cluster of stores on loopback.
@@ -228,6 +232,30 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// stateOf is the typed persistence of state on the store's own node.
+func stateOf(s *Store, state string) dstate.StatePersistence[string] {
+	return stateOfNode(s, state, s.ID())
+}
+
+// stateOfNode is the typed persistence of state for node through s.
+func stateOfNode(s *Store, state string, node dstate.NodeID) dstate.StatePersistence[string] {
+	return dstate.PersistenceFor[string](s, node, strDef{dstate.Versions{Wire: 1}, state})
+}
+
+// loadAll reads every node's object of state through s, decoded.
+func loadAll(ctx context.Context, s *Store, state string) (map[dstate.NodeID]*dstate.StateObject[string], error) {
+	envs, err := s.LoadAllEnvelopes(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[dstate.NodeID]*dstate.StateObject[string], len(envs))
+	for _, e := range envs {
+		out[e.Node] = &dstate.StateObject[string]{Generation: e.Generation, StorageVersion: e.StorageVersion, Value: string(e.Data),
+			CreatedUnixMs: e.CreatedUnixMs, ModifiedUnixMs: e.ModifiedUnixMs}
+	}
+	return out, nil
 }
 
 func obj(inc, age uint64, v string) *dstate.StateObject[string] {

@@ -31,7 +31,7 @@ func TestLeaveOneByOneKeepsQuorum(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	l := c.leader()
 	ctx := ctxT(t, 20*time.Second)
-	p := For[string](c.node(l), "s", strDef{})
+	p := stateOf(c.node(l), "s")
 	require.NoError(t, p.Save(ctx, obj(1, 1, "three"), nil))
 
 	gone := 0
@@ -77,7 +77,7 @@ func TestLeaveLeaderHandsOver(t *testing.T) {
 	require.Len(t, serverIDs(t, c.node(nl)), 2)
 	for i := range 3 {
 		if s := c.node(i); s != nil {
-			require.NoError(t, For[string](s, "s", strDef{}).Save(ctx, obj(1, uint64(i+1), "after the leader left"), nil), "save on n%d", i)
+			require.NoError(t, stateOf(s, "s").Save(ctx, obj(1, uint64(i+1), "after the leader left"), nil), "save on n%d", i)
 		}
 	}
 }
@@ -133,7 +133,7 @@ func TestRestartAllOnNewAddresses(t *testing.T) {
 	c.leader()
 	ctx := ctxT(t, 30*time.Second)
 	for i := range 3 {
-		require.NoError(t, For[string](c.node(i), "s", strDef{}).Save(ctx, obj(1, 1, fmt.Sprintf("v%d", i)), nil))
+		require.NoError(t, stateOf(c.node(i), "s").Save(ctx, obj(1, 1, fmt.Sprintf("v%d", i)), nil))
 	}
 	c.closeAll()
 
@@ -161,7 +161,7 @@ func TestRestartAllOnNewAddresses(t *testing.T) {
 		require.Equal(t, want, srv.Address, "configured address of %s", srv.ID)
 	}
 	for i, s := range stores {
-		got, err := For[string](s, "s", strDef{}).Load(ctx)
+		got, err := stateOf(s, "s").Load(ctx)
 		require.NoError(t, err, "load on n%d", i)
 		require.Equal(t, fmt.Sprintf("v%d", i), got.Value)
 	}

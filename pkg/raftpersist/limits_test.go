@@ -107,7 +107,7 @@ func TestConnectionsPerHostAreCapped(t *testing.T) {
 	}
 	ctx := ctxT(t, 10*time.Second)
 	f := followers(c)[0]
-	require.NoError(t, For[string](f, "s", strDef{}).Save(ctx, obj(1, 1, "still works"), nil))
+	require.NoError(t, stateOf(f, "s").Save(ctx, obj(1, 1, "still works"), nil))
 
 	// A closed connection frees its place.
 	require.NoError(t, held[0].Close())
@@ -166,15 +166,15 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	}
 	for age := range uint64(3) {
 		f := followers(c)[0]
-		require.NoError(t, For[string](f, "s", strDef{}).Save(ctx, obj(1, age+1, "x"), nil))
+		require.NoError(t, stateOf(f, "s").Save(ctx, obj(1, age+1, "x"), nil))
 		// Wait until the follower's pooled forwarding connection has idled
 		// out, so the next save needs a new one.
 		before := idle()
 		eventually(t, 10*time.Second, func() bool { return idle() > before }, "the forwarding connection to idle out")
 	}
 	f := followers(c)[0]
-	require.NoError(t, For[string](f, "s", strDef{}).Save(ctx, obj(1, 9, "after idling"), nil))
-	got, err := For[string](f, "s", strDef{}).Load(ctx)
+	require.NoError(t, stateOf(f, "s").Save(ctx, obj(1, 9, "after idling"), nil))
+	got, err := stateOf(f, "s").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "after idling", got.Value)
 }
@@ -233,7 +233,7 @@ func TestRaftPortRefusesAHugeTimeLength(t *testing.T) {
 	}, "the server to close the connection")
 	require.Less(t, grown, uint64(bound), "allocated %d MiB for 28 bytes", grown>>20)
 	ctx := ctxT(t, 10*time.Second)
-	require.NoError(t, For[string](s, "s", strDef{}).Save(ctx, obj(1, 1, "still up"), nil))
+	require.NoError(t, stateOf(s, "s").Save(ctx, obj(1, 1, "still up"), nil))
 }
 
 // TestCodecRefusesAHugeTimeLength decodes the same request the way raft's

@@ -151,7 +151,7 @@ func TestLinearizabilityWithLeaderKill(t *testing.T) {
 				}
 				k := rng.IntN(keys)
 				in := linIn{key: fmt.Sprint("k", k)}
-				p := ForNode[string](s, "lin", dstate.NodeID(in.key), strDef{})
+				p := stateOfNode(s, "lin", dstate.NodeID(in.key))
 				// Some operations get a short deadline, so that saves caught in
 				// the failover end with an unknown outcome.
 				timeout := 2 * time.Second

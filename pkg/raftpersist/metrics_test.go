@@ -14,7 +14,7 @@ func TestPrometheusMetricsReceiveRaftMetrics(t *testing.T) {
 	require.NoError(t, EnablePrometheusMetrics(reg, "dstate"))
 	c := newCluster(t, 1, nil)
 	ctx := ctxT(t, 10*time.Second)
-	require.NoError(t, For[string](c.node(0), "s", strDef{}).Save(ctx, obj(1, 1, "x"), nil))
+	require.NoError(t, stateOf(c.node(0), "s").Save(ctx, obj(1, 1, "x"), nil))
 	var names []string
 	eventually(t, 5*time.Second, func() bool {
 		mfs, err := reg.Gather()

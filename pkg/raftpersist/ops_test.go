@@ -22,7 +22,7 @@ func TestMembershipChangesForwardedAndStats(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 20*time.Second)
 	l := c.leader()
-	require.NoError(t, For[string](c.node(l), "s", strDef{}).Save(ctx, obj(1, 1, "before join"), nil))
+	require.NoError(t, stateOf(c.node(l), "s").Save(ctx, obj(1, 1, "before join"), nil))
 
 	ln := listen(t, "127.0.0.1:0")
 	cfg := fastConfig("n3", filepath.Join(t.TempDir(), "n3"), ln)
@@ -76,7 +76,7 @@ func TestMembershipChangesForwardedAndStats(t *testing.T) {
 		return false
 	}, "n3 to become a voter")
 	// n3 can save and read through the leader.
-	require.NoError(t, For[string](n3, "s", strDef{}).Save(ctx, obj(1, 1, "from n3"), nil))
+	require.NoError(t, stateOf(n3, "s").Save(ctx, obj(1, 1, "from n3"), nil))
 
 	require.NoError(t, c.node(c.leader()).RemoveServer(ctx, "n3"))
 	eventually(t, 10*time.Second, func() bool {
@@ -85,7 +85,7 @@ func TestMembershipChangesForwardedAndStats(t *testing.T) {
 		return len(servers) == 3
 	}, "n3 to be removed")
 	// Its saves stay loadable (a replaced node's state survives).
-	got, err := ForNode[string](f, "s", "n3", strDef{}).Load(ctx)
+	got, err := stateOfNode(f, "s", "n3").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "from n3", got.Value)
 }
@@ -127,7 +127,7 @@ func TestBootstrapExpect(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 	_, _, err := stores[1].WaitLeader(ctx)
 	require.NoError(t, err)
-	require.NoError(t, For[string](stores[2], "s", strDef{}).Save(ctx, obj(1, 1, "x"), nil))
+	require.NoError(t, stateOf(stores[2], "s").Save(ctx, obj(1, 1, "x"), nil))
 
 	// Restarting with a full known list does not bootstrap again.
 	require.NoError(t, stores[0].Close())
@@ -137,7 +137,7 @@ func TestBootstrapExpect(t *testing.T) {
 	s, err := New(cfg)
 	require.NoError(t, err)
 	stores[0] = s
-	got, err := ForNode[string](s, "s", "e2", strDef{}).Load(ctx)
+	got, err := stateOfNode(s, "s", "e2").Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "x", got.Value)
 }
@@ -193,11 +193,11 @@ func TestMutualTLSCluster(t *testing.T) {
 	c := newCluster(t, 3, func(i int, cfg *Config) { cfg.TLS = ca.config(t, fmt.Sprint("n", i)) })
 	ctx := ctxT(t, 10*time.Second)
 	f := c.node(c.follower())
-	require.NoError(t, For[string](f, "s", strDef{}).Save(ctx, obj(1, 1, "over TLS"), nil), "a forwarded save")
-	got, err := For[string](c.node(c.leader()), "s", strDef{}).Load(ctx)
+	require.NoError(t, stateOf(f, "s").Save(ctx, obj(1, 1, "over TLS"), nil), "a forwarded save")
+	got, err := stateOf(c.node(c.leader()), "s").Load(ctx)
 	require.Nil(t, got)
 	require.NoError(t, err)
-	got, err = ForNode[string](c.node(c.leader()), "s", f.ID(), strDef{}).Load(ctx)
+	got, err = stateOfNode(c.node(c.leader()), "s", f.ID()).Load(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "over TLS", got.Value)
 

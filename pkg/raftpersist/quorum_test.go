@@ -43,7 +43,7 @@ func TestLostQuorumIsNamed(t *testing.T) {
 				keep = (l + 1) % 3
 			}
 			s := c.node(keep)
-			require.NoError(t, s.SaveEnvelope(ctxT(t, 5*time.Second), env("st", s.ID(), 1, 0, "a")))
+			require.NoError(t, s.SaveEnvelope(ctxT(t, 5*time.Second), *env("st", s.ID(), 1, 0, "a")))
 			var gone []dstate.NodeID
 			for i := range 3 {
 				if i != keep {
@@ -52,11 +52,11 @@ func TestLostQuorumIsNamed(t *testing.T) {
 				}
 			}
 			ctx := ctxT(t, 30*time.Second)
-			err := s.SaveEnvelope(ctx, env("st", s.ID(), 1, 1, "b"))
+			err := s.SaveEnvelope(ctx, *env("st", s.ID(), 1, 1, "b"))
 			requireLostQuorum(t, err, gone...)
 			_, err = s.LoadEnvelope(ctx, "st", s.ID())
 			requireLostQuorum(t, err, gone...)
-			_, err = s.LoadAll(ctx, "st")
+			_, err = s.LoadAllEnvelopes(ctx, "st")
 			requireLostQuorum(t, err, gone...)
 			require.NoError(t, ctx.Err())
 		})
@@ -75,12 +75,12 @@ func TestQuorumBackAfterLoss(t *testing.T) {
 		}
 	}
 	s := c.node(f)
-	requireLostQuorum(t, s.SaveEnvelope(ctxT(t, 30*time.Second), env("st", s.ID(), 1, 0, "a")),
+	requireLostQuorum(t, s.SaveEnvelope(ctxT(t, 30*time.Second), *env("st", s.ID(), 1, 0, "a")),
 		c.cfgs[(f+1)%3].NodeID, c.cfgs[(f+2)%3].NodeID)
 	c.restart(other)
 	var err error
 	eventually(t, 30*time.Second, func() bool {
-		err = s.SaveEnvelope(ctxT(t, 30*time.Second), env("st", s.ID(), 1, 0, "a"))
+		err = s.SaveEnvelope(ctxT(t, 30*time.Second), *env("st", s.ID(), 1, 0, "a"))
 		return err == nil
 	}, "a save on %s after %s is back (last error: %v)", s.ID(), c.cfgs[other].NodeID, err)
 }
@@ -96,7 +96,7 @@ func TestNoLeaderBeforeBootstrap(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := ctxT(t, 30*time.Second)
 	for _, err := range []error{
-		s.SaveEnvelope(ctx, env("st", "solo", 1, 0, "a")),
+		s.SaveEnvelope(ctx, *env("st", "solo", 1, 0, "a")),
 		func() error { _, err := s.LoadEnvelope(ctx, "st", "solo"); return err }(),
 	} {
 		require.ErrorIs(t, err, ErrNoLeader)

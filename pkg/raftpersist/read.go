@@ -34,33 +34,45 @@ type readResult struct {
 	err error
 }
 
+var (
+	_ dstate.EnvelopeStore  = (*Store)(nil)
+	_ dstate.EnvelopeReader = (*Store)(nil)
+)
+
 // LoadEnvelope returns the envelope stored for (state, node), or nil when
-// none was saved. The read is linearizable: it reflects every save
-// acknowledged before it was called, on any node. Errors are
-// *dstate.PersistError of kind ErrStorageUnavailable; when no leader can
-// be found the cause is a *QuorumError (ErrNoLeader, with ErrNoQuorum when
-// fewer than a quorum of the voters answer), returned without waiting for
-// ctx to end (see quorum.go).
-func (s *Store) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*Envelope, error) {
+// none was saved; it implements dstate.EnvelopeStore. The read is
+// linearizable: it reflects every save acknowledged before it was called,
+// on any node. Errors are *dstate.PersistError of kind
+// ErrStorageUnavailable; when no leader can be found the cause is a
+// *QuorumError (ErrNoLeader, with ErrNoQuorum when fewer than a quorum of
+// the voters answer), returned without waiting for ctx to end (see
+// quorum.go).
+func (s *Store) LoadEnvelope(ctx context.Context, state string, node dstate.NodeID) (*dstate.StoredEnvelope, error) {
 	if err := s.linearize(ctx); err != nil {
 		return nil, unavailable("load", err)
 	}
 	return s.fsm.get(state, node), nil
 }
 
-// LoadAll returns every node's envelope of state, sorted by node ID, with a
-// linearizable read (see LoadEnvelope).
-func (s *Store) LoadAll(ctx context.Context, state string) ([]*Envelope, error) {
+// LoadAllEnvelopes returns every node's envelope of state, sorted by node
+// ID, with a linearizable read (see LoadEnvelope); it implements
+// dstate.EnvelopeReader, the read behind node's Shard.QueryDurable.
+func (s *Store) LoadAllEnvelopes(ctx context.Context, state string) ([]dstate.StoredEnvelope, error) {
 	if err := s.linearize(ctx); err != nil {
 		return nil, unavailable("load", err)
 	}
-	return s.fsm.all(state), nil
+	envs := s.fsm.all(state)
+	out := make([]dstate.StoredEnvelope, len(envs))
+	for i, e := range envs {
+		out[i] = *e
+	}
+	return out, nil
 }
 
 // LoadLocal returns this node's applied copy of (state, node) without
 // contacting the leader. It may be stale (it misses saves not yet
 // replicated here); use it only where staleness is acceptable.
-func (s *Store) LoadLocal(state string, node dstate.NodeID) *Envelope {
+func (s *Store) LoadLocal(state string, node dstate.NodeID) *dstate.StoredEnvelope {
 	return s.fsm.get(state, node)
 }
 

@@ -13,7 +13,7 @@ import (
 // saveReq is one pending save.
 type saveReq struct {
 	ctx  context.Context
-	env  *Envelope
+	env  *dstate.StoredEnvelope
 	done chan saveOutcome // buffered: the committer never blocks
 }
 
@@ -26,27 +26,24 @@ type saveOutcome struct {
 }
 
 // SaveEnvelope replicates env through the raft log and returns once it is
-// committed and applied on the leader. On a follower the save is forwarded
-// to the leader (retried across leader changes). Errors are
-// *dstate.PersistError of kind ErrStorageUnavailable: with a *FencedError
-// (ErrFenced) when a newer generation is stored, with ErrOutcomeUnknown
-// when the save was sent but not acknowledged before ctx ended (also
-// together with ErrFenced when a retried save found a newer generation:
-// the first attempt may have been applied and superseded), with a
-// *QuorumError (ErrNoLeader, and ErrNoQuorum when fewer than a quorum of
-// the voters answer) when no leader could be reached, with ErrClosed after
-// Close.
-// A nil error is only returned for a committed save.
-func (s *Store) SaveEnvelope(ctx context.Context, env *Envelope) error {
-	if env == nil {
-		return &dstate.PersistError{Kind: dstate.ErrIO, Op: "save", Err: errors.New("raftpersist: nil envelope")}
-	}
+// committed and applied on the leader; it implements dstate.EnvelopeStore.
+// On a follower the save is forwarded to the leader (retried across leader
+// changes). Errors are *dstate.PersistError of kind ErrStorageUnavailable:
+// with a *FencedError (ErrFenced) when a newer generation is stored, with
+// ErrOutcomeUnknown when the save was sent but not acknowledged before ctx
+// ended (also together with ErrFenced when a retried save found a newer
+// generation: the first attempt may have been applied and superseded),
+// with a *QuorumError (ErrNoLeader, and ErrNoQuorum when fewer than a
+// quorum of the voters answer) when no leader could be reached, with
+// ErrClosed after Close. A nil error is only returned for a committed
+// save. The store keeps env.Data: the caller must not modify it afterwards.
+func (s *Store) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) error {
 	if s.isClosed() {
 		return unavailable("save", ErrClosed)
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	req := &saveReq{ctx: ctx, env: env, done: make(chan saveOutcome, 1)}
+	req := &saveReq{ctx: ctx, env: &env, done: make(chan saveOutcome, 1)}
 	if s.cfg.DisableGroupCommit {
 		if !s.goTracked(func() { s.commitReqs([]*saveReq{req}) }) {
 			return unavailable("save", ErrClosed)
@@ -147,7 +144,7 @@ func (s *Store) batcher() {
 	}
 }
 
-func envSize(e *Envelope) int { return len(e.Data) + len(e.State) + len(e.Node) + 48 }
+func envSize(e *dstate.StoredEnvelope) int { return len(e.Data) + len(e.State) + len(e.Node) + 48 }
 
 // failQueued answers the saves still queued after Close.
 func (s *Store) failQueued() {
@@ -190,7 +187,7 @@ func (s *Store) commitReqs(batch []*saveReq) {
 		}
 		return false
 	}
-	envs := make([]*Envelope, len(live))
+	envs := make([]*dstate.StoredEnvelope, len(live))
 	for i, r := range live {
 		envs[i] = r.env
 	}
@@ -206,7 +203,7 @@ func (s *Store) commitReqs(batch []*saveReq) {
 
 // commit applies envs as one log entry on the leader. ambiguous reports
 // that an earlier attempt may have been applied too.
-func (s *Store) commit(ctx context.Context, envs []*Envelope, alive func() bool) (res []saveResult, ambiguous bool, err error) {
+func (s *Store) commit(ctx context.Context, envs []*dstate.StoredEnvelope, alive func() bool) (res []saveResult, ambiguous bool, err error) {
 	cmd := encodeSaveCommand(envs)
 	if len(cmd)+16 > s.cfg.MaxFrameBytes {
 		return nil, false, fmt.Errorf("%w: save of %d bytes", ErrFrameTooLarge, len(cmd))

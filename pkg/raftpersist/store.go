@@ -21,8 +21,9 @@ import (
 // replicated state machine holding every node's last saved envelopes, and
 // the server answering saves and reads forwarded by followers.
 //
-// All methods are safe for concurrent use. [For] gives each state its
-// dstate.StatePersistence on top of a Store.
+// All methods are safe for concurrent use. A Store is a
+// dstate.EnvelopeStore: dstate.PersistenceFor gives each state its
+// dstate.StatePersistence on top of it.
 type Store struct {
 	cfg   Config
 	log   *slog.Logger

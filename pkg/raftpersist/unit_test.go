@@ -33,8 +33,8 @@ func TestStableStoreMissingKeyIsNotFound(t *testing.T) {
 	require.Equal(t, uint64(7), v)
 }
 
-func sampleEnvs() []*Envelope {
-	return []*Envelope{
+func sampleEnvs() []*dstate.StoredEnvelope {
+	return []*dstate.StoredEnvelope{
 		{State: "load", Node: "n1", Generation: dstate.Generation{Incarnation: 1700000000000, Age: 3}, StorageVersion: 2, CreatedUnixMs: 1, ModifiedUnixMs: -5, Data: []byte("hello")},
 		{State: "sessions", Node: "n2", Generation: dstate.Generation{Incarnation: 1, Age: 0}, StorageVersion: 1},
 	}
@@ -47,7 +47,7 @@ func TestSaveCommandRoundTripAndTruncation(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, len(envs))
 	for i := range envs {
-		require.True(t, envs[i].sameContent(got[i]), "envelope %d: got %v, want %v", i, got[i], envs[i])
+		require.True(t, sameEnvelope(envs[i], got[i]), "envelope %d: got %v, want %v", i, got[i], envs[i])
 	}
 	for n := 0; n < len(cmd); n++ {
 		_, err := decodeSaveCommand(cmd[:n])
@@ -65,7 +65,7 @@ func FuzzDecodeSaveCommand(f *testing.F) {
 	f.Add(encodeSaveCommand(sampleEnvs()))
 	f.Add([]byte{1, 1, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var envs []*Envelope
+		var envs []*dstate.StoredEnvelope
 		var err error
 		// Each envelope takes at least minEnvelopeSize bytes and decodes to
 		// a struct and a pointer: a small multiple of its bytes.
@@ -80,19 +80,19 @@ func FuzzDecodeSaveCommand(f *testing.F) {
 	})
 }
 
-func applyCmd(f *fsm, idx uint64, envs ...*Envelope) *applyResponse {
+func applyCmd(f *fsm, idx uint64, envs ...*dstate.StoredEnvelope) *applyResponse {
 	return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: encodeSaveCommand(envs)}).(*applyResponse)
 }
 
-func env(state string, node dstate.NodeID, inc, age uint64, data string) *Envelope {
-	return &Envelope{State: state, Node: node, Generation: dstate.Generation{Incarnation: inc, Age: age}, StorageVersion: 1, Data: []byte(data)}
+func env(state string, node dstate.NodeID, inc, age uint64, data string) *dstate.StoredEnvelope {
+	return &dstate.StoredEnvelope{State: state, Node: node, Generation: dstate.Generation{Incarnation: inc, Age: age}, StorageVersion: 1, Data: []byte(data)}
 }
 
 func TestFSMFencing(t *testing.T) {
 	tests := []struct {
 		name       string
-		stored     *Envelope
-		offered    *Envelope
+		stored     *dstate.StoredEnvelope
+		offered    *dstate.StoredEnvelope
 		wantFenced bool
 		wantData   string
 	}{

@@ -51,9 +51,9 @@ func (c DurableConfig) Validate() error {
 	return nil
 }
 
-type bytesCodec struct{}
+type bytesCodec struct{ dstate.Versions }
 
-func (bytesCodec) StorageVersion() uint32                         { return 1 }
+func (bytesCodec) Name() string                                   { return "bench" }
 func (bytesCodec) EncodeState(b []byte) ([]byte, error)           { return b, nil }
 func (bytesCodec) DecodeState(b []byte, _ uint32) ([]byte, error) { return bytes.Clone(b), nil }
 
@@ -241,9 +241,9 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 			// an election may have moved it.
 			leader := c.leader()
 			leaders[leader.ID()] = true
-			pers := make([]*raftpersist.Persistence[[]byte], cfg.Concurrency)
+			pers := make([]dstate.StatePersistence[[]byte], cfg.Concurrency)
 			for w := range pers {
-				pers[w] = raftpersist.ForNode[[]byte](leader, "bench", nodes[w], bytesCodec{})
+				pers[w] = dstate.PersistenceFor[[]byte](leader, nodes[w], bytesCodec{dstate.Versions{Wire: 1}})
 			}
 			save := func(w int, age uint64) error {
 				obj := &dstate.StateObject[[]byte]{Generation: dstate.Generation{Incarnation: 1, Age: age}, StorageVersion: 1,
@@ -288,7 +288,7 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 	}
 	res.note("raw raft.Apply sends one save per log entry from the same number of goroutines on the leader; " +
 		"hashicorp/raft already batches concurrent applies into one disk write (up to MaxAppendEntries = 64)")
-	res.note("saves go through raftpersist.Persistence.Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
+	res.note("saves go through dstate.PersistenceFor(leader, …).Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
 	res.Elapsed = Duration(time.Since(start))
 	return res, nil
 }
