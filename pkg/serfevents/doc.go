@@ -51,8 +51,9 @@
 // # Logs and metrics
 //
 // The Membership logs through [Config.Logger] (log/slog); serf's and
-// memberlist's own log lines are bridged into it with their level and a
-// "component" attribute. serf and memberlist emit go-metrics (through
+// memberlist's own log lines are bridged into it with their level (hclog's
+// InferLevels, through the slog bridge raftpersist uses too) and a
+// "component" attribute naming the library. serf and memberlist emit go-metrics (through
 // github.com/hashicorp/go-metrics/compat); the Membership adds
 // dstate.serfevents.events_dropped. [Membership.Stats] has the counters.
 package serfevents

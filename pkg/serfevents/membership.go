@@ -156,7 +156,6 @@ func New(cfg Config) (*Membership, error) {
 // serfConfig builds a fresh serf and memberlist configuration from m.cfg.
 func (m *Membership) serfConfig() (*serf.Config, error) {
 	c, t := m.cfg, m.cfg.Timing
-	std := newStdLogger(m.log)
 
 	mc := memberlist.DefaultLANConfig()
 	host, port, err := splitHostPort(c.BindAddr, true)
@@ -182,7 +181,7 @@ func (m *Membership) serfConfig() (*serf.Config, error) {
 	mc.DeadNodeReclaimTime = c.DeadNodeReclaimTime
 	mc.Keyring = m.keyring
 	mc.Label = c.ClusterName
-	mc.Logger, mc.LogOutput = std, nil
+	mc.Logger, mc.LogOutput = stdLogger(m.log, "memberlist"), nil
 
 	return &serf.Config{
 		NodeName:                     string(c.NodeID),
@@ -208,7 +207,7 @@ func (m *Membership) serfConfig() (*serf.Config, error) {
 		UserEventSizeLimit:           512,
 		EnableNameConflictResolution: true,
 		MemberlistConfig:             mc,
-		Logger:                       std,
+		Logger:                       stdLogger(m.log, "serf"),
 		SnapshotPath:                 c.SnapshotPath,
 		RejoinAfterLeave:             c.RejoinAfterLeave,
 		KeyringFile:                  c.KeyFile,
