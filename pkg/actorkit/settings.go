@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -140,9 +141,5 @@ func (s Settings) Check(extra ...*Violation) *Violation {
 // (n >= 1): RestartBackoff doubled n-1 times, at most MaxRestartBackoff.
 // s must have its defaults applied.
 func (s Settings) Backoff(n int) time.Duration {
-	d := s.RestartBackoff
-	for i := 1; i < n && d < s.MaxRestartBackoff; i++ {
-		d *= 2
-	}
-	return min(d, s.MaxRestartBackoff)
+	return backoff.Policy{Min: s.RestartBackoff, Max: s.MaxRestartBackoff}.Delay(n - 1)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/node"
 	"github.com/dstate-go/dstate/pkg/raftpersist"
@@ -30,7 +31,7 @@ const (
 // registerDurableKV registers durable-kv, retrying while Raft cannot load
 // its state, until it succeeds or the agent stops.
 func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
-	backoff := durableRetryMin
+	retry := backoff.Backoff{Policy: backoff.Policy{Min: durableRetryMin, Max: durableRetryMax}}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), durableAttempt)
 		go func() { // a stop ends the attempt
@@ -56,10 +57,9 @@ func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
 			a.log.Warn("durable-kv waits for Raft", "attempt", attempt, "err", err)
 		}
 		leaderless := errors.Is(err, raftpersist.ErrNoLeader)
-		if !a.waitDurableRetry(backoff, leaderless) {
+		if !a.waitDurableRetry(retry.Next(), leaderless) {
 			return
 		}
-		backoff = min(2*backoff, durableRetryMax)
 	}
 }
 

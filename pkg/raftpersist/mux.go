@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/internal/certid"
 	"github.com/dstate-go/dstate/internal/ratelog"
 )
@@ -92,7 +93,7 @@ func (m *mux) start(serve func(c net.Conn, peer string)) {
 
 func (m *mux) acceptLoop() {
 	defer m.wg.Done()
-	var delay time.Duration
+	retry := backoff.Backoff{Policy: backoff.Policy{Min: 5 * time.Millisecond, Max: time.Second}}
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -103,9 +104,8 @@ func (m *mux) acceptLoop() {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				select {
-				case <-time.After(delay):
+				case <-time.After(retry.Next()):
 					continue
 				case <-m.closed:
 					return
@@ -114,7 +114,7 @@ func (m *mux) acceptLoop() {
 			m.log.Error("raftpersist: accept failed; listener stopped", "err", err)
 			return
 		}
-		delay = 0
+		retry.Reset()
 		tc, reason := m.trackInbound(c)
 		if tc == nil {
 			if reason != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -228,8 +229,8 @@ func (s *Store) commit(ctx context.Context, envs []*dstate.StoredEnvelope, alive
 // marks requests whose effect is unknown after a failed attempt; sent
 // reports that a failed attempt may have taken effect.
 func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duration) []byte, mutating bool, alive func() bool) (payload []byte, sent bool, err error) {
-	backoff := 2 * time.Millisecond
-	maxBackoff := min(max(s.cfg.HeartbeatTimeout/4, 5*time.Millisecond), 100*time.Millisecond)
+	retry := backoff.Backoff{Policy: backoff.Policy{Min: 2 * time.Millisecond,
+		Max: min(max(s.cfg.HeartbeatTimeout/4, 5*time.Millisecond), 100*time.Millisecond)}}
 	var last error
 	var timer *time.Timer
 	var noLeaderSince time.Time // when this call last found no leader (quorum.go)
@@ -282,14 +283,13 @@ func (s *Store) leaderCall(ctx context.Context, body func(remaining time.Duratio
 		}
 		last = err
 		if timer == nil {
-			timer = time.NewTimer(backoff)
+			timer = time.NewTimer(retry.Next())
 		} else {
-			timer.Reset(backoff)
+			timer.Reset(retry.Next())
 		}
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }

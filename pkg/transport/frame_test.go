@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dstate-go/dstate/internal/fuzzcheck"
 	"github.com/stretchr/testify/require"
@@ -135,37 +134,6 @@ func TestOversizedLengthAllocatesNothingLarge(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
-}
-
-func TestBackoff(t *testing.T) {
-	lo, hi := 50*time.Millisecond, 5*time.Second
-	top := func(n int64) int64 { return n - 1 }
-	bottom := func(int64) int64 { return 0 }
-	tests := []struct {
-		name     string
-		failures int
-		randN    func(int64) int64
-		want     time.Duration
-	}{
-		{"first retry is the floor", 0, top, lo},
-		{"one failure, top", 1, top, 2 * lo},
-		{"one failure, bottom", 1, bottom, lo},
-		{"three failures, top", 3, top, 8 * lo},
-		{"capped", 20, top, hi},
-		{"many failures do not overflow", 1000, top, hi},
-		{"capped, bottom", 20, bottom, lo},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, backoff(tt.failures, lo, hi, tt.randN))
-		})
-	}
-	require.Equal(t, lo, backoff(5, lo, lo, top), "equal bounds")
-	for range 1000 {
-		d := backoff(4, lo, hi, randN)
-		require.GreaterOrEqual(t, d, lo)
-		require.LessOrEqual(t, d, 16*lo)
-	}
 }
 
 // FuzzReadHandshake feeds arbitrary bytes to the handshake and frame

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
@@ -151,7 +151,7 @@ func (t *Transport) runPeer(p *peer) {
 			if t.isClosing() {
 				return
 			}
-			timer := time.NewTimer(backoff(failures, t.cfg.ReconnectBackoffMin, t.cfg.ReconnectBackoffMax, randN))
+			timer := time.NewTimer(backoff.Policy{Min: t.cfg.ReconnectBackoffMin, Max: t.cfg.ReconnectBackoffMax, Jitter: true}.Delay(failures))
 			failures++
 			select {
 			case <-timer.C:
@@ -340,21 +340,3 @@ func (t *Transport) writeFrames(p *peer, l *link, bw *bufio.Writer, frames [][]b
 	t.stats.bytesOut.Add(uint64(bytes))
 	return nil
 }
-
-// backoff returns the wait before the next redial after failures
-// consecutive failures: uniformly random in [lo, min(hi, lo*2^failures)]
-// ("full jitter" above the floor). randN(n) returns a value in [0, n).
-func backoff(failures int, lo, hi time.Duration, randN func(n int64) int64) time.Duration {
-	ceil := lo
-	for i := 0; i < failures && ceil < hi; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, hi)
-	if ceil <= lo {
-		return lo
-	}
-	return lo + time.Duration(randN(int64(ceil-lo)+1))
-}
-
-// randN is the production source of jitter.
-func randN(n int64) int64 { return rand.Int64N(n) }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dstate-go/dstate/internal/backoff"
 	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
@@ -347,7 +348,7 @@ func (t *Transport) acceptLoop() {
 				return
 			}
 			t.log.Warn("transport: accept failed", "err", err)
-			timer := time.NewTimer(backoff(failures, 5*time.Millisecond, time.Second, randN))
+			timer := time.NewTimer(backoff.Policy{Min: 5 * time.Millisecond, Max: time.Second, Jitter: true}.Delay(failures))
 			failures++
 			select {
 			case <-timer.C:
