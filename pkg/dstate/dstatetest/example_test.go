@@ -11,7 +11,7 @@ import (
 // counter mutation on n1 reaches the others, a crash-restart of n1 gives it
 // a new incarnation, and the cluster converges again.
 func ExampleSimCluster() {
-	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
+	c, err := dstatetest.NewExampleSimCluster(dstatetest.SimConfig{
 		Seed:   1,
 		Nodes:  3,
 		States: dstatetest.SimCounter,

@@ -100,7 +100,7 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		}
 		return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second, VersionMismatchPolicy: policy}
 	}
-	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
+	c, err := dstatetest.NewExampleSimCluster(dstatetest.SimConfig{
 		Seed:           seed,
 		Nodes:          run.nodes,
 		CounterConfig:  strategy(),

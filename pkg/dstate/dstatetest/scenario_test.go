@@ -16,9 +16,9 @@ import (
 // can be replayed.
 func newSim(t testing.TB, cfg dstatetest.SimConfig) *dstatetest.SimCluster {
 	t.Helper()
-	c, err := dstatetest.NewSimCluster(cfg)
+	c, err := dstatetest.NewExampleSimCluster(cfg)
 	if err != nil {
-		t.Fatalf("NewSimCluster: %v", err)
+		t.Fatalf("NewExampleSimCluster: %v", err)
 	}
 	return c
 }

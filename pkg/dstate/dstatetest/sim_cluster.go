@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +28,9 @@ var (
 	ErrNodeState = errors.New("dstatetest: node status does not allow the operation")
 	// ErrNoSuchState: the cluster does not run the named state.
 	ErrNoSuchState = errors.New("dstatetest: state not simulated")
+	// ErrNotIdle: messages, delayed broadcasts, change notices or
+	// membership events were still on their way (see SimCluster.Idle).
+	ErrNotIdle = errors.New("dstatetest: not idle")
 	// ErrWrongValue: a view holds, at a generation its owner had, a value
 	// the owner did not have at that generation (or a generation the
 	// owner never had), or an owner published one generation with two
@@ -85,13 +87,23 @@ func DefaultSimStateConfig() dstate.StateConfig {
 	return dstate.StateConfig{SyncStrategy: s, PullTimeout: time.Second}
 }
 
-// SimConfig configures a [SimCluster]. The zero value is three nodes
-// running both example states over a perfect network, seed 0.
+// SimConfig configures a [SimCluster]. The zero value is three nodes over a
+// perfect network, seed 0. States, Counter, Gauges, CounterConfig and
+// GaugesConfig choose the example states of [NewExampleSimCluster]; the
+// clusters of [NewSimCluster] and [NewDeltaSimCluster] run the state they
+// are given, configured by State, and reject them.
 type SimConfig struct {
 	// Seed seeds every random decision of the network (PCG).
 	Seed uint64
-	// Nodes is the initial number of nodes, named n1..nN (3 when zero).
+	// Nodes is the initial number of nodes, named n1..nN (3 when zero,
+	// unless Empty).
 	Nodes int
+	// Empty starts the cluster with no node (Nodes must be zero); AddNode
+	// and AddNodeWith add them.
+	Empty bool
+	// State configures the state of NewSimCluster and NewDeltaSimCluster
+	// (DefaultSimStateConfig when zero).
+	State dstate.StateConfig
 	// Tick is the simulated duration of one tick (DefaultSimTick when
 	// zero). Durations in the configs and actions are rounded up to ticks.
 	Tick time.Duration
@@ -120,6 +132,10 @@ type SimConfig struct {
 	MembershipDelay time.Duration
 	// Faults of the network; SetFaults changes them during a run.
 	Faults Faults
+	// Intercept, when set, decides the fate of every message sent (see
+	// [SimInterceptor]) before Faults apply; SetInterceptor changes it
+	// during a run.
+	Intercept SimInterceptor
 	// KeepTrace keeps a readable trace line per event and delivery
 	// (Trace); the trace hash is computed either way.
 	KeepTrace bool
@@ -133,7 +149,9 @@ type SimConfig struct {
 }
 
 // SimCluster is a deterministic simulation of a dstate cluster: N nodes,
-// each running one engine per simulated state, a per-node
+// each running one engine per simulated state (the state given to
+// [NewSimCluster] or [NewDeltaSimCluster], or the example states of
+// [NewExampleSimCluster]), a per-node
 // ChangeFeedAggregator and the periodic sync timers, connected by a seeded
 // in-memory network that carries the encoded wire bytes
 // (dstate.EncodeWire/DecodeWire) with the configured [Faults]. Time is a
@@ -150,6 +168,7 @@ type SimConfig struct {
 // not safe for concurrent use.
 type SimCluster struct {
 	cfg         SimConfig
+	specs       []simSpec // the simulated states, sorted by name
 	tick        time.Duration
 	clock       *TestClock
 	net         *simNet
@@ -210,30 +229,35 @@ type memberEvent struct {
 
 // simNode is one simulated host.
 type simNode struct {
-	c          *SimCluster
-	id         dstate.NodeID
-	status     SimNodeStatus
-	epoch      int   // number of starts
-	born       int64 // tick of the last start
-	counterDef CounterState
-	gaugesDef  GaugesState
-	counter    *dstate.Engine[Counter, Counter]
-	gauges     *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange]
-	states     []simState // sorted by name
-	agg        *dstate.ChangeFeedAggregator
-	digestAt   int64             // phase of the node's digest timer
-	lastInc    map[string]uint64 // per state, the highest incarnation it had
-	store      *simEnvelopes     // the node's persisted envelopes
+	c      *SimCluster
+	id     dstate.NodeID
+	status SimNodeStatus
+	epoch  int   // number of starts
+	born   int64 // tick of the last start
+	// states holds the engines of the last start, one per spec, in the
+	// order of SimCluster.specs; they stay after a crash or a leave (as
+	// the node's definitions) and are replaced by a restart.
+	states   []simState
+	agg      *dstate.ChangeFeedAggregator
+	digestAt int64             // phase of the node's digest timer
+	lastInc  map[string]uint64 // per state, the highest incarnation it had
+	store    *simEnvelopes     // the node's persisted envelopes
 }
 
-// SimRestart says how [SimCluster.RestartWith] starts a node again.
+// SimRestart says how [SimCluster.RestartWith] starts a node again, or how
+// [SimCluster.AddNodeWith] starts a new one.
 type SimRestart struct {
+	// States sets, per state, the node's definition (a rolling upgrade to
+	// another version) or its start value; build the entries with a typed
+	// cluster's Start and StartDef (Sim, DeltaSim). A value set here wins
+	// over KeepValue; Restore wins over both.
+	States []SimStateStart
 	// KeepValue starts the new incarnation from the values the node had
 	// (as if they were persisted but their generation was not); otherwise
 	// the node starts empty.
 	KeepValue bool
-	// Counter and Gauges, when set, replace the node's definitions (a
-	// rolling upgrade to another wire version).
+	// Counter and Gauges, when set, replace the node's definitions of the
+	// example states (a rolling upgrade to another wire version).
 	Counter *CounterState
 	Gauges  *GaugesState
 	// Restore starts the node from its persisted envelopes (saved after
@@ -254,43 +278,40 @@ type SimView struct {
 	Value      string            // the value, formatted (FormatCounter, GaugesView.String)
 }
 
-// NewSimCluster validates cfg, starts its nodes at tick 0 and has every
-// pair exchange snapshots (the messages arrive from tick 1 on).
-func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
+// newSimCluster validates the general fields of cfg, starts its nodes,
+// each running specs, at tick 0 and has every pair exchange snapshots (the
+// messages arrive from tick 1 on).
+func newSimCluster(cfg SimConfig, specs []simSpec) (*SimCluster, error) {
 	switch {
 	case cfg.Nodes < 0:
 		return nil, fmt.Errorf("dstatetest: SimConfig.Nodes %d is negative", cfg.Nodes)
+	case cfg.Empty && cfg.Nodes != 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.Empty with Nodes %d", cfg.Nodes)
 	case cfg.Tick < 0:
 		return nil, fmt.Errorf("dstatetest: SimConfig.Tick %s is negative", cfg.Tick)
-	case cfg.States&^SimBoth != 0:
-		return nil, fmt.Errorf("dstatetest: SimConfig.States %d selects unknown states", cfg.States)
+	case cfg.DigestInterval < 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.DigestInterval %s is negative", cfg.DigestInterval)
+	case cfg.MembershipDelay < 0:
+		return nil, fmt.Errorf("dstatetest: SimConfig.MembershipDelay %s is negative", cfg.MembershipDelay)
 	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Nodes == 0 {
+	if cfg.Nodes == 0 && !cfg.Empty {
 		cfg.Nodes = 3
 	}
 	if cfg.Tick == 0 {
 		cfg.Tick = DefaultSimTick
 	}
-	if cfg.States == 0 {
-		cfg.States = SimBoth
-	}
-	if cfg.CounterConfig == (dstate.StateConfig{}) {
-		cfg.CounterConfig = DefaultSimStateConfig()
-	}
-	if cfg.GaugesConfig == (dstate.StateConfig{}) {
-		cfg.GaugesConfig = DefaultSimStateConfig()
-	}
-	if err := cfg.CounterConfig.Validate(); err != nil {
-		return nil, fmt.Errorf("dstatetest: SimConfig.CounterConfig: %w", err)
-	}
-	if err := cfg.GaugesConfig.Validate(); err != nil {
-		return nil, fmt.Errorf("dstatetest: SimConfig.GaugesConfig: %w", err)
+	slices.SortFunc(specs, func(a, b simSpec) int { return strings.Compare(a.name(), b.name()) })
+	for i := 1; i < len(specs); i++ {
+		if specs[i].name() == specs[i-1].name() {
+			return nil, fmt.Errorf("dstatetest: two simulated states are named %q", specs[i].name())
+		}
 	}
 	c := &SimCluster{
 		cfg:      cfg,
+		specs:    specs,
 		tick:     cfg.Tick,
 		clock:    NewTestClock(),
 		net:      newSimNet(cfg.Seed, cfg.KeepTrace, cfg.Logf),
@@ -300,29 +321,20 @@ func NewSimCluster(cfg SimConfig) (*SimCluster, error) {
 		leftTold: make(map[[2]dstate.NodeID]uint64),
 	}
 	c.net.faults = cfg.Faults
+	c.net.intercept = cfg.Intercept
 	var batch time.Duration
-	if cfg.States&SimCounter != 0 {
-		batch = cfg.CounterConfig.SyncStrategy.BatchInterval()
-	}
-	if cfg.States&SimGauges != 0 {
-		b := cfg.GaugesConfig.SyncStrategy.BatchInterval()
-		if batch == 0 || b < batch {
+	for _, sp := range specs {
+		if b := sp.config().SyncStrategy.BatchInterval(); batch == 0 || b < batch {
 			batch = b
 		}
 	}
 	c.batchTicks = c.ticks(batch)
-	if cfg.DigestInterval < 0 {
-		return nil, fmt.Errorf("dstatetest: SimConfig.DigestInterval %s is negative", cfg.DigestInterval)
-	}
 	c.digestTicks = c.ticks(cfg.DigestInterval)
-	if cfg.MembershipDelay < 0 {
-		return nil, fmt.Errorf("dstatetest: SimConfig.MembershipDelay %s is negative", cfg.MembershipDelay)
-	}
 	c.memberTicks = c.ticks(cfg.MembershipDelay)
 	c.net.event("cluster seed=%d nodes=%d faults: %s", cfg.Seed, cfg.Nodes, cfg.Faults)
 	for range cfg.Nodes {
 		id := c.newID()
-		n := &simNode{c: c, id: id, counterDef: cfg.Counter, gaugesDef: cfg.Gauges}
+		n := &simNode{c: c, id: id}
 		c.nodes[id] = n
 		c.order = append(c.order, id)
 		if err := c.start(n, SimRestart{}); err != nil {
@@ -357,23 +369,15 @@ func (c *SimCluster) ticks(d time.Duration) int64 {
 // start creates a node's engines as a new incarnation, larger than any it
 // had, and marks it up. It does not join it.
 func (c *SimCluster) start(n *simNode, opts SimRestart) error {
-	if opts.Counter != nil {
-		n.counterDef = *opts.Counter
-	}
 	if opts.Gauges != nil {
-		n.gaugesDef = *opts.Gauges
+		opts.States = append([]SimStateStart{{state: "gauges", def: *opts.Gauges}}, opts.States...)
 	}
-	counterVal, gaugesVal := Counter{}, NewGauges()
-	if opts.KeepValue {
-		if n.counter != nil {
-			counterVal = n.counter.State().Value
-		}
-		if n.gauges != nil {
-			g := n.gauges.State().Value
-			gaugesVal = Gauges{Values: maps.Clone(g.Values), Total: g.Total}
-			if gaugesVal.Values == nil {
-				gaugesVal.Values = map[string]int64{}
-			}
+	if opts.Counter != nil {
+		opts.States = append([]SimStateStart{{state: "counter", def: *opts.Counter}}, opts.States...)
+	}
+	for _, set := range opts.States {
+		if c.specIndex(set.state) < 0 {
+			return fmt.Errorf("%w: %q", ErrNoSuchState, set.state)
 		}
 	}
 	if n.lastInc == nil {
@@ -382,45 +386,19 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 	if n.store == nil {
 		n.store = &simEnvelopes{m: make(map[string]dstate.StoredEnvelope)}
 	}
-	n.states = nil
-	n.counter, n.gauges = nil, nil
-	if c.cfg.States&SimCounter != 0 {
-		e, err := dstate.NewSimpleEngine[Counter](n.counterDef, n.id, c.cfg.CounterConfig, c.clock, Counter{})
+	states := make([]simState, len(c.specs))
+	for i, sp := range c.specs {
+		var prev simState
+		if i < len(n.states) {
+			prev = n.states[i]
+		}
+		st, err := sp.start(c, n, prev, &opts)
 		if err != nil {
 			return err
 		}
-		if opts.Restore {
-			restoreOrReincarnate(e, dstate.PersistenceFor[Counter](n.store, n.id, n.counterDef),
-				n.counterDef.StorageVersion(), Counter{}, n.lastInc["counter"]+1)
-		} else {
-			e.Reincarnate(counterVal, n.lastInc["counter"]+1)
-		}
-		n.lastInc["counter"] = max(n.lastInc["counter"], e.Generation().Incarnation)
-		n.counter = e
-		def := n.counterDef
-		n.states = append(n.states, &simEngine[Counter, Counter]{e: e, encode: def.EncodeState, format: FormatCounter,
-			sched: c.newSchedule(c.cfg.CounterConfig)})
+		states[i] = st
 	}
-	if c.cfg.States&SimGauges != 0 {
-		var def dstate.DeltaDistributedState[Gauges, GaugesView, GaugeDelta, GaugeChange] = n.gaugesDef
-		if c.cfg.brokenDelta {
-			def = brokenGauges{n.gaugesDef}
-		}
-		e, err := dstate.NewDeltaEngine(def, n.id, c.cfg.GaugesConfig, c.clock, NewGauges())
-		if err != nil {
-			return err
-		}
-		if opts.Restore {
-			restoreOrReincarnate(e.Engine, dstate.PersistenceFor[Gauges](n.store, n.id, n.gaugesDef),
-				n.gaugesDef.StorageVersion(), NewGauges(), n.lastInc["gauges"]+1)
-		} else {
-			e.Reincarnate(gaugesVal, n.lastInc["gauges"]+1)
-		}
-		n.lastInc["gauges"] = max(n.lastInc["gauges"], e.Generation().Incarnation)
-		n.gauges = e
-		n.states = append(n.states, &simEngine[Gauges, GaugesView]{e: e.Engine, encode: n.gaugesDef.EncodeView,
-			format: func(v GaugesView) string { return v.String() }, sched: c.newSchedule(c.cfg.GaugesConfig)})
-	}
+	n.states = states
 	n.agg = dstate.NewChangeFeedAggregator(n.id)
 	if c.digestTicks > 0 {
 		n.digestAt = int64(c.net.rng.IntN(int(c.digestTicks)))
@@ -435,15 +413,8 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 // persisted saves a node's own states as its persisted envelopes and
 // records their values in the history.
 func (c *SimCluster) persisted(n *simNode) {
-	ctx := context.Background()
-	if n.counter != nil {
-		// The in-memory store never fails.
-		_ = dstate.PersistenceFor[Counter](n.store, n.id, n.counterDef).Save(ctx, n.counter.State(), nil)
-	}
-	if n.gauges != nil {
-		_ = dstate.PersistenceFor[Gauges](n.store, n.id, n.gaugesDef).Save(ctx, n.gauges.State(), nil)
-	}
 	for _, st := range n.states {
+		st.save(n.store, n.id)
 		c.record(st.name(), n.id, st)
 	}
 }
@@ -472,26 +443,33 @@ func (c *SimCluster) dropsUnreadable(state string, observer, owner dstate.NodeID
 	if o == nil || w == nil {
 		return false
 	}
-	switch state {
-	case "counter":
-		v := w.counterDef.WireVersion()
-		return c.cfg.CounterConfig.VersionMismatchPolicy == dstate.DropAndWait &&
-			v != o.counterDef.WireVersion() && v != o.counterDef.AlsoReads
-	case "gauges":
-		v := w.gaugesDef.WireVersion()
-		return c.cfg.GaugesConfig.VersionMismatchPolicy == dstate.DropAndWait &&
-			v != o.gaugesDef.WireVersion() && v != o.gaugesDef.AlsoReads
+	i := c.specIndex(state)
+	if i < 0 || i >= len(o.states) || i >= len(w.states) {
+		return false
 	}
-	return false
+	return c.specs[i].config().VersionMismatchPolicy == dstate.DropAndWait && !o.states[i].reads(w.states[i].wireVersion())
 }
 
-// WireVersions returns the wire versions of the node's counter and gauges
-// definitions.
-func (c *SimCluster) WireVersions(id dstate.NodeID) (counter, gauges uint32) {
-	if n := c.nodes[id]; n != nil {
-		return n.counterDef.WireVersion(), n.gaugesDef.WireVersion()
+// specIndex returns the index of the named state in c.specs, or -1.
+func (c *SimCluster) specIndex(state string) int {
+	for i, sp := range c.specs {
+		if sp.name() == state {
+			return i
+		}
 	}
-	return 0, 0
+	return -1
+}
+
+// wireVersions formats the wire versions of n's definitions ("1/2").
+func (n *simNode) wireVersions() string {
+	var b strings.Builder
+	for i, st := range n.states {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		fmt.Fprintf(&b, "%d", st.wireVersion())
+	}
+	return b.String()
 }
 
 // HistoryError returns the first generation an owner published with two
@@ -538,15 +516,6 @@ func (s *simEnvelopes) LoadEnvelope(_ context.Context, state string, _ dstate.No
 	}
 	env.Data = slices.Clone(env.Data)
 	return &env, nil
-}
-
-// brokenGauges is GaugesState with a wrong ApplyDelta (see
-// SimConfig.brokenDelta).
-type brokenGauges struct{ GaugesState }
-
-func (b brokenGauges) ApplyDelta(v GaugesView, d GaugeDelta) (GaugesView, error) {
-	d.Value++
-	return b.GaugesState.ApplyDelta(v, d)
 }
 
 // newSchedule draws the phase of a periodic sync timer.
@@ -909,52 +878,6 @@ func (c *SimCluster) upNode(id dstate.NodeID) (*simNode, error) {
 	return n, nil
 }
 
-// MutateCounter applies fn to the node's Counter with the given urgency and
-// performs the resulting actions. It returns the new generation.
-func (c *SimCluster) MutateCounter(id dstate.NodeID, urgency dstate.SyncUrgency, fn func(*Counter)) (dstate.Generation, error) {
-	n, err := c.upNode(id)
-	if err != nil {
-		return dstate.Generation{}, err
-	}
-	if n.counter == nil {
-		return dstate.Generation{}, fmt.Errorf("%w: counter", ErrNoSuchState)
-	}
-	res := n.counter.Mutate(fn, urgency)
-	c.net.event("mutate %s counter %s %s = %s", id, urgency, res.Generation, FormatCounter(res.View))
-	c.persisted(n)
-	c.perform(n, res.Actions)
-	return res.Generation, nil
-}
-
-// MutateGauges applies a delta mutation to the node's Gauges (its urgency
-// is the change's) and performs the resulting actions. It returns the new
-// generation.
-func (c *SimCluster) MutateGauges(id dstate.NodeID, fn func(*Gauges) GaugeChange) (dstate.Generation, error) {
-	n, err := c.upNode(id)
-	if err != nil {
-		return dstate.Generation{}, err
-	}
-	if n.gauges == nil {
-		return dstate.Generation{}, fmt.Errorf("%w: gauges", ErrNoSuchState)
-	}
-	res := n.gauges.MutateWithDelta(fn)
-	c.net.event("mutate %s gauges %s = %s", id, res.Generation, res.View)
-	c.persisted(n)
-	c.perform(n, res.Actions)
-	return res.Generation, nil
-}
-
-// SetGauge sets one gauge of the node with the given urgency (see
-// MutateGauges).
-func (c *SimCluster) SetGauge(id dstate.NodeID, key string, value int64, urgency dstate.SyncUrgency) (dstate.Generation, error) {
-	set := Set(key, value)
-	return c.MutateGauges(id, func(g *Gauges) GaugeChange {
-		ch := set(g)
-		ch.Urgency = urgency
-		return ch
-	})
-}
-
 // Query runs a query on the node's engine of the named state (which, with
 // PullOnQuery, requests snapshots from the stale peers) and performs its
 // actions. The requests travel the network like any message.
@@ -1043,16 +966,23 @@ func (c *SimCluster) RestartWith(id dstate.NodeID, opts SimRestart) error {
 	if err := c.start(n, opts); err != nil {
 		return err
 	}
-	c.net.event("restart %s %s wire=%d/%d", id, c.generations(n), n.counterDef.WireVersion(), n.gaugesDef.WireVersion())
+	c.net.event("restart %s %s wire=%s", id, c.generations(n), n.wireVersions())
 	c.join(n)
 	return nil
 }
 
 // AddNode adds a new node, named after the highest so far, and joins it.
-func (c *SimCluster) AddNode() (dstate.NodeID, error) {
+func (c *SimCluster) AddNode() (dstate.NodeID, error) { return c.AddNodeWith(SimRestart{}) }
+
+// AddNodeWith is AddNode with the definitions or start values of
+// opts.States (and of its Counter and Gauges); KeepValue and Restore do not
+// apply to a new node.
+func (c *SimCluster) AddNodeWith(opts SimRestart) (dstate.NodeID, error) {
 	id := c.newID()
-	n := &simNode{c: c, id: id, counterDef: c.cfg.Counter, gaugesDef: c.cfg.Gauges}
-	if err := c.start(n, SimRestart{}); err != nil {
+	n := &simNode{c: c, id: id}
+	opts.KeepValue, opts.Restore = false, false
+	if err := c.start(n, opts); err != nil {
+		c.next--
 		return "", err
 	}
 	c.nodes[id] = n
@@ -1115,6 +1045,13 @@ func (c *SimCluster) SetFaults(f Faults) error {
 	return nil
 }
 
+// SetInterceptor replaces the network's interceptor from now on (nil
+// removes it); see SimConfig.Intercept.
+func (c *SimCluster) SetInterceptor(fn SimInterceptor) {
+	c.net.intercept = fn
+	c.net.event("interceptor %t", fn != nil)
+}
+
 // Faults returns the current network faults.
 func (c *SimCluster) Faults() Faults { return c.net.faults }
 
@@ -1142,12 +1079,9 @@ func (c *SimCluster) Seed() uint64 { return c.cfg.Seed }
 
 // States returns the names of the simulated states, sorted.
 func (c *SimCluster) States() []string {
-	var out []string
-	if c.cfg.States&SimCounter != 0 {
-		out = append(out, "counter")
-	}
-	if c.cfg.States&SimGauges != 0 {
-		out = append(out, "gauges")
+	out := make([]string, len(c.specs))
+	for i, sp := range c.specs {
+		out[i] = sp.name()
 	}
 	return out
 }
@@ -1185,24 +1119,6 @@ func (c *SimCluster) Epoch(id dstate.NodeID) int {
 		return n.epoch
 	}
 	return 0
-}
-
-// Counter returns the node's Counter engine, or nil when the node is not
-// running or does not run the state. Driving it directly bypasses the
-// network: use the cluster's methods to mutate.
-func (c *SimCluster) Counter(id dstate.NodeID) *dstate.Engine[Counter, Counter] {
-	if n := c.nodes[id]; n != nil && n.status == SimUp {
-		return n.counter
-	}
-	return nil
-}
-
-// Gauges returns the node's Gauges engine, or nil (see Counter).
-func (c *SimCluster) Gauges(id dstate.NodeID) *dstate.DeltaEngine[Gauges, GaugesView, GaugeDelta, GaugeChange] {
-	if n := c.nodes[id]; n != nil && n.status == SimUp {
-		return n.gauges
-	}
-	return nil
 }
 
 // Metrics returns the metrics of the node's engine of the named state.
@@ -1274,6 +1190,59 @@ func (c *SimCluster) EachView(fn func(SimView)) {
 			}
 		}
 	}
+}
+
+// SimPending counts what is on its way in a [SimCluster].
+type SimPending struct {
+	Messages   int // on the wire
+	Delayed    int // delayed broadcasts (ActionScheduleDelayed) not yet sent
+	Notices    int // change notices the running nodes' feeds have not flushed yet
+	Membership int // membership events not yet told (SimConfig.MembershipDelay)
+}
+
+// IsZero reports whether nothing is on its way.
+func (p SimPending) IsZero() bool { return p == SimPending{} }
+
+// String describes it, e.g. "3 messages, 0 delayed, 1 notices, 0 membership".
+func (p SimPending) String() string {
+	return fmt.Sprintf("%d messages, %d delayed, %d notices, %d membership", p.Messages, p.Delayed, p.Notices, p.Membership)
+}
+
+// Pending returns what is on its way now.
+func (c *SimCluster) Pending() SimPending {
+	p := SimPending{Messages: len(c.net.flights), Delayed: len(c.net.timers), Membership: len(c.mevents)}
+	for _, id := range c.order {
+		if n := c.nodes[id]; n.status == SimUp && n.agg != nil {
+			p.Notices += n.agg.Len()
+		}
+	}
+	return p
+}
+
+// Idle reports whether nothing is on its way: no message on the wire, no
+// delayed broadcast, no change notice waiting for a feed flush and no
+// membership event untold. A converged cluster may not be idle (a delta
+// still travelling repeats what a view holds), and an idle one may not
+// have converged (every copy of a message was lost). The periodic syncs
+// and digests still fire on later steps.
+func (c *SimCluster) Idle() bool { return c.Pending().IsZero() }
+
+// RunUntilIdle steps until the cluster is idle, at most maxTicks times,
+// and returns nil once idle, else an error wrapping ErrNotIdle that says
+// what is still pending. It does not step when the cluster is idle
+// already.
+func (c *SimCluster) RunUntilIdle(maxTicks int) error {
+	start := c.net.tick
+	for range maxTicks {
+		if c.Idle() {
+			return nil
+		}
+		c.Step()
+	}
+	if p := c.Pending(); !p.IsZero() {
+		return fmt.Errorf("%w after %d ticks (seed %d): %s", ErrNotIdle, c.net.tick-start, c.cfg.Seed, p)
+	}
+	return nil
 }
 
 // InFlight returns the number of messages on the wire.

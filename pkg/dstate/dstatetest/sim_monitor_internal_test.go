@@ -27,7 +27,7 @@ func (r rewound) view(owner dstate.NodeID) (simViewInfo, bool) {
 
 func newInternalSim(t *testing.T, cfg SimConfig) *SimCluster {
 	t.Helper()
-	c, err := NewSimCluster(cfg)
+	c, err := NewExampleSimCluster(cfg)
 	require.NoError(t, err)
 	require.NoError(t, c.Settle(100))
 	return c
@@ -46,7 +46,7 @@ func TestMonitorCatchesGenerationRegression(t *testing.T) {
 	require.NoError(t, mon.Check(c))
 
 	n2 := c.nodes["n2"]
-	g := c.nodes["n1"].counter.Generation()
+	g := c.Counter("n1").Generation()
 	n2.states[0] = rewound{simState: n2.states[0], owner: "n1", gen: dstate.Generation{Incarnation: g.Incarnation, Age: g.Age - 1}}
 	err := mon.Check(c)
 	require.ErrorIs(t, err, ErrGenerationRegressed)

@@ -73,6 +73,38 @@ func (f Faults) String() string {
 	return s
 }
 
+// SimMessage is one message the simulated network is about to carry to
+// one target, as a [SimInterceptor] sees it.
+type SimMessage struct {
+	From, To dstate.NodeID
+	Kind     dstate.MessageKind
+	// State is the message's state name (empty for a change feed or a
+	// digest).
+	State string
+	// Tick is the tick it is sent at.
+	Tick int64
+}
+
+// SimFate is what a [SimInterceptor] decides for one message. The zero
+// value lets it through to the cluster-wide Faults.
+type SimFate struct {
+	// Drop loses the message (counted in SimStats.Intercepted).
+	Drop bool
+	// Delay adds this many ticks to the message's latency.
+	Delay int
+	// NoFaults spares the message the cluster-wide Faults (drop,
+	// duplicate, reorder, corrupt, delay).
+	NoFaults bool
+}
+
+// SimInterceptor decides, per message and per target, what the network
+// does with it before the cluster-wide Faults apply: the fault hook of one
+// link, one message kind or one state. It is called in send order on the
+// goroutine that drives the cluster, once per target of a broadcast, and
+// not for Inject's messages; it must not call the cluster. A deterministic
+// interceptor keeps the run a function of its seed.
+type SimInterceptor func(SimMessage) SimFate
+
 // SimStats counts what the simulated network did with the messages. A
 // message broadcast to n peers counts n times.
 type SimStats struct {
@@ -87,6 +119,7 @@ type SimStats struct {
 	Blocked           uint64 // lost to a partition (when sent or when due)
 	Lost              uint64 // addressed to a node that was down or gone
 	Purged            uint64 // taken out of flight by a crash or a leave
+	Intercepted       uint64 // dropped by the SimInterceptor
 }
 
 // link is one direction between two nodes.
@@ -117,18 +150,19 @@ type timer struct {
 // delayed broadcasts, the partitions and the trace. It is not generic, so
 // it knows nothing of engines.
 type simNet struct {
-	tick    int64
-	seq     uint64
-	rng     *rand.Rand
-	faults  Faults
-	blocked map[link]struct{}
-	flights []flight
-	timers  []timer
-	stats   SimStats
-	keep    bool // keep trace lines
-	trace   []string
-	hash    uint64
-	logf    func(format string, args ...any)
+	tick      int64
+	seq       uint64
+	rng       *rand.Rand
+	faults    Faults
+	intercept SimInterceptor
+	blocked   map[link]struct{}
+	flights   []flight
+	timers    []timer
+	stats     SimStats
+	keep      bool // keep trace lines
+	trace     []string
+	hash      uint64
+	logf      func(format string, args ...any)
 }
 
 func newSimNet(seed uint64, keepTrace bool, logf func(string, ...any)) *simNet {
@@ -218,6 +252,19 @@ func (n *simNet) transmit(from, to dstate.NodeID, data []byte, sum uint32) {
 		return
 	}
 	f := &n.faults
+	extra := 0
+	if n.intercept != nil {
+		fate := n.intercept(n.message(from, to, data))
+		if fate.Drop {
+			n.stats.Intercepted++
+			n.note("%s-x>%s intercepted", from, to)
+			return
+		}
+		extra = max(fate.Delay, 0)
+		if fate.NoFaults {
+			f = &Faults{}
+		}
+	}
 	if n.chance(f.Drop) {
 		n.stats.Dropped++
 		n.note("%s-x>%s dropped", from, to)
@@ -229,7 +276,7 @@ func (n *simNet) transmit(from, to dstate.NodeID, data []byte, sum uint32) {
 		n.stats.Duplicated++
 	}
 	for range copies {
-		due := n.tick + 1 + int64(f.Delay)
+		due := n.tick + 1 + int64(f.Delay) + int64(extra)
 		if n.chance(f.Reorder) {
 			maxR := f.MaxReorderTicks
 			if maxR <= 0 {
@@ -249,6 +296,16 @@ func (n *simNet) transmit(from, to dstate.NodeID, data []byte, sum uint32) {
 		n.flights = append(n.flights, flight{due: due, seq: n.seq, from: from, to: to, data: d, sum: sum, checked: !f.CorruptUnchecked})
 		n.stats.Sent++
 	}
+}
+
+// message describes a frame for the interceptor; a frame that does not
+// decode has Kind 0.
+func (n *simNet) message(from, to dstate.NodeID, data []byte) SimMessage {
+	m := SimMessage{From: from, To: to, Tick: n.tick}
+	if w, err := dstate.DecodeWire(data); err == nil {
+		m.Kind, m.State = w.Kind, w.State
+	}
+	return m
 }
 
 // inject puts a message on the wire for the next tick, bypassing faults and

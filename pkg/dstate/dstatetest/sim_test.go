@@ -27,9 +27,9 @@ func TestNewSimClusterRejectsBadConfig(t *testing.T) {
 		{"bad state config", dstatetest.SimConfig{GaugesConfig: bad}, "GaugesConfig"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := dstatetest.NewSimCluster(tc.cfg)
+			c, err := dstatetest.NewExampleSimCluster(tc.cfg)
 			if err == nil || c != nil {
-				t.Fatalf("NewSimCluster = %v, %v; want an error naming %s", c, err, tc.field)
+				t.Fatalf("NewExampleSimCluster = %v, %v; want an error naming %s", c, err, tc.field)
 			}
 			if !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("error %q does not name %s", err, tc.field)

@@ -308,3 +308,11 @@ func (v GaugesView) String() string {
 	}
 	return s + "}"
 }
+
+// ReadsWire reports whether c decodes wire version v besides its own
+// (AlsoReads); see SimWireReader.
+func (c CounterState) ReadsWire(v uint32) bool { return c.AlsoReads != 0 && v == c.AlsoReads }
+
+// ReadsWire reports whether g decodes wire version v besides its own
+// (AlsoReads); see SimWireReader.
+func (g GaugesState) ReadsWire(v uint32) bool { return g.AlsoReads != 0 && v == g.AlsoReads }

@@ -32,7 +32,7 @@ func Run(w io.Writer, seed uint64) error {
 	faults := dstatetest.Faults{Drop: 0.2, Reorder: 0.3, Duplicate: 0.1}
 	cfg := dstatetest.DefaultSimStateConfig()
 	cfg.SyncStrategy.PeriodicFullSync = time.Second
-	c, err := dstatetest.NewSimCluster(dstatetest.SimConfig{
+	c, err := dstatetest.NewExampleSimCluster(dstatetest.SimConfig{
 		Seed: seed, Nodes: Nodes, States: dstatetest.SimCounter, CounterConfig: cfg, Faults: faults,
 	})
 	if err != nil {
