@@ -17,7 +17,9 @@ package dstate
 // state's name, its versions and the encoding of its owned value. It is
 // all that persistence needs of a definition ([PersistenceFor],
 // [DecodeStored]), and both [DistributedState] and [DeltaDistributedState]
-// embed it.
+// embed it. A definition is a stateless value; the engine and the host call
+// its methods from the goroutine that owns the state: they must not block,
+// must be deterministic and must not keep or mutate their arguments.
 type StateCodec[S any] interface {
 	// Name is the state's cluster-wide unique name (registry key, wire
 	// state name and persistence key).
