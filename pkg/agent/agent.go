@@ -3,24 +3,18 @@ package agent
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/gosched"
 	"github.com/dstate-go/dstate/pkg/localpersist"
@@ -29,9 +23,13 @@ import (
 )
 
 // Agent is one running node: runtime, transport, membership, Raft (on
-// servers), the host with the built-in states, and the admin API.
+// servers), the host with the built-in states, and the admin API. The
+// Agent assembles the parts and runs their lifecycle; the built-in states
+// are on their own type (builtins.go), and so is the admin HTTP server
+// (apiServer in http.go), which calls the agent through a narrow interface.
 type Agent struct {
 	cfg     Config
+	hooks   TestHooks
 	log     *slog.Logger
 	clock   dstate.Clock
 	started time.Time
@@ -44,24 +42,10 @@ type Agent struct {
 	node     *node.Node
 	registry *prometheus.Registry
 
-	kv        *node.DeltaShard[KV, KV, KVChange, KVChange]
-	durableKV *node.DeltaShard[KV, KV, KVChange, KVChange] // nil without Raft
-	// durableErr is why durable-kv is not registered yet (durable.go).
-	durableErr error
-	load       *node.Shard[Load, Load]
-	faults     *faultSet                                    // nil unless FaultDrop or TestFaults
-	testLoad   *node.DeltaShard[KV, KV, KVChange, KVChange] // nil unless TestLoadRate
-	loadStats  loadStats
-
-	oversizedRequests atomic.Uint64   // admin requests over max_request_bytes
-	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
-
-	httpLn    net.Listener
-	httpSrv   *http.Server
-	httpConns *connLimiter // the admin API's connection caps and counts
-
-	mu     sync.Mutex
-	states map[string]stateHandle
+	states  *stateRegistry // what the admin API lists (registry.go)
+	builtin *builtins      // kv, durable-kv, load, test-load
+	faults  *faultSet      // nil unless TestHooks.FaultDrop or Faults
+	api     *apiServer
 
 	stopOnce sync.Once
 	stopErr  error
@@ -86,19 +70,23 @@ type Agent struct {
 // fails (a port in use, an unreadable key, a data dir that is not one) has
 // made no other node see this one; everything it started is stopped again,
 // and should a step fail after gossip started it leaves gracefully.
-func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
-	return start(ctx, cfg, os.Stderr)
-}
-
-// start is Start logging to logOut.
-func start(ctx context.Context, cfg Config, logOut io.Writer) (_ *Agent, err error) {
+//
+// Options are for tests ([WithTestHooks]).
+func Start(ctx context.Context, cfg Config, opts ...Option) (_ *Agent, err error) {
+	o := options{logOut: os.Stderr}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := o.hooks.validate(); err != nil {
 		return nil, err
 	}
 	if err := resolveAdminToken(&cfg); err != nil {
 		return nil, err
 	}
-	log, err := newLogger(cfg, logOut)
+	log, err := newLogger(cfg, o.logOut)
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +96,11 @@ func start(ctx context.Context, cfg Config, logOut io.Writer) (_ *Agent, err err
 	}
 	warnLooseSecretFiles(cfg, log)
 	a := &Agent{
-		cfg: cfg, log: log, clock: dstate.SystemClock{}, started: time.Now(),
-		states: map[string]stateHandle{}, stopped: make(chan struct{}), bgStop: make(chan struct{}),
-		registry: prometheus.NewRegistry(),
+		cfg: cfg, hooks: o.hooks, log: log, clock: dstate.SystemClock{}, started: time.Now(),
+		stopped: make(chan struct{}), bgStop: make(chan struct{}), registry: prometheus.NewRegistry(),
 	}
+	a.states = newStateRegistry(a.clock)
+	a.api = newAPIServer(cfg, log, a)
 	defer func() {
 		if err != nil {
 			a.abortStart()
@@ -145,7 +134,7 @@ func (a *Agent) abortStart() {
 func (a *Agent) startParts(ctx context.Context) error {
 	cfg := a.cfg
 	installLibraryMetrics(a)
-	if err := a.listenHTTP(); err != nil {
+	if err := a.api.listen(); err != nil {
 		return err
 	}
 	rcfg := gosched.DefaultConfig()
@@ -167,8 +156,8 @@ func (a *Agent) startParts(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(cfg.FaultDrop) > 0 || cfg.TestFaults {
-		a.faults = newFaultSet(cfg.FaultDrop)
+	if len(a.hooks.FaultDrop) > 0 || a.hooks.Faults {
+		a.faults = newFaultSet(a.hooks.FaultDrop)
 		tcfg.FaultHook = a.faults.allow
 	}
 	if a.tr, err = transport.New(tcfg); err != nil {
@@ -202,147 +191,56 @@ func (a *Agent) startParts(ctx context.Context) error {
 	if a.node, err = node.New(ncfg); err != nil {
 		return err
 	}
-	if err := a.registerBuiltins(ctx); err != nil {
+	a.builtin = &builtins{
+		cfg: cfg, hooks: a.hooks, log: a.log, node: a.node, states: a.states, started: a.started,
+		stop: a.bgStop, bg: &a.bg,
+	}
+	if a.raft != nil {
+		store := a.raft.store
+		a.builtin.leaderKnown = func() bool { id, _ := store.Leader(); return id != "" }
+	}
+	if err := a.builtin.register(ctx); err != nil {
 		return err
 	}
 	a.registerMetrics()
-	a.serveHTTP()
+	a.api.serve()
 	if len(cfg.Join) > 0 {
-		a.joinSeeds()
+		a.joinSeeds(ctx)
 	}
 	a.log.Info("agent started", "transport", a.tr.Addr(), "http", a.HTTPAddr(), "server", cfg.Server)
-	return nil
-}
-
-// registerBuiltins registers kv (Local), load (Memory) and, with Raft,
-// durable-kv.
-func (a *Agent) registerBuiltins(ctx context.Context) error {
-	stateCfg := func(d dstate.Durability) dstate.StateConfig {
-		c := dstate.DefaultStateConfig()
-		c.Durability = d
-		// Digests (node.Config.DigestInterval) repair lost updates; a blind
-		// full broadcast only when configured.
-		c.SyncStrategy.PeriodicFullSync = time.Duration(a.cfg.FullSyncInterval)
-		if a.cfg.Fast {
-			c.PullTimeout = time.Second
-		}
-		return c
-	}
-	var err error
-	if a.kv, err = RegisterDelta(ctx, a, KVDef{StateName: KVState, Wire: a.cfg.TestKVWireVersion}, node.StateOptions[KV]{Config: stateCfg(dstate.Local), Initial: KV{}}); err != nil {
-		return fmt.Errorf("agent: register %s: %w", KVState, err)
-	}
-	if a.raft != nil {
-		// Registering loads the state through Raft, which needs a leader:
-		// on a cluster still forming that waits for the other servers, so
-		// it happens in the background and durable-kv answers "not ready"
-		// until then.
-		a.bg.Add(1)
-		go func() {
-			defer a.bg.Done()
-			a.registerDurableKV(stateCfg(dstate.Raft))
-		}()
-	}
-	if a.cfg.TestLoadRate > 0 {
-		if err := a.startTestLoad(ctx, stateCfg(dstate.Memory)); err != nil {
-			return err
-		}
-	}
-	lcfg := stateCfg(dstate.Memory)
-	lcfg.SyncStrategy = dstate.PeriodicOnlyStrategy(time.Duration(a.cfg.LoadInterval))
-	if a.cfg.LoadInterval <= 0 {
-		lcfg.SyncStrategy = dstate.PeriodicOnlyStrategy(time.Second)
-	}
-	if a.load, err = Register(ctx, a, LoadDef{}, node.StateOptions[Load]{Config: lcfg, Initial: sampleLoad(a.started, time.Now())}); err != nil {
-		return fmt.Errorf("agent: register %s: %w", LoadState, err)
-	}
-	interval := lcfg.SyncStrategy.PeriodicFullSync
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-a.bgStop:
-				return
-			case now := <-t.C:
-				l := sampleLoad(a.started, now)
-				ctx, cancel := context.WithTimeout(context.Background(), interval)
-				_, _, _ = a.load.MutateWith(ctx, dstate.Suppress, func(s *Load) { *s = l })
-				cancel()
-			}
-		}
-	}()
 	return nil
 }
 
 // joinSeeds joins cfg.Join, the last step of a start: one bounded attempt,
 // then, when no seed answered (seeds may come up later), retries in the
 // background until one does or the agent stops.
-func (a *Agent) joinSeeds() {
-	_, err := a.gossip.join(a.cfg.Join)
+func (a *Agent) joinSeeds(ctx context.Context) {
+	jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := a.gossip.join(jctx, a.cfg.Join)
+	cancel()
 	if err == nil {
 		return
 	}
 	a.log.Warn("initial join failed; retrying in the background", "seeds", a.cfg.Join, "err", err)
-	ctx, cancel := context.WithCancel(context.Background())
+	rctx, cancel := context.WithCancel(context.Background())
 	a.bg.Add(2)
 	go func() {
 		defer a.bg.Done()
 		select {
 		case <-a.bgStop:
-		case <-ctx.Done():
+		case <-rctx.Done():
 		}
 		cancel()
 	}()
 	go func() {
 		defer a.bg.Done()
 		defer cancel()
-		_, _ = a.gossip.Membership.Join(ctx, a.cfg.Join)
-	}()
-}
-
-// listenHTTP loads the admin API's TLS material and binds its listener;
-// serveHTTP serves it once the agent is complete.
-func (a *Agent) listenHTTP() error {
-	tlsCfg, err := httpTLS(a.cfg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("agent: http_addr %s: %w", a.cfg.HTTPAddr, err)
-	}
-	a.httpConns = newConnLimiter(a.cfg, a.log, ln)
-	ln = a.httpConns
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	a.httpLn = ln
-	return nil
-}
-
-// serveHTTP serves the admin API on the listener listenHTTP bound.
-func (a *Agent) serveHTTP() {
-	ln := a.httpLn
-	a.httpSrv = a.newHTTPServer()
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin API stopped", "err", err)
-		}
+		_, _ = a.gossip.Membership.Join(rctx, a.cfg.Join)
 	}()
 }
 
 // HTTPAddr returns the admin API's listening address.
-func (a *Agent) HTTPAddr() string {
-	if a.httpLn == nil {
-		return ""
-	}
-	return a.httpLn.Addr().String()
-}
+func (a *Agent) HTTPAddr() string { return a.api.addr() }
 
 // TransportAddr returns the state transport's address.
 func (a *Agent) TransportAddr() string { return a.tr.Addr() }
@@ -383,15 +281,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 // teardown stops what was started, in reverse order.
 func (a *Agent) teardown(ctx context.Context) error {
 	var errs []error
-	if a.httpSrv != nil {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := a.httpSrv.Shutdown(sctx); err != nil {
-			_ = a.httpSrv.Close()
-		}
-		cancel()
-	} else if a.httpLn != nil {
-		_ = a.httpLn.Close() // bound by a start that failed before serving
-	}
+	a.api.shutdown(ctx)
 	select {
 	case <-a.bgStop:
 	default:
@@ -427,80 +317,22 @@ func (a *Agent) Members() []Member {
 }
 
 // Join joins the cluster through the given gossip addresses and returns
-// how many were reached.
-func (a *Agent) Join(addrs []string) (int, error) { return a.gossip.join(addrs) }
-
-// kvShard returns the shard of a kv state by name.
-func (a *Agent) kvShard(state string) (*node.DeltaShard[KV, KV, KVChange, KVChange], error) {
-	switch state {
-	case KVState:
-		return a.kv, nil
-	case TestLoadState:
-		a.mu.Lock()
-		s := a.testLoad
-		a.mu.Unlock()
-		if s == nil {
-			return nil, fmt.Errorf("%w: state %q runs only on agents started with a test load", errNotEnabled, state)
-		}
-		return s, nil
-	case DurableKVState:
-		if a.raft == nil {
-			return nil, fmt.Errorf("%w: state %q needs Raft; this agent is not a server", errNotEnabled, state)
-		}
-		a.mu.Lock()
-		s := a.durableKV
-		a.mu.Unlock()
-		if s == nil {
-			return nil, a.durableNotReady()
-		}
-		return s, nil
-	}
-	return nil, badRequest{fmt.Errorf("state %q is not a kv state (kv or durable-kv)", state)}
+// how many were reached, bounded by ctx.
+func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
+	return a.gossip.join(ctx, addrs)
 }
 
 // GetKV returns key as node (default: this agent) holds it in a kv state.
 func (a *Agent) GetKV(state, nodeID, key string) (KVValue, error) {
-	s, err := a.kvShard(state)
-	if err != nil {
-		return KVValue{}, err
-	}
 	if nodeID == "" {
 		nodeID = a.cfg.NodeID
 	}
-	v, ok := s.Views().Get(dstate.NodeID(nodeID))
-	if !ok {
-		return KVValue{}, fmt.Errorf("%w: this agent holds no view of node %q in %s", errNotFound, nodeID, state)
-	}
-	val, found := v.Value[key]
-	return KVValue{State: state, Node: nodeID, Key: key, Value: val, Found: found, Generation: v.Generation.String()}, nil
+	return a.builtin.get(state, nodeID, key)
 }
 
 // WriteKV applies a write to this agent's own map in a kv state.
 func (a *Agent) WriteKV(ctx context.Context, state string, c KVChange) (WriteResult, error) {
-	if c.Key == "" {
-		return WriteResult{}, badRequest{errors.New("the key is empty")}
-	}
-	// The kv states are JSON on the wire and on disk, where invalid UTF-8
-	// would silently become U+FFFD: peers and the next start would hold
-	// another key or value than this node.
-	if !utf8.ValidString(c.Key) || !utf8.ValidString(c.Value) {
-		return WriteResult{}, badRequest{errors.New("the key and the value must be valid UTF-8")}
-	}
-	s, err := a.kvShard(state)
-	if err != nil {
-		return WriteResult{}, err
-	}
-	gen, _, err := s.MutateDelta(ctx, func(m *KV) KVChange {
-		if *m == nil {
-			*m = KV{}
-		}
-		applyKV(*m, c)
-		return c
-	})
-	if err != nil {
-		return WriteResult{}, err
-	}
-	return WriteResult{State: state, Node: a.cfg.NodeID, Key: c.Key, Generation: gen.String()}, nil
+	return a.builtin.write(ctx, state, c)
 }
 
 // RaftStatus describes the Raft group (Enabled false on non-servers).
@@ -521,8 +353,29 @@ func (a *Agent) Bootstrap(ctx context.Context, servers []string) error {
 	return a.raft.bootstrap(ctx, servers)
 }
 
-// Keyring lists the gossip keys.
-func (a *Agent) Keyring() (KeyringStatus, error) { return a.gossip.keyring() }
+// Keyring lists the gossip keys installed in the cluster, asking every
+// member, bounded by ctx.
+func (a *Agent) Keyring(ctx context.Context) (KeyringStatus, error) { return a.gossip.keyring(ctx) }
 
-// KeyringOp installs, uses or removes a gossip key across the cluster.
-func (a *Agent) KeyringOp(op, key string) error { return a.gossip.keyringOp(op, key) }
+// KeyringOp installs, uses or removes a gossip key across the cluster,
+// bounded by ctx.
+func (a *Agent) KeyringOp(ctx context.Context, op, key string) error {
+	return a.gossip.keyringOp(ctx, op, key)
+}
+
+// leave implements adminBackend: the probes fail from now on, and the
+// agent leaves the cluster (leave.go).
+func (a *Agent) leave(ctx context.Context) (LeaveResult, error) {
+	a.stopping.Store(true)
+	return a.leaveCluster(ctx)
+}
+
+// stopLater implements adminBackend: it stops the agent in the
+// background, within 30 s.
+func (a *Agent) stopLater() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = a.Stop(ctx)
+	}()
+}

@@ -39,9 +39,9 @@ func testConfig(t *testing.T, id string) agent.Config {
 	return c
 }
 
-func startAgent(t *testing.T, cfg agent.Config) *agent.Agent {
+func startAgent(t *testing.T, cfg agent.Config, opts ...agent.Option) *agent.Agent {
 	t.Helper()
-	a, err := agent.Start(context.Background(), cfg)
+	a, err := agent.Start(context.Background(), cfg, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -17,6 +17,7 @@ package agent
 //	GET    /v1/members                       []Member
 //	GET    /v1/states                        []StateInfo
 //	GET    /v1/states/{name}?node=&max_staleness=&consistent=true   StateDump
+//	GET    /v1/states/{name}/watch?node=&every=&resume=   Server-Sent Events, one StateChange each (watch.go)
 //	GET    /v1/kv/{key}?state=kv&node=       KVValue (the key as node holds it)
 //	PUT    /v1/kv/{key}?state=kv             body: the raw value → WriteResult
 //	DELETE /v1/kv/{key}?state=kv             WriteResult

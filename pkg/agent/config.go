@@ -9,15 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Config is everything an agent needs. Fields carry JSON names for the
-// config file and environment variable names (DSTATE_ + the upper-cased
-// JSON name, e.g. DSTATE_NODE_ID) for LoadEnv.
+// Config is everything an operator sets for an agent. Fields carry JSON
+// names for the config file ([Config.LoadFile]); `dstatectl agent` also
+// reads each from a flag and from an environment variable named DSTATE_
+// and the upper-cased JSON name (e.g. DSTATE_NODE_ID). Switches for tests
+// are not here but in [TestHooks].
 type Config struct {
 	// NodeID names the node in the cluster; it must be unique and stable
 	// across restarts (the data dir belongs to it).
@@ -195,22 +196,6 @@ type Config struct {
 	// Fast selects short gossip, Raft and sync timers for loopback tests
 	// and demos (failure detection in well under a second).
 	Fast bool `json:"fast"`
-	// FaultDrop lists peers whose outbound frames are dropped: a test-only
-	// partition switch (the agent command hides it).
-	FaultDrop []string `json:"fault_drop"`
-	// TestFaults serves POST /v1/test/faults, which replaces the set of
-	// peers whose outbound frames are dropped at run time (tests only; the
-	// agent command hides it).
-	TestFaults bool `json:"test_faults"`
-	// TestKVWireVersion, when non-zero, makes the kv state send this wire
-	// version (a rolling-upgrade test switch; the agent command hides it).
-	TestKVWireVersion uint32 `json:"test_kv_wire_version"`
-	// TestLoadRate, when positive, registers the in-memory delta state
-	// test-load and mutates it this many times per second (an overload
-	// test switch; the agent command hides it).
-	TestLoadRate int `json:"test_load_rate"`
-	// TestLoadFor, when positive, stops the test load after this long.
-	TestLoadFor Duration `json:"test_load_for"`
 }
 
 // DefaultMaxRequestBytes bounds an admin API request body by default.
@@ -330,7 +315,7 @@ func (c Config) Validate() error {
 		{"max_snapshot_bytes", c.MaxSnapshotBytes}, {"max_delta_bytes", c.MaxDeltaBytes},
 		{"max_feed_notifications", c.MaxFeedNotifications}, {"max_feed_states", c.MaxFeedStates},
 		{"max_feed_peers", c.MaxFeedPeers}, {"peer_queue_frames", c.PeerQueueFrames},
-		{"max_request_bytes", c.MaxRequestBytes}, {"test_load_rate", c.TestLoadRate},
+		{"max_request_bytes", c.MaxRequestBytes},
 		{"http_max_conns", c.HTTPMaxConns}, {"http_max_conns_per_host", c.HTTPMaxConnsPerHost},
 	} {
 		if l.v < 0 {
@@ -418,64 +403,6 @@ func (c *Config) LoadFile(path string) error {
 			err = errors.New("more than one JSON value")
 		}
 		return fmt.Errorf("agent config: %s: after the JSON object: %w", path, err)
-	}
-	return nil
-}
-
-// LoadEnv sets the fields for which an environment variable DSTATE_<NAME>
-// is set (NAME is the upper-cased JSON name; lists are comma-separated,
-// booleans true/false, durations like 1s). lookup is os.LookupEnv in
-// production.
-func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
-	v := reflect.ValueOf(c).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := strings.Split(f.Tag.Get("json"), ",")[0]
-		env := "DSTATE_" + strings.ToUpper(name)
-		s, ok := lookup(env)
-		if !ok {
-			continue
-		}
-		fv := v.Field(i)
-		switch {
-		case f.Type == reflect.TypeOf(Duration(0)):
-			d, err := time.ParseDuration(s)
-			if err != nil {
-				return fmt.Errorf("agent config: %s=%q: %w", env, s, err)
-			}
-			fv.SetInt(int64(d))
-		case fv.Kind() == reflect.String:
-			fv.SetString(s)
-		case fv.Kind() == reflect.Bool:
-			b, err := strconv.ParseBool(s)
-			if err != nil {
-				return fmt.Errorf("agent config: %s=%q is not a boolean", env, s)
-			}
-			fv.SetBool(b)
-		case fv.Kind() == reflect.Uint32:
-			n, err := strconv.ParseUint(s, 10, 32)
-			if err != nil {
-				return fmt.Errorf("agent config: %s=%q is not an unsigned 32-bit integer", env, s)
-			}
-			fv.SetUint(n)
-		case fv.Kind() == reflect.Int:
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return fmt.Errorf("agent config: %s=%q is not an integer", env, s)
-			}
-			fv.SetInt(int64(n))
-		case fv.Kind() == reflect.Slice:
-			var parts []string
-			for _, p := range strings.Split(s, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					parts = append(parts, p)
-				}
-			}
-			fv.Set(reflect.ValueOf(parts))
-		default:
-			return errors.New("agent config: unsupported field kind " + fv.Kind().String())
-		}
 	}
 	return nil
 }

@@ -67,14 +67,11 @@ func TestConfigLayers(t *testing.T) {
 	require.Equal(t, Duration(3*time.Second), c.LoadInterval)
 	require.True(t, c.Fast)
 
-	env := map[string]string{"DSTATE_NODE_ID": "from-env", "DSTATE_JOIN": "a:1, b:2", "DSTATE_SERVER": "false", "DSTATE_BOOTSTRAP_EXPECT": "0", "DSTATE_LOAD_INTERVAL": "250ms"}
-	require.NoError(t, c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
-	require.Equal(t, "from-env", c.NodeID)
-	require.Equal(t, []string{"a:1", "b:2"}, c.Join)
-	require.False(t, c.Server)
-	require.Equal(t, Duration(250*time.Millisecond), c.LoadInterval)
+	require.Equal(t, []string{"127.0.0.1:1"}, c.Join)
+	require.Equal(t, "dstate", c.ClusterName, "fields the file does not name are kept")
 
-	require.ErrorContains(t, c.LoadEnv(func(k string) (string, bool) { return "maybe", k == "DSTATE_SERVER" }), `DSTATE_SERVER="maybe" is not a boolean`)
+	require.NoError(t, os.WriteFile(path, []byte(`{"test_faults": true}`), 0o600))
+	require.ErrorContains(t, c.LoadFile(path), `unknown field "test_faults"`, "test hooks are not config keys")
 	require.NoError(t, os.WriteFile(path, []byte(`{"node_idd": "x"}`), 0o600))
 	require.ErrorContains(t, c.LoadFile(path), `unknown field "node_idd"`)
 	require.ErrorContains(t, c.LoadFile(filepath.Join(dir, "missing.json")), "no such file")

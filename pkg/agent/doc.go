@@ -10,6 +10,16 @@
 // [RegisterDelta] the application's own states (the admin API lists and
 // dumps them too), and [Agent.Stop] to leave the cluster gracefully.
 //
+// The package is split by concern: [Agent] assembles the components and
+// runs their lifecycle (agent.go) and offers the operations (members, kv,
+// Raft, keyring, leave; every one that may block takes a context); the
+// built-in states and their background loops are a type of their own
+// (builtins.go, durable.go, testload.go); the admin HTTP server is another
+// (apiServer, http.go), which reaches the agent only through the interface
+// adminBackend. [Config] holds what an operator sets; switches for tests
+// (fault injection, a generated load) are [TestHooks], passed to [Start]
+// with [WithTestHooks] and never read from a config file.
+//
 // Raft membership follows gossip: a server advertises its Raft address in
 // its serf tags; with bootstrap-expect N the servers bootstrap once N of them
 // see each other, and the leader adds servers that join and removes those

@@ -30,34 +30,34 @@ const (
 
 // registerDurableKV registers durable-kv, retrying while Raft cannot load
 // its state, until it succeeds or the agent stops.
-func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
+func (b *builtins) registerDurableKV(cfg dstate.StateConfig) {
 	retry := backoff.Backoff{Policy: backoff.Policy{Min: durableRetryMin, Max: durableRetryMax}}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), durableAttempt)
 		go func() { // a stop ends the attempt
 			select {
-			case <-a.bgStop:
+			case <-b.stop:
 				cancel()
 			case <-ctx.Done():
 			}
 		}()
-		s, err := RegisterDelta(ctx, a, KVDef{StateName: DurableKVState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
+		s, err := registerDelta(ctx, b.node, b.states, KVDef{StateName: DurableKVState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
 		cancel()
 		if err == nil {
-			a.mu.Lock()
-			a.durableKV, a.durableErr = s, nil
-			a.mu.Unlock()
-			a.log.Info("durable-kv ready", "generation", s.Generation().String(), "attempts", attempt)
+			b.mu.Lock()
+			b.durableKV, b.durableErr = s, nil
+			b.mu.Unlock()
+			b.log.Info("durable-kv ready", "generation", s.Generation().String(), "attempts", attempt)
 			return
 		}
-		a.mu.Lock()
-		a.durableErr = err
-		a.mu.Unlock()
+		b.mu.Lock()
+		b.durableErr = err
+		b.mu.Unlock()
 		if attempt == 1 || attempt%20 == 0 {
-			a.log.Warn("durable-kv waits for Raft", "attempt", attempt, "err", err)
+			b.log.Warn("durable-kv waits for Raft", "attempt", attempt, "err", err)
 		}
 		leaderless := errors.Is(err, raftpersist.ErrNoLeader)
-		if !a.waitDurableRetry(retry.Next(), leaderless) {
+		if !b.waitDurableRetry(retry.Next(), leaderless) {
 			return
 		}
 	}
@@ -65,19 +65,19 @@ func (a *Agent) registerDurableKV(cfg dstate.StateConfig) {
 
 // waitDurableRetry waits for backoff, or, after a leaderless attempt,
 // until Raft knows a leader; false when the agent stops.
-func (a *Agent) waitDurableRetry(backoff time.Duration, leaderless bool) bool {
+func (b *builtins) waitDurableRetry(backoff time.Duration, leaderless bool) bool {
 	t := time.NewTicker(durablePoll)
 	defer t.Stop()
 	deadline := time.Now().Add(backoff)
 	for {
 		select {
-		case <-a.bgStop:
+		case <-b.stop:
 			return false
 		case now := <-t.C:
 			if !now.Before(deadline) {
 				return true
 			}
-			if id, _ := a.raft.store.Leader(); leaderless && id != "" {
+			if leaderless && b.leaderKnown() {
 				return true
 			}
 		}
@@ -86,10 +86,10 @@ func (a *Agent) waitDurableRetry(backoff time.Duration, leaderless bool) bool {
 
 // durableNotReady is the error durable-kv answers with until it is
 // registered: the last registration attempt's cause, when there was one.
-func (a *Agent) durableNotReady() error {
-	a.mu.Lock()
-	cause := a.durableErr
-	a.mu.Unlock()
+func (b *builtins) durableNotReady() error {
+	b.mu.Lock()
+	cause := b.durableErr
+	b.mu.Unlock()
 	if cause == nil {
 		return fmt.Errorf("%w: state %q is being loaded through Raft", errNotReady, DurableKVState)
 	}

@@ -1,14 +1,16 @@
 package agent
 
 import (
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync/atomic"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/transport"
 )
 
-// Test-only fault injection. With Config.TestFaults the agent serves
+// Test-only fault injection. With TestHooks.Faults the agent serves
 //
 //	POST /v1/test/faults   FaultsRequest → FaultsStatus (the set now in force)
 //	GET  /v1/test/faults   FaultsStatus
@@ -65,23 +67,56 @@ func (f *faultSet) list() []string {
 // allow is the transport's FaultHook: false drops the frame.
 func (f *faultSet) allow(to dstate.NodeID) bool { return !(*f.drop.Load())[to] }
 
-// faultRoutes adds the fault endpoints when the agent runs with TestFaults.
-func (a *Agent) faultRoutes(mux *http.ServeMux) {
-	if !a.cfg.TestFaults || a.faults == nil {
+// faultSwitch is the fault set as the admin API drives it.
+type faultSwitch interface {
+	// faultStatus is the drop set in force and the frames it dropped.
+	faultStatus() FaultsStatus
+	// setDrop replaces the drop set and returns the new status.
+	setDrop(peers []string) FaultsStatus
+}
+
+// agentFaults is the agent's faultSwitch: its fault set and the transport
+// that counts the frames it dropped.
+type agentFaults struct {
+	set *faultSet
+	tr  *transport.Transport
+	log *slog.Logger
+}
+
+func (f agentFaults) faultStatus() FaultsStatus {
+	return FaultsStatus{Drop: f.set.list(), Dropped: f.tr.Stats().FaultDrops}
+}
+
+func (f agentFaults) setDrop(peers []string) FaultsStatus {
+	f.set.set(peers)
+	f.log.Warn("test faults replaced", "drop", f.set.list())
+	return f.faultStatus()
+}
+
+// testFaults implements adminBackend: the fault switch when the agent runs
+// with TestHooks.Faults.
+func (a *Agent) testFaults() faultSwitch {
+	if !a.hooks.Faults || a.faults == nil {
+		return nil
+	}
+	return agentFaults{set: a.faults, tr: a.tr, log: a.log}
+}
+
+// faultRoutes adds the fault endpoints when the agent has a fault switch.
+func (s *apiServer) faultRoutes(mux *http.ServeMux) {
+	f := s.b.testFaults()
+	if f == nil {
 		return
 	}
-	status := func() FaultsStatus { return FaultsStatus{Drop: a.faults.list(), Dropped: a.tr.Stats().FaultDrops} }
 	mux.HandleFunc("GET /v1/test/faults", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, status())
+		writeJSON(w, http.StatusOK, f.faultStatus())
 	})
 	mux.HandleFunc("POST /v1/test/faults", func(w http.ResponseWriter, r *http.Request) {
 		var req FaultsRequest
-		if err := a.decodeBody(w, r, &req); err != nil {
+		if err := s.decodeBody(w, r, &req); err != nil {
 			writeError(w, statusOf(err), err)
 			return
 		}
-		a.faults.set(req.Drop)
-		a.log.Warn("test faults replaced", "drop", a.faults.list())
-		writeJSON(w, http.StatusOK, status())
+		writeJSON(w, http.StatusOK, f.setDrop(req.Drop))
 	})
 }

@@ -60,7 +60,7 @@ func filesConfig(t *testing.T, dataDir string) Config {
 func startLogged(t *testing.T, cfg Config) (*Agent, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	a, err := start(context.Background(), cfg, logs)
+	a, err := Start(context.Background(), cfg, withLogOutput(logs))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -144,7 +144,7 @@ func TestDataDirAndFilesArePrivate(t *testing.T) {
 	// 0644 first to see that the rewrite makes it private again.
 	require.NoError(t, os.Chmod(keyFile, 0o644))
 	for _, op := range []struct{ op, key string }{{"install", next}, {"use", next}, {"remove", old}} {
-		require.NoError(t, a.KeyringOp(op.op, op.key), op.op)
+		require.NoError(t, a.KeyringOp(ctx, op.op, op.key), op.op)
 	}
 	keys, err := serfevents.LoadKeyFile(keyFile)
 	require.NoError(t, err)

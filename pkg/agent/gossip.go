@@ -65,9 +65,7 @@ func (g *serfGossip) members() []Member {
 	return out
 }
 
-func (g *serfGossip) join(addrs []string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+func (g *serfGossip) join(ctx context.Context, addrs []string) (int, error) {
 	return g.Membership.Join(ctx, addrs)
 }
 
@@ -75,9 +73,7 @@ func (g *serfGossip) leave(ctx context.Context) error { return g.Membership.Leav
 
 func (g *serfGossip) shutdown() error { return g.Membership.Shutdown() }
 
-func (g *serfGossip) keyring() (KeyringStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+func (g *serfGossip) keyring(ctx context.Context) (KeyringStatus, error) {
 	r, err := g.Membership.ListKeys(ctx)
 	if errors.Is(err, serfevents.ErrNoEncryption) {
 		return KeyringStatus{Encrypted: false, Keys: map[string]int{}}, nil
@@ -94,9 +90,7 @@ func (g *serfGossip) keyring() (KeyringStatus, error) {
 	return st, nil
 }
 
-func (g *serfGossip) keyringOp(op, key string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+func (g *serfGossip) keyringOp(ctx context.Context, op, key string) error {
 	var err error
 	switch op {
 	case "install":

@@ -123,10 +123,7 @@ func (a *Agent) Ready() Readiness {
 	if a.stopping.Load() {
 		r.Reasons = append(r.Reasons, "the agent is leaving the cluster and stopping")
 	}
-	a.mu.Lock()
-	kv, load, durable := a.states[KVState], a.states[LoadState], a.durableKV
-	a.mu.Unlock()
-	if kv == nil || load == nil {
+	if !a.states.has(KVState, LoadState) {
 		r.Reasons = append(r.Reasons, "the local states (kv, load) are not loaded yet")
 	}
 	if a.raft != nil {
@@ -134,7 +131,7 @@ func (a *Agent) Ready() Readiness {
 			rf := a.raft.store.Raft()
 			r.Reasons = append(r.Reasons, fmt.Sprintf("no Raft leader known (this server is %s in term %d)", strings.ToLower(rf.State().String()), rf.CurrentTerm()))
 		}
-		if durable == nil {
+		if a.builtin == nil || !a.builtin.durableLoaded() {
 			r.Reasons = append(r.Reasons, "durable-kv is not loaded: it waits for the Raft cluster to elect a leader and load it")
 		}
 	}
@@ -153,12 +150,7 @@ func (a *Agent) Health(ctx context.Context, maxStaleness time.Duration) (Health,
 	if err != nil {
 		return Health{}, err
 	}
-	a.mu.Lock()
-	handles := make(map[string]stateHandle, len(a.states))
-	for name, h := range a.states {
-		handles[name] = h
-	}
-	a.mu.Unlock()
+	handles := a.states.snapshot()
 	digests := digestEvery(a.cfg)
 	out := Health{Node: a.cfg.NodeID, States: []StateHealth{}}
 	for _, eh := range nh.States {
@@ -217,7 +209,7 @@ func (h *shardHandle[S, V]) health(ctx context.Context, maxStaleness, digestEver
 		return StateHealth{}, err
 	}
 	views := h.shard.Views()
-	now := h.a.clock.Now()
+	now := h.clock.Now()
 	bound, strict := staleAfter(cfg, digestEvery), false
 	if maxStaleness > 0 {
 		bound, strict = maxStaleness, true
@@ -329,13 +321,13 @@ func (rc *raftConsensus) health() *RaftHealth {
 
 // getHealth answers GET /v1/health: 200 when healthy or degraded, 503
 // when unhealthy, the report either way.
-func (a *Agent) getHealth(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) getHealth(w http.ResponseWriter, r *http.Request) {
 	maxStale, err := duration(r, "max_staleness", 0)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	h, err := a.Health(r.Context(), maxStale)
+	h, err := s.b.Health(r.Context(), maxStale)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -348,8 +340,8 @@ func (a *Agent) getHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // getLive answers GET /v1/health/live.
-func (a *Agent) getLive(w http.ResponseWriter, _ *http.Request) {
-	l := a.Live()
+func (s *apiServer) getLive(w http.ResponseWriter, _ *http.Request) {
+	l := s.b.Live()
 	status := http.StatusOK
 	if !l.Live {
 		status = http.StatusServiceUnavailable
@@ -358,8 +350,8 @@ func (a *Agent) getLive(w http.ResponseWriter, _ *http.Request) {
 }
 
 // getReady answers GET /v1/health/ready.
-func (a *Agent) getReady(w http.ResponseWriter, _ *http.Request) {
-	rd := a.Ready()
+func (s *apiServer) getReady(w http.ResponseWriter, _ *http.Request) {
+	rd := s.b.Ready()
 	status := http.StatusOK
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable

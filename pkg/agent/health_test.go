@@ -109,11 +109,11 @@ func TestHealthCountsEachPeerOnceAndNamesIt(t *testing.T) {
 	var agents []*agent.Agent
 	for i, id := range []string{"a1", "a2", "a3"} {
 		cfg := testConfig(t, id)
-		cfg.BootstrapExpect, cfg.TestFaults = 3, true
+		cfg.BootstrapExpect = 3
 		if i > 0 {
 			cfg.Join = []string{agents[0].Members()[0].Addr}
 		}
-		agents = append(agents, startAgent(t, cfg))
+		agents = append(agents, startAgent(t, cfg, agent.WithTestHooks(agent.TestHooks{Faults: true})))
 	}
 	c1 := apiClient{t: t, base: "http://" + agents[0].HTTPAddr()}
 	eventually(t, "a1 healthy with two peers in every state", func() bool {

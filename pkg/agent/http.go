@@ -3,65 +3,193 @@ package agent
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dstate-go/dstate/internal/ratelog"
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
+
+// adminBackend is what the admin API needs of the agent: every endpoint is
+// one call. *Agent implements it; the server holds nothing else of it.
+type adminBackend interface {
+	Live() Liveness
+	Ready() Readiness
+	Health(ctx context.Context, maxStaleness time.Duration) (Health, error)
+	Members() []Member
+	States() []StateInfo
+	Dump(ctx context.Context, state string, opts DumpOptions) (StateDump, error)
+	Watch(ctx context.Context, state string, opts WatchOptions) (iter.Seq2[StateChange, error], error)
+	GetKV(state, nodeID, key string) (KVValue, error)
+	WriteKV(ctx context.Context, state string, c KVChange) (WriteResult, error)
+	Join(ctx context.Context, addrs []string) (int, error)
+	RaftStatus(ctx context.Context) (RaftStatus, error)
+	Bootstrap(ctx context.Context, servers []string) error
+	RemovePeer(ctx context.Context, id string) (RemovePeerResult, error)
+	ForceLeave(ctx context.Context, node string, prune bool) (ForceLeaveResult, error)
+	Keyring(ctx context.Context) (KeyringStatus, error)
+	KeyringOp(ctx context.Context, op, key string) error
+	// leave marks the agent stopping and leaves the cluster (leave.go);
+	// stopLater then stops the agent in the background.
+	leave(ctx context.Context) (LeaveResult, error)
+	stopLater()
+	// gatherer is what /metrics serves.
+	gatherer() prometheus.Gatherer
+	// testFaults is the fault switch served under /v1/test/faults, or
+	// nil when the agent runs without TestHooks.Faults (faults.go).
+	testFaults() faultSwitch
+}
+
+// opTimeout bounds a join or keyring operation the admin API runs.
+const opTimeout = 10 * time.Second
+
+// apiServer is the admin HTTP API: its listener (with the connection caps
+// of http_conns.go and TLS), its handler (the endpoints of api.go behind
+// the guards of http_guard.go and the token check) and its counters.
+type apiServer struct {
+	b   adminBackend
+	cfg Config // the http_* settings, the admin token, max_request_bytes
+	log *slog.Logger
+
+	ln    net.Listener
+	conns *connLimiter // the connection caps and counts
+	srv   *http.Server
+	wg    sync.WaitGroup
+
+	oversizedRequests atomic.Uint64   // request bodies over max_request_bytes
+	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
+}
+
+func newAPIServer(cfg Config, log *slog.Logger, b adminBackend) *apiServer {
+	return &apiServer{b: b, cfg: cfg, log: log}
+}
+
+// listen loads the API's TLS material and binds its listener; serve
+// serves it once the agent is complete.
+func (s *apiServer) listen() error {
+	tlsCfg, err := httpTLS(s.cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("agent: http_addr %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.conns = newConnLimiter(s.cfg, s.log, ln)
+	ln = s.conns
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.ln = ln
+	return nil
+}
+
+// serve serves the API on the listener listen bound.
+func (s *apiServer) serve() {
+	s.srv = s.newHTTPServer()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin API stopped", "err", err)
+		}
+	}()
+}
+
+// shutdown stops serving, letting requests in flight finish within 2 s
+// (bounded by ctx), or closes a listener that was never served.
+func (s *apiServer) shutdown(ctx context.Context) {
+	if s.srv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := s.srv.Shutdown(sctx); err != nil {
+			_ = s.srv.Close()
+		}
+		cancel()
+	} else if s.ln != nil {
+		_ = s.ln.Close() // bound by a start that failed before serving
+	}
+	s.wg.Wait()
+}
+
+// addr is the listening address, "" before listen.
+func (s *apiServer) addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// maxRequestBytes is the request body limit.
+func (s *apiServer) maxRequestBytes() int64 {
+	if s.cfg.MaxRequestBytes > 0 {
+		return int64(s.cfg.MaxRequestBytes)
+	}
+	return DefaultMaxRequestBytes
+}
 
 // Handler returns the admin API (see api.go for the endpoints). It refuses
 // requests a web page could have sent (see http_guard.go): a Host header
 // other than the agent's admin address when it has no token, a
 // cross-origin Sec-Fetch-Site or Origin, and a state-changing call without
 // Content-Type application/json; then it checks the token, if any.
-func (a *Agent) Handler() http.Handler {
+func (a *Agent) Handler() http.Handler { return a.api.handler() }
+
+// handler is the API's handler: the endpoints behind the guards.
+func (s *apiServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", a.getHealth)
-	mux.HandleFunc("GET /v1/health/live", a.getLive)
-	mux.HandleFunc("GET /v1/health/ready", a.getReady)
-	mux.HandleFunc("GET /v1/members", a.getMembers)
-	mux.HandleFunc("GET /v1/states", a.getStates)
-	mux.HandleFunc("GET /v1/states/{name}", a.getState)
-	mux.HandleFunc("GET /v1/kv/{key}", a.getKV)
-	mux.HandleFunc("PUT /v1/kv/{key}", a.putKV)
-	mux.HandleFunc("DELETE /v1/kv/{key}", a.delKV)
-	mux.HandleFunc("POST /v1/join", a.postJoin)
-	mux.HandleFunc("POST /v1/leave", a.postLeave)
-	mux.HandleFunc("GET /v1/raft", a.getRaft)
-	mux.HandleFunc("POST /v1/raft/bootstrap", a.postBootstrap)
-	mux.HandleFunc("POST /v1/raft/remove-peer", a.postRemovePeer)
-	mux.HandleFunc("POST /v1/force-leave", a.postForceLeave)
-	mux.HandleFunc("GET /v1/keyring", a.getKeyring)
-	mux.HandleFunc("POST /v1/keyring/{op}", a.postKeyring)
-	a.faultRoutes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/health", s.getHealth)
+	mux.HandleFunc("GET /v1/health/live", s.getLive)
+	mux.HandleFunc("GET /v1/health/ready", s.getReady)
+	mux.HandleFunc("GET /v1/members", s.getMembers)
+	mux.HandleFunc("GET /v1/states", s.getStates)
+	mux.HandleFunc("GET /v1/states/{name}", s.getState)
+	mux.HandleFunc("GET /v1/states/{name}/watch", s.getWatch)
+	mux.HandleFunc("GET /v1/kv/{key}", s.getKV)
+	mux.HandleFunc("PUT /v1/kv/{key}", s.putKV)
+	mux.HandleFunc("DELETE /v1/kv/{key}", s.delKV)
+	mux.HandleFunc("POST /v1/join", s.postJoin)
+	mux.HandleFunc("POST /v1/leave", s.postLeave)
+	mux.HandleFunc("GET /v1/raft", s.getRaft)
+	mux.HandleFunc("POST /v1/raft/bootstrap", s.postBootstrap)
+	mux.HandleFunc("POST /v1/raft/remove-peer", s.postRemovePeer)
+	mux.HandleFunc("POST /v1/force-leave", s.postForceLeave)
+	mux.HandleFunc("GET /v1/keyring", s.getKeyring)
+	mux.HandleFunc("POST /v1/keyring/{op}", s.postKeyring)
+	s.faultRoutes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.b.gatherer(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/health/live, /v1/health/ready, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))
 	})
-	bound := a.HTTPAddr()
+	bound := s.addr()
 	if bound == "" {
-		bound = a.cfg.HTTPAddr
+		bound = s.cfg.HTTPAddr
 	}
-	return newHostGuard(a.cfg, bound).guard(a.auth(mux))
+	return newHostGuard(s.cfg, bound).guard(s.auth(mux))
 }
 
 // auth checks the bearer token in constant time when the agent has one;
 // with http_public_probes the probes and /metrics need none (health.go).
-func (a *Agent) auth(next http.Handler) http.Handler {
-	if a.cfg.AdminToken == "" {
+func (s *apiServer) auth(next http.Handler) http.Handler {
+	if s.cfg.AdminToken == "" {
 		return next
 	}
-	want := []byte("Bearer " + a.cfg.AdminToken)
+	want := []byte("Bearer " + s.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.cfg.HTTPPublicProbes && publicProbe(r) {
+		if s.cfg.HTTPPublicProbes && publicProbe(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -147,22 +275,22 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 }
 
-func (a *Agent) getMembers(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.Members())
+func (s *apiServer) getMembers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.Members())
 }
 
-func (a *Agent) getStates(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.States())
+func (s *apiServer) getStates(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.States())
 }
 
-func (a *Agent) getState(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) getState(w http.ResponseWriter, r *http.Request) {
 	maxStale, err := duration(r, "max_staleness", 0)
 	if err == nil {
 		var consistent bool
 		consistent, err = boolParam(r, "consistent")
 		if err == nil {
 			var d StateDump
-			d, err = a.Dump(r.Context(), r.PathValue("name"), DumpOptions{Node: r.URL.Query().Get("node"), MaxStaleness: maxStale, Consistent: consistent})
+			d, err = s.b.Dump(r.Context(), r.PathValue("name"), DumpOptions{Node: r.URL.Query().Get("node"), MaxStaleness: maxStale, Consistent: consistent})
 			if err == nil {
 				writeJSON(w, http.StatusOK, d)
 				return
@@ -172,6 +300,14 @@ func (a *Agent) getState(w http.ResponseWriter, r *http.Request) {
 	writeError(w, statusOf(err), err)
 }
 
+// getWatch streams a state's changes (watch.go).
+func (s *apiServer) getWatch(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	serveWatch(w, r, func(ctx context.Context, opts WatchOptions) (iter.Seq2[StateChange, error], error) {
+		return s.b.Watch(ctx, name, opts)
+	})
+}
+
 func kvState(r *http.Request) string {
 	if s := r.URL.Query().Get("state"); s != "" {
 		return s
@@ -179,8 +315,8 @@ func kvState(r *http.Request) string {
 	return KVState
 }
 
-func (a *Agent) getKV(w http.ResponseWriter, r *http.Request) {
-	v, err := a.GetKV(kvState(r), r.URL.Query().Get("node"), r.PathValue("key"))
+func (s *apiServer) getKV(w http.ResponseWriter, r *http.Request) {
+	v, err := s.b.GetKV(kvState(r), r.URL.Query().Get("node"), r.PathValue("key"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -188,21 +324,21 @@ func (a *Agent) getKV(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (a *Agent) putKV(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxRequestBytes()))
+func (s *apiServer) putKV(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxRequestBytes()))
 	if err != nil {
-		a.bodyError(w, r, "value", err)
+		s.bodyError(w, r, "value", err)
 		return
 	}
-	a.writeKV(w, r, KVChange{Key: r.PathValue("key"), Value: string(body)})
+	s.writeKV(w, r, KVChange{Key: r.PathValue("key"), Value: string(body)})
 }
 
-func (a *Agent) delKV(w http.ResponseWriter, r *http.Request) {
-	a.writeKV(w, r, KVChange{Key: r.PathValue("key"), Delete: true})
+func (s *apiServer) delKV(w http.ResponseWriter, r *http.Request) {
+	s.writeKV(w, r, KVChange{Key: r.PathValue("key"), Delete: true})
 }
 
-func (a *Agent) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) {
-	res, err := a.WriteKV(r.Context(), kvState(r), c)
+func (s *apiServer) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) {
+	res, err := s.b.WriteKV(r.Context(), kvState(r), c)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -212,13 +348,13 @@ func (a *Agent) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) {
 
 // decodeBody decodes a JSON request body of at most max_request_bytes into
 // v, refusing unknown fields.
-func (a *Agent) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxRequestBytes()))
+func (s *apiServer) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxRequestBytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			a.countOversizedRequest(r)
+			s.countOversizedRequest(r)
 			return tooLarge{fmt.Errorf("request body is larger than max_request_bytes (%d bytes)", mbe.Limit)}
 		}
 		return badRequest{fmt.Errorf("request body is not a valid %T document: %v", v, err)}
@@ -227,10 +363,10 @@ func (a *Agent) decodeBody(w http.ResponseWriter, r *http.Request, v any) error 
 }
 
 // bodyError answers a request whose body could not be read.
-func (a *Agent) bodyError(w http.ResponseWriter, r *http.Request, what string, err error) {
+func (s *apiServer) bodyError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		a.countOversizedRequest(r)
+		s.countOversizedRequest(r)
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s is larger than max_request_bytes (%d bytes)", what, mbe.Limit))
 		return
 	}
@@ -239,18 +375,18 @@ func (a *Agent) bodyError(w http.ResponseWriter, r *http.Request, what string, e
 
 // countOversizedRequest counts a request over max_request_bytes and logs it
 // once per client host per interval.
-func (a *Agent) countOversizedRequest(r *http.Request) {
-	a.oversizedRequests.Add(1)
+func (s *apiServer) countOversizedRequest(r *http.Request) {
+	s.oversizedRequests.Add(1)
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ok, suppressed := a.requestLog.Allow(host); ok {
-		a.log.Warn("admin API: request body over max_request_bytes refused", "remote", r.RemoteAddr, "path", r.URL.Path,
-			"limit", a.maxRequestBytes(), "suppressed", suppressed)
+	if ok, suppressed := s.requestLog.Allow(host); ok {
+		s.log.Warn("admin API: request body over max_request_bytes refused", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"limit", s.maxRequestBytes(), "suppressed", suppressed)
 	}
 }
 
-func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) postJoin(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -258,7 +394,9 @@ func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("addrs is empty: name at least one gossip address to join"))
 		return
 	}
-	n, err := a.Join(req.Addrs)
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	defer cancel()
+	n, err := s.b.Join(ctx, req.Addrs)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, err)
 		return
@@ -270,23 +408,18 @@ func (a *Agent) postJoin(w http.ResponseWriter, r *http.Request) {
 // leave.go) before it answers, then stops the agent in the background.
 // When the server could not leave the Raft configuration it answers 503
 // with the reason; the agent stops all the same.
-func (a *Agent) postLeave(w http.ResponseWriter, r *http.Request) {
-	a.stopping.Store(true)
-	res, err := a.leaveCluster(context.WithoutCancel(r.Context()))
+func (s *apiServer) postLeave(w http.ResponseWriter, r *http.Request) {
+	res, err := s.b.leave(context.WithoutCancel(r.Context()))
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; the agent left gossip and is shutting down", err))
 	} else {
 		writeJSON(w, http.StatusOK, res)
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = a.Stop(ctx)
-	}()
+	s.b.stopLater()
 }
 
-func (a *Agent) getRaft(w http.ResponseWriter, r *http.Request) {
-	st, err := a.RaftStatus(r.Context())
+func (s *apiServer) getRaft(w http.ResponseWriter, r *http.Request) {
+	st, err := s.b.RaftStatus(r.Context())
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -294,23 +427,25 @@ func (a *Agent) getRaft(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (a *Agent) postBootstrap(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) postBootstrap(w http.ResponseWriter, r *http.Request) {
 	var req BootstrapRequest
 	if r.ContentLength != 0 {
-		if err := a.decodeBody(w, r, &req); err != nil {
+		if err := s.decodeBody(w, r, &req); err != nil {
 			writeError(w, statusOf(err), err)
 			return
 		}
 	}
-	if err := a.Bootstrap(r.Context(), req.Servers); err != nil {
+	if err := s.b.Bootstrap(r.Context(), req.Servers); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (a *Agent) getKeyring(w http.ResponseWriter, _ *http.Request) {
-	st, err := a.Keyring()
+func (s *apiServer) getKeyring(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	defer cancel()
+	st, err := s.b.Keyring(ctx)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -318,14 +453,14 @@ func (a *Agent) getKeyring(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (a *Agent) postKeyring(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) postKeyring(w http.ResponseWriter, r *http.Request) {
 	op := r.PathValue("op")
 	if op != "install" && op != "use" && op != "remove" {
 		writeError(w, http.StatusNotFound, fmt.Errorf("keyring operation %q is not install, use or remove", op))
 		return
 	}
 	var req KeyRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -333,7 +468,9 @@ func (a *Agent) postKeyring(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("key is empty"))
 		return
 	}
-	if err := a.KeyringOp(op, req.Key); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	defer cancel()
+	if err := s.b.KeyringOp(ctx, op, req.Key); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}

@@ -39,10 +39,10 @@ const (
 
 // newHTTPServer returns the admin API's server with the config's timeouts
 // and header limit.
-func (a *Agent) newHTTPServer() *http.Server {
-	read := cmp.Or(time.Duration(a.cfg.HTTPReadTimeout), DefaultHTTPReadTimeout)
-	write := cmp.Or(time.Duration(a.cfg.HTTPWriteTimeout), DefaultHTTPWriteTimeout)
-	h := a.Handler()
+func (s *apiServer) newHTTPServer() *http.Server {
+	read := cmp.Or(time.Duration(s.cfg.HTTPReadTimeout), DefaultHTTPReadTimeout)
+	write := cmp.Or(time.Duration(s.cfg.HTTPWriteTimeout), DefaultHTTPWriteTimeout)
+	h := s.handler()
 	return &http.Server{
 		// The handler's context ends with the write timeout: an answer
 		// after it could not be delivered anyway.
@@ -60,9 +60,9 @@ func (a *Agent) newHTTPServer() *http.Server {
 		ReadHeaderTimeout: read,
 		ReadTimeout:       read,
 		WriteTimeout:      write,
-		IdleTimeout:       cmp.Or(time.Duration(a.cfg.HTTPIdleTimeout), DefaultHTTPIdleTimeout),
+		IdleTimeout:       cmp.Or(time.Duration(s.cfg.HTTPIdleTimeout), DefaultHTTPIdleTimeout),
 		MaxHeaderBytes:    httpMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -73,11 +73,3 @@ func applyNodeLimits(cfg Config, n *node.Config) {
 	}
 	n.LogInterval = time.Duration(cfg.LimitLogInterval)
 }
-
-// maxRequestBytes is the admin API's request body limit.
-func (a *Agent) maxRequestBytes() int64 {
-	if a.cfg.MaxRequestBytes > 0 {
-		return int64(a.cfg.MaxRequestBytes)
-	}
-	return DefaultMaxRequestBytes
-}

@@ -126,8 +126,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ps.QueueLen), string(peer))
 	}
 	ch <- prometheus.MustNewConstMetric(descQueueCap, prometheus.GaugeValue, float64(c.a.queueCapacity()))
-	if c.a.cfg.TestLoadRate > 0 {
-		ls := &c.a.loadStats
+	if c.a.hooks.LoadRate > 0 {
+		ls := &c.a.builtin.loadStats
 		for name, v := range map[string]uint64{"written": ls.written.Load(), "refused": ls.refused.Load(), "behind": ls.behind.Load()} {
 			ch <- prometheus.MustNewConstMetric(descTestLoad, prometheus.CounterValue, float64(v), name)
 		}
@@ -151,14 +151,14 @@ func (a *Agent) limitCounts() map[string]uint64 {
 	ts := a.tr.Stats()
 	out["max_frame_bytes"] = ts.OversizedFrames
 	out["peer_queue_frames"] = ts.QueueDrops
-	out["max_request_bytes"] = a.oversizedRequests.Load()
+	out["max_request_bytes"] = a.api.oversizedRequests.Load()
 	out["max_reassembly_bytes"] = ts.BudgetRefusals
 	out["transport_max_conns"] = ts.ConnsRefused
 	out["transport_max_conns_per_host"] = ts.HostConnsRefused
 	out["transport_idle_timeout"] = ts.IdleTimeouts
 	out["transport_read_timeout"] = ts.ReadTimeouts
 	out["transport_write_timeout"] = ts.WriteTimeouts
-	if l := a.httpConns; l != nil {
+	if l := a.api.conns; l != nil {
 		out["http_max_conns"] = l.refusedTotal.Load()
 		out["http_max_conns_per_host"] = l.refusedHost.Load()
 		out["http_read_timeout"] = l.readTimeouts.Load()

@@ -131,13 +131,13 @@ func (a *Agent) RemovePeer(ctx context.Context, id string) (RemovePeerResult, er
 	return RemovePeerResult{ID: id, Address: target.Address, Voters: voters}, nil
 }
 
-func (a *Agent) postForceLeave(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) postForceLeave(w http.ResponseWriter, r *http.Request) {
 	var req ForceLeaveRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	res, err := a.ForceLeave(r.Context(), req.Node, req.Prune)
+	res, err := s.b.ForceLeave(r.Context(), req.Node, req.Prune)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -145,13 +145,13 @@ func (a *Agent) postForceLeave(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (a *Agent) postRemovePeer(w http.ResponseWriter, r *http.Request) {
+func (s *apiServer) postRemovePeer(w http.ResponseWriter, r *http.Request) {
 	var req RemovePeerRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	res, err := a.RemovePeer(r.Context(), req.ID)
+	res, err := s.b.RemovePeer(r.Context(), req.ID)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

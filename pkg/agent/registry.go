@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -34,7 +36,7 @@ type DumpOptions struct {
 }
 
 type shardHandle[S, V any] struct {
-	a     *Agent
+	clock dstate.Clock
 	shard *node.Shard[S, V]
 	kind  string
 	wire  uint32
@@ -71,7 +73,7 @@ func (h *shardHandle[S, V]) dump(ctx context.Context, opts DumpOptions) (StateDu
 	}
 	d := StateDump{State: name, Consistency: "local", Views: []ViewEntry{}}
 	collect := func(vs dstate.Views[V]) {
-		now := h.a.clock.Now()
+		now := h.clock.Now()
 		for _, id := range vs.Nodes() {
 			if opts.Node != "" && string(id) != opts.Node {
 				continue
@@ -134,48 +136,82 @@ func (h *shardHandle[S, V]) consistentDump(ctx context.Context, opts DumpOptions
 // (opts.Config.Durability) must be one the agent provides: Memory, Local
 // (always) or Raft (on servers and clients of a Raft cluster).
 func Register[S any](ctx context.Context, a *Agent, def dstate.DistributedState[S], opts node.StateOptions[S]) (*node.Shard[S, S], error) {
-	s, err := node.Register(ctx, a.node, def, opts)
-	if err != nil {
-		return nil, err
-	}
-	a.addState(s.StateName(), &shardHandle[S, S]{a: a, shard: s, kind: "simple", wire: def.WireVersion()})
-	return s, nil
+	return register(ctx, a.node, a.states, def, opts)
 }
 
 // RegisterDelta registers a delta state on a started agent; see [Register].
 func RegisterDelta[S, V, D, C any](ctx context.Context, a *Agent, def dstate.DeltaDistributedState[S, V, D, C], opts node.StateOptions[S]) (*node.DeltaShard[S, V, D, C], error) {
-	s, err := node.RegisterDelta(ctx, a.node, def, opts)
+	return registerDelta(ctx, a.node, a.states, def, opts)
+}
+
+func register[S any](ctx context.Context, n *node.Node, reg *stateRegistry, def dstate.DistributedState[S], opts node.StateOptions[S]) (*node.Shard[S, S], error) {
+	s, err := node.Register(ctx, n, def, opts)
 	if err != nil {
 		return nil, err
 	}
-	a.addState(s.StateName(), &shardHandle[S, V]{a: a, shard: s.Shard, kind: "delta", wire: def.WireVersion()})
+	reg.add(s.StateName(), &shardHandle[S, S]{clock: reg.clock, shard: s, kind: "simple", wire: def.WireVersion()})
 	return s, nil
 }
 
-func (a *Agent) addState(name string, h stateHandle) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.states[name] = h
+func registerDelta[S, V, D, C any](ctx context.Context, n *node.Node, reg *stateRegistry, def dstate.DeltaDistributedState[S, V, D, C], opts node.StateOptions[S]) (*node.DeltaShard[S, V, D, C], error) {
+	s, err := node.RegisterDelta(ctx, n, def, opts)
+	if err != nil {
+		return nil, err
+	}
+	reg.add(s.StateName(), &shardHandle[S, V]{clock: reg.clock, shard: s.Shard, kind: "delta", wire: def.WireVersion()})
+	return s, nil
 }
 
-func (a *Agent) state(name string) (stateHandle, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	h := a.states[name]
+// stateRegistry is the states registered through the agent, which the
+// admin API lists, dumps and reports on.
+type stateRegistry struct {
+	clock dstate.Clock
+	mu    sync.Mutex
+	m     map[string]stateHandle
+}
+
+func newStateRegistry(clock dstate.Clock) *stateRegistry {
+	return &stateRegistry{clock: clock, m: map[string]stateHandle{}}
+}
+
+func (r *stateRegistry) add(name string, h stateHandle) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[name] = h
+}
+
+func (r *stateRegistry) get(name string) (stateHandle, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.m[name]
 	if h == nil {
 		return nil, &dstate.RegistryError{Kind: dstate.ErrStateNotRegistered, Name: name}
 	}
 	return h, nil
 }
 
-// States describes every registered state, sorted by name.
-func (a *Agent) States() []StateInfo {
-	a.mu.Lock()
-	hs := make([]stateHandle, 0, len(a.states))
-	for _, h := range a.states {
-		hs = append(hs, h)
+// has reports whether every name is registered.
+func (r *stateRegistry) has(names ...string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range names {
+		if r.m[n] == nil {
+			return false
+		}
 	}
-	a.mu.Unlock()
+	return true
+}
+
+// snapshot returns the registered states by name.
+func (r *stateRegistry) snapshot() map[string]stateHandle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.m)
+}
+
+// list describes every registered state, sorted by name.
+func (r *stateRegistry) list() []StateInfo {
+	hs := r.snapshot()
 	out := make([]StateInfo, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, h.info())
@@ -184,9 +220,12 @@ func (a *Agent) States() []StateInfo {
 	return out
 }
 
+// States describes every registered state, sorted by name.
+func (a *Agent) States() []StateInfo { return a.states.list() }
+
 // Dump returns the views of one state held by this agent.
 func (a *Agent) Dump(ctx context.Context, state string, opts DumpOptions) (StateDump, error) {
-	h, err := a.state(state)
+	h, err := a.states.get(state)
 	if err != nil {
 		return StateDump{}, err
 	}

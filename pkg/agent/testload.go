@@ -14,7 +14,7 @@ import (
 )
 
 // TestLoadState is the in-memory delta kv state an agent started with
-// Config.TestLoadRate mutates.
+// TestHooks.LoadRate mutates.
 const TestLoadState = "test-load"
 
 // testLoadKeys is the test load's key space: small, so that the load
@@ -33,23 +33,24 @@ type loadStats struct {
 	written, refused, behind atomic.Uint64
 }
 
-// startTestLoad registers test-load and mutates it TestLoadRate times per
-// second over a bounded key space, from several writers, until the agent
-// stops or TestLoadFor has passed. Writes the state's actor refuses (a full mailbox) are counted as
+// startTestLoad registers test-load and mutates it TestHooks.LoadRate
+// times per second over a bounded key space, from several writers, until
+// the agent stops or TestHooks.LoadFor has passed. Writes the state's
+// actor refuses (a full mailbox) are counted as
 // refused; ticks whose writes were not all issued by the next tick are
 // counted as behind. Both are backpressure, shown in
 // dstate_test_load_total.
-func (a *Agent) startTestLoad(ctx context.Context, cfg dstate.StateConfig) error {
-	s, err := RegisterDelta(ctx, a, KVDef{StateName: TestLoadState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
+func (b *builtins) startTestLoad(ctx context.Context, cfg dstate.StateConfig) error {
+	s, err := registerDelta(ctx, b.node, b.states, KVDef{StateName: TestLoadState}, node.StateOptions[KV]{Config: cfg, Initial: KV{}})
 	if err != nil {
 		return fmt.Errorf("agent: register %s: %w", TestLoadState, err)
 	}
-	a.mu.Lock()
-	a.testLoad = s
-	a.mu.Unlock()
+	b.mu.Lock()
+	b.testLoad = s
+	b.mu.Unlock()
 	const tick = 10 * time.Millisecond
 	const writers = 8
-	perTick := max(1, a.cfg.TestLoadRate/int(time.Second/tick))
+	perTick := max(1, b.hooks.LoadRate/int(time.Second/tick))
 	work := make(chan int, perTick)
 	var wg sync.WaitGroup
 	for range writers {
@@ -68,37 +69,37 @@ func (a *Agent) startTestLoad(ctx context.Context, cfg dstate.StateConfig) error
 				})
 				cancel()
 				if err != nil {
-					a.loadStats.refused.Add(1)
+					b.loadStats.refused.Add(1)
 					if !errors.Is(err, dstate.ErrMailboxFull) {
-						a.log.Debug("test load: write failed", "err", err)
+						b.log.Debug("test load: write failed", "err", err)
 					}
 					continue
 				}
-				a.loadStats.written.Add(1)
+				b.loadStats.written.Add(1)
 			}
 		}()
 	}
-	a.bg.Add(1)
+	b.bg.Add(1)
 	go func() {
-		defer a.bg.Done()
+		defer b.bg.Done()
 		defer wg.Wait()
 		defer close(work)
 		t := time.NewTicker(tick)
 		defer t.Stop()
 		var until <-chan time.Time
-		if a.cfg.TestLoadFor > 0 {
-			end := time.NewTimer(time.Duration(a.cfg.TestLoadFor))
+		if b.hooks.LoadFor > 0 {
+			end := time.NewTimer(b.hooks.LoadFor)
 			defer end.Stop()
 			until = end.C
 		}
 		n := 0
 		for {
 			select {
-			case <-a.bgStop:
+			case <-b.stop:
 				return
 			case <-until:
-				a.log.Info("test load finished", "written", a.loadStats.written.Load(),
-					"refused", a.loadStats.refused.Load(), "behind", a.loadStats.behind.Load())
+				b.log.Info("test load finished", "written", b.loadStats.written.Load(),
+					"refused", b.loadStats.refused.Load(), "behind", b.loadStats.behind.Load())
 				return
 			case <-t.C:
 			}
@@ -107,10 +108,10 @@ func (a *Agent) startTestLoad(ctx context.Context, cfg dstate.StateConfig) error
 				select {
 				case work <- n:
 					n++
-				case <-a.bgStop:
+				case <-b.stop:
 					return
 				case <-t.C:
-					a.loadStats.behind.Add(1)
+					b.loadStats.behind.Add(1)
 					break issue
 				}
 			}

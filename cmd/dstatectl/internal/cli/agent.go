@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,156 +15,222 @@ import (
 	"github.com/dstate-go/dstate/pkg/agent"
 )
 
-// agentFlags maps each agent flag to the Config field it sets.
-var agentFlags = []struct {
+// agentFlag is an agent flag and the Config field it sets.
+type agentFlag struct {
 	flag ucli.Flag
 	set  func(*agent.Config, *ucli.Context)
-}{
-	{&ucli.StringFlag{Name: "node-id", Usage: "unique, stable name of this node (default: the host name)"},
-		func(c *agent.Config, x *ucli.Context) { c.NodeID = x.String("node-id") }},
-	{&ucli.StringFlag{Name: "data-dir", Usage: "directory for the node's durable files (created if missing)"},
-		func(c *agent.Config, x *ucli.Context) { c.DataDir = x.String("data-dir") }},
-	{&ucli.StringFlag{Name: "cluster", Usage: "cluster name; must match on every node"},
-		func(c *agent.Config, x *ucli.Context) { c.ClusterName = x.String("cluster") }},
-	{&ucli.StringFlag{Name: "serf-addr", Usage: "gossip bind address host:port"},
-		func(c *agent.Config, x *ucli.Context) { c.SerfAddr = x.String("serf-addr") }},
-	{&ucli.StringFlag{Name: "serf-advertise", Usage: "gossip address peers use, if not --serf-addr"},
-		func(c *agent.Config, x *ucli.Context) { c.SerfAdvertise = x.String("serf-advertise") }},
-	{&ucli.StringFlag{Name: "transport-addr", Usage: "state transport bind address host:port"},
-		func(c *agent.Config, x *ucli.Context) { c.TransportAddr = x.String("transport-addr") }},
-	{&ucli.StringFlag{Name: "transport-advertise", Usage: "transport address peers use, if not --transport-addr"},
-		func(c *agent.Config, x *ucli.Context) { c.TransportAdvertise = x.String("transport-advertise") }},
-	{&ucli.StringFlag{Name: "raft-addr", Usage: "Raft bind address host:port (servers)"},
-		func(c *agent.Config, x *ucli.Context) { c.RaftAddr = x.String("raft-addr") }},
-	{&ucli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers use, if not --raft-addr"},
-		func(c *agent.Config, x *ucli.Context) { c.RaftAdvertise = x.String("raft-advertise") }},
-	{&ucli.StringFlag{Name: "http-addr", Usage: "admin API address (loopback unless --admin-token is set)"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPAddr = x.String("http-addr") }},
-	{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address host:port of a node to join (repeatable; a host name is resolved again at each attempt and every address tried; retried until one answers)"},
-		func(c *agent.Config, x *ucli.Context) { c.Join = x.StringSlice("join") }},
-	{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (default true; --server=false for a client)"},
-		func(c *agent.Config, x *ucli.Context) { c.Server = x.Bool("server") }},
-	{&ucli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers have joined"},
-		func(c *agent.Config, x *ucli.Context) { c.BootstrapExpect = x.Int("bootstrap-expect") }},
-	{&ucli.StringFlag{Name: "gossip-key-file", Usage: "keyring file that encrypts gossip"},
-		func(c *agent.Config, x *ucli.Context) { c.GossipKeyFile = x.String("gossip-key-file") }},
-	{&ucli.StringFlag{Name: "tls-cert-file", Usage: "certificate for mutual TLS on the state transport"},
-		func(c *agent.Config, x *ucli.Context) { c.TLSCertFile = x.String("tls-cert-file") }},
-	{&ucli.StringFlag{Name: "tls-key-file", Usage: "private key of --tls-cert-file"},
-		func(c *agent.Config, x *ucli.Context) { c.TLSKeyFile = x.String("tls-key-file") }},
-	{&ucli.StringFlag{Name: "tls-ca-file", Usage: "CA that signs every node's certificate"},
-		func(c *agent.Config, x *ucli.Context) { c.TLSCAFile = x.String("tls-ca-file") }},
-	{&ucli.StringFlag{Name: "admin-token", Usage: "bearer token the admin API requires"},
-		func(c *agent.Config, x *ucli.Context) { c.AdminToken = x.String("admin-token") }},
-	{&ucli.StringFlag{Name: "admin-token-file", Usage: "file holding the admin API's bearer token"},
-		func(c *agent.Config, x *ucli.Context) { c.AdminTokenFile = x.String("admin-token-file") }},
-	{&ucli.StringFlag{Name: "http-tls-cert-file", Usage: "certificate to serve the admin API over HTTPS"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPTLSCertFile = x.String("http-tls-cert-file") }},
-	{&ucli.StringFlag{Name: "http-tls-key-file", Usage: "private key of --http-tls-cert-file"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPTLSKeyFile = x.String("http-tls-key-file") }},
-	{&ucli.IntFlag{Name: "max-frame-bytes", Usage: "largest transport frame (default 16 MiB + 4 KiB)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxFrameBytes = x.Int("max-frame-bytes") }},
-	{&ucli.IntFlag{Name: "max-message-bytes", Usage: "largest message, fragmented or not (default 32 MiB)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxMessageBytes = x.Int("max-message-bytes") }},
-	{&ucli.IntFlag{Name: "max-snapshot-bytes", Usage: "largest full-snapshot payload accepted (default 16 MiB)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxSnapshotBytes = x.Int("max-snapshot-bytes") }},
-	{&ucli.IntFlag{Name: "max-delta-bytes", Usage: "largest delta payload accepted (default 16 MiB)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxDeltaBytes = x.Int("max-delta-bytes") }},
-	{&ucli.IntFlag{Name: "max-feed-notifications", Usage: "most notices in one change feed (default 65536)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxFeedNotifications = x.Int("max-feed-notifications") }},
-	{&ucli.IntFlag{Name: "max-feed-states", Usage: "most distinct states one change feed names (default 4096)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxFeedStates = x.Int("max-feed-states") }},
-	{&ucli.IntFlag{Name: "max-feed-peers", Usage: "most distinct source nodes one change feed names (default 1024)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxFeedPeers = x.Int("max-feed-peers") }},
-	{&ucli.IntFlag{Name: "peer-queue-frames", Usage: "frames queued per peer before sends are refused (default 1024)"},
-		func(c *agent.Config, x *ucli.Context) { c.PeerQueueFrames = x.Int("peer-queue-frames") }},
-	{&ucli.IntFlag{Name: "max-reassembly-bytes", Usage: "memory all partially received transport messages may hold together (default the larger of 64 MiB and --max-message-bytes)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxReassemblyBytes = x.Int("max-reassembly-bytes") }},
-	{&ucli.IntFlag{Name: "transport-max-conns", Usage: "most open inbound state transport connections; more are closed at once (default 1024)"},
-		func(c *agent.Config, x *ucli.Context) { c.TransportMaxConns = x.Int("transport-max-conns") }},
-	{&ucli.IntFlag{Name: "transport-max-conns-per-host", Usage: "most open inbound state transport connections from one IP address (default 64)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.TransportMaxConnsPerHost = x.Int("transport-max-conns-per-host")
-		}},
-	{&ucli.DurationFlag{Name: "transport-idle-timeout", Usage: "close an inbound transport connection silent this long; peers send keepalives at a third of it (default 1m30s)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.TransportIdleTimeout = agent.Duration(x.Duration("transport-idle-timeout"))
-		}},
-	{&ucli.DurationFlag{Name: "transport-read-timeout", Usage: "most time to receive each started MiB of a transport frame once it began (default 10s)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.TransportReadTimeout = agent.Duration(x.Duration("transport-read-timeout"))
-		}},
-	{&ucli.DurationFlag{Name: "transport-write-timeout", Usage: "most time a write to a peer may block, per MiB, before the peer is disconnected (default 10s)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.TransportWriteTimeout = agent.Duration(x.Duration("transport-write-timeout"))
-		}},
-	{&ucli.IntFlag{Name: "max-request-bytes", Usage: "largest admin API request body (default 1 MiB)"},
-		func(c *agent.Config, x *ucli.Context) { c.MaxRequestBytes = x.Int("max-request-bytes") }},
-	{&ucli.DurationFlag{Name: "http-read-timeout", Usage: "most time to read one admin API request, headers and body (default 10s)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.HTTPReadTimeout = agent.Duration(x.Duration("http-read-timeout"))
-		}},
-	{&ucli.DurationFlag{Name: "http-write-timeout", Usage: "most time from an admin API request's headers to the end of its answer (default 1m)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.HTTPWriteTimeout = agent.Duration(x.Duration("http-write-timeout"))
-		}},
-	{&ucli.DurationFlag{Name: "http-idle-timeout", Usage: "most time a keep-alive admin API connection waits for its next request (default 1m)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.HTTPIdleTimeout = agent.Duration(x.Duration("http-idle-timeout"))
-		}},
-	{&ucli.IntFlag{Name: "http-max-conns", Usage: "most open admin API connections; more are closed at once (default 256)"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConns = x.Int("http-max-conns") }},
-	{&ucli.IntFlag{Name: "http-max-conns-per-host", Usage: "most open admin API connections from one client address (default 64)"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConnsPerHost = x.Int("http-max-conns-per-host") }},
-	{&ucli.StringFlag{Name: "http-allowed-hosts", Usage: "comma-separated Host header values the admin API accepts besides its own address, e.g. a proxy's name"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPAllowedHosts = splitList(x.String("http-allowed-hosts")) }},
-	{&ucli.BoolFlag{Name: "http-public-probes", Usage: "serve GET /v1/health/live, /v1/health/ready and /metrics without the admin token (Kubernetes probes, Prometheus scrapes)"},
-		func(c *agent.Config, x *ucli.Context) { c.HTTPPublicProbes = x.Bool("http-public-probes") }},
-	{&ucli.DurationFlag{Name: "raft-idle-timeout", Usage: "close an inbound Raft connection silent this long; at least twice the Raft heartbeat timeout (default 2m)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.RaftIdleTimeout = agent.Duration(x.Duration("raft-idle-timeout"))
-		}},
-	{&ucli.IntFlag{Name: "raft-max-conns", Usage: "most open inbound Raft connections; more are closed at once (default 512)"},
-		func(c *agent.Config, x *ucli.Context) { c.RaftMaxConns = x.Int("raft-max-conns") }},
-	{&ucli.IntFlag{Name: "raft-max-conns-per-host", Usage: "most open inbound Raft connections from one IP address (default 128)"},
-		func(c *agent.Config, x *ucli.Context) { c.RaftMaxConnsPerHost = x.Int("raft-max-conns-per-host") }},
-	{&ucli.DurationFlag{Name: "limit-log-interval", Usage: "least time between two warnings about one peer's bad input of one kind (default 1m)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))
-		}},
-	{&ucli.DurationFlag{Name: "leave-timeout", Usage: "bound of a graceful leave: gossip, Raft leadership handover and removal from the Raft configuration (default 10s)"},
-		func(c *agent.Config, x *ucli.Context) { c.LeaveTimeout = agent.Duration(x.Duration("leave-timeout")) }},
-	{&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
-		func(c *agent.Config, x *ucli.Context) { c.LogLevel = x.String("log-level") }},
-	{&ucli.StringFlag{Name: "log-format", Usage: "text or json"},
-		func(c *agent.Config, x *ucli.Context) { c.LogFormat = x.String("log-format") }},
-	{&ucli.DurationFlag{Name: "load-interval", Usage: "refresh interval of the built-in load state"},
-		func(c *agent.Config, x *ucli.Context) { c.LoadInterval = agent.Duration(x.Duration("load-interval")) }},
-	{&ucli.DurationFlag{Name: "digest-interval", Usage: "how often every peer gets a digest of this node's state generations, to pull what it missed (default 500ms)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.DigestInterval = agent.Duration(x.Duration("digest-interval"))
-		}},
-	{&ucli.DurationFlag{Name: "full-sync-interval", Usage: "also broadcast the kv states' full snapshots at this interval (default none)"},
-		func(c *agent.Config, x *ucli.Context) {
-			c.FullSyncInterval = agent.Duration(x.Duration("full-sync-interval"))
-		}},
-	{&ucli.BoolFlag{Name: "fast", Usage: "short gossip, Raft and sync timers (loopback clusters, demos, tests)"},
-		func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
-	{&ucli.StringSliceFlag{Name: "test-fault-drop", Hidden: true, Usage: "drop frames to this peer (tests only)"},
-		func(c *agent.Config, x *ucli.Context) { c.FaultDrop = x.StringSlice("test-fault-drop") }},
-	{&ucli.BoolFlag{Name: "test-faults", Hidden: true, Usage: "serve POST /v1/test/faults to drop frames at run time (tests only)"},
-		func(c *agent.Config, x *ucli.Context) { c.TestFaults = x.Bool("test-faults") }},
-	{&ucli.IntFlag{Name: "test-load-rate", Hidden: true, Usage: "mutate the test-load state this many times per second (tests only)"},
-		func(c *agent.Config, x *ucli.Context) { c.TestLoadRate = x.Int("test-load-rate") }},
-	{&ucli.DurationFlag{Name: "test-load-for", Hidden: true, Usage: "stop the test load after this long (tests only)"},
-		func(c *agent.Config, x *ucli.Context) { c.TestLoadFor = agent.Duration(x.Duration("test-load-for")) }},
-	{&ucli.UintFlag{Name: "test-kv-wire-version", Hidden: true, Usage: "wire version the kv state sends (tests only)"},
-		func(c *agent.Config, x *ucli.Context) { c.TestKVWireVersion = uint32(x.Uint("test-kv-wire-version")) }},
 }
 
-func agentCommand() *ucli.Command {
+// agentFlags returns the agent's flags, each also read from its
+// environment variable (envVar). They are built anew for every app:
+// urfave/cli records in a flag what the environment set.
+func agentFlags() []agentFlag {
+	flags := []agentFlag{
+		{&ucli.StringFlag{Name: "node-id", Usage: "unique, stable name of this node (default: the host name)"},
+			func(c *agent.Config, x *ucli.Context) { c.NodeID = x.String("node-id") }},
+		{&ucli.StringFlag{Name: "data-dir", Usage: "directory for the node's durable files (created if missing)"},
+			func(c *agent.Config, x *ucli.Context) { c.DataDir = x.String("data-dir") }},
+		{&ucli.StringFlag{Name: "cluster", Usage: "cluster name; must match on every node"},
+			func(c *agent.Config, x *ucli.Context) { c.ClusterName = x.String("cluster") }},
+		{&ucli.StringFlag{Name: "serf-addr", Usage: "gossip bind address host:port"},
+			func(c *agent.Config, x *ucli.Context) { c.SerfAddr = x.String("serf-addr") }},
+		{&ucli.StringFlag{Name: "serf-advertise", Usage: "gossip address peers use, if not --serf-addr"},
+			func(c *agent.Config, x *ucli.Context) { c.SerfAdvertise = x.String("serf-advertise") }},
+		{&ucli.StringFlag{Name: "transport-addr", Usage: "state transport bind address host:port"},
+			func(c *agent.Config, x *ucli.Context) { c.TransportAddr = x.String("transport-addr") }},
+		{&ucli.StringFlag{Name: "transport-advertise", Usage: "transport address peers use, if not --transport-addr"},
+			func(c *agent.Config, x *ucli.Context) { c.TransportAdvertise = x.String("transport-advertise") }},
+		{&ucli.StringFlag{Name: "raft-addr", Usage: "Raft bind address host:port (servers)"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftAddr = x.String("raft-addr") }},
+		{&ucli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers use, if not --raft-addr"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftAdvertise = x.String("raft-advertise") }},
+		{&ucli.StringFlag{Name: "http-addr", Usage: "admin API address (loopback unless --admin-token is set)"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPAddr = x.String("http-addr") }},
+		{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address host:port of a node to join (repeatable; a host name is resolved again at each attempt and every address tried; retried until one answers)"},
+			func(c *agent.Config, x *ucli.Context) { c.Join = splitList(strings.Join(x.StringSlice("join"), ",")) }},
+		{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (default true; --server=false for a client)"},
+			func(c *agent.Config, x *ucli.Context) { c.Server = x.Bool("server") }},
+		{&ucli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers have joined"},
+			func(c *agent.Config, x *ucli.Context) { c.BootstrapExpect = x.Int("bootstrap-expect") }},
+		{&ucli.StringFlag{Name: "gossip-key-file", Usage: "keyring file that encrypts gossip"},
+			func(c *agent.Config, x *ucli.Context) { c.GossipKeyFile = x.String("gossip-key-file") }},
+		{&ucli.StringFlag{Name: "tls-cert-file", Usage: "certificate for mutual TLS on the state transport"},
+			func(c *agent.Config, x *ucli.Context) { c.TLSCertFile = x.String("tls-cert-file") }},
+		{&ucli.StringFlag{Name: "tls-key-file", Usage: "private key of --tls-cert-file"},
+			func(c *agent.Config, x *ucli.Context) { c.TLSKeyFile = x.String("tls-key-file") }},
+		{&ucli.StringFlag{Name: "tls-ca-file", Usage: "CA that signs every node's certificate"},
+			func(c *agent.Config, x *ucli.Context) { c.TLSCAFile = x.String("tls-ca-file") }},
+		{&ucli.StringFlag{Name: "admin-token", Usage: "bearer token the admin API requires"},
+			func(c *agent.Config, x *ucli.Context) { c.AdminToken = x.String("admin-token") }},
+		{&ucli.StringFlag{Name: "admin-token-file", Usage: "file holding the admin API's bearer token"},
+			func(c *agent.Config, x *ucli.Context) { c.AdminTokenFile = x.String("admin-token-file") }},
+		{&ucli.StringFlag{Name: "http-tls-cert-file", Usage: "certificate to serve the admin API over HTTPS"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPTLSCertFile = x.String("http-tls-cert-file") }},
+		{&ucli.StringFlag{Name: "http-tls-key-file", Usage: "private key of --http-tls-cert-file"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPTLSKeyFile = x.String("http-tls-key-file") }},
+		{&ucli.IntFlag{Name: "max-frame-bytes", Usage: "largest transport frame (default 16 MiB + 4 KiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxFrameBytes = x.Int("max-frame-bytes") }},
+		{&ucli.IntFlag{Name: "max-message-bytes", Usage: "largest message, fragmented or not (default 32 MiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxMessageBytes = x.Int("max-message-bytes") }},
+		{&ucli.IntFlag{Name: "max-snapshot-bytes", Usage: "largest full-snapshot payload accepted (default 16 MiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxSnapshotBytes = x.Int("max-snapshot-bytes") }},
+		{&ucli.IntFlag{Name: "max-delta-bytes", Usage: "largest delta payload accepted (default 16 MiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxDeltaBytes = x.Int("max-delta-bytes") }},
+		{&ucli.IntFlag{Name: "max-feed-notifications", Usage: "most notices in one change feed (default 65536)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxFeedNotifications = x.Int("max-feed-notifications") }},
+		{&ucli.IntFlag{Name: "max-feed-states", Usage: "most distinct states one change feed names (default 4096)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxFeedStates = x.Int("max-feed-states") }},
+		{&ucli.IntFlag{Name: "max-feed-peers", Usage: "most distinct source nodes one change feed names (default 1024)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxFeedPeers = x.Int("max-feed-peers") }},
+		{&ucli.IntFlag{Name: "peer-queue-frames", Usage: "frames queued per peer before sends are refused (default 1024)"},
+			func(c *agent.Config, x *ucli.Context) { c.PeerQueueFrames = x.Int("peer-queue-frames") }},
+		{&ucli.IntFlag{Name: "max-reassembly-bytes", Usage: "memory all partially received transport messages may hold together (default the larger of 64 MiB and --max-message-bytes)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxReassemblyBytes = x.Int("max-reassembly-bytes") }},
+		{&ucli.IntFlag{Name: "transport-max-conns", Usage: "most open inbound state transport connections; more are closed at once (default 1024)"},
+			func(c *agent.Config, x *ucli.Context) { c.TransportMaxConns = x.Int("transport-max-conns") }},
+		{&ucli.IntFlag{Name: "transport-max-conns-per-host", Usage: "most open inbound state transport connections from one IP address (default 64)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.TransportMaxConnsPerHost = x.Int("transport-max-conns-per-host")
+			}},
+		{&ucli.DurationFlag{Name: "transport-idle-timeout", Usage: "close an inbound transport connection silent this long; peers send keepalives at a third of it (default 1m30s)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.TransportIdleTimeout = agent.Duration(x.Duration("transport-idle-timeout"))
+			}},
+		{&ucli.DurationFlag{Name: "transport-read-timeout", Usage: "most time to receive each started MiB of a transport frame once it began (default 10s)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.TransportReadTimeout = agent.Duration(x.Duration("transport-read-timeout"))
+			}},
+		{&ucli.DurationFlag{Name: "transport-write-timeout", Usage: "most time a write to a peer may block, per MiB, before the peer is disconnected (default 10s)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.TransportWriteTimeout = agent.Duration(x.Duration("transport-write-timeout"))
+			}},
+		{&ucli.IntFlag{Name: "max-request-bytes", Usage: "largest admin API request body (default 1 MiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxRequestBytes = x.Int("max-request-bytes") }},
+		{&ucli.DurationFlag{Name: "http-read-timeout", Usage: "most time to read one admin API request, headers and body (default 10s)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.HTTPReadTimeout = agent.Duration(x.Duration("http-read-timeout"))
+			}},
+		{&ucli.DurationFlag{Name: "http-write-timeout", Usage: "most time from an admin API request's headers to the end of its answer (default 1m)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.HTTPWriteTimeout = agent.Duration(x.Duration("http-write-timeout"))
+			}},
+		{&ucli.DurationFlag{Name: "http-idle-timeout", Usage: "most time a keep-alive admin API connection waits for its next request (default 1m)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.HTTPIdleTimeout = agent.Duration(x.Duration("http-idle-timeout"))
+			}},
+		{&ucli.IntFlag{Name: "http-max-conns", Usage: "most open admin API connections; more are closed at once (default 256)"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConns = x.Int("http-max-conns") }},
+		{&ucli.IntFlag{Name: "http-max-conns-per-host", Usage: "most open admin API connections from one client address (default 64)"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPMaxConnsPerHost = x.Int("http-max-conns-per-host") }},
+		{&ucli.StringFlag{Name: "http-allowed-hosts", Usage: "comma-separated Host header values the admin API accepts besides its own address, e.g. a proxy's name"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPAllowedHosts = splitList(x.String("http-allowed-hosts")) }},
+		{&ucli.BoolFlag{Name: "http-public-probes", Usage: "serve GET /v1/health/live, /v1/health/ready and /metrics without the admin token (Kubernetes probes, Prometheus scrapes)"},
+			func(c *agent.Config, x *ucli.Context) { c.HTTPPublicProbes = x.Bool("http-public-probes") }},
+		{&ucli.DurationFlag{Name: "raft-idle-timeout", Usage: "close an inbound Raft connection silent this long; at least twice the Raft heartbeat timeout (default 2m)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.RaftIdleTimeout = agent.Duration(x.Duration("raft-idle-timeout"))
+			}},
+		{&ucli.IntFlag{Name: "raft-max-conns", Usage: "most open inbound Raft connections; more are closed at once (default 512)"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftMaxConns = x.Int("raft-max-conns") }},
+		{&ucli.IntFlag{Name: "raft-max-conns-per-host", Usage: "most open inbound Raft connections from one IP address (default 128)"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftMaxConnsPerHost = x.Int("raft-max-conns-per-host") }},
+		{&ucli.DurationFlag{Name: "limit-log-interval", Usage: "least time between two warnings about one peer's bad input of one kind (default 1m)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))
+			}},
+		{&ucli.DurationFlag{Name: "leave-timeout", Usage: "bound of a graceful leave: gossip, Raft leadership handover and removal from the Raft configuration (default 10s)"},
+			func(c *agent.Config, x *ucli.Context) { c.LeaveTimeout = agent.Duration(x.Duration("leave-timeout")) }},
+		{&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
+			func(c *agent.Config, x *ucli.Context) { c.LogLevel = x.String("log-level") }},
+		{&ucli.StringFlag{Name: "log-format", Usage: "text or json"},
+			func(c *agent.Config, x *ucli.Context) { c.LogFormat = x.String("log-format") }},
+		{&ucli.DurationFlag{Name: "load-interval", Usage: "refresh interval of the built-in load state"},
+			func(c *agent.Config, x *ucli.Context) { c.LoadInterval = agent.Duration(x.Duration("load-interval")) }},
+		{&ucli.DurationFlag{Name: "digest-interval", Usage: "how often every peer gets a digest of this node's state generations, to pull what it missed (default 500ms)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.DigestInterval = agent.Duration(x.Duration("digest-interval"))
+			}},
+		{&ucli.DurationFlag{Name: "full-sync-interval", Usage: "also broadcast the kv states' full snapshots at this interval (default none)"},
+			func(c *agent.Config, x *ucli.Context) {
+				c.FullSyncInterval = agent.Duration(x.Duration("full-sync-interval"))
+			}},
+		{&ucli.BoolFlag{Name: "fast", Usage: "short gossip, Raft and sync timers (loopback clusters, demos, tests)"},
+			func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
+	}
+	for _, f := range flags {
+		withEnv(f.flag, envVar(f.flag.Names()[0]))
+	}
+	return flags
+}
+
+// configKey is the config file key an agent flag sets.
+func configKey(flag string) string {
+	if flag == "cluster" {
+		return "cluster_name"
+	}
+	return strings.ReplaceAll(flag, "-", "_")
+}
+
+// envVar is the environment variable an agent flag is read from:
+// DSTATE_ and its upper-cased config file key.
+func envVar(flag string) string { return "DSTATE_" + strings.ToUpper(configKey(flag)) }
+
+// withEnv has f read from the environment variable env when the command
+// line does not set it.
+func withEnv(f ucli.Flag, env string) {
+	switch f := f.(type) {
+	case *ucli.StringFlag:
+		f.EnvVars = []string{env}
+	case *ucli.StringSliceFlag:
+		f.EnvVars = []string{env}
+	case *ucli.BoolFlag:
+		f.EnvVars = []string{env}
+	case *ucli.IntFlag:
+		f.EnvVars = []string{env}
+	case *ucli.DurationFlag:
+		f.EnvVars = []string{env}
+	default:
+		panic(fmt.Sprintf("agent flag --%s: no environment variable for %T", f.Names()[0], f))
+	}
+}
+
+// testFlag is a hidden agent flag and the test hook it sets; test hooks
+// have no config file key and no environment variable.
+type testFlag struct {
+	flag ucli.Flag
+	set  func(*agent.TestHooks, *ucli.Context)
+}
+
+// testFlags returns the hidden flags that set agent.TestHooks (the
+// end-to-end tests use them).
+func testFlags() []testFlag {
+	return []testFlag{
+		{&ucli.StringSliceFlag{Name: "test-fault-drop", Hidden: true, Usage: "drop frames to this peer (tests only)"},
+			func(h *agent.TestHooks, x *ucli.Context) { h.FaultDrop = x.StringSlice("test-fault-drop") }},
+		{&ucli.BoolFlag{Name: "test-faults", Hidden: true, Usage: "serve POST /v1/test/faults to drop frames at run time (tests only)"},
+			func(h *agent.TestHooks, x *ucli.Context) { h.Faults = x.Bool("test-faults") }},
+		{&ucli.IntFlag{Name: "test-load-rate", Hidden: true, Usage: "mutate the test-load state this many times per second (tests only)"},
+			func(h *agent.TestHooks, x *ucli.Context) { h.LoadRate = x.Int("test-load-rate") }},
+		{&ucli.DurationFlag{Name: "test-load-for", Hidden: true, Usage: "stop the test load after this long (tests only)"},
+			func(h *agent.TestHooks, x *ucli.Context) { h.LoadFor = x.Duration("test-load-for") }},
+		{&ucli.UintFlag{Name: "test-kv-wire-version", Hidden: true, Usage: "wire version the kv state sends (tests only)"},
+			func(h *agent.TestHooks, x *ucli.Context) { h.KVWireVersion = uint32(x.Uint("test-kv-wire-version")) }},
+	}
+}
+
+func agentCommand() *ucli.Command { return newAgentCommand(runAgent) }
+
+// runFunc runs an agent; runAgent in production.
+type runFunc func(ctx context.Context, cfg agent.Config, hooks agent.TestHooks, stderr io.Writer) error
+
+// newAgentCommand is the agent command, which hands the settings to run.
+func newAgentCommand(run runFunc) *ucli.Command {
 	flags := []ucli.Flag{&ucli.StringFlag{Name: "config", Usage: "JSON config file (keys as in agent.Config's json tags)"}}
-	for _, f := range agentFlags {
+	cfgFlags, hookFlags := agentFlags(), testFlags()
+	for _, f := range cfgFlags {
+		flags = append(flags, f.flag)
+	}
+	for _, f := range hookFlags {
 		flags = append(flags, f.flag)
 	}
 	return &ucli.Command{
@@ -179,11 +246,17 @@ Example (a 3-node cluster on one machine):
      --transport-addr 127.0.0.1:7957 --raft-addr 127.0.0.1:7958 --http-addr 127.0.0.1:7390 --join 127.0.0.1:7946`,
 		Flags: flags,
 		Action: func(c *ucli.Context) error {
-			cfg, err := agentConfig(c)
+			cfg, err := agentConfig(c, cfgFlags)
 			if err != nil {
 				return err
 			}
-			return runAgent(c.Context, cfg, c.App.ErrWriter)
+			var hooks agent.TestHooks
+			for _, f := range hookFlags {
+				if c.IsSet(f.flag.Names()[0]) {
+					f.set(&hooks, c)
+				}
+			}
+			return run(c.Context, cfg, hooks, c.App.ErrWriter)
 		},
 	}
 }
@@ -199,8 +272,11 @@ func splitList(s string) []string {
 	return out
 }
 
-// agentConfig layers defaults, the config file, the environment and flags.
-func agentConfig(c *ucli.Context) (agent.Config, error) {
+// agentConfig layers defaults, the config file, the environment and flags:
+// a flag set on the command line wins over its environment variable
+// (urfave/cli reads the variable into the flag when the command line does
+// not set it), and either over the file.
+func agentConfig(c *ucli.Context, flags []agentFlag) (agent.Config, error) {
 	cfg := agent.DefaultConfig()
 	if host, err := os.Hostname(); err == nil {
 		cfg.NodeID = host
@@ -210,10 +286,7 @@ func agentConfig(c *ucli.Context) (agent.Config, error) {
 			return cfg, usageError{err}
 		}
 	}
-	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
-		return cfg, usageError{err}
-	}
-	for _, f := range agentFlags {
+	for _, f := range flags {
 		if c.IsSet(f.flag.Names()[0]) {
 			f.set(&cfg, c)
 		}
@@ -227,8 +300,8 @@ func agentConfig(c *ucli.Context) (agent.Config, error) {
 	return cfg, nil
 }
 
-func runAgent(ctx context.Context, cfg agent.Config, stderr interface{ Write([]byte) (int, error) }) error {
-	a, err := agent.Start(ctx, cfg)
+func runAgent(ctx context.Context, cfg agent.Config, hooks agent.TestHooks, stderr io.Writer) error {
+	a, err := agent.Start(ctx, cfg, agent.WithTestHooks(hooks))
 	if err != nil {
 		return err
 	}

@@ -24,15 +24,6 @@ const (
 	configRefEnd   = "<!-- config-reference:end -->"
 )
 
-// configKey maps an agent flag to its JSON config key.
-func configKey(flag string) string {
-	switch flag {
-	case "cluster":
-		return "cluster_name"
-	}
-	return strings.ReplaceAll(flag, "-", "_")
-}
-
 func cliReference(t *testing.T) string {
 	var b strings.Builder
 	help := func(args ...string) {
@@ -74,7 +65,7 @@ func configReference(t *testing.T) string {
 	}
 	var b strings.Builder
 	b.WriteString("| flag | config file key | environment | default | meaning |\n| --- | --- | --- | --- | --- |\n")
-	for _, f := range agentFlags {
+	for _, f := range agentFlags() {
 		name := f.flag.Names()[0]
 		if vf, ok := f.flag.(ucli.VisibleFlag); ok && !vf.IsVisible() {
 			continue
@@ -101,7 +92,11 @@ func configReference(t *testing.T) string {
 			def = "`" + def + "`"
 		}
 		usage := f.flag.(ucli.DocGenerationFlag).GetUsage()
-		fmt.Fprintf(&b, "| `--%s` | `%s` | `DSTATE_%s` | %s | %s |\n", name, key, strings.ToUpper(key), def, usage)
+		env := f.flag.(interface{ GetEnvVars() []string }).GetEnvVars()
+		if len(env) != 1 || env[0] != "DSTATE_"+strings.ToUpper(key) {
+			t.Fatalf("flag --%s reads the environment variables %q, want DSTATE_%s", name, env, strings.ToUpper(key))
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", name, key, env[0], def, usage)
 	}
 	return b.String()
 }
