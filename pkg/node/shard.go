@@ -371,9 +371,14 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() (*dstate.StateO
 // refence handles a failed save that says the store holds a generation at
 // or past ours: a save whose outcome was unknown did land (or another
 // process wrote under this node's ID). The stored object is the committed
-// truth, so the state adopts it and republishes it; when it cannot be read,
-// the state moves to a new incarnation above it instead. Either way the
-// next save is not fenced forever. It runs on the actor.
+// truth, and readers may have seen it, so the state adopts it and
+// republishes it. When the store cannot be read now (no leader, lost
+// quorum, a timeout) the state stays as it is: its next save is fenced
+// again and tries again to adopt, so a landed save is never overwritten by
+// a value that did not build on it. Only a stored object this node can
+// never read (ErrDeserializationFailed: corrupt, or a storage version it
+// does not know) makes the state move to a new incarnation above it, as at
+// start. It runs on the actor.
 func (s *Shard[S, V]) refence(err error) {
 	var pe *dstate.PersistError
 	if !errors.As(err, &pe) || pe.Stored.IsZero() || pe.Stored.Less(s.eng.Generation()) {
@@ -383,7 +388,8 @@ func (s *Shard[S, V]) refence(err error) {
 	defer cancel()
 	obj, lerr := s.persist.Load(ctx)
 	if lerr == nil && obj != nil && !obj.Generation.Less(pe.Stored) {
-		if b, eerr := s.def.EncodeState(obj.Value); eerr == nil {
+		b, eerr := s.def.EncodeState(obj.Value)
+		if eerr == nil {
 			s.eng.Restore(*obj, s.def.StorageVersion())
 			s.lastSaved = b
 			if msg, ok := s.eng.SnapshotMessage(); ok {
@@ -393,9 +399,15 @@ func (s *Shard[S, V]) refence(err error) {
 				"generation", obj.Generation.String())
 			return
 		}
+		lerr = &dstate.PersistError{Kind: dstate.ErrDeserializationFailed, Op: "load", Stored: obj.Generation, Err: eerr}
+	}
+	if !errors.Is(lerr, dstate.ErrDeserializationFailed) {
+		s.log.Warn("the store holds a newer generation than this node published and cannot be read now; the state keeps its generation and its next write tries again",
+			"stored", pe.Stored.String(), "generation", s.eng.Generation().String(), "load_err", lerr)
+		return
 	}
 	s.eng.Reincarnate(s.eng.State().Value, pe.Stored.Incarnation+1)
-	s.log.Warn("the store holds a newer generation than this node published and it cannot be read; continuing with a new incarnation",
+	s.log.Warn("the store holds a newer generation than this node published that it cannot decode; continuing with a new incarnation",
 		"stored", pe.Stored.String(), "generation", s.eng.Generation().String(), "load_err", lerr)
 }
 
