@@ -47,6 +47,12 @@ func (s *apiServer) newHTTPServer() *http.Server {
 		// The handler's context ends with the write timeout: an answer
 		// after it could not be delivered anyway.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isWatch(r) {
+				// A watch stream has no end: it extends its own write
+				// deadline per event (watch.go).
+				h.ServeHTTP(w, r)
+				return
+			}
 			ctx, cancel := context.WithTimeout(r.Context(), write)
 			defer cancel()
 			// A client that says how long it waits gets the agent's

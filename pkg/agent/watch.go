@@ -176,6 +176,11 @@ func ParseResumeToken(tok string) (map[string]dstate.Generation, error) {
 // so that proxies keep it open and a gone client is noticed.
 const watchKeepAlive = 15 * time.Second
 
+// isWatch reports whether r asks for a watch stream.
+func isWatch(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/states/") && strings.HasSuffix(r.URL.Path, "/watch")
+}
+
 // serveWatch streams a state's changes as Server-Sent Events: one event
 // "change" per change, its data the StateChange as JSON and its ID the
 // resume token; a client that reconnects with Last-Event-ID (or
@@ -210,6 +215,9 @@ func serveWatch(w http.ResponseWriter, r *http.Request, watch func(context.Conte
 		return
 	}
 	rc := http.NewResponseController(w)
+	// The request has been read: the read timeout must not end the stream
+	// (it would cancel the request's context).
+	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
