@@ -42,11 +42,11 @@ func ExampleShard_Watch() {
 		events.Emit(dstate.ClusterEvent{Kind: dstate.NodeJoined, Node: id, Tags: map[string]string{node.TransportTag: n.Addr()}})
 	}
 
-	// n2 watches n1's sessions. Resuming from the zero generation skips
-	// the placeholder view a peer has before its state arrives.
+	// n2 watches n1's sessions (the initial list is empty: nothing has
+	// arrived from n1 yet).
 	logins := make(chan node.Change[dstatetest.Counter])
 	go func() {
-		opts := node.WatchOptions{Nodes: []dstate.NodeID{"n1"}, Resume: map[dstate.NodeID]dstate.Generation{"n1": {}}}
+		opts := node.WatchOptions{Nodes: []dstate.NodeID{"n1"}}
 		for change, err := range sessions["n2"].Watch(ctx, opts) {
 			if err != nil {
 				return // ctx ended

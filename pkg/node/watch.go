@@ -184,8 +184,8 @@ func (h *watchHub[V]) unregister() { h.watchers.Add(-1) }
 
 // Watch reports changes to the state's views: first the views as they
 // stand (the initial list; skipped when opts.Resume is set: then only
-// views newer than the generations given), then every change as it
-// happens, until ctx ends (the sequence then yields ctx's error once) or
+// views newer than the generations given; a peer whose state has not
+// arrived yet is reported when it does), then every change as it happens, until ctx ends (the sequence then yields ctx's error once) or
 // the node closes the state (ErrWatchClosed).
 //
 // A slow watcher never slows anything else: changes are kept in a
@@ -218,8 +218,8 @@ func (s *Shard[S, V]) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[Ch
 			}
 			v, _ := views.Get(id)
 			old, resumed := seen[id]
-			if resumed && v.Generation.Compare(old) <= 0 {
-				continue
+			if v.Generation.IsZero() || resumed && v.Generation.Compare(old) <= 0 {
+				continue // a peer whose state has not arrived yet, or seen
 			}
 			seen[id] = v.Generation
 			c := Change[V]{Kind: ViewUpdated, Node: id, OldGeneration: old, Generation: v.Generation, View: v, Initial: opts.Resume == nil}
@@ -290,7 +290,7 @@ func (s *Shard[S, V]) catchUp(yield func(Change[V], error) bool, want func(dstat
 		}
 		v, _ := views.Get(id)
 		old, ok := seen[id]
-		if ok && v.Generation.Compare(old) <= 0 {
+		if v.Generation.IsZero() || ok && v.Generation.Compare(old) <= 0 {
 			continue
 		}
 		seen[id] = v.Generation
@@ -333,7 +333,7 @@ func change[V any](r watchRecord[V], seen map[dstate.NodeID]dstate.Generation, f
 	old, had := seen[r.node]
 	switch r.kind {
 	case ViewUpdated:
-		if had && r.view.Generation.Compare(old) <= 0 {
+		if r.view.Generation.IsZero() || had && r.view.Generation.Compare(old) <= 0 {
 			return Change[V]{}, false
 		}
 		seen[r.node] = r.view.Generation
