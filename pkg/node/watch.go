@@ -100,7 +100,7 @@ type watchRecord[V any] struct {
 type watchHub[V any] struct {
 	watchers atomic.Int32
 
-	mu     sync.Mutex
+	mu     sync.RWMutex // watchers read under the read lock
 	ring   []watchRecord[V] // the last watchBuffer changes, by seq % watchBuffer
 	next   uint64           // seq of the next record
 	wake   chan struct{}    // closed and replaced on every append
@@ -153,8 +153,8 @@ func (h *watchHub[V]) append(kind ChangeKind, node dstate.NodeID, v *dstate.Stat
 // of them have left the buffer) and returns the seq to read from next and
 // the channel closed at the next append.
 func (h *watchHub[V]) since(seq uint64, out []watchRecord[V]) (recs []watchRecord[V], lost bool, next uint64, wake <-chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	first := uint64(0)
 	if h.next > watchBuffer {
 		first = h.next - watchBuffer
