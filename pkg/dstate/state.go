@@ -77,6 +77,9 @@ type DeltaDistributedState[S, V, D, C any] interface {
 // gets [Default] for every change (the push mode of the state's
 // SyncStrategy).
 type UrgencyDecider[V, C any] interface {
+	// SyncUrgency says how urgently one change must travel, given the view
+	// before and after it. The engine calls it once per delta mutation,
+	// after ProjectView and ProjectDelta.
 	SyncUrgency(old, new V, change C) SyncUrgency
 }
 
@@ -84,6 +87,9 @@ type UrgencyDecider[V, C any] interface {
 // persisted state written in an older storage version. The host detects it
 // with a type assertion when a loaded state's version differs.
 type StateMigrator[S any] interface {
+	// MigrateState decodes a state persisted in the older storage version
+	// fromVersion. An unreadable version is ErrUnknownVersion; bad bytes
+	// are ErrMalformed.
 	MigrateState(data []byte, fromVersion uint32) (S, error)
 }
 

@@ -12,6 +12,8 @@ import (
 // Resolver looks up the IP addresses of a host name. *net.Resolver is one;
 // Config.Resolver lets a caller (or a test) use another.
 type Resolver interface {
+	// LookupIPAddr returns the IP addresses of host; it may block until
+	// ctx ends.
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 

@@ -16,6 +16,8 @@ import (
 // drop from a lost view. Without it, a definition reads only its own wire
 // version.
 type SimWireReader interface {
+	// ReadsWire reports whether the definition reads views and deltas in
+	// the given wire version.
 	ReadsWire(version uint32) bool
 }
 
