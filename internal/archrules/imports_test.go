@@ -55,10 +55,15 @@ var allowed = map[string][]string{
 	// The host's loopback suite wires real transports between hosts.
 	"pkg/node/nodetest": {"pkg/dstate", "pkg/dstate/dstatetest", "pkg/node", "pkg/transport"},
 
+	// Definition helpers: encodings for plain Go state types (codec) and
+	// ready-made replicated types with handles over the host (replicated).
+	"pkg/codec":      {"pkg/dstate"},
+	"pkg/replicated": {"pkg/dstate", "pkg/codec", "pkg/node"},
+
 	// The assembled node: every library package and the helpers it uses.
 	"pkg/agent": {
 		"pkg/dstate", "pkg/node", "pkg/gosched", "pkg/transport", "pkg/serfevents",
-		"pkg/raftpersist", "pkg/localpersist",
+		"pkg/raftpersist", "pkg/localpersist", "pkg/codec", "pkg/replicated",
 		"internal/backoff", "internal/certid", "internal/ratelog", "internal/tokenfile",
 	},
 
@@ -94,8 +99,8 @@ func layerRule(importer, imported string) string {
 		return "nothing under pkg/ or internal/ imports the command"
 	case importer == "pkg/dstate":
 		return "pkg/dstate is the pure core: it imports nothing of the module"
-	case slices.Contains(adapters, importer) && (under(imported, "pkg/node") || under(imported, "pkg/agent")):
-		return "an adapter implements pkg/dstate's interfaces and never imports the host or the agent"
+	case slices.Contains(adapters, importer) && (under(imported, "pkg/node") || under(imported, "pkg/agent") || under(imported, "pkg/replicated")):
+		return "an adapter implements pkg/dstate's interfaces and never imports the host, what is built on it, or the agent"
 	case importer == "pkg/node" && slices.Contains(adapters, imported):
 		return "the host reaches adapters through pkg/dstate's interfaces, never by importing one"
 	case under(importer, "internal") && under(imported, "pkg") && imported != "pkg/dstate":
