@@ -53,11 +53,13 @@
 //		}
 //	}
 //
-// where perform sends ActionBroadcast to every current member but self,
-// ActionSend to its target, ActionScheduleDelayed as a broadcast after its
-// delay, hands ActionNotify to the node's [ChangeFeedAggregator], which
-// is flushed as one BatchedChangeFeed every batch interval, and logs
-// ActionNoticeRejected (rate limited: it names a faulty or hostile peer).
+// where perform is [Dispatch] with the host's [ActionHandler], the one
+// mapping of actions to what a host does: ActionBroadcast goes to every
+// current member but self, ActionSend to its target, ActionScheduleDelayed
+// as a broadcast after its delay, ActionNotify to the node's
+// [ChangeFeedAggregator], which is flushed as one BatchedChangeFeed every
+// batch interval, and ActionNoticeRejected is logged (rate limited: it
+// names a faulty or hostile peer).
 // A host that persists calls [Engine.Prepare], saves the returned object, then
 // [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
 // published before the save succeeded.

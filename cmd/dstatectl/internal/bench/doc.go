@@ -17,6 +17,15 @@
 //     and the time until its views are complete.
 //   - [Scale]: 100 nodes × 10 states as engines over an in-memory network in
 //     one process: convergence after a join and memory per view entry.
+//   - [Heal]: a partition of the whole cluster heals after every node wrote
+//     once; the time until every node holds every other's latest
+//     generation.
+//   - [Idle]: the bytes a converged cluster sends per node and second while
+//     nothing is written.
+//   - [FailedPeer]: queries on a node while one peer is failed, which must
+//     name it and never wait for it.
+//   - [Watch]: when an update becomes visible to a watcher (Shard.Watch)
+//     against a poller, and what a thousand watchers cost.
 //
 // Every scenario returns a [Result]: parameters, figures (with the target
 // they are checked against, where the project set one), notes and the

@@ -1,7 +1,7 @@
 // Package cli implements the dstatectl command line: one file per command,
 // with injected writers so every command is testable.
 //
-// Every command except agent, demo, bench and version talks to a running
+// Every command except agent, tls, demo, bench and version talks to a running
 // agent through its HTTP admin API, whose contract (endpoints and JSON
 // documents) is in pkg/agent's api.go. The global options, given before the
 // command, say where and how:
@@ -12,8 +12,9 @@
 //	--format FORMAT    table (aligned, for people) or json (indented API documents, for scripts)
 //	--timeout DURATION bound on every request (default 10s)
 //
-// Commands: agent, bootstrap, join, leave, members, dump, get, put, del,
-// health, metrics, raft peers, raft status, keyring list|install|use|remove,
+// Commands: agent, bootstrap, join, leave, force-leave, members, dump,
+// watch, get, put, del, health, metrics, raft peers|status|remove-peer,
+// keyring list|install|use|remove,
 // tls ca|cert (the certificates for mutual TLS, made locally with
 // internal/tlsgen; no agent involved), demo, bench and version.
 //
