@@ -18,7 +18,7 @@ var documentedTrees = []string{"pkg", "internal", "cmd", "adapters"}
 
 // TestExportedNamesHaveDocs parses the non-test files of every package
 // under documentedTrees and fails on a package without a doc.go carrying
-// the package comment, and on an exported name without a doc comment:
+// the package comment (a command may have it in any file), and on an exported name without a doc comment:
 // functions, methods of exported types, types, constants and variables
 // (a comment on a parenthesized group covers its members), and the
 // methods of exported interfaces. go vet does not check this.
@@ -76,7 +76,8 @@ func checkDir(t *testing.T, dir, rel string) bool {
 		if ast.IsGenerated(f) {
 			continue
 		}
-		if name == "doc.go" && f.Doc != nil {
+		// A command may carry its doc in its main file, as go doc expects.
+		if f.Doc != nil && (name == "doc.go" || f.Name.Name == "main") {
 			hasDoc = true
 		}
 		files = append(files, f)
