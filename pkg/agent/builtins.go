@@ -163,7 +163,7 @@ func (b *builtins) get(state, nodeID, key string) (KVValue, error) {
 	if !ok {
 		return KVValue{}, fmt.Errorf("%w: this agent holds no view of node %q in %s", errNotFound, nodeID, state)
 	}
-	val, found := v.Value[key]
+	val, found := v.Value.Get(key)
 	return KVValue{State: state, Node: nodeID, Key: key, Value: val, Found: found, Generation: v.Generation.String()}, nil
 }
 
@@ -183,10 +183,7 @@ func (b *builtins) write(ctx context.Context, state string, c KVChange) (WriteRe
 		return WriteResult{}, err
 	}
 	gen, _, err := s.MutateDelta(ctx, func(m *KV) KVChange {
-		if *m == nil {
-			*m = KV{}
-		}
-		applyKV(*m, c)
+		*m = m.Apply(c)
 		return c
 	})
 	if err != nil {

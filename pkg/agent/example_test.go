@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/dstate-go/dstate/pkg/agent"
-	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/node"
+	"github.com/dstate-go/dstate/pkg/replicated"
 )
 
 // A whole node embedded in an application: membership, transport, Raft and
@@ -26,20 +26,17 @@ func Example() {
 	}
 	defer a.Stop(ctx)
 
-	sessions, err := agent.RegisterDelta(ctx, a, agent.KVDef{StateName: "sessions"}, node.StateOptions[agent.KV]{Initial: agent.KV{}})
+	// The sessions are a replicated map of the node's own (the built-in kv
+	// states are one too); the handle writes this node's map and reads any
+	// node's.
+	shard, err := agent.RegisterDelta(ctx, a, agent.KVDef{StateName: "sessions"}, node.StateOptions[agent.KV]{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, _, err = sessions.MutateDelta(ctx, func(m *agent.KV) agent.KVChange {
-		(*m)["user-42"] = "connected"
-		return agent.KVChange{Key: "user-42", Value: "connected"}
-	})
-	if err != nil {
+	sessions := replicated.NewMapShard(shard)
+	if _, err := sessions.Set(ctx, "user-42", "connected"); err != nil {
 		log.Fatal(err)
 	}
-	sessions.QueryLocal(func(v dstate.Views[agent.KV]) {
-		own, _ := v.Get("n1")
-		fmt.Println("n1 holds", own.Value)
-	})
+	fmt.Println("n1 holds", sessions.Local())
 	// Output: n1 holds map[user-42:connected]
 }

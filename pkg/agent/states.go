@@ -3,11 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"runtime"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/replicated"
 )
 
 // Names of the built-in states every agent registers.
@@ -17,18 +17,19 @@ const (
 	LoadState      = "load"       // the process's goroutines, heap and uptime
 )
 
-// KV is the value of the kv states: a node's own string map.
-type KV map[string]string
+// KV is the value of the kv states: a node's own string map, persistent
+// (a write makes a new map that shares storage with the old one, which
+// stays as it was).
+type KV = replicated.MapValue[string, string]
 
-// KVChange is one write to a kv state, also its replicated delta.
-type KVChange struct {
-	Key    string `json:"k"`
-	Value  string `json:"v,omitempty"`
-	Delete bool   `json:"d,omitempty"`
-}
+// KVChange is one write to a kv state, also its replicated delta. Its
+// JSON is {"k":key,"v":value} or {"k":key,"d":true}.
+type KVChange = replicated.MapChange[string, string]
 
-// KVDef defines a kv state (a delta state whose view is the map itself).
-// Views are never modified in place: ApplyDelta copies.
+// KVDef defines a kv state: a [replicated.Map] from string to string in
+// JSON ([replicated.JSONMap]), the encoding the kv states have always had
+// on the wire (views and deltas) and on disk. Its shard's handle is
+// replicated.NewMapShard(shard).
 type KVDef struct {
 	// StateName is the registered name (KVState or DurableKVState).
 	StateName string
@@ -41,96 +42,56 @@ type KVDef struct {
 
 var _ dstate.DeltaDistributedState[KV, KV, KVChange, KVChange] = KVDef{}
 
+// Map returns the replicated.Map that d defines.
+func (d KVDef) Map() replicated.Map[string, string] {
+	return replicated.Map[string, string]{StateName: d.StateName, Wire: d.Wire, Codec: kvCodec}
+}
+
+// kvCodec is the kv states' encoding: JSON.
+var kvCodec = replicated.JSONMap[string, string]()
+
 // Name implements dstate.DeltaDistributedState.
 func (d KVDef) Name() string { return d.StateName }
 
 // WireVersion implements dstate.DeltaDistributedState.
-func (d KVDef) WireVersion() uint32 {
-	if d.Wire == 0 {
-		return 1
-	}
-	return d.Wire
-}
-
-// checkWire accepts wire versions 1 up to the definition's own.
-func (d KVDef) checkWire(what string, version uint32) error {
-	if version == 0 || version > d.WireVersion() {
-		return fmt.Errorf("%w: kv %s wire version %d (this node reads 1..%d)", dstate.ErrUnknownVersion, what, version, d.WireVersion())
-	}
-	return nil
-}
+func (d KVDef) WireVersion() uint32 { return d.Map().WireVersion() }
 
 // StorageVersion implements dstate.DeltaDistributedState.
-func (KVDef) StorageVersion() uint32 { return 1 }
+func (d KVDef) StorageVersion() uint32 { return d.Map().StorageVersion() }
 
-// ProjectView implements dstate.DeltaDistributedState: a copy of the map.
-func (KVDef) ProjectView(s *KV) KV { return maps.Clone(*s) }
+// ProjectView implements dstate.DeltaDistributedState: the map itself
+// (no copy).
+func (d KVDef) ProjectView(s *KV) KV { return *s }
 
 // ProjectDelta implements dstate.DeltaDistributedState.
 func (KVDef) ProjectDelta(c KVChange) KVChange { return c }
 
 // ApplyDelta implements dstate.DeltaDistributedState.
-func (KVDef) ApplyDelta(v KV, d KVChange) (KV, error) {
-	out := make(KV, len(v)+1)
-	maps.Copy(out, v)
-	applyKV(out, d)
-	return out, nil
-}
+func (KVDef) ApplyDelta(v KV, c KVChange) (KV, error) { return v.Apply(c), nil }
 
-func applyKV(m KV, c KVChange) {
-	if c.Delete {
-		delete(m, c.Key)
-	} else {
-		m[c.Key] = c.Value
-	}
-}
-
-// SyncUrgency implements dstate.DeltaDistributedState: every write goes
-// with the state's push mode.
+// SyncUrgency implements dstate.UrgencyDecider: every write goes with the
+// state's push mode.
 func (KVDef) SyncUrgency(_, _ KV, _ KVChange) dstate.SyncUrgency { return dstate.Default }
 
 // EncodeView implements dstate.DeltaDistributedState.
-func (KVDef) EncodeView(v KV) ([]byte, error) { return json.Marshal(v) }
+func (d KVDef) EncodeView(v KV) ([]byte, error) { return d.Map().EncodeView(v) }
 
 // DecodeView implements dstate.DeltaDistributedState.
-func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) {
-	if err := d.checkWire("view", version); err != nil {
-		return nil, err
-	}
-	return decodeKV(b, 1)
-}
+func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) { return d.Map().DecodeView(b, version) }
 
 // EncodeDelta implements dstate.DeltaDistributedState.
-func (KVDef) EncodeDelta(c KVChange) ([]byte, error) { return json.Marshal(c) }
+func (d KVDef) EncodeDelta(c KVChange) ([]byte, error) { return d.Map().EncodeDelta(c) }
 
 // DecodeDelta implements dstate.DeltaDistributedState.
 func (d KVDef) DecodeDelta(b []byte, version uint32) (KVChange, error) {
-	var c KVChange
-	if err := d.checkWire("delta", version); err != nil {
-		return c, err
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("%w: kv delta: %v", dstate.ErrMalformed, err)
-	}
-	return c, nil
+	return d.Map().DecodeDelta(b, version)
 }
 
 // EncodeState implements dstate.DeltaDistributedState.
-func (KVDef) EncodeState(s KV) ([]byte, error) { return json.Marshal(s) }
+func (d KVDef) EncodeState(s KV) ([]byte, error) { return d.Map().EncodeState(s) }
 
 // DecodeState implements dstate.DeltaDistributedState.
-func (KVDef) DecodeState(b []byte, version uint32) (KV, error) { return decodeKV(b, version) }
-
-func decodeKV(b []byte, version uint32) (KV, error) {
-	if version != 1 {
-		return nil, fmt.Errorf("%w: kv version %d", dstate.ErrUnknownVersion, version)
-	}
-	m := KV{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: kv: %v", dstate.ErrMalformed, err)
-	}
-	return m, nil
-}
+func (d KVDef) DecodeState(b []byte, version uint32) (KV, error) { return d.Map().DecodeState(b, version) }
 
 // Load is the value of the load state.
 type Load struct {

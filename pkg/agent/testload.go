@@ -61,10 +61,7 @@ func (b *builtins) startTestLoad(ctx context.Context, cfg dstate.StateConfig) er
 				c := KVChange{Key: testLoadKeys[i%len(testLoadKeys)], Value: strconv.Itoa(i)}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				_, _, err := s.MutateDelta(ctx, func(m *KV) KVChange {
-					if *m == nil {
-						*m = KV{}
-					}
-					applyKV(*m, c)
+					*m = m.Apply(c)
 					return c
 				})
 				cancel()

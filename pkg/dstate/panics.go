@@ -72,8 +72,11 @@ func RecoveredPanic(callback, state string, value any) *CallbackPanicError {
 // complete checkpoint of it: t holds nothing a mutation could change in
 // place through the copy (no map, slice, pointer or interface). Strings are
 // immutable; channels and functions are restored as the references they
-// are.
+// are. A type that implements [Persistent] is never changed in place.
 func copyRestores(t reflect.Type) bool {
+	if t.Implements(persistentType) {
+		return true
+	}
 	switch t.Kind() {
 	case reflect.Map, reflect.Slice, reflect.Pointer, reflect.Interface, reflect.UnsafePointer:
 		return false

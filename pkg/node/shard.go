@@ -168,6 +168,10 @@ func (s *Shard[S, V]) load(ctx context.Context, initial S) error {
 // StateName returns the state's name.
 func (s *Shard[S, V]) StateName() string { return s.name }
 
+// NodeID returns the ID of the node the shard runs on (the owner of the
+// value Mutate changes).
+func (s *Shard[S, V]) NodeID() dstate.NodeID { return s.n.ID() }
+
 // OnNodeJoined forwards a join to the state's actor.
 func (s *Shard[S, V]) OnNodeJoined(node dstate.NodeID) {
 	s.post(func() { s.perform(s.eng.OnNodeJoined(node)) })

@@ -1,0 +1,28 @@
+// Package replicated holds ready-made replicated types: each is a
+// [dstate.DeltaDistributedState] definition, the persistent value it owns
+// and replicates, and a typed handle over the registered
+// [node.DeltaShard].
+//
+//   - [Map] (per-key deltas: set and delete), with [MapShard]
+//   - [Set] (add and remove), with [SetShard]
+//   - [Counter] (an int64 that replicates its additions), with [CounterShard]
+//   - [Register] (last write wins: the owner's latest value), with [RegisterShard]
+//
+// Every node owns one value of a state and holds a view of every other
+// node's; a handle writes the own value and reads any node's view.
+//
+// Projection is cheap: a [MapValue] is a persistent hash array mapped trie
+// (github.com/benbjohnson/immutable), so a write makes a new value that
+// shares all but one path with the old, the view is the value itself, and
+// a peer applies a delta the same way. No write copies the map; MapValue
+// implements [dstate.Persistent], so the engine's rollback checkpoint is a
+// plain copy too. See BENCHMARKS.md ("Replicated types").
+//
+// Each definition has an Urgency func (how urgently one change travels;
+// nil means [dstate.Default], the push mode of the state's sync strategy)
+// and the sync strategy is the state's StateConfig
+// (node.StateOptions.Config.SyncStrategy). Encodings are pluggable
+// ([MapCodec]); the default is CBOR (package codec), and [JSONMap] is the
+// JSON encoding that the agent's built-in kv states keep on the wire and
+// on disk.
+package replicated
