@@ -34,7 +34,10 @@ type Agent struct {
 	clock   dstate.Clock
 	started time.Time
 
-	rt       *gosched.Runtime
+	// rt runs the state actors: the application's (WithRuntime), or a
+	// gosched runtime of the agent's own, ownRT, which it closes.
+	rt       dstate.ActorRuntime
+	ownRT    *gosched.Runtime
 	tr       *transport.Transport
 	gossip   *serfGossip
 	raft     *raftConsensus // nil unless cfg.Server
@@ -71,7 +74,8 @@ type Agent struct {
 // made no other node see this one; everything it started is stopped again,
 // and should a step fail after gossip started it leaves gracefully.
 //
-// Options are for tests ([WithTestHooks]).
+// Options give the agent an application's own actor runtime
+// ([WithRuntime]) or test hooks ([WithTestHooks]).
 func Start(ctx context.Context, cfg Config, opts ...Option) (_ *Agent, err error) {
 	o := options{logOut: os.Stderr}
 	for _, opt := range opts {
@@ -96,7 +100,7 @@ func Start(ctx context.Context, cfg Config, opts ...Option) (_ *Agent, err error
 	}
 	warnLooseSecretFiles(cfg, log)
 	a := &Agent{
-		cfg: cfg, hooks: o.hooks, log: log, clock: dstate.SystemClock{}, started: time.Now(),
+		cfg: cfg, hooks: o.hooks, log: log, clock: dstate.SystemClock{}, started: time.Now(), rt: o.runtime,
 		stopped: make(chan struct{}), bgStop: make(chan struct{}), registry: prometheus.NewRegistry(),
 	}
 	a.states = newStateRegistry(a.clock)
@@ -137,13 +141,16 @@ func (a *Agent) startParts(ctx context.Context) error {
 	if err := a.api.listen(); err != nil {
 		return err
 	}
-	rcfg := gosched.DefaultConfig()
-	rcfg.Logger = a.log
-	rt, err := gosched.New(rcfg)
-	if err != nil {
-		return err
+	var err error
+	if a.rt == nil {
+		rcfg := gosched.DefaultConfig()
+		rcfg.Logger = a.log
+		rt, err := gosched.New(rcfg)
+		if err != nil {
+			return err
+		}
+		a.rt, a.ownRT = rt, rt
 	}
-	a.rt = rt
 
 	tcfg := transport.DefaultConfig()
 	tcfg.NodeID, tcfg.ClusterName, tcfg.BindAddr, tcfg.AdvertiseAddr, tcfg.Logger = dstate.NodeID(cfg.NodeID), cfg.ClusterName, cfg.TransportAddr, cfg.TransportAdvertise, a.log
@@ -301,8 +308,8 @@ func (a *Agent) teardown(ctx context.Context) error {
 	if a.local != nil {
 		errs = append(errs, a.local.Close())
 	}
-	if a.rt != nil {
-		a.rt.Close()
+	if a.ownRT != nil {
+		a.ownRT.Close()
 	}
 	a.bg.Wait()
 	makePrivate(a.cfg.DataDir, a.log) // Raft snapshots taken while it ran

@@ -9,6 +9,10 @@
 // wants a node without assembling the parts: [Start] a node, [Register] or
 // [RegisterDelta] the application's own states (the admin API lists and
 // dumps them too), and [Agent.Stop] to leave the cluster gracefully.
+// [LocalConfig] is a node on free loopback ports for tests and examples,
+// [Agent.Addrs] the addresses it bound, [Agent.WaitReady] waits until it
+// serves reads and writes, and [WithRuntime] runs its states on the
+// application's own actor runtime (the proto.actor adapter's, say).
 //
 // The package is split by concern: [Agent] assembles the components and
 // runs their lifecycle (agent.go) and offers the operations (members, kv,

@@ -135,13 +135,25 @@ func (h *shardHandle[S, V]) consistentDump(ctx context.Context, opts DumpOptions
 // replicating it and the admin API lists and dumps it. Its durability
 // (opts.Config.Durability) must be one the agent provides: Memory, Local
 // (always) or Raft (on servers and clients of a Raft cluster).
+//
+// A Raft-durable state is loaded through Raft, which needs a leader. On a
+// server, Register waits for one: until a leader is known, and while an
+// attempt fails because the leader was lost, it waits and tries again,
+// until ctx ends; it then fails with an error that says "no Raft leader
+// yet" and matches raftpersist.ErrNoLeader and ctx.Err(). Give ctx a
+// deadline to bound the wait, or call [Agent.WaitReady] first.
 func Register[S any](ctx context.Context, a *Agent, def dstate.DistributedState[S], opts node.StateOptions[S]) (*node.Shard[S, S], error) {
-	return register(ctx, a.node, a.states, def, opts)
+	return whenRaftLeader(ctx, a, def.Name(), opts.Config.Durability, func() (*node.Shard[S, S], error) {
+		return register(ctx, a.node, a.states, def, opts)
+	})
 }
 
-// RegisterDelta registers a delta state on a started agent; see [Register].
+// RegisterDelta registers a delta state on a started agent; like
+// [Register], it waits for a Raft leader to register a Raft-durable state.
 func RegisterDelta[S, V, D, C any](ctx context.Context, a *Agent, def dstate.DeltaDistributedState[S, V, D, C], opts node.StateOptions[S]) (*node.DeltaShard[S, V, D, C], error) {
-	return registerDelta(ctx, a.node, a.states, def, opts)
+	return whenRaftLeader(ctx, a, def.Name(), opts.Config.Durability, func() (*node.DeltaShard[S, V, D, C], error) {
+		return registerDelta(ctx, a.node, a.states, def, opts)
+	})
 }
 
 func register[S any](ctx context.Context, n *node.Node, reg *stateRegistry, def dstate.DistributedState[S], opts node.StateOptions[S]) (*node.Shard[S, S], error) {

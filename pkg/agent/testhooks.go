@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
 )
 
 // TestHooks are switches for tests of agents and of clusters of agents:
@@ -38,12 +40,14 @@ func (h TestHooks) validate() error {
 	return nil
 }
 
-// Option adjusts how [Start] builds an agent.
+// Option adjusts how [Start] builds an agent: [WithRuntime] for an
+// application's own actor runtime, [WithTestHooks] for tests.
 type Option func(*options)
 
 type options struct {
-	hooks  TestHooks
-	logOut io.Writer // os.Stderr unless a test captures the log
+	hooks   TestHooks
+	logOut  io.Writer           // os.Stderr unless a test captures the log
+	runtime dstate.ActorRuntime // nil: the agent runs a gosched runtime of its own
 }
 
 // WithTestHooks starts the agent with test hooks. For tests only.
