@@ -352,10 +352,10 @@ func (a *Agent) RaftStatus(ctx context.Context) (RaftStatus, error) {
 
 // Bootstrap bootstraps the Raft group with servers ("id=addr" entries; none
 // means this agent alone). Bootstrapping a group that already has a
-// configuration is not an error.
-func (a *Agent) Bootstrap(ctx context.Context, servers []string) error {
+// configuration is not an error: it changes nothing, and the result says so.
+func (a *Agent) Bootstrap(ctx context.Context, servers []string) (BootstrapResult, error) {
 	if a.raft == nil {
-		return fmt.Errorf("%w: bootstrap needs a server agent", errNotEnabled)
+		return BootstrapResult{}, fmt.Errorf("%w: bootstrap needs a server agent", errNotEnabled)
 	}
 	return a.raft.bootstrap(ctx, servers)
 }

@@ -155,13 +155,13 @@ func TestAdminAPIRejectsBadRequests(t *testing.T) {
 		{"GET", "/v1/states/kv?consistent=true", "", 400, "a consistent read needs a Raft-durable state"},
 		{"PUT", "/v1/kv/x?state=load", "v", 400, `state "load" is not a kv state`},
 		{"GET", "/v1/kv/x?node=ghost", "", 404, `no view of node "ghost"`},
-		{"POST", "/v1/join", "{not json", 400, "request body is not a valid"},
+		{"POST", "/v1/join", "{not json", 400, `join: body: want {"addrs": [...]}: not JSON at byte 2`},
 		{"POST", "/v1/join", `{"addrs": []}`, 400, "addrs is empty"},
 		{"POST", "/v1/join", `{"adrs": ["x"]}`, 400, `unknown field "adrs"`},
 		{"POST", "/v1/keyring/rotate", `{"key": "x"}`, 404, `"rotate" is not install, use or remove`},
 		{"POST", "/v1/keyring/install", `{"key": "x"}`, 409, "not enabled"},
 		{"GET", "/v1/nothing", "", 404, "no endpoint GET /v1/nothing"},
-		{"PATCH", "/v1/kv/x", "", 404, "no endpoint PATCH /v1/kv/x"},
+		{"PATCH", "/v1/kv/x", "", 405, "PATCH /v1/kv/x: method not allowed (allowed: DELETE, GET, HEAD, PUT)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -24,13 +24,19 @@ package agent
 //	POST   /v1/join                          JoinRequest → JoinResult
 //	POST   /v1/leave                         → LeaveResult (the agent leaves, then shuts down)
 //	GET    /v1/raft                          RaftStatus
-//	POST   /v1/raft/bootstrap                BootstrapRequest → {}
+//	POST   /v1/raft/bootstrap                BootstrapRequest → BootstrapResult
 //	POST   /v1/raft/remove-peer              RemovePeerRequest → RemovePeerResult
 //	POST   /v1/force-leave                   ForceLeaveRequest → ForceLeaveResult
 //	GET    /v1/keyring                       KeyringStatus
 //	POST   /v1/keyring/{install|use|remove}  KeyRequest → {}
 //	GET    /metrics                          Prometheus text format
+//	GET    /v1/openapi.json                  this list as an OpenAPI 3 document (openapi.json)
 //
+// A method a path does not serve is answered 405 with an Allow header. A
+// JSON request body is one document with only the fields named here;
+// anything after it is refused. Keys of the kv states are UTF-8 text
+// without control characters, at most max_key_bytes long; values at most
+// max_value_bytes.
 // Every error is a 4xx or 5xx status with an APIError body. A connection
 // over http_max_conns or http_max_conns_per_host is closed before any
 // answer, and one that does not send its request within http_read_timeout
@@ -83,6 +89,19 @@ type Member struct {
 	Addr   string            `json:"addr"`
 	Status string            `json:"status"` // alive, leaving, left, failed
 	Tags   map[string]string `json:"tags,omitempty"`
+	// Protocol is the gossip protocol versions the member speaks.
+	Protocol MemberProtocol `json:"protocol"`
+}
+
+// MemberProtocol is a member's gossip protocol versions: memberlist's
+// (min, max, current) and serf's (delegate_*).
+type MemberProtocol struct {
+	Min         uint8 `json:"min"`
+	Max         uint8 `json:"max"`
+	Cur         uint8 `json:"cur"`
+	DelegateMin uint8 `json:"delegate_min"`
+	DelegateMax uint8 `json:"delegate_max"`
+	DelegateCur uint8 `json:"delegate_cur"`
 }
 
 // StateInfo describes one registered state.
@@ -186,6 +205,16 @@ type RaftPeer struct {
 // BootstrapRequest bootstraps the Raft group with a server list
 // ("id=raftaddr" or a bare node ID); empty means this agent alone.
 type BootstrapRequest struct {
+	Servers []string `json:"servers"`
+}
+
+// BootstrapResult says what a bootstrap did.
+type BootstrapResult struct {
+	// Bootstrapped is true when this call created the Raft group, false
+	// when the agent already had one (nothing changed then).
+	Bootstrapped bool `json:"bootstrapped"`
+	// Servers are the group's servers as id=address: the new group's, or
+	// the existing configuration's.
 	Servers []string `json:"servers"`
 }
 

@@ -126,6 +126,14 @@ type Config struct {
 	TransportWriteTimeout Duration `json:"transport_write_timeout"`
 	// MaxRequestBytes bounds an admin API request body (default 1 MiB).
 	MaxRequestBytes int `json:"max_request_bytes"`
+	// MaxKeyBytes bounds a key the admin API reads or writes in a kv
+	// state (default 512, DefaultMaxKeyBytes). Keys are UTF-8 text
+	// without control characters whatever this limit.
+	MaxKeyBytes int `json:"max_key_bytes"`
+	// MaxValueBytes bounds a value the admin API writes to a kv state
+	// (default 512 KiB, DefaultMaxValueBytes; max_request_bytes bounds it
+	// too).
+	MaxValueBytes int `json:"max_value_bytes"`
 	// HTTPReadTimeout bounds reading one admin API request, headers and
 	// body (default 10s); a slower client is cut off.
 	HTTPReadTimeout Duration `json:"http_read_timeout"`
@@ -315,7 +323,7 @@ func (c Config) Validate() error {
 		{"max_snapshot_bytes", c.MaxSnapshotBytes}, {"max_delta_bytes", c.MaxDeltaBytes},
 		{"max_feed_notifications", c.MaxFeedNotifications}, {"max_feed_states", c.MaxFeedStates},
 		{"max_feed_peers", c.MaxFeedPeers}, {"peer_queue_frames", c.PeerQueueFrames},
-		{"max_request_bytes", c.MaxRequestBytes},
+		{"max_request_bytes", c.MaxRequestBytes}, {"max_key_bytes", c.MaxKeyBytes}, {"max_value_bytes", c.MaxValueBytes},
 		{"http_max_conns", c.HTTPMaxConns}, {"http_max_conns_per_host", c.HTTPMaxConnsPerHost},
 	} {
 		if l.v < 0 {

@@ -102,21 +102,24 @@ func (a *Agent) testFaults() faultSwitch {
 	return agentFaults{set: a.faults, tr: a.tr, log: a.log}
 }
 
-// faultRoutes adds the fault endpoints when the agent has a fault switch.
-func (s *apiServer) faultRoutes(mux *http.ServeMux) {
+// faultRoutes are the fault endpoints, when the agent has a fault switch
+// (TestHooks.Faults; openapi.json leaves them out).
+func (s *apiServer) faultRoutes() []route {
 	f := s.b.testFaults()
 	if f == nil {
-		return
+		return nil
 	}
-	mux.HandleFunc("GET /v1/test/faults", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, f.faultStatus())
-	})
-	mux.HandleFunc("POST /v1/test/faults", func(w http.ResponseWriter, r *http.Request) {
-		var req FaultsRequest
-		if err := s.decodeBody(w, r, &req); err != nil {
-			writeError(w, statusOf(err), err)
-			return
-		}
-		writeJSON(w, http.StatusOK, f.setDrop(req.Drop))
-	})
+	return []route{
+		{"GET /v1/test/faults", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, f.faultStatus())
+		})},
+		{"POST /v1/test/faults", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req FaultsRequest
+			if err := s.decodeBody(w, r, "test faults", &req); err != nil {
+				writeError(w, statusOf(err), err)
+				return
+			}
+			writeJSON(w, http.StatusOK, f.setDrop(req.Drop))
+		})},
+	}
 }

@@ -60,7 +60,9 @@ func (g *serfGossip) members() []Member {
 	ms := g.Membership.Members()
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, Member{Name: string(m.ID), Addr: m.Addr, Status: m.Status.String(), Tags: m.Tags})
+		p := m.Protocol
+		out = append(out, Member{Name: string(m.ID), Addr: m.Addr, Status: m.Status.String(), Tags: m.Tags,
+			Protocol: MemberProtocol{Min: p.Min, Max: p.Max, Cur: p.Cur, DelegateMin: p.DelegateMin, DelegateMax: p.DelegateMax, DelegateCur: p.DelegateCur}})
 	}
 	return out
 }

@@ -56,7 +56,8 @@ func TestProbesOfARaftServer(t *testing.T) {
 	require.NotNil(t, h.Raft)
 	require.Empty(t, h.Raft.Leader)
 
-	require.NoError(t, a.Bootstrap(context.Background(), nil))
+	_, err := a.Bootstrap(context.Background(), nil)
+	require.NoError(t, err)
 	eventually(t, "ready once a leader is elected and durable-kv loaded", func() bool {
 		code, _ := c.call("GET", "/v1/health/ready", "")
 		return code == http.StatusOK

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"log/slog"
 	"net"
@@ -38,7 +37,7 @@ type adminBackend interface {
 	WriteKV(ctx context.Context, state string, c KVChange) (WriteResult, error)
 	Join(ctx context.Context, addrs []string) (int, error)
 	RaftStatus(ctx context.Context) (RaftStatus, error)
-	Bootstrap(ctx context.Context, servers []string) error
+	Bootstrap(ctx context.Context, servers []string) (BootstrapResult, error)
 	RemovePeer(ctx context.Context, id string) (RemovePeerResult, error)
 	ForceLeave(ctx context.Context, node string, prune bool) (ForceLeaveResult, error)
 	Keyring(ctx context.Context) (KeyringStatus, error)
@@ -148,38 +147,88 @@ func (s *apiServer) maxRequestBytes() int64 {
 // Content-Type application/json; then it checks the token, if any.
 func (a *Agent) Handler() http.Handler { return a.api.handler() }
 
+// route is one endpoint of the admin API: a ServeMux pattern with its
+// method and its handler.
+type route struct {
+	pattern string // e.g. "GET /v1/kv/{key}"
+	handler http.Handler
+}
+
+// routes lists the API's endpoints (api.go and openapi.json document each).
+func (s *apiServer) routes() []route {
+	rs := []route{
+		{"GET /v1/health", http.HandlerFunc(s.getHealth)},
+		{"GET /v1/health/live", http.HandlerFunc(s.getLive)},
+		{"GET /v1/health/ready", http.HandlerFunc(s.getReady)},
+		{"GET /v1/members", http.HandlerFunc(s.getMembers)},
+		{"GET /v1/states", http.HandlerFunc(s.getStates)},
+		{"GET /v1/states/{name}", http.HandlerFunc(s.getState)},
+		{"GET /v1/states/{name}/watch", http.HandlerFunc(s.getWatch)},
+		{"GET /v1/kv/{key}", http.HandlerFunc(s.getKV)},
+		{"PUT /v1/kv/{key}", http.HandlerFunc(s.putKV)},
+		{"DELETE /v1/kv/{key}", http.HandlerFunc(s.delKV)},
+		{"POST /v1/join", http.HandlerFunc(s.postJoin)},
+		{"POST /v1/leave", http.HandlerFunc(s.postLeave)},
+		{"GET /v1/raft", http.HandlerFunc(s.getRaft)},
+		{"POST /v1/raft/bootstrap", http.HandlerFunc(s.postBootstrap)},
+		{"POST /v1/raft/remove-peer", http.HandlerFunc(s.postRemovePeer)},
+		{"POST /v1/force-leave", http.HandlerFunc(s.postForceLeave)},
+		{"GET /v1/keyring", http.HandlerFunc(s.getKeyring)},
+		{"POST /v1/keyring/{op}", http.HandlerFunc(s.postKeyring)},
+		{"GET /v1/openapi.json", http.HandlerFunc(getOpenAPI)},
+		{"GET /metrics", promhttp.HandlerFor(s.b.gatherer(), promhttp.HandlerOpts{})},
+	}
+	return append(rs, s.faultRoutes()...)
+}
+
 // handler is the API's handler: the endpoints behind the guards.
 func (s *apiServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", s.getHealth)
-	mux.HandleFunc("GET /v1/health/live", s.getLive)
-	mux.HandleFunc("GET /v1/health/ready", s.getReady)
-	mux.HandleFunc("GET /v1/members", s.getMembers)
-	mux.HandleFunc("GET /v1/states", s.getStates)
-	mux.HandleFunc("GET /v1/states/{name}", s.getState)
-	mux.HandleFunc("GET /v1/states/{name}/watch", s.getWatch)
-	mux.HandleFunc("GET /v1/kv/{key}", s.getKV)
-	mux.HandleFunc("PUT /v1/kv/{key}", s.putKV)
-	mux.HandleFunc("DELETE /v1/kv/{key}", s.delKV)
-	mux.HandleFunc("POST /v1/join", s.postJoin)
-	mux.HandleFunc("POST /v1/leave", s.postLeave)
-	mux.HandleFunc("GET /v1/raft", s.getRaft)
-	mux.HandleFunc("POST /v1/raft/bootstrap", s.postBootstrap)
-	mux.HandleFunc("POST /v1/raft/remove-peer", s.postRemovePeer)
-	mux.HandleFunc("POST /v1/force-leave", s.postForceLeave)
-	mux.HandleFunc("GET /v1/keyring", s.getKeyring)
-	mux.HandleFunc("POST /v1/keyring/{op}", s.postKeyring)
-	s.faultRoutes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.b.gatherer(), promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (see GET /v1/health, /v1/health/live, /v1/health/ready, /v1/members, /v1/states, /v1/kv/{key}, /v1/raft, /metrics)", r.Method, r.URL.Path))
-	})
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, rt.handler)
+	}
 	bound := s.addr()
 	if bound == "" {
 		bound = s.cfg.HTTPAddr
 	}
-	return newHostGuard(s.cfg, bound).guard(s.auth(mux))
+	return newHostGuard(s.cfg, bound).guard(s.auth(unmatched(mux)))
 }
+
+// unmatched answers the requests no route matches with a JSON APIError:
+// 405 with the Allow header the mux computes when the path exists with
+// other methods, else 404.
+func unmatched(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch {
+		case probe.status == http.StatusMethodNotAllowed:
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow))
+		case probe.status == http.StatusNotFound:
+			writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s (GET /v1/openapi.json lists them)", r.Method, r.URL.Path))
+		default: // a redirect to the clean path
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// headerRecorder keeps the status and headers of the mux's own answer to
+// an unmatched request and drops its plain-text body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
 
 // auth checks the bearer token in constant time when the agent has one;
 // with http_public_probes the probes and /metrics need none (health.go).
@@ -187,24 +236,39 @@ func (s *apiServer) auth(next http.Handler) http.Handler {
 	if s.cfg.AdminToken == "" {
 		return next
 	}
-	want := []byte("Bearer " + s.cfg.AdminToken)
+	want := []byte(s.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.HTTPPublicProbes && publicProbe(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got := []byte(r.Header.Get("Authorization"))
+		header := r.Header.Get("Authorization")
+		got, isBearer := bearerToken(header)
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dstate"`)
 			msg := "missing bearer token: send Authorization: Bearer <token>"
-			if len(got) > 0 {
+			switch {
+			case isBearer:
 				msg = "the bearer token does not match the agent's admin token"
+			case header != "":
+				msg = "the Authorization header is not a bearer token: send Authorization: Bearer <token>"
 			}
 			writeError(w, http.StatusUnauthorized, errors.New(msg))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken is the token of an Authorization header "Bearer <token>";
+// the scheme is case-insensitive (RFC 9110 section 11.1), and the token
+// may be surrounded by spaces.
+func bearerToken(header string) (token []byte, ok bool) {
+	scheme, tok, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return nil, false
+	}
+	return []byte(strings.TrimSpace(tok)), true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -316,7 +380,12 @@ func kvState(r *http.Request) string {
 }
 
 func (s *apiServer) getKV(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.GetKV(kvState(r), r.URL.Query().Get("node"), r.PathValue("key"))
+	key := r.PathValue("key")
+	if err := s.checkKey(key); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	v, err := s.b.GetKV(kvState(r), r.URL.Query().Get("node"), key)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -325,16 +394,26 @@ func (s *apiServer) getKV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *apiServer) putKV(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxRequestBytes()))
-	if err != nil {
-		s.bodyError(w, r, "value", err)
+	key := r.PathValue("key")
+	if err := s.checkKey(key); err != nil {
+		writeError(w, statusOf(err), err)
 		return
 	}
-	s.writeKV(w, r, KVChange{Key: r.PathValue("key"), Value: string(body)})
+	body, err := s.readValue(w, r)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	s.writeKV(w, r, KVChange{Key: key, Value: string(body)})
 }
 
 func (s *apiServer) delKV(w http.ResponseWriter, r *http.Request) {
-	s.writeKV(w, r, KVChange{Key: r.PathValue("key"), Delete: true})
+	key := r.PathValue("key")
+	if err := s.checkKey(key); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	s.writeKV(w, r, KVChange{Key: key, Delete: true})
 }
 
 func (s *apiServer) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) {
@@ -344,33 +423,6 @@ func (s *apiServer) writeKV(w http.ResponseWriter, r *http.Request, c KVChange) 
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
-}
-
-// decodeBody decodes a JSON request body of at most max_request_bytes into
-// v, refusing unknown fields.
-func (s *apiServer) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxRequestBytes()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.countOversizedRequest(r)
-			return tooLarge{fmt.Errorf("request body is larger than max_request_bytes (%d bytes)", mbe.Limit)}
-		}
-		return badRequest{fmt.Errorf("request body is not a valid %T document: %v", v, err)}
-	}
-	return nil
-}
-
-// bodyError answers a request whose body could not be read.
-func (s *apiServer) bodyError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		s.countOversizedRequest(r)
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s is larger than max_request_bytes (%d bytes)", what, mbe.Limit))
-		return
-	}
-	writeError(w, http.StatusBadRequest, fmt.Errorf("%s: reading the request body: %w", what, err))
 }
 
 // countOversizedRequest counts a request over max_request_bytes and logs it
@@ -386,7 +438,7 @@ func (s *apiServer) countOversizedRequest(r *http.Request) {
 
 func (s *apiServer) postJoin(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, "join", &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -430,16 +482,17 @@ func (s *apiServer) getRaft(w http.ResponseWriter, r *http.Request) {
 func (s *apiServer) postBootstrap(w http.ResponseWriter, r *http.Request) {
 	var req BootstrapRequest
 	if r.ContentLength != 0 {
-		if err := s.decodeBody(w, r, &req); err != nil {
+		if err := s.decodeBody(w, r, "bootstrap", &req); err != nil {
 			writeError(w, statusOf(err), err)
 			return
 		}
 	}
-	if err := s.b.Bootstrap(r.Context(), req.Servers); err != nil {
+	res, err := s.b.Bootstrap(r.Context(), req.Servers)
+	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *apiServer) getKeyring(w http.ResponseWriter, r *http.Request) {
@@ -460,7 +513,7 @@ func (s *apiServer) postKeyring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req KeyRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, "keyring "+op, &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}

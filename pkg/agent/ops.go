@@ -133,7 +133,7 @@ func (a *Agent) RemovePeer(ctx context.Context, id string) (RemovePeerResult, er
 
 func (s *apiServer) postForceLeave(w http.ResponseWriter, r *http.Request) {
 	var req ForceLeaveRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, "force-leave", &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -147,7 +147,7 @@ func (s *apiServer) postForceLeave(w http.ResponseWriter, r *http.Request) {
 
 func (s *apiServer) postRemovePeer(w http.ResponseWriter, r *http.Request) {
 	var req RemovePeerRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeBody(w, r, "raft remove-peer", &req); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}

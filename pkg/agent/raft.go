@@ -262,11 +262,11 @@ func (rc *raftConsensus) status(ctx context.Context) (RaftStatus, error) {
 	return st, nil
 }
 
-func (rc *raftConsensus) bootstrap(_ context.Context, servers []string) error {
-	if len(servers) == 0 {
-		return rc.store.Bootstrap([]raftpersist.Server{{ID: rc.store.ID(), Address: rc.store.Addr()}})
-	}
+func (rc *raftConsensus) bootstrap(_ context.Context, servers []string) (BootstrapResult, error) {
 	var list []raftpersist.Server
+	if len(servers) == 0 {
+		list = []raftpersist.Server{{ID: rc.store.ID(), Address: rc.store.Addr()}}
+	}
 	for _, s := range servers {
 		id, addr, ok := strings.Cut(s, "=")
 		if !ok {
@@ -280,16 +280,30 @@ func (rc *raftConsensus) bootstrap(_ context.Context, servers []string) error {
 				}
 			}
 			if !found {
-				return badRequest{fmt.Errorf("server %q: no gossip member with a raft address by that name (use id=host:port)", s)}
+				return BootstrapResult{}, badRequest{fmt.Errorf("server %q: no gossip member with a raft address by that name (use id=host:port)", s)}
 			}
 			continue
 		}
 		list = append(list, raftpersist.Server{ID: dstate.NodeID(id), Address: addr})
 	}
-	if err := rc.store.Bootstrap(list); err != nil {
-		return badRequest{err}
+	// A node with a Raft configuration already has a group: bootstrapping
+	// again changes nothing.
+	if existing, err := rc.store.Servers(); err == nil && len(existing) > 0 {
+		return BootstrapResult{Bootstrapped: false, Servers: serverList(existing)}, nil
 	}
-	return nil
+	if err := rc.store.Bootstrap(list); err != nil {
+		return BootstrapResult{}, badRequest{err}
+	}
+	return BootstrapResult{Bootstrapped: true, Servers: serverList(list)}, nil
+}
+
+// serverList writes servers as id=address.
+func serverList(servers []raftpersist.Server) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = string(s.ID) + "=" + s.Address
+	}
+	return out
 }
 
 func (rc *raftConsensus) close() error {

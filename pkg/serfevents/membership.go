@@ -443,6 +443,16 @@ type Member struct {
 	Addr   string // gossip address, "ip:port"
 	Status MemberStatus
 	Tags   map[string]string // a copy; TagBoot included
+	// Protocol is the gossip protocol versions the member speaks.
+	Protocol Protocol
+}
+
+// Protocol is a member's gossip protocol versions: memberlist's (Min, Max,
+// Cur) and serf's own, its delegate's (DelegateMin, DelegateMax,
+// DelegateCur).
+type Protocol struct {
+	Min, Max, Cur                         uint8
+	DelegateMin, DelegateMax, DelegateCur uint8
 }
 
 // String formats the member as "n1 127.0.0.1:7946 alive".
@@ -450,8 +460,10 @@ func (m Member) String() string { return fmt.Sprintf("%s %s %s", m.ID, m.Addr, m
 
 func memberOf(sm serf.Member) Member {
 	return Member{
-		ID:     dstate.NodeID(sm.Name),
-		Addr:   net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
+		ID:   dstate.NodeID(sm.Name),
+		Addr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
+		Protocol: Protocol{Min: sm.ProtocolMin, Max: sm.ProtocolMax, Cur: sm.ProtocolCur,
+			DelegateMin: sm.DelegateMin, DelegateMax: sm.DelegateMax, DelegateCur: sm.DelegateCur},
 		Status: statusOf(sm.Status),
 		Tags:   maps.Clone(sm.Tags),
 	}
