@@ -4,15 +4,16 @@ FUZZTIME ?= 5m
 SEEDS ?= 2000
 E2E_NEMESIS ?= 60s
 
-.PHONY: all build test vet unit fuzz-smoke demo bench fuzz property e2e e2e-race
+.PHONY: all build test vet unit outside fuzz-smoke demo bench fuzz property e2e e2e-race
 
 all: build test
 
 build:
 	$(GO) build ./...
 
-## test: vet, every test with the race detector, and a short fuzz run
-test: vet unit fuzz-smoke
+## test: vet, every test with the race detector, the adapter built as an
+## outside module, and a short fuzz run
+test: vet unit outside fuzz-smoke
 
 vet:
 	$(GO) vet ./...
@@ -21,6 +22,12 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 	cd adapters/protoactor && $(GO) test -race -count=1 ./...
+
+## outside: adapters/protoactor builds in a module outside the repository,
+## both modules resolved through a GOPROXY=file:// directory made from the
+## working tree (no go.work, no replace; internal/outsidebuild)
+outside:
+	$(GO) run ./internal/outsidebuild
 
 ## FUZZ_TARGETS: every fuzz target, as package:Target
 FUZZ_TARGETS = \

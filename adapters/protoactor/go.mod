@@ -4,7 +4,7 @@ go 1.26
 
 require (
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
-	github.com/dstate-go/dstate v0.0.0-00010101000000-000000000000
+	github.com/dstate-go/dstate v0.0.0-20261204211252-1b4e015a8658
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 )
@@ -37,5 +37,3 @@ require (
 	golang.org/x/sys v0.39.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 )
-
-replace github.com/dstate-go/dstate => ../..
