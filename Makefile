@@ -36,6 +36,7 @@ FUZZ_TARGETS = \
 	pkg/raftpersist:FuzzDecodeCommand pkg/raftpersist:FuzzDecodeEnvelope pkg/raftpersist:FuzzRestoreSnapshot \
 	pkg/raftpersist:FuzzDecodeSaveCommand pkg/raftpersist:FuzzReadFrame pkg/raftpersist:FuzzForwardRequest pkg/raftpersist:FuzzForwardResponse \
 	pkg/localpersist:FuzzDecodeStoredEnvelope \
+	pkg/codec:FuzzCBOR pkg/codec:FuzzJSON pkg/replicated:FuzzMap pkg/replicated:FuzzCounter pkg/replicated:FuzzRegister \
 	pkg/agent:FuzzAdminAPI pkg/agent:FuzzLoadConfig
 
 # fuzz-each runs every target of FUZZ_TARGETS for $(1) (the wire decoder,
