@@ -101,10 +101,10 @@ func transportBytes(t testing.TB, nodes []*node) (sent, received []float64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, ok1 := m[`dstate_transport_total{counter="bytes_out"}`]
-		in, ok2 := m[`dstate_transport_total{counter="bytes_in"}`]
+		out, ok1 := m[`dstate_transport_sent_bytes_total`]
+		in, ok2 := m[`dstate_transport_received_bytes_total`]
 		if !ok1 || !ok2 {
-			t.Fatalf("%s's /metrics has no dstate_transport_total bytes_out/bytes_in", nd.id)
+			t.Fatalf("%s's /metrics has no dstate_transport_sent_bytes_total/received_bytes_total", nd.id)
 		}
 		sent = append(sent, out)
 		received = append(received, in)

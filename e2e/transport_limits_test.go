@@ -159,7 +159,7 @@ func TestTransportLimitsHoldAgainstIdleAndUnfinishedConnections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := m[`dstate_transport_total{counter="reconnects"}`]; r != 0 {
+		if r := m[`dstate_transport_reconnects_total`]; r != 0 {
 			t.Errorf("%s reconnected %v times during the attack", nd.id, r)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,13 @@ type Options struct {
 	// LimitInterval is the least time between two Limited messages of one
 	// text; zero means ratelog.DefaultInterval.
 	LimitInterval time.Duration
+	// Drop are prefixes of messages not logged at all: what the caller
+	// logs itself, so a line is not logged twice.
+	Drop []string
+	// Expected, when set, says which messages are logged at Debug whatever
+	// their level: those a library logs as errors for what is expected,
+	// such as a connection closed because the node is stopping.
+	Expected func(msg string, args []any) bool
 }
 
 // logger adapts an *slog.Logger to hclog.Logger. Derived loggers (With,
@@ -44,6 +52,8 @@ type logger struct {
 	min     *atomic.Int64 // hclog.Level
 	limited []string
 	limit   *ratelog.Limiter
+	drop    []string
+	expect  func(string, []any) bool
 }
 
 var _ hclog.Logger = (*logger)(nil)
@@ -54,7 +64,7 @@ func New(l *slog.Logger, o Options) hclog.Logger {
 	lv := &atomic.Int64{}
 	lv.Store(int64(FromSlogLevel(o.Level)))
 	return &logger{l: l, name: o.Name, min: lv, limited: slices.Clone(o.Limited),
-		limit: &ratelog.Limiter{Interval: o.LimitInterval}}
+		limit: &ratelog.Limiter{Interval: o.LimitInterval}, drop: slices.Clone(o.Drop), expect: o.Expected}
 }
 
 // StdLogger returns a *log.Logger for serf and memberlist that writes to l
@@ -108,7 +118,10 @@ func (s *logger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	if !s.enabled(level) {
+	if s.expect != nil && level > hclog.Debug && s.expect(msg, args) {
+		level = hclog.Debug
+	}
+	if !s.enabled(level) || slices.ContainsFunc(s.drop, func(p string) bool { return strings.HasPrefix(msg, p) }) {
 		return
 	}
 	var suppressed uint64

@@ -148,3 +148,20 @@ func TestConcurrent(t *testing.T) {
 	require.Equal(t, 1, strings.Count(buf.String(), "limited"))
 	require.Equal(t, 200, strings.Count(buf.String(), "msg=std"))
 }
+
+// TestDropAndExpected: dropped messages are not logged; expected ones are
+// logged at Debug whatever their level.
+func TestDropAndExpected(t *testing.T) {
+	var buf syncBuffer
+	h := slogbridge.New(textLogger(&buf, slogbridge.LevelTrace), slogbridge.Options{
+		Level: slogbridge.LevelTrace, Drop: []string{"memberlist: failed to join "},
+		Expected: func(msg string, _ []any) bool { return strings.HasSuffix(msg, "closed") },
+	})
+	h.Warn("memberlist: failed to join 127.0.0.1:1: refused")
+	h.Error("socket closed")
+	h.Error("disk full")
+	out := buf.String()
+	require.NotContains(t, out, "failed to join")
+	require.Contains(t, out, `level=DEBUG msg="socket closed"`)
+	require.Contains(t, out, `level=ERROR msg="disk full"`)
+}

@@ -137,7 +137,7 @@ func TestSingleNodeAdminAPI(t *testing.T) {
 	code, metrics := c.call("GET", "/metrics", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `dstate_sync_total{counter="mutations",state="kv"} 2`)
-	require.Contains(t, metrics, "dstate_transport_total")
+	require.Contains(t, metrics, "dstate_transport_sent_frames_total")
 	require.Contains(t, metrics, "dstate_raft_", "raft's own metrics reach /metrics")
 }
 

@@ -182,8 +182,13 @@ type Config struct {
 	// DefaultLeaveTimeout and leave.go).
 	LeaveTimeout Duration `json:"leave_timeout"`
 
-	// LogLevel is debug, info, warn or error.
+	// LogLevel is debug, info, warn or error: the least level logged,
+	// serf's and memberlist's lines included.
 	LogLevel string `json:"log_level"`
+	// RaftLogLevel is the least level of raft's own lines (debug, info,
+	// warn or error), apart from log_level; empty means warn, or log_level
+	// when that is higher (raft is chatty at info).
+	RaftLogLevel string `json:"raft_log_level"`
 	// LogFormat is text or json.
 	LogFormat string `json:"log_format"`
 
@@ -366,6 +371,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return bad("log_level", "%v", err)
+	}
+	if c.RaftLogLevel != "" {
+		if _, err := parseLevel(c.RaftLogLevel); err != nil {
+			return bad("raft_log_level", "%v", err)
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log_format", "%q is not text or json", c.LogFormat)

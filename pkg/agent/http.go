@@ -71,6 +71,7 @@ type apiServer struct {
 
 	oversizedRequests atomic.Uint64   // request bodies over max_request_bytes
 	requestLog        ratelog.Limiter // one oversized-request warning per host per interval
+	httpMetrics       httpMetrics     // requests per route; failed writes are logged (http_metrics.go)
 }
 
 func newAPIServer(cfg Config, log *slog.Logger, b adminBackend) *apiServer {
@@ -185,7 +186,7 @@ func (s *apiServer) routes() []route {
 func (s *apiServer) handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.Handle(rt.pattern, rt.handler)
+		mux.Handle(rt.pattern, s.instrument(rt.pattern, rt.handler))
 	}
 	bound := s.addr()
 	if bound == "" {

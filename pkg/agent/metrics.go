@@ -31,7 +31,8 @@ func installLibraryMetrics(a *Agent) {
 // registerMetrics registers the agent's collectors.
 func (a *Agent) registerMetrics() {
 	installLibraryMetrics(a)
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &nodeCollector{a: a})
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &nodeCollector{a: a},
+		a.api.requestMetrics())
 }
 
 // gatherer is what /metrics serves: the agent's own and the libraries'.
@@ -42,17 +43,39 @@ func (a *Agent) gatherer() prometheus.Gatherer {
 var (
 	descSync = prometheus.NewDesc("dstate_sync_total", "Replication engine counters per state (see dstate.SyncMetrics).",
 		[]string{"state", "counter"}, nil)
-	descViews     = prometheus.NewDesc("dstate_views", "Views held per state (the node's own included).", []string{"state"}, nil)
-	descFrames    = prometheus.NewDesc("dstate_node_frames_total", "Inbound frames by outcome at the host.", []string{"outcome"}, nil)
-	descTransport = prometheus.NewDesc("dstate_transport_total", "Transport counters.", []string{"counter"}, nil)
-	descMembers   = prometheus.NewDesc("dstate_members", "Known cluster members other than this node.", nil, nil)
-	descLimits    = prometheus.NewDesc("dstate_limit_exceeded_total",
+	descViews   = prometheus.NewDesc("dstate_views", "Views held per state (the node's own included).", []string{"state"}, nil)
+	descFrames  = prometheus.NewDesc("dstate_node_frames_total", "Inbound frames by outcome at the host.", []string{"outcome"}, nil)
+	descMembers = prometheus.NewDesc("dstate_members", "Known cluster members other than this node.", nil, nil)
+	descLimits  = prometheus.NewDesc("dstate_limit_exceeded_total",
 		"Inputs refused for being over a configured limit, by limit (the agent config's max_*/peer_queue_frames names).", []string{"limit"}, nil)
 	descQueue    = prometheus.NewDesc("dstate_transport_queue_frames", "Frames queued for a peer (at most peer_queue_frames).", []string{"peer"}, nil)
 	descQueueCap = prometheus.NewDesc("dstate_transport_queue_capacity", "The per-peer queue bound, peer_queue_frames.", nil, nil)
 	descTestLoad = prometheus.NewDesc("dstate_test_load_total",
 		"Test load generator: writes done, refused by the state's actor, and ticks that fell behind.", []string{"outcome"}, nil)
 )
+
+// The transport's counters, one family per quantity.
+var transportCounters = []struct {
+	desc  *prometheus.Desc
+	value func(transport.Stats) uint64
+}{
+	{transportDesc("sent_frames_total", "State transport frames sent."), func(s transport.Stats) uint64 { return s.FramesOut }},
+	{transportDesc("received_frames_total", "State transport frames received."), func(s transport.Stats) uint64 { return s.FramesIn }},
+	{transportDesc("sent_bytes_total", "State transport bytes sent."), func(s transport.Stats) uint64 { return s.BytesOut }},
+	{transportDesc("received_bytes_total", "State transport bytes received."), func(s transport.Stats) uint64 { return s.BytesIn }},
+	{transportDesc("sent_keepalives_total", "Keepalive frames sent on idle connections."), func(s transport.Stats) uint64 { return s.KeepalivesOut }},
+	{transportDesc("received_keepalives_total", "Keepalive frames received."), func(s transport.Stats) uint64 { return s.KeepalivesIn }},
+	{transportDesc("queue_dropped_frames_total", "Frames dropped because a peer's queue was full (peer_queue_frames)."), func(s transport.Stats) uint64 { return s.QueueDrops }},
+	{transportDesc("lost_frames_total", "Frames accepted for sending that were never written: lost with a broken connection, dropped with a peer that left, or queued at close."), func(s transport.Stats) uint64 { return s.FramesLost }},
+	{transportDesc("oversized_frames_total", "Frames refused for exceeding max_frame_bytes."), func(s transport.Stats) uint64 { return s.OversizedFrames }},
+	{transportDesc("reconnects_total", "Connections made to a peer after its first one."), func(s transport.Stats) uint64 { return s.Reconnects }},
+	{transportDesc("dial_failures_total", "Outbound TCP connects that failed."), func(s transport.Stats) uint64 { return s.DialFailures }},
+	{transportDesc("handshake_failures_total", "Failed handshakes (TLS or transport), dialing and accepting."), func(s transport.Stats) uint64 { return s.HandshakeFailures }},
+}
+
+func transportDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("dstate_transport_"+name, help, nil, nil)
+}
 
 // The transport's gauges of what remote peers hold.
 var (
@@ -68,7 +91,13 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSync
 	ch <- descViews
 	ch <- descFrames
-	ch <- descTransport
+	for _, d := range transportCounters {
+		ch <- d.desc
+	}
+	for _, d := range []*prometheus.Desc{descViewAge, descViewLag, descRaftLeader, descRaftTerm, descRaftCommit, descRaftApplied,
+		descRaftContact, descFollowerTrails, descFollowerContact} {
+		ch <- d
+	}
 	ch <- descMembers
 	ch <- descLimits
 	ch <- descQueue
@@ -108,13 +137,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(v), name)
 	}
 	ts := c.a.tr.Stats()
-	for name, v := range map[string]uint64{
-		"frames_out": ts.FramesOut, "frames_in": ts.FramesIn, "bytes_out": ts.BytesOut, "bytes_in": ts.BytesIn,
-		"queue_drops": ts.QueueDrops, "frames_lost": ts.FramesLost, "reconnects": ts.Reconnects,
-		"dial_failures": ts.DialFailures, "handshake_failures": ts.HandshakeFailures, "oversized_frames": ts.OversizedFrames,
-		"keepalives_out": ts.KeepalivesOut, "keepalives_in": ts.KeepalivesIn,
-	} {
-		ch <- prometheus.MustNewConstMetric(descTransport, prometheus.CounterValue, float64(v), name)
+	for _, d := range transportCounters {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(ts)))
 	}
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(n.Members())))
 	ch <- prometheus.MustNewConstMetric(descInbound, prometheus.GaugeValue, float64(ts.InboundConns))
@@ -126,6 +150,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ps.QueueLen), string(peer))
 	}
 	ch <- prometheus.MustNewConstMetric(descQueueCap, prometheus.GaugeValue, float64(c.a.queueCapacity()))
+	c.a.collectViews(ch)
+	if c.a.raft != nil {
+		c.a.raft.collect(ch)
+	}
 	if c.a.hooks.LoadRate > 0 {
 		ls := &c.a.builtin.loadStats
 		for name, v := range map[string]uint64{"written": ls.written.Load(), "refused": ls.refused.Load(), "behind": ls.behind.Load()} {

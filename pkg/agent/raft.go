@@ -34,6 +34,9 @@ type raftConsensus struct {
 	// its probe), so a restarted server is a voter again without waiting
 	// for the next tick.
 	kick chan struct{}
+	// followerStats caches the followers' figures for the metrics
+	// (metrics_gauges.go).
+	followerStats followerStats
 }
 
 // openConsensus opens the Raft store; attach then follows the gossip
@@ -47,6 +50,8 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	rcfg.AdvertiseAddr = cfg.RaftAdvertise
 	rcfg.BootstrapExpect = cfg.BootstrapExpect
 	rcfg.Logger = a.log.With("component", "raft")
+	rcfg.RaftLogLevel, _ = raftLogLevel(cfg) // checked by Validate
+	rcfg.RaftLogLevelSet = true
 	rcfg.HeartbeatTimeout = raftHeartbeatTimeout(cfg)
 	if cfg.Fast {
 		rcfg.ElectionTimeout, rcfg.LeaderLeaseTimeout = 200*time.Millisecond, 100*time.Millisecond

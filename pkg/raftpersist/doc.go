@@ -87,9 +87,13 @@
 // # Operating notes
 //
 // Raft's logs go to Config.Logger through an hclog adapter
-// ([NewHCLogger]). Raft's metrics go to the process-global go-metrics
-// registry; [EnablePrometheusMetrics] routes them to a Prometheus
-// registerer.
+// ([NewHCLogger]), at Config.RaftLogLevel and up; the errors raft logs for
+// what a graceful stop or a leadership handover causes (a connection closed
+// by a stopping node, a leader stepping down for a newer term) are logged at
+// Debug. Raft's metrics go to the process-global go-metrics registry;
+// [EnablePrometheusMetrics] routes them, and serf's and memberlist's, to a
+// Prometheus registerer under conventional names ([PrometheusSink]:
+// snake_case, "_total" counters, timers in seconds, peer IDs as labels).
 //
 // A host that gets an error whose outcome is unknown, or a fencing error,
 // must not reuse the generation it tried: the save may be stored. The

@@ -10,7 +10,7 @@ import (
 // Refusals counts what a store's listener and forwarding server refused or
 // closed since the store started, by reason. Each refusal is also counted in
 // the go-metrics counter "raftpersist.refused" (with [EnablePrometheusMetrics]:
-// dstate_raftpersist_refused) labelled with the node and the reason named in
+// dstate_raftpersist_refused_total) labelled with the node and the reason named in
 // each field's comment.
 type Refusals struct {
 	// MaxConns: connections closed at accept because the listener held

@@ -53,7 +53,12 @@
 // The Membership logs through [Config.Logger] (log/slog); serf's and
 // memberlist's own log lines are bridged into it with their level (hclog's
 // InferLevels, through the slog bridge raftpersist uses too) and a
-// "component" attribute naming the library. serf and memberlist emit go-metrics (through
+// "component" attribute naming the library. Lines about a socket closed at
+// shutdown are logged at Debug, and memberlist's lines about one seed of a
+// join are left out: [Membership.Join] logs each failed round itself. serf
+// and memberlist emit go-metrics (through
 // github.com/hashicorp/go-metrics/compat); the Membership adds
-// dstate.serfevents.events_dropped. [Membership.Stats] has the counters.
+// dstate.serfevents.events_dropped (raftpersist.EnablePrometheusMetrics
+// exports them as dstate_serfevents_events_dropped_total and so on).
+// [Membership.Stats] has the counters.
 package serfevents

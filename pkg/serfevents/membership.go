@@ -355,13 +355,30 @@ func (m *Membership) reannounce() {
 
 // flatten turns memberlist's multi-line error lists into one line.
 func flatten(err error) error {
-	me, ok := err.(interface{ WrappedErrors() []error })
-	if !ok {
-		return err
+	var errs []error
+	var walk func(error)
+	walk = func(e error) {
+		switch w := e.(type) {
+		case interface{ WrappedErrors() []error }:
+			for _, x := range w.WrappedErrors() {
+				walk(x)
+			}
+		case interface{ Unwrap() []error }:
+			for _, x := range w.Unwrap() {
+				walk(x)
+			}
+		default:
+			if e != nil {
+				errs = append(errs, e)
+			}
+		}
 	}
-	errs := me.WrappedErrors()
-	if len(errs) == 0 {
+	walk(err)
+	switch len(errs) {
+	case 0:
 		return err
+	case 1:
+		return errs[0]
 	}
 	parts := make([]string, len(errs))
 	for i, e := range errs {

@@ -142,6 +142,8 @@ func agentFlags() []agentFlag {
 			func(c *agent.Config, x *ucli.Context) { c.LeaveTimeout = agent.Duration(x.Duration("leave-timeout")) }},
 		{&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
 			func(c *agent.Config, x *ucli.Context) { c.LogLevel = x.String("log-level") }},
+		{&ucli.StringFlag{Name: "raft-log-level", Usage: "least level of raft's own lines: debug, info, warn or error (default warn, or --log-level when higher)"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftLogLevel = x.String("raft-log-level") }},
 		{&ucli.StringFlag{Name: "log-format", Usage: "text or json"},
 			func(c *agent.Config, x *ucli.Context) { c.LogFormat = x.String("log-format") }},
 		{&ucli.DurationFlag{Name: "load-interval", Usage: "refresh interval of the built-in load state"},
