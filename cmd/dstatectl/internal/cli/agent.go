@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +49,7 @@ func agentFlags() []agentFlag {
 			func(c *agent.Config, x *ucli.Context) { c.HTTPAddr = x.String("http-addr") }},
 		{&ucli.StringSliceFlag{Name: "join", Usage: "gossip address host:port of a node to join (repeatable; a host name is resolved again at each attempt and every address tried; retried until one answers)"},
 			func(c *agent.Config, x *ucli.Context) { c.Join = splitList(strings.Join(x.StringSlice("join"), ",")) }},
-		{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (default true; --server=false for a client)"},
+		{&ucli.BoolFlag{Name: "server", Usage: "be a Raft server (--server=false for a client)"},
 			func(c *agent.Config, x *ucli.Context) { c.Server = x.Bool("server") }},
 		{&ucli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers have joined"},
 			func(c *agent.Config, x *ucli.Context) { c.BootstrapExpect = x.Int("bootstrap-expect") }},
@@ -106,6 +107,10 @@ func agentFlags() []agentFlag {
 			}},
 		{&ucli.IntFlag{Name: "max-request-bytes", Usage: "largest admin API request body (default 1 MiB)"},
 			func(c *agent.Config, x *ucli.Context) { c.MaxRequestBytes = x.Int("max-request-bytes") }},
+		{&ucli.IntFlag{Name: "max-key-bytes", Usage: "longest key of a kv state the admin API accepts (default 512)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxKeyBytes = x.Int("max-key-bytes") }},
+		{&ucli.IntFlag{Name: "max-value-bytes", Usage: "largest value of a kv state the admin API accepts (default 512 KiB)"},
+			func(c *agent.Config, x *ucli.Context) { c.MaxValueBytes = x.Int("max-value-bytes") }},
 		{&ucli.DurationFlag{Name: "http-read-timeout", Usage: "most time to read one admin API request, headers and body (default 10s)"},
 			func(c *agent.Config, x *ucli.Context) {
 				c.HTTPReadTimeout = agent.Duration(x.Duration("http-read-timeout"))
@@ -159,10 +164,92 @@ func agentFlags() []agentFlag {
 		{&ucli.BoolFlag{Name: "fast", Usage: "short gossip, Raft and sync timers (loopback clusters, demos, tests)"},
 			func(c *agent.Config, x *ucli.Context) { c.Fast = x.Bool("fast") }},
 	}
+	defaults := configDefaults()
 	for _, f := range flags {
-		withEnv(f.flag, envVar(f.flag.Names()[0]))
+		name := f.flag.Names()[0]
+		withEnv(f.flag, envVar(name))
+		setDefaultText(f.flag, defaults[configKey(name)])
 	}
 	return flags
+}
+
+// configDefaults are agent.DefaultConfig's values by config file key, as
+// help shows them ("" for none).
+func configDefaults() map[string]string {
+	raw, err := json.Marshal(agent.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		panic(err)
+	}
+	out := map[string]string{}
+	for k, v := range m {
+		switch v := v.(type) {
+		case nil:
+		case string:
+			if v != "0s" {
+				out[k] = v
+			}
+		case bool:
+			if v {
+				out[k] = "true"
+			}
+		case float64:
+			if v != 0 {
+				out[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return out
+}
+
+// setDefaultText has help show a flag's real default: the "(default X)"
+// its usage ends with, moved to urfave's own "(default: X)", else def, the
+// config default; a flag whose zero value means a default named in its
+// usage would otherwise read "(default: 0)".
+func setDefaultText(f ucli.Flag, def string) {
+	var usage, text *string
+	switch f := f.(type) {
+	case *ucli.StringFlag:
+		usage, text = &f.Usage, &f.DefaultText
+	case *ucli.StringSliceFlag:
+		usage, text = &f.Usage, &f.DefaultText
+	case *ucli.BoolFlag:
+		usage, text = &f.Usage, &f.DefaultText
+	case *ucli.IntFlag:
+		usage, text = &f.Usage, &f.DefaultText
+	case *ucli.DurationFlag:
+		usage, text = &f.Usage, &f.DefaultText
+	default:
+		panic(fmt.Sprintf("agent flag --%s: no default text for %T", f.Names()[0], f))
+	}
+	for _, open := range []string{" (default: ", " (default "} {
+		if i := strings.LastIndex(*usage, open); i >= 0 && strings.HasSuffix(*usage, ")") {
+			*text = (*usage)[i+len(open) : len(*usage)-1]
+			*usage = (*usage)[:i]
+			return
+		}
+	}
+	*text = def
+}
+
+// flagDefault is the default an agent flag's help shows, "" for none.
+func flagDefault(f ucli.Flag) string {
+	switch f := f.(type) {
+	case *ucli.StringFlag:
+		return f.DefaultText
+	case *ucli.StringSliceFlag:
+		return f.DefaultText
+	case *ucli.BoolFlag:
+		return f.DefaultText
+	case *ucli.IntFlag:
+		return f.DefaultText
+	case *ucli.DurationFlag:
+		return f.DefaultText
+	}
+	return ""
 }
 
 // configKey is the config file key an agent flag sets.
@@ -227,7 +314,10 @@ type runFunc func(ctx context.Context, cfg agent.Config, hooks agent.TestHooks, 
 
 // newAgentCommand is the agent command, which hands the settings to run.
 func newAgentCommand(run runFunc) *ucli.Command {
-	flags := []ucli.Flag{&ucli.StringFlag{Name: "config", Usage: "JSON config file (keys as in agent.Config's json tags)"}}
+	flags := []ucli.Flag{
+		&ucli.StringFlag{Name: "config", Usage: "JSON config file (keys as in agent.Config's json tags)"},
+		&ucli.BoolFlag{Name: "dev", Usage: "development mode: one node on loopback, data in a temporary directory removed at exit, every state ready at once (not for production)"},
+	}
 	cfgFlags, hookFlags := agentFlags(), testFlags()
 	for _, f := range cfgFlags {
 		flags = append(flags, f.flag)
@@ -242,15 +332,37 @@ func newAgentCommand(run runFunc) *ucli.Command {
 Settings come from defaults, then --config, then DSTATE_* environment variables
 (e.g. DSTATE_NODE_ID, DSTATE_JOIN=a:7946,b:7946), then flags.
 
+--dev starts a single node for trying dstatectl out: node ID "dev", the default loopback
+addresses, fast timers, a Raft group of itself (so durable-kv is ready at once) and a
+temporary data directory removed when it exits. Other flags still apply. Not for production.
+
+Example:
+   dstatectl agent --dev
+
 Example (a 3-node cluster on one machine):
    dstatectl agent --node-id n1 --data-dir /tmp/n1 --bootstrap-expect 3
    dstatectl agent --node-id n2 --data-dir /tmp/n2 --bootstrap-expect 3 --serf-addr 127.0.0.1:7956 \
      --transport-addr 127.0.0.1:7957 --raft-addr 127.0.0.1:7958 --http-addr 127.0.0.1:7390 --join 127.0.0.1:7946`,
 		Flags: flags,
 		Action: func(c *ucli.Context) error {
+			dev := c.Bool("dev")
+			if dev && !c.IsSet("data-dir") {
+				dir, err := os.MkdirTemp("", "dstate-dev-")
+				if err != nil {
+					return fmt.Errorf("agent --dev: %w", err)
+				}
+				defer os.RemoveAll(dir)
+				if err := c.Set("data-dir", dir); err != nil {
+					return err
+				}
+			}
 			cfg, err := agentConfig(c, cfgFlags)
 			if err != nil {
 				return err
+			}
+			if dev {
+				fmt.Fprintf(c.App.ErrWriter, "dstatectl: DEVELOPMENT MODE, NOT FOR PRODUCTION: one node %q, data in %s (removed at exit), admin API http://%s\n",
+					cfg.NodeID, cfg.DataDir, cfg.HTTPAddr)
 			}
 			var hooks agent.TestHooks
 			for _, f := range hookFlags {
@@ -282,6 +394,11 @@ func agentConfig(c *ucli.Context, flags []agentFlag) (agent.Config, error) {
 	cfg := agent.DefaultConfig()
 	if host, err := os.Hostname(); err == nil {
 		cfg.NodeID = host
+	}
+	if c.Bool("dev") {
+		// One node that is its own Raft group at once, on the default
+		// loopback addresses, with fast timers.
+		cfg.NodeID, cfg.Fast, cfg.BootstrapExpect, cfg.Join = "dev", true, 1, nil
 	}
 	if p := c.String("config"); p != "" {
 		if err := cfg.LoadFile(p); err != nil {

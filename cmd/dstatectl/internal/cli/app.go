@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -42,7 +43,8 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			"dstatectl members\n" +
 			"dstatectl --addr 10.0.0.5:7380 --format json dump kv",
 		Description: "dstatectl runs a dstate node (agent) and inspects or changes a running one through\n" +
-			"its HTTP admin API. Global options go before the command. Exit status: 0 on success,\n" +
+			"its HTTP admin API. Global options go before the command; a command's own options may\n" +
+			"come before or after its arguments. Exit status: 0 on success,\n" +
 			"2 when the command was called wrongly, 1 on any other failure (health: 3 when degraded).",
 		Version:              Version,
 		Writer:               stdout,
@@ -69,6 +71,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 			demoCommand(),
 			benchCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 		Before: func(c *ucli.Context) error {
 			_, err := outputFormat(c)
@@ -182,8 +185,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"dstatectl"}
 	}
+	return runWithInput(args, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is Main reading standard input from stdin (put KEY -).
+func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := NewApp(stdout, stderr)
-	err := app.RunContext(context.Background(), args)
+	app.Reader = stdin
+	err := app.RunContext(context.Background(), reorderArgs(app, args))
 	if err == nil {
 		return 0
 	}
@@ -246,7 +255,7 @@ func checkArgs(c *ucli.Context, min, max int, what string) error {
 		hint := ""
 		for _, a := range c.Args().Slice() {
 			if strings.HasPrefix(a, "-") && len(a) > 1 {
-				hint = "; options go before the arguments"
+				hint = "; after --, options are read as arguments"
 				break
 			}
 		}

@@ -53,17 +53,21 @@ func runBootstrap(c *ucli.Context) error {
 	if servers == nil {
 		servers = []string{}
 	}
-	if _, err := cl.sendJSON(c.Context, http.MethodPost, "/v1/raft/bootstrap", nil, agent.BootstrapRequest{Servers: servers}, nil); err != nil {
+	var res agent.BootstrapResult
+	if _, err := cl.sendJSON(c.Context, http.MethodPost, "/v1/raft/bootstrap", nil, agent.BootstrapRequest{Servers: servers}, &res); err != nil {
 		return err
 	}
 	if format == formatJSON {
-		return writeJSON(c.App.Writer, struct{}{})
+		return writeJSON(c.App.Writer, res)
 	}
-	if len(servers) == 0 {
-		fmt.Fprintln(c.App.Writer, "the Raft group is bootstrapped (this agent alone, unless it already existed)")
+	list := strings.Join(res.Servers, ", ")
+	if list == "" {
+		list = "-"
+	}
+	if res.Bootstrapped {
+		fmt.Fprintf(c.App.Writer, "bootstrapped the Raft group with %s: %s\n", plural(len(res.Servers), "server"), list)
 	} else {
-		fmt.Fprintf(c.App.Writer, "the Raft group is bootstrapped with %s (unless it already existed): %s\n",
-			plural(len(servers), "server"), strings.Join(servers, ", "))
+		fmt.Fprintf(c.App.Writer, "the Raft group already exists; nothing changed (%s: %s)\n", plural(len(res.Servers), "server"), list)
 	}
 	return nil
 }

@@ -136,10 +136,12 @@ func (f *fakeAgent) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeAgent) handleMembers(w http.ResponseWriter, r *http.Request) {
+	p := agent.MemberProtocol{Min: 1, Max: 5, Cur: 2, DelegateMin: 2, DelegateMax: 5, DelegateCur: 4}
 	writeOK(w, []agent.Member{
-		{Name: "n1", Addr: "127.0.0.1:7946", Status: "alive", Tags: map[string]string{"transport": "127.0.0.1:7947", "raft": "127.0.0.1:7381"}},
-		{Name: "n2", Addr: "127.0.0.1:8946", Status: "alive", Tags: map[string]string{"transport": "127.0.0.1:8947", "raft": "127.0.0.1:8381"}},
-		{Name: "n3", Addr: "127.0.0.1:9946", Status: "failed"},
+		{Name: "n1", Addr: "127.0.0.1:7946", Status: "alive", Tags: map[string]string{"transport": "127.0.0.1:7947", "raft": "127.0.0.1:7381"}, Protocol: p},
+		{Name: "n2", Addr: "127.0.0.1:8946", Status: "alive", Tags: map[string]string{"transport": "127.0.0.1:8947", "raft": "127.0.0.1:8381"}, Protocol: p},
+		{Name: "n3", Addr: "127.0.0.1:9946", Status: "failed", Protocol: p},
+		{Name: "n4", Addr: "127.0.0.1:6946", Status: "left", Protocol: p},
 	})
 }
 
@@ -278,8 +280,18 @@ func (f *fakeAgent) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "not enabled on this agent: bootstrap needs a server agent")
 		return
 	}
-	f.bootstrapped = true // again: not an error, nothing changes
-	writeOK(w, struct{}{})
+	again := f.bootstrapped // again: not an error, nothing changes
+	f.bootstrapped = true
+	servers := req.Servers
+	if len(servers) == 0 || again {
+		servers = []string{"n1=127.0.0.1:7381"}
+	}
+	for i, s := range servers {
+		if !strings.Contains(s, "=") {
+			servers[i] = s + "=127.0.0.1:9381"
+		}
+	}
+	writeOK(w, agent.BootstrapResult{Bootstrapped: !again, Servers: servers})
 }
 
 // handleRemovePeer removes n2, n3 or n4; n1 is the last voter once n2 and

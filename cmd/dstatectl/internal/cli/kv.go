@@ -36,7 +36,7 @@ func stateFlag() ucli.Flag {
 	return &ucli.StringFlag{
 		Name:  "state",
 		Value: stateKV,
-		Usage: "key-value `STATE` to use: " + stateKV + " (in memory) or " + stateDurableKV + " (stored in Raft)",
+		Usage: "key-value `STATE` to use: " + stateKV + " (each node's own map, saved to its disk) or " + stateDurableKV + " (committed through Raft)",
 	}
 }
 

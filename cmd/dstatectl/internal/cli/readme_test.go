@@ -86,6 +86,9 @@ func configReference(t *testing.T) string {
 		default:
 			def = fmt.Sprint(v)
 		}
+		if d := flagDefault(f.flag); d != "" {
+			def = d
+		}
 		if def == "" || def == "0" || def == "false" {
 			def = "—"
 		} else {
