@@ -12,11 +12,14 @@
 // node's; a handle writes the own value and reads any node's view.
 //
 // Projection is cheap: a [MapValue] is a persistent hash array mapped trie
-// (github.com/benbjohnson/immutable), so a write makes a new value that
-// shares all but one path with the old, the view is the value itself, and
-// a peer applies a delta the same way. No write copies the map; MapValue
-// implements [dstate.Persistent], so the engine's rollback checkpoint is a
-// plain copy too. See BENCHMARKS.md ("Replicated types").
+// (compressed layout, hash/maphash for any comparable key), so a write
+// makes a new value that shares all but one path with the old, the view is
+// the value itself, and a peer applies a delta the same way. No write
+// copies the map; MapValue implements [dstate.Persistent], so the engine's
+// rollback checkpoint is a plain copy too. The trie was chosen over
+// github.com/benbjohnson/immutable by benchmark: a third less garbage per
+// write and 45 % more writes per CPU second at 100,000 keys. See
+// BENCHMARKS.md ("Replicated types").
 //
 // Each definition has an Urgency func (how urgently one change travels;
 // nil means [dstate.Default], the push mode of the state's sync strategy)

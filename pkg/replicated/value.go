@@ -3,10 +3,7 @@ package replicated
 import (
 	"encoding/json"
 	"fmt"
-	"hash/maphash"
 	"iter"
-
-	"github.com/benbjohnson/immutable"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 )
@@ -16,36 +13,22 @@ import (
 // zero value is an empty map. Iteration order is unspecified (and differs
 // between processes); encodings are deterministic.
 type MapValue[K comparable, V any] struct {
-	m *immutable.Map[K, V]
+	root *hnode[K, V]
+	n    int
 }
 
 var _ dstate.Persistent = MapValue[string, string]{}
-
-// hashSeed seeds the hash of every map key in this process.
-var hashSeed = maphash.MakeSeed()
-
-// hasher hashes any comparable key with hash/maphash.
-type hasher[K comparable] struct{}
-
-// Hash implements immutable.Hasher.
-func (hasher[K]) Hash(k K) uint32 {
-	h := maphash.Comparable(hashSeed, k)
-	return uint32(h ^ h>>32)
-}
-
-// Equal implements immutable.Hasher.
-func (hasher[K]) Equal(a, b K) bool { return a == b }
 
 // NewMapValue returns a MapValue holding the entries of m.
 func NewMapValue[K comparable, V any](m map[K]V) MapValue[K, V] {
 	if len(m) == 0 {
 		return MapValue[K, V]{}
 	}
-	b := immutable.NewMapBuilder[K, V](hasher[K]{})
+	es := make([]entry[K, V], 0, len(m))
 	for k, v := range m {
-		b.Set(k, v)
+		es = append(es, entry[K, V]{hash: hashOf(k), key: k, val: v})
 	}
-	return MapValue[K, V]{b.Map()}
+	return MapValue[K, V]{root: build(es, 0), n: len(es)}
 }
 
 // PersistentValue implements dstate.Persistent: a MapValue never changes
@@ -53,36 +36,36 @@ func NewMapValue[K comparable, V any](m map[K]V) MapValue[K, V] {
 func (MapValue[K, V]) PersistentValue() {}
 
 // Len returns the number of entries.
-func (m MapValue[K, V]) Len() int {
-	if m.m == nil {
-		return 0
-	}
-	return m.m.Len()
-}
+func (m MapValue[K, V]) Len() int { return m.n }
 
 // Get returns the value of k and whether k is present.
 func (m MapValue[K, V]) Get(k K) (V, bool) {
-	if m.m == nil {
+	if m.root == nil {
 		var zero V
 		return zero, false
 	}
-	return m.m.Get(k)
+	return m.root.get(hashOf(k), k)
 }
 
 // Set returns m with k set to v.
 func (m MapValue[K, V]) Set(k K, v V) MapValue[K, V] {
-	if m.m == nil {
-		m.m = immutable.NewMap[K, V](hasher[K]{})
+	root, added := m.root.set(entry[K, V]{hash: hashOf(k), key: k, val: v}, 0)
+	if added {
+		m.n++
 	}
-	return MapValue[K, V]{m.m.Set(k, v)}
+	return MapValue[K, V]{root: root, n: m.n}
 }
 
 // Delete returns m without k.
 func (m MapValue[K, V]) Delete(k K) MapValue[K, V] {
-	if m.m == nil {
+	if m.root == nil {
 		return m
 	}
-	return MapValue[K, V]{m.m.Delete(k)}
+	root, removed := m.root.del(hashOf(k), k, 0)
+	if !removed {
+		return m
+	}
+	return MapValue[K, V]{root: root, n: m.n - 1}
 }
 
 // Apply returns m with the change applied.
@@ -96,15 +79,7 @@ func (m MapValue[K, V]) Apply(c MapChange[K, V]) MapValue[K, V] {
 // All iterates over the entries in an unspecified order.
 func (m MapValue[K, V]) All() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
-		if m.m == nil {
-			return
-		}
-		for it := m.m.Iterator(); !it.Done(); {
-			k, v, _ := it.Next()
-			if !yield(k, v) {
-				return
-			}
-		}
+		m.root.all(yield)
 	}
 }
 
