@@ -27,6 +27,14 @@
 // [StateMigrator] (MigrateState for older storage versions, used by
 // [DecodeStored]).
 //
+// Most states need no definition written by hand: package pkg/codec makes
+// a simple state of a plain Go value in one line (codec.Simple with the
+// JSON or CBOR codec, versions and migrations included), and package
+// pkg/replicated has ready-made delta states (Map, Set, Counter,
+// Register) with typed handles. An owned value that is never changed in
+// place (a persistent map, say) implements [Persistent], so that the
+// engine checkpoints it by copy rather than by encoding it.
+//
 // A persistence backend stores [StoredEnvelope]s in an [EnvelopeStore];
 // [PersistenceFor] types one state's persistence over it with the state's
 // definition.
