@@ -69,6 +69,7 @@ func BenchmarkMapWrite(b *testing.B) {
 			buf := make([]byte, 0, 256)
 			i := 0
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				i++
 				c := replicated.MapChange[string, string]{Key: keyOf(i % n), Value: "v"}
@@ -78,7 +79,7 @@ func BenchmarkMapWrite(b *testing.B) {
 				})
 				buf = dstate.AppendWire(buf[:0], &r.Actions[0].Message)
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+			reportPerCPU(b, cpu0)
 		})
 	}
 }
@@ -150,8 +151,8 @@ func BenchmarkMapViewMemory(b *testing.B) {
 	}
 }
 
-// heapPerKey reports the heap build's result holds per key, less the keys
-// and values themselves (built beforehand).
+// heapPerKey reports the heap build's result holds per key, the keys' and
+// values' strings included.
 func heapPerKey(b *testing.B, n int, build func() any) {
 	b.StopTimer()
 	var before, after runtime.MemStats
