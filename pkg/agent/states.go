@@ -77,7 +77,9 @@ func (KVDef) SyncUrgency(_, _ KV, _ KVChange) dstate.SyncUrgency { return dstate
 func (d KVDef) EncodeView(v KV) ([]byte, error) { return d.Map().EncodeView(v) }
 
 // DecodeView implements dstate.DeltaDistributedState.
-func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) { return d.Map().DecodeView(b, version) }
+func (d KVDef) DecodeView(b []byte, version uint32) (KV, error) {
+	return d.Map().DecodeView(b, version)
+}
 
 // EncodeDelta implements dstate.DeltaDistributedState.
 func (d KVDef) EncodeDelta(c KVChange) ([]byte, error) { return d.Map().EncodeDelta(c) }
@@ -91,7 +93,9 @@ func (d KVDef) DecodeDelta(b []byte, version uint32) (KVChange, error) {
 func (d KVDef) EncodeState(s KV) ([]byte, error) { return d.Map().EncodeState(s) }
 
 // DecodeState implements dstate.DeltaDistributedState.
-func (d KVDef) DecodeState(b []byte, version uint32) (KV, error) { return d.Map().DecodeState(b, version) }
+func (d KVDef) DecodeState(b []byte, version uint32) (KV, error) {
+	return d.Map().DecodeState(b, version)
+}
 
 // Load is the value of the load state.
 type Load struct {
