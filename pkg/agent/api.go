@@ -155,6 +155,9 @@ type WriteResult struct {
 	Node       string `json:"node"`
 	Key        string `json:"key"`
 	Generation string `json:"generation"`
+	// Unchanged is true when the write changed nothing: a delete of a key
+	// the node does not hold (Generation is then the current one).
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // JoinRequest asks the agent to join the cluster through seed addresses.

@@ -182,6 +182,15 @@ func (b *builtins) write(ctx context.Context, state string, c KVChange) (WriteRe
 	if err != nil {
 		return WriteResult{}, err
 	}
+	if c.Delete {
+		// Deleting a key this node does not hold changes nothing: no new
+		// generation, no Raft entry for durable-kv.
+		if own, ok := s.Views().Get(dstate.NodeID(b.cfg.NodeID)); ok {
+			if _, found := own.Value.Get(c.Key); !found {
+				return WriteResult{State: state, Node: b.cfg.NodeID, Key: c.Key, Generation: own.Generation.String(), Unchanged: true}, nil
+			}
+		}
+	}
 	gen, _, err := s.MutateDelta(ctx, func(m *KV) KVChange {
 		*m = m.Apply(c)
 		return c

@@ -35,6 +35,7 @@ func TestOutputGolden(t *testing.T) {
 		{name: "put_json", args: []string{"--format", "json", "put", "--state", "durable-kv", "config/limit", "200"}},
 		{name: "del", args: []string{"del", "user:42"}},
 		{name: "del_json", args: []string{"--format", "json", "del", "user:42"}},
+		{name: "del_missing", args: []string{"del", "no-such-key"}},
 		{name: "health", args: []string{"health"}},
 		{name: "health_json", args: []string{"--format", "json", "health"}},
 		{name: "health_degraded", args: []string{"health", "--max-staleness", "5s"}, setup: func(f *fakeAgent) { f.health = "degraded" }},

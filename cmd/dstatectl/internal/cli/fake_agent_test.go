@@ -223,12 +223,15 @@ func (f *fakeAgent) handleWrite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no state %q", state))
 		return
 	}
+	res := agent.WriteResult{State: state, Node: "n1", Key: key, Generation: "v1700000000000:8"}
 	if r.Method == http.MethodPut {
 		m[key] = string(body)
-	} else {
+	} else if _, held := m[key]; held {
 		delete(m, key)
+	} else {
+		res.Generation, res.Unchanged = "v1700000000000:7", true
 	}
-	writeOK(w, agent.WriteResult{State: state, Node: "n1", Key: key, Generation: "v1700000000000:8"})
+	writeOK(w, res)
 }
 
 func (f *fakeAgent) handleJoin(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,10 @@ func printWrite(c *ucli.Context, format, verb string, res agent.WriteResult) err
 	if format == formatJSON {
 		return writeJSON(c.App.Writer, res)
 	}
+	if res.Unchanged {
+		fmt.Fprintf(c.App.Writer, "%s on %s holds no key %s: nothing changed (generation %s)\n", res.State, res.Node, res.Key, res.Generation)
+		return nil
+	}
 	fmt.Fprintf(c.App.Writer, "%s %s/%s on %s (generation %s)\n", verb, res.State, res.Key, res.Node, res.Generation)
 	return nil
 }
