@@ -18,11 +18,11 @@ import (
 // whose configuration names no server (not bootstrapped yet) fails at once;
 // otherwise the store asks every voter of its configuration for its
 // statistics (the forwarding protocol's stats request, in parallel, bounded
-// by HeartbeatTimeout) and fails at once when fewer than a quorum answer
-// (ErrNoQuorum). When a quorum answers, an election is under way or about
-// to be: the call keeps retrying for the leader hold (an election timeout
-// plus a heartbeat timeout) and then fails with ErrNoLeader. Either error
-// is a *QuorumError naming how many voters answered.
+// by HeartbeatTimeout, at least 1 s) and fails at once when fewer than a
+// quorum answer (ErrNoQuorum). When a quorum answers, an election is under
+// way or about to be: the call keeps retrying for the leader hold (five
+// election rounds, at least 2 s) and then fails with ErrNoLeader. Either
+// error is a *QuorumError naming how many voters answered.
 
 // QuorumError says why no leader could serve a request: how many voters
 // the configuration holds and how many of them answered. It matches
@@ -86,9 +86,11 @@ type quorumCache struct {
 }
 
 // leaderHold is how long a call keeps retrying while no leader is known
-// but a quorum of the voters answers: an election should end by then.
+// but a quorum of the voters answers: an election should end by then,
+// allowing for a few split votes and a loaded machine's late timers (five
+// election rounds, at least 2 s).
 func (s *Store) leaderHold() time.Duration {
-	return s.cfg.ElectionTimeout + s.cfg.HeartbeatTimeout
+	return max(5*(s.cfg.ElectionTimeout+s.cfg.HeartbeatTimeout), 2*time.Second)
 }
 
 // quorumReuse is how long a reachability check answers later calls too:
@@ -153,7 +155,10 @@ func (s *Store) checkVoters() *QuorumError {
 		}
 	}
 	res := &QuorumError{Voters: len(voters)}
-	ctx, cancel := context.WithTimeout(s.closeCtx, s.cfg.HeartbeatTimeout)
+	// A voter that does not answer within a heartbeat timeout (at least
+	// 1 s: a new connection's handshake on a loaded machine) counts as
+	// unreachable.
+	ctx, cancel := context.WithTimeout(s.closeCtx, max(s.cfg.HeartbeatTimeout, time.Second))
 	defer cancel()
 	answered := make([]bool, len(voters))
 	var wg sync.WaitGroup
