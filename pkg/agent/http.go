@@ -155,7 +155,8 @@ type route struct {
 	handler http.Handler
 }
 
-// routes lists the API's endpoints (api.go and openapi.json document each).
+// routes lists the API's endpoints (api.go and openapi.json document each)
+// and the dashboard's files under /ui/ (ui.go), which are not an endpoint.
 func (s *apiServer) routes() []route {
 	rs := []route{
 		{"GET /v1/health", http.HandlerFunc(s.getHealth)},
@@ -178,6 +179,9 @@ func (s *apiServer) routes() []route {
 		{"POST /v1/keyring/{op}", http.HandlerFunc(s.postKeyring)},
 		{"GET /v1/openapi.json", http.HandlerFunc(getOpenAPI)},
 		{"GET /metrics", promhttp.HandlerFor(s.b.gatherer(), promhttp.HandlerOpts{})},
+		// The dashboard's static files (ui.go): a page, not an API route,
+		// so openapi.json does not list it.
+		{"GET " + uiPrefix, uiHandler()},
 	}
 	return append(rs, s.faultRoutes()...)
 }
@@ -232,14 +236,15 @@ func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
 
 // auth checks the bearer token in constant time when the agent has one;
-// with http_public_probes the probes and /metrics need none (health.go).
+// with http_public_probes the probes and /metrics need none (health.go),
+// and the dashboard's static files never do (they hold no data: ui.go).
 func (s *apiServer) auth(next http.Handler) http.Handler {
 	if s.cfg.AdminToken == "" {
 		return next
 	}
 	want := []byte(s.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.HTTPPublicProbes && publicProbe(r) {
+		if (s.cfg.HTTPPublicProbes && publicProbe(r)) || uiAsset(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
