@@ -388,8 +388,9 @@ func eventually(t testing.TB, what string, timeout time.Duration, cond func() (b
 
 // apiClient calls one agent's admin API.
 type apiClient struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string // the agent's admin token, if it has one
 }
 
 func newAPIClient(addr string) *apiClient {
@@ -421,6 +422,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 	}
 	if method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json") // the agent requires it of state-changing calls
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

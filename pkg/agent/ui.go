@@ -16,7 +16,7 @@ import (
 //
 //   - the states grid follows GET /v1/states/{name}/watch (read with fetch
 //     and a stream reader, not EventSource, so that it can send the
-//     Authorization header), and GET /v1/states/{name} every few seconds
+//     Authorization header), and GET /v1/states/{name} every 2 s
 //     for the view ages;
 //   - members, Raft and health are polled every 1.5 s.
 //

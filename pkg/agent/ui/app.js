@@ -10,8 +10,7 @@
 (() => {
   const TOKEN_KEY = 'dstate.admin-token';
   const POLL_MS = 1500;      // members, raft, health
-  const DUMP_MS = 4000;      // view ages
-  const STATES_MS = 5000;    // the list of states
+  const STATES_MS = 2000;    // the list of states and their dumps (view ages)
   const RETRY_MS = 2000;     // a watch stream that ended
   const TIMEOUT_MS = 8000;   // one request
   const MAX_CHANGES = 100;   // the recent changes list
@@ -436,10 +435,10 @@
     }));
   }
 
-  // cellClass is a view's staleness: failing (the node failed, or health
-  // says so), stale (health says so, or older than the state's stale-after),
-  // ok, or none (no view).
-  function cellClass(stName, node, v, now) {
+  // cellClass is a view's staleness: failing (the node failed, or the
+  // health report says so), stale (the health report says so), ok, or none
+  // (no view). The agent's health report is what decides, by its own rules.
+  function cellClass(stName, node, v) {
     const member = (model.members || []).find((m) => m.name === node);
     if (member && member.status === 'failed') return 'failing';
     if (!v || !v.gen) return 'none';
@@ -448,7 +447,6 @@
     if (sh) {
       if ((sh.failing || []).some((p) => p.node === node)) return 'failing';
       if ((sh.stale || []).some((p) => p.node === node)) return 'stale';
-      if (node !== model.self && sh.stale_after_ms > 0 && v.syncedAt && now - v.syncedAt > sh.stale_after_ms) return 'stale';
     }
     return 'ok';
   }
@@ -463,7 +461,7 @@
     for (const n of cols) head.append(text('th', n, n === model.self ? 'self' : ''));
     $('grid').tHead.replaceChildren(head);
     const rows = [];
-    const errors = [model.errors.states, model.errors.dumps].filter((e) => e);
+    const errors = model.errors.states ? [model.errors.states] : [];
     for (const st of [...model.states.values()].sort((a, b) => a.name.localeCompare(b.name))) {
       const tr = document.createElement('tr');
       const name = td('', '');
@@ -474,7 +472,7 @@
       if (st.error) errors.push(st.error);
       for (const n of cols) {
         const v = st.views.get(n);
-        const cls = cellClass(st.name, n, v, now);
+        const cls = cellClass(st.name, n, v);
         const cell = td('', 'cell cell-' + cls);
         cell.dataset.state = st.name;
         cell.dataset.node = n;
@@ -484,7 +482,9 @@
           cell.append(text('span', v.gen.generation, 'gen'));
           const age = v.syncedAt ? duration(Math.max(0, now - v.syncedAt)) : '—';
           cell.append(text('span', (v.failed ? 'failed · ' : '') + age + (v.pending ? ' · ' + v.pending + ' pending' : ''), 'age'));
-          cell.title = `${st.name} as ${n} last sent it: ${v.gen.generation}, confirmed ${age} ago`;
+          cell.title = n === model.self
+            ? `${st.name} on this agent: ${v.gen.generation}, last changed ${age} ago`
+            : `${st.name} as ${n} last sent it: ${v.gen.generation}, confirmed ${age} ago`;
         } else {
           cell.append(text('span', '—'));
         }
@@ -550,8 +550,10 @@
       model.raft = await getJSON('/v1/raft');
       renderRaft();
     });
-    poll('states', STATES_MS, refreshStates);
-    poll('dumps', DUMP_MS, refreshDumps);
+    poll('states', STATES_MS, async () => {
+      await refreshStates();
+      await refreshDumps();
+    });
   }
 
   start();
