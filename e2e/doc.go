@@ -11,6 +11,8 @@
 //	E2E_SEED=123      replay a seeded schedule (default: time-based, printed)
 //	E2E_FULL=1        5-node nemesis and every bootstrap order
 //	E2E_RESULTS=file  append each measured duration to file (JSON lines)
+//	DSTATE_SCREENSHOT=file  TestDashboard saves its picture of the
+//	                  dashboard there (docs/dashboard.png)
 //
 // When a test fails, its agents' data dirs and logs are kept and their
 // paths and the tail of each log are printed.

@@ -37,5 +37,7 @@
 // Content-Type application/json: http_guard.go) and bounds what slow or
 // idle clients may hold (read, write and idle timeouts, connection caps
 // per listener and per client address: http_conns.go). Every error is a
-// 4xx or 5xx with a JSON body naming what was wrong.
+// 4xx or 5xx with a JSON body naming what was wrong. It also serves a
+// read-only dashboard at /ui/ (ui.go): static files, embedded, that read
+// the same API from the browser.
 package agent

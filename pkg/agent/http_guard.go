@@ -26,9 +26,10 @@ import (
 //     checked.
 //   - Sec-Fetch-Site: a browser request that says it comes from another
 //     origin (cross-site, or same-site such as a dev server on
-//     localhost:3000) is refused (403), whatever its method: the API
-//     serves no pages, so no browser page has a reason to call it.
-//     "same-origin" and "none" (typed into the address bar) pass.
+//     localhost:3000) is refused (403), whatever its method: no page of
+//     another origin has a reason to call it. "same-origin" (the
+//     dashboard's own requests, ui.go) and "none" (typed into the address
+//     bar) pass.
 //   - Origin: a request whose Origin is neither the request's own Host
 //     nor one of the API's accepted hosts is refused (403); this covers
 //     browsers that do not send Sec-Fetch-Site. Origin "null" (sandboxed
