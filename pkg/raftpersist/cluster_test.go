@@ -63,7 +63,11 @@ func TestClusterFencing(t *testing.T) {
 }
 
 func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
-	c := newCluster(t, 3, anyOwner)
+	forEachLogStore(t, testClusterLeaderKilledNoAcknowledgedSaveLost)
+}
+
+func testClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T, store string) {
+	c := newCluster(t, 3, withLogStore(store, anyOwner))
 	old := c.leader()
 	// Writers on the two nodes that survive save increasing ages; we record
 	// the last acknowledged age of each.
@@ -143,7 +147,11 @@ func TestClusterLeaderKilledNoAcknowledgedSaveLost(t *testing.T) {
 }
 
 func TestClusterRestartedNodeLoadsLastSave(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	forEachLogStore(t, testClusterRestartedNodeLoadsLastSave)
+}
+
+func testClusterRestartedNodeLoadsLastSave(t *testing.T, store string) {
+	c := newCluster(t, 3, withLogStore(store, nil))
 	f := c.follower()
 	ctx := ctxT(t, 20*time.Second)
 	p := stateOf(c.node(f), "s")
@@ -235,7 +243,12 @@ func returnsWithin(t *testing.T, timeout time.Duration, op func() error) (time.D
 }
 
 func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
+	forEachLogStore(t, testClusterSnapshotInstallCatchesUpLaggingNode)
+}
+
+func testClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T, store string) {
 	c := newCluster(t, 3, func(_ int, cfg *Config) {
+		cfg.LogStore = store
 		cfg.SnapshotThreshold = 16
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = time.Hour // snapshots only when the test asks
@@ -271,7 +284,11 @@ func TestClusterSnapshotInstallCatchesUpLaggingNode(t *testing.T) {
 		e := s.LoadLocal("s", c.node(l).ID())
 		return e != nil && string(e.Data) == "after the snapshot"
 	}, "the restarted node to catch up")
-	require.GreaterOrEqual(t, s.fsm.restores.Load(), int64(1), "the lagging node caught up by installing a snapshot")
+	if store == LogStoreBoltDB {
+		// raft-wal may keep a compacted prefix readable (it drops whole
+		// segments only), so the leader can still send those entries.
+		require.GreaterOrEqual(t, s.fsm.restores.Load(), int64(1), "the lagging node caught up by installing a snapshot")
+	}
 	for i := range 10 {
 		e := s.LoadLocal("s", dstate.NodeID(fmt.Sprint("k", i)))
 		require.NotNil(t, e)

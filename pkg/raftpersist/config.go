@@ -27,8 +27,14 @@ type Config struct {
 	// NodeID is this node's ID: the raft server ID and the node under which
 	// a host stores this node's states.
 	NodeID dstate.NodeID
-	// DataDir holds raft.db (the bbolt log and stable store) and snapshots/.
+	// DataDir holds the log store's files (raft.db, or raft-wal/ with
+	// LogStore "wal") and snapshots/.
 	DataDir string
+	// LogStore chooses raft's log and stable store: [LogStoreBoltDB]
+	// ("boltdb", the default: DataDir/raft.db) or [LogStoreWAL] ("wal":
+	// DataDir/raft-wal/). A data dir written with one cannot be opened with
+	// the other: New returns a *LogStoreMismatchError.
+	LogStore string
 	// BindAddr is the TCP address to listen on ("127.0.0.1:7300"). Raft RPCs
 	// and forwarded requests share this listener. Ignored when Listener is
 	// set.
@@ -229,6 +235,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.LogStore == "" {
+		c.LogStore = LogStoreBoltDB
+	}
 	return c
 }
 
@@ -250,6 +259,9 @@ func (c Config) Validate() error {
 	}
 	if c.Listener == nil && c.BindAddr == "" {
 		return bad("BindAddr", "must be set when Listener is nil")
+	}
+	if c.LogStore != "" && c.LogStore != LogStoreBoltDB && c.LogStore != LogStoreWAL {
+		return bad("LogStore", "%q is not %q or %q", c.LogStore, LogStoreBoltDB, LogStoreWAL)
 	}
 	if c.AdvertiseAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {

@@ -7,7 +7,10 @@
 //
 // Each node runs one [Store] ([New] with a [Config]): a raft instance whose
 // log and stable store is a bbolt file (raft-boltdb/v2, fsync on every
-// write) in DataDir/raft.db, whose snapshots are files in
+// write) in DataDir/raft.db, or with Config.LogStore [LogStoreWAL] a
+// write-ahead log (hashicorp/raft-wal, one fsync per append) in
+// DataDir/raft-wal/ (a data dir holding the other store's files is refused
+// with a [LogStoreMismatchError]), whose snapshots are files in
 // DataDir/snapshots, and whose transport is raft's NetworkTransport over
 // this package's stream layer: one TCP listener (optionally TLS, mutual
 // TLS when the tls.Config asks for client certificates) carries both raft

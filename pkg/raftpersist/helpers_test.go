@@ -261,3 +261,20 @@ func loadAll(ctx context.Context, s *Store, state string) (map[dstate.NodeID]*ds
 func obj(inc, age uint64, v string) *dstate.StateObject[string] {
 	return &dstate.StateObject[string]{Generation: dstate.Generation{Incarnation: inc, Age: age}, StorageVersion: 1, Value: v, CreatedUnixMs: int64(inc), ModifiedUnixMs: int64(inc + age)}
 }
+
+// forEachLogStore runs f as a subtest on each log store.
+func forEachLogStore(t *testing.T, f func(t *testing.T, store string)) {
+	for _, store := range []string{LogStoreBoltDB, LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { f(t, store) })
+	}
+}
+
+// withLogStore sets Config.LogStore to store, then applies mod (if any).
+func withLogStore(store string, mod func(i int, c *Config)) func(i int, c *Config) {
+	return func(i int, c *Config) {
+		c.LogStore = store
+		if mod != nil {
+			mod(i, c)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// EnablePrometheusMetrics routes the go-metrics of raft, raft-boltdb, serf
+// EnablePrometheusMetrics routes the go-metrics of raft, raft-boltdb, raft-wal, serf
 // and memberlist (and this module's own, such as raftpersist.refused) to a
 // Prometheus registerer, under names that follow Prometheus conventions
 // and start with serviceName and "_":

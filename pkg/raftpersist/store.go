@@ -8,16 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Store is one node's member of the cluster's raft group: the raft
-// instance with its bbolt log and stable store and file snapshots, the
+// instance with its log and stable store (bbolt or a WAL, Config.LogStore)
+// and file snapshots, the
 // replicated state machine holding every node's last saved envelopes, and
 // the server answering saves and reads forwarded by followers.
 //
@@ -31,7 +30,7 @@ type Store struct {
 	addr  raft.ServerAddress
 	fsm   *fsm
 	raft  *raft.Raft
-	bolt  *raftboltdb.BoltStore
+	logs  logStore // raft's log and stable store
 	trans *raft.NetworkTransport
 	mux   *mux
 	rpc   *rpcClient
@@ -126,11 +125,10 @@ func (s *Store) open() error {
 	s.rpc = newRPCClient(s.mux, cfg.MaxFrameBytes, cfg.MaxPool, cfg.ApplyTimeout, cfg.IdleTimeout/2)
 
 	hlog := newHCLogger(cfg.Logger.With("node", string(cfg.NodeID)), "raft", cfg.RaftLogLevel, cfg.WarnInterval)
-	s.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("raftpersist: open log store: %w", err)
+	if s.logs, err = openLogStore(cfg, hlog); err != nil {
+		return err
 	}
-	logs, err := raft.NewLogCache(512, s.bolt)
+	logs, err := raft.NewLogCache(512, s.logs)
 	if err != nil {
 		return fmt.Errorf("raftpersist: log cache: %w", err)
 	}
@@ -163,7 +161,7 @@ func (s *Store) open() error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("%w: raft: %v", ErrInvalidConfig, err)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.bolt, snaps, s.trans)
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.logs, snaps, s.trans)
 	if err != nil {
 		return fmt.Errorf("raftpersist: start raft: %w", err)
 	}
@@ -305,8 +303,8 @@ func (s *Store) cleanup() error {
 		_ = s.cfg.Listener.Close()
 	}
 	s.wg.Wait()
-	if s.bolt != nil {
-		if err := s.bolt.Close(); err != nil {
+	if s.logs != nil {
+		if err := s.logs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raftpersist: close log store: %w", err))
 		}
 	}

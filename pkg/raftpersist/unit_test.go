@@ -205,6 +205,8 @@ func TestConfigValidate(t *testing.T) {
 		{"idle timeout below two heartbeats", func(c *Config) { c.IdleTimeout = c.HeartbeatTimeout }, "IdleTimeout"},
 		{"negative idle timeout", func(c *Config) { c.IdleTimeout = -1 }, "IdleTimeout"},
 		{"negative connection cap", func(c *Config) { c.MaxConnsPerHost = -1 }, "MaxConnsPerHost"},
+		{"wal log store", func(c *Config) { c.LogStore = LogStoreWAL }, ""},
+		{"unknown log store", func(c *Config) { c.LogStore = "leveldb" }, "LogStore"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
