@@ -173,6 +173,12 @@ type Config struct {
 	// connections from one IP address (default 128; a server holds about
 	// a dozen from each peer).
 	RaftMaxConnsPerHost int `json:"raft_max_conns_per_host"`
+	// RaftLogStore is the Raft log and stable store: "boltdb" (the
+	// default: data_dir/raft/raft.db) or "wal" (data_dir/raft/raft-wal/, a
+	// write-ahead log with one fsync per append where boltdb does two). A
+	// data dir keeps the store it was made with: starting it with the other
+	// fails with an error naming both.
+	RaftLogStore string `json:"raft_log_store"`
 	// LimitLogInterval is the least time between two warnings about one
 	// peer's input of one kind (default 1m).
 	LimitLogInterval Duration `json:"limit_log_interval"`

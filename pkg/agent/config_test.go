@@ -40,6 +40,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
 		{"negative leave timeout", func(c *Config) { c.LeaveTimeout = Duration(-time.Second) }, "leave_timeout"},
+		{"wal log store", func(c *Config) { c.RaftLogStore = "wal" }, ""},
+		{"unknown log store", func(c *Config) { c.RaftLogStore = "rocksdb" }, "raft_log_store"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

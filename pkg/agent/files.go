@@ -17,8 +17,9 @@ import (
 // and everything in it is made private: directories 0700, files 0600 (with
 // one warning naming how many had to be changed: files of an earlier run or
 // version). The components then create private files: the local store
-// (states.db) and the Raft log (raft/raft.db) are opened 0600, raft/ is
-// created 0700, and pkg/serfevents keeps serf.snapshot (and the
+// (states.db) and the Raft log (raft/raft.db, or raft/raft-wal/ with
+// raft_log_store wal: its files made 0600 as they are created) are opened
+// 0600, raft/ and raft/raft-wal/ are created 0700, and pkg/serfevents keeps serf.snapshot (and the
 // serf.snapshot.compact file serf compacts it through) at 0600. Raft's
 // snapshot store creates its directories 0755 and files 0644: they sit in
 // the private data dir, and are made private right after the components

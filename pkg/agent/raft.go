@@ -58,6 +58,7 @@ func openConsensus(a *Agent) (*raftConsensus, error) {
 	}
 	rcfg.IdleTimeout = time.Duration(cfg.RaftIdleTimeout)
 	rcfg.MaxConns, rcfg.MaxConnsPerHost = cfg.RaftMaxConns, cfg.RaftMaxConnsPerHost
+	rcfg.LogStore = cfg.RaftLogStore
 	rcfg.WarnInterval = time.Duration(cfg.LimitLogInterval)
 	rc := &raftConsensus{a: a, stop: make(chan struct{}), done: make(chan struct{}), reach: newServerReach(time.Duration(cfg.LimitLogInterval)), kick: make(chan struct{}, 1)}
 	rcfg.IsKnownNode = rc.isKnownNode
@@ -86,7 +87,7 @@ func raftHeartbeatTimeout(cfg Config) time.Duration {
 }
 
 // validateRaftLimits checks the Raft listener's idle timeout and
-// connection caps under their config names.
+// connection caps, and the Raft log store, under their config names.
 func validateRaftLimits(c Config) error {
 	bad := func(field, format string, args ...any) error {
 		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -100,6 +101,8 @@ func validateRaftLimits(c Config) error {
 		return bad("raft_max_conns", "%d is negative", c.RaftMaxConns)
 	case c.RaftMaxConnsPerHost < 0:
 		return bad("raft_max_conns_per_host", "%d is negative", c.RaftMaxConnsPerHost)
+	case c.RaftLogStore != "" && c.RaftLogStore != raftpersist.LogStoreBoltDB && c.RaftLogStore != raftpersist.LogStoreWAL:
+		return bad("raft_log_store", "%q is not %q or %q", c.RaftLogStore, raftpersist.LogStoreBoltDB, raftpersist.LogStoreWAL)
 	}
 	return nil
 }

@@ -139,6 +139,8 @@ func agentFlags() []agentFlag {
 			func(c *agent.Config, x *ucli.Context) { c.RaftMaxConns = x.Int("raft-max-conns") }},
 		{&ucli.IntFlag{Name: "raft-max-conns-per-host", Usage: "most open inbound Raft connections from one IP address (default 128)"},
 			func(c *agent.Config, x *ucli.Context) { c.RaftMaxConnsPerHost = x.Int("raft-max-conns-per-host") }},
+		{&ucli.StringFlag{Name: "raft-log-store", Usage: "Raft log and stable store: boltdb (data_dir/raft/raft.db) or wal (data_dir/raft/raft-wal/, one fsync per append); a data dir keeps the one it was made with (default boltdb)"},
+			func(c *agent.Config, x *ucli.Context) { c.RaftLogStore = x.String("raft-log-store") }},
 		{&ucli.DurationFlag{Name: "limit-log-interval", Usage: "least time between two warnings about one peer's bad input of one kind (default 1m)"},
 			func(c *agent.Config, x *ucli.Context) {
 				c.LimitLogInterval = agent.Duration(x.Duration("limit-log-interval"))
