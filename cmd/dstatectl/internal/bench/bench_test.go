@@ -69,7 +69,8 @@ func TestDurableSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkResult(t, r, "unbatched saves/s", "group-commit saves/s", "unbatched raw raft.Apply/s", "group-commit saves/s ÷ raw applies/s")
+	checkResult(t, r, "unbatched saves/s", "group-commit saves/s", "unbatched raw raft.Apply/s", "group-commit saves/s ÷ raw applies/s",
+		"wal unbatched saves/s", "wal group-commit saves/s", "wal ÷ boltdb unbatched raw raft.Apply/s")
 }
 
 func TestFeedSmoke(t *testing.T) {

@@ -10,7 +10,8 @@
 //     peer with a bounded window (so no queue grows), and allocations per
 //     delivered delta.
 //   - [Durable]: saves through pkg/raftpersist against raw raft.Apply on the
-//     same 3-node raft cluster, unbatched and with group commit.
+//     same 3-node raft cluster, unbatched and with group commit, on each
+//     Raft log store (raft-boltdb and raft-wal) side by side.
 //   - [Feed]: bytes and frames on the wire per mutation with the change feed
 //     against active push.
 //   - [Catchup]: a node joining a cluster that holds 100,000 view entries,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,18 @@ type DurableConfig struct {
 	// Dir holds the raft data directories (a temporary directory when
 	// empty); fsync is on, so it should be on the disk under test.
 	Dir string
+	// LogStores are the raft log stores measured, one after the other
+	// (raftpersist.LogStoreBoltDB, raftpersist.LogStoreWAL; default both).
+	// The metrics of boltdb, the default store, carry no prefix; those of
+	// the others start with the store's name ("wal unbatched saves/s").
+	LogStores []string
 }
 
-// DefaultDurableConfig runs 3 rounds of 2 s slices with 64 savers of 128 B.
+// DefaultDurableConfig runs 3 rounds of 2 s slices with 64 savers of 128 B,
+// on boltdb and then on wal.
 func DefaultDurableConfig() DurableConfig {
-	return DurableConfig{Slice: 2 * time.Second, Rounds: 3, Concurrency: 64, PayloadSize: 128}
+	return DurableConfig{Slice: 2 * time.Second, Rounds: 3, Concurrency: 64, PayloadSize: 128,
+		LogStores: []string{raftpersist.LogStoreBoltDB, raftpersist.LogStoreWAL}}
 }
 
 // Validate names the first invalid field.
@@ -47,6 +55,16 @@ func (c DurableConfig) Validate() error {
 		return fmt.Errorf("bench: durable: Concurrency %d, want ≥ 1", c.Concurrency)
 	case c.PayloadSize < 0:
 		return fmt.Errorf("bench: durable: PayloadSize %d, want ≥ 0", c.PayloadSize)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.LogStores {
+		if s != raftpersist.LogStoreBoltDB && s != raftpersist.LogStoreWAL {
+			return fmt.Errorf("bench: durable: log store %q, want %q or %q", s, raftpersist.LogStoreBoltDB, raftpersist.LogStoreWAL)
+		}
+		if seen[s] {
+			return fmt.Errorf("bench: durable: log store %q listed twice", s)
+		}
+		seen[s] = true
 	}
 	return nil
 }
@@ -62,7 +80,7 @@ type raftCluster struct {
 	stores []*raftpersist.Store
 }
 
-func newRaftCluster(ctx context.Context, dir string, disableGroupCommit bool) (*raftCluster, error) {
+func newRaftCluster(ctx context.Context, dir, logStore string, disableGroupCommit bool) (*raftCluster, error) {
 	var lns []net.Listener
 	var boot []raftpersist.Server
 	for i := range 3 {
@@ -84,6 +102,7 @@ func newRaftCluster(ctx context.Context, dir string, disableGroupCommit bool) (*
 		cfg.Listener = lns[i]
 		cfg.Bootstrap = boot
 		cfg.DisableGroupCommit = disableGroupCommit
+		cfg.LogStore = logStore
 		cfg.Logger = quiet()
 		s, err := raftpersist.New(cfg)
 		if err != nil {
@@ -192,7 +211,8 @@ var ages [4096]atomic.Uint64
 // Durable runs the durable scenario: on a 3-node raft cluster with fsync,
 // saves through raftpersist against raw raft.Apply of the same command on
 // the leader, alternating slices, first with group commit disabled, then on
-// a second cluster with it enabled.
+// a second cluster with it enabled; and all of it on each log store of
+// cfg.LogStores, side by side.
 func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -206,6 +226,11 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 	res.param("rounds", "%d", cfg.Rounds)
 	res.param("concurrency", "%d", cfg.Concurrency)
 	res.param("payload", "%dB", cfg.PayloadSize)
+	stores := cfg.LogStores
+	if len(stores) == 0 {
+		stores = DefaultDurableConfig().LogStores
+	}
+	res.param("log stores", "%s", strings.Join(stores, ", "))
 	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "dstate-bench-durable-")
@@ -218,14 +243,41 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 	res.param("dir", "%s", dir)
 	payload := bytes.Repeat([]byte("x"), cfg.PayloadSize)
 
+	rates := map[string]float64{} // by store and metric
+	for _, store := range stores {
+		if err := durableOn(ctx, cfg, res, dir, store, payload, rates); err != nil {
+			return nil, err
+		}
+	}
+	if len(stores) > 1 {
+		for _, m := range []string{"unbatched saves/s", "unbatched raw raft.Apply/s", "group-commit saves/s", "group-commit raw raft.Apply/s"} {
+			res.metric("wal ÷ boltdb "+m, ratio(rates[raftpersist.LogStoreWAL+" "+m], rates[raftpersist.LogStoreBoltDB+" "+m]), "×")
+		}
+	}
+	res.note("raw raft.Apply sends one save per log entry from the same number of goroutines on the leader; " +
+		"hashicorp/raft already batches concurrent applies into one disk write (up to MaxAppendEntries = 64)")
+	res.note("saves go through dstate.PersistenceFor(leader, …).Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
+	res.note("log stores: boltdb is raft-boltdb/v2 (the default; metrics without prefix), wal is hashicorp/raft-wal (metrics prefixed \"wal \")")
+	res.Elapsed = Duration(time.Since(start))
+	return res, nil
+}
+
+// durableOn runs both modes on clusters using log store store, adding
+// their metrics to res (prefixed with the store's name unless it is
+// boltdb) and their rates to rates by store and metric.
+func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store string, payload []byte, rates map[string]float64) error {
+	prefix := ""
+	if store != raftpersist.LogStoreBoltDB {
+		prefix = store + " "
+	}
 	for _, mode := range []struct {
 		name    string
 		disable bool
 		target  float64
 	}{{"unbatched", true, 0.9}, {"group-commit", false, 5}} {
-		c, err := newRaftCluster(ctx, filepath.Join(dir, mode.name), mode.disable)
+		c, err := newRaftCluster(ctx, filepath.Join(dir, store, mode.name), store, mode.disable)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := range cfg.Concurrency {
 			ages[i].Store(0)
@@ -268,27 +320,25 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 		}
 		c.close()
 		if len(leaders) > 1 {
-			res.note("%s: the raft leader changed during the run (the machine was busy)", mode.name)
+			res.note("%s%s: the raft leader changed during the run (the machine was busy)", prefix, mode.name)
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		sr, rr := float64(saves.ops)/saves.elapsed.Seconds(), float64(raws.ops)/raws.elapsed.Seconds()
 		sl, rl := summarize(saves.lat), summarize(raws.lat)
-		res.metric(mode.name+" saves/s", sr, "saves/s")
-		res.metric(mode.name+" save p50", ms(sl.p50), "ms")
-		res.metric(mode.name+" save p99", ms(sl.p99), "ms")
-		res.metric(mode.name+" raw raft.Apply/s", rr, "applies/s")
-		res.metric(mode.name+" raw p50", ms(rl.p50), "ms")
-		res.metric(mode.name+" raw p99", ms(rl.p99), "ms")
-		res.atLeast(mode.name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
+		rates[store+" "+mode.name+" saves/s"], rates[store+" "+mode.name+" raw raft.Apply/s"] = sr, rr
+		name := prefix + mode.name
+		res.metric(name+" saves/s", sr, "saves/s")
+		res.metric(name+" save p50", ms(sl.p50), "ms")
+		res.metric(name+" save p99", ms(sl.p99), "ms")
+		res.metric(name+" raw raft.Apply/s", rr, "applies/s")
+		res.metric(name+" raw p50", ms(rl.p50), "ms")
+		res.metric(name+" raw p99", ms(rl.p99), "ms")
+		res.atLeast(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
 		if saves.errs+raws.errs > 0 {
-			res.note("%s: %d saves and %d raw applies failed (not counted)", mode.name, saves.errs, raws.errs)
+			res.note("%s: %d saves and %d raw applies failed (not counted)", name, saves.errs, raws.errs)
 		}
 	}
-	res.note("raw raft.Apply sends one save per log entry from the same number of goroutines on the leader; " +
-		"hashicorp/raft already batches concurrent applies into one disk write (up to MaxAppendEntries = 64)")
-	res.note("saves go through dstate.PersistenceFor(leader, …).Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
-	res.Elapsed = Duration(time.Since(start))
-	return res, nil
+	return nil
 }

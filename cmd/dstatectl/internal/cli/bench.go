@@ -60,18 +60,20 @@ func benchCommand() *ucli.Command {
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Throughput(ctx, throughputConfig(c))
 				}),
-			benchScenario("durable", "raftpersist saves vs raw raft.Apply on the same 3-node raft cluster, unbatched and group-committed",
+			benchScenario("durable", "raftpersist saves vs raw raft.Apply on the same 3-node raft cluster, unbatched and group-committed, on each log store",
 				"Starts a 3-node raft cluster (fsync on) in a temporary directory, alternates slices of saves\n"+
 					"through raftpersist with slices of raw raft.Apply of the same command on the leader, first with\n"+
 					"group commit disabled, then on a fresh cluster with it enabled; reports saves/s, p50/p99 and\n"+
-					"both ratios.",
-				"dstatectl bench durable --slice 1s --rounds 2",
+					"both ratios. All of it runs on each log store of --log-store (boltdb, then wal, by default),\n"+
+					"and the wal figures are compared with boltdb's.",
+				"dstatectl bench durable --slice 1s --rounds 2 --log-store wal",
 				[]ucli.Flag{
 					&ucli.DurationFlag{Name: "slice", Value: bench.DefaultDurableConfig().Slice, Usage: "length of each alternating slice"},
 					&ucli.IntFlag{Name: "rounds", Value: bench.DefaultDurableConfig().Rounds, Usage: "pairs of slices per cluster"},
 					&ucli.IntFlag{Name: "concurrency", Value: bench.DefaultDurableConfig().Concurrency, Usage: "concurrent savers"},
 					&ucli.IntFlag{Name: "payload", Value: bench.DefaultDurableConfig().PayloadSize, Usage: "bytes per saved state"},
 					&ucli.StringFlag{Name: "dir", Usage: "`DIR` for the raft data (default: a temporary directory)"},
+					&ucli.StringFlag{Name: "log-store", Value: strings.Join(bench.DefaultDurableConfig().LogStores, ","), Usage: "raft log stores to measure, comma-separated: boltdb, wal"},
 				},
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Durable(ctx, durableConfig(c))
@@ -344,7 +346,7 @@ func throughputConfig(c *ucli.Context) bench.ThroughputConfig {
 
 func durableConfig(c *ucli.Context) bench.DurableConfig {
 	return bench.DurableConfig{Slice: c.Duration("slice"), Rounds: c.Int("rounds"), Concurrency: c.Int("concurrency"),
-		PayloadSize: c.Int("payload"), Dir: c.String("dir")}
+		PayloadSize: c.Int("payload"), Dir: c.String("dir"), LogStores: splitList(c.String("log-store"))}
 }
 
 func feedConfig(c *ucli.Context) bench.FeedConfig {
