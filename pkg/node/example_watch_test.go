@@ -60,6 +60,9 @@ func ExampleShard_Watch() {
 			log.Fatal(err)
 		}
 		c := <-logins
+		for c.View.Value.Count == 0 {
+			c = <-logins // n1's state from before any login, when it arrived after the watch began
+		}
 		fmt.Printf("n2: %s logged in on %s (%d there now, age %d)\n", c.View.Value.Label, c.Node, c.View.Value.Count, c.Generation.Age)
 	}
 	// Output:
