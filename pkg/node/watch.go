@@ -100,7 +100,7 @@ type watchRecord[V any] struct {
 type watchHub[V any] struct {
 	watchers atomic.Int32
 
-	mu     sync.RWMutex // watchers read under the read lock
+	mu     sync.RWMutex     // watchers read under the read lock
 	ring   []watchRecord[V] // the last watchBuffer changes, by seq % watchBuffer
 	next   uint64           // seq of the next record
 	wake   chan struct{}    // closed and replaced on every append
