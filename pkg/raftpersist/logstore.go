@@ -54,6 +54,7 @@ type LogStoreMismatchError struct {
 	Configured string // Config.LogStore
 }
 
+// Error names the data dir, the store its files belong to and the one configured.
 func (e *LogStoreMismatchError) Error() string {
 	return fmt.Sprintf("raftpersist: data dir %s holds a %q Raft log (%s) but the log store configured is %q: "+
 		"configure log store %q to use it, or start %q on another (empty) data dir",
