@@ -34,7 +34,11 @@ type StateViewObject[V any] struct {
 	// freshness is measured from it.
 	SyncedAt time.Time
 	// Pending, when non-zero, is a newer generation announced by a change
-	// notice and not yet received: the view is stale until it arrives.
+	// notice and not yet received: the view is stale until it arrives. The
+	// placeholder v0:1 marks a view stale until its owner says where it
+	// stands, whatever generation the view holds: a peer that has just
+	// joined, or one back after membership reported it failed; any
+	// snapshot, delta or digest entry from the owner clears it.
 	Pending Generation
 	// Source is the node that owns this view.
 	Source NodeID
