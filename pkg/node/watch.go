@@ -212,7 +212,7 @@ func (s *Shard[S, V]) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[Ch
 		for _, fp := range s.eng.FailedPeers() {
 			failed[fp.Node] = true
 		}
-		for _, id := range sortedNodes(views) {
+		for _, id := range views.Nodes() { // sorted
 			if !want(id) {
 				continue
 			}
@@ -284,7 +284,7 @@ func (s *Shard[S, V]) Watch(ctx context.Context, opts WatchOptions) iter.Seq2[Ch
 // node's view that differs from what it saw, with Skipped set.
 func (s *Shard[S, V]) catchUp(yield func(Change[V], error) bool, want func(dstate.NodeID) bool, seen map[dstate.NodeID]dstate.Generation, failed map[dstate.NodeID]bool) bool {
 	views := s.eng.Views()
-	for _, id := range sortedNodes(views) {
+	for _, id := range views.Nodes() { // sorted
 		if !want(id) {
 			continue
 		}
@@ -390,12 +390,6 @@ func latestPerNode[V any](recs []watchRecord[V]) []watchRecord[V] {
 		out = append(out, r)
 	}
 	return out
-}
-
-func sortedNodes[V any](views dstate.Views[V]) []dstate.NodeID {
-	ids := views.Nodes()
-	slices.Sort(ids)
-	return ids
 }
 
 func sortedKeys[T any](m map[dstate.NodeID]T) []dstate.NodeID {

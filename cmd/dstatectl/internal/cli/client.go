@@ -182,19 +182,34 @@ func (cl *client) do(ctx context.Context, method, path string, q url.Values, bod
 	return cl.doAccept(ctx, method, path, q, body, contentType, "application/json")
 }
 
-// doAccept is do with an Accept header other than JSON.
-func (cl *client) doAccept(ctx context.Context, method, path string, q url.Values, body []byte, contentType, accept string) ([]byte, int, error) {
+// newRequest builds a request to the agent's path with the query q, the
+// Accept header, the client's User-Agent and its token.
+func (cl *client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader, accept string) (*http.Request, error) {
 	u := cl.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("building request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", "dstatectl/"+Version)
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	return req, nil
+}
+
+// doAccept is do with an Accept header other than JSON.
+func (cl *client) doAccept(ctx context.Context, method, path string, q url.Values, body []byte, contentType, accept string) ([]byte, int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := cl.newRequest(ctx, method, path, q, rd, accept)
 	if err != nil {
-		return nil, 0, fmt.Errorf("building request %s %s: %w", method, path, err)
+		return nil, 0, err
 	}
 	if contentType == "" && method != http.MethodGet && method != http.MethodHead {
 		// The agent refuses a state-changing call without it, body or
@@ -204,12 +219,7 @@ func (cl *client) doAccept(ctx context.Context, method, path string, q url.Value
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", "dstatectl/"+Version)
 	req.Header.Set(agent.TimeoutHeader, cl.timeout.String())
-	if cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.token)
-	}
 	resp, err := cl.hc.Do(req)
 	if err != nil {
 		return nil, 0, cl.transportError(err)

@@ -146,18 +146,9 @@ const maxEventLine = maxResponse
 // connected once the agent accepted the stream. It returns when the
 // stream ends (nil or a transport error), fn fails, or ctx ends.
 func (cl *client) watch(ctx context.Context, state string, q url.Values, resume string, fn func(id string, ch agent.StateChange) error, connected func()) error {
-	u := cl.base + "/v1/states/" + escape(state) + "/watch"
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := cl.newRequest(ctx, http.MethodGet, "/v1/states/"+escape(state)+"/watch", q, nil, "text/event-stream")
 	if err != nil {
-		return fmt.Errorf("building request GET %s: %w", u, err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "dstatectl/"+Version)
-	if cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.token)
+		return err
 	}
 	if resume != "" {
 		req.Header.Set("Last-Event-ID", resume)
