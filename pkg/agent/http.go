@@ -302,7 +302,9 @@ func statusOf(err error) int {
 	var re *dstate.RegistryError
 	var cf conflict
 	switch {
-	case errors.As(err, &tl):
+	case errors.As(err, &tl), errors.Is(err, dstate.ErrStateTooLarge):
+		// A write the state could not replicate is refused (undone) as a
+		// body over a limit is.
 		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &br):
 		return http.StatusBadRequest

@@ -102,7 +102,8 @@ func (e *DeltaEngine[S, V, D, C]) PrepareDelta(fn func(*S) C) (*StateObject[S], 
 // SyncUrgency, EncodeDelta or (when the change travels as a snapshot)
 // EncodeView panics, the owned value, generation and modified time are
 // restored, nothing is pending, and the panic is returned as a
-// *CallbackPanicError.
+// *CallbackPanicError. A mutation over the size limits is undone the same
+// way and returned as a *SizeLimitError (see [Engine.TryPrepare]).
 func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObject[S], d D, err error) {
 	if err := e.checkpoint(); err != nil {
 		return nil, d, err
@@ -134,7 +135,10 @@ func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObje
 		e.m.encodeFailures.Add(1) // a snapshot carries the change instead
 	}
 	stage = stageEncodeView
-	e.prepareSnapshot()
+	if err := e.prepareSnapshot(); err != nil {
+		var zero D
+		return nil, zero, err
+	}
 	return &e.obj, d, nil
 }
 

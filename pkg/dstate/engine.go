@@ -111,6 +111,8 @@ type Engine[S, V any] struct {
 	ckptGen Generation
 	ckptOK  bool
 
+	size sizeGuard // see SetSizeLimits
+
 	failedList atomic.Pointer[[]StalePeer] // see FailedPeers
 	anyFailed  bool                        // failedList is not empty
 }
@@ -126,8 +128,10 @@ type pending[V any] struct {
 	urgency    SyncUrgency
 	haveUrgent bool
 	at         time.Time // when begin read the clock, if wallOfNow
-	snap       []byte    // the prepared view's encoding, when Commit will send a snapshot
+	snap       []byte    // the prepared view's encoding, when Commit will send a snapshot or fitSize measured it
 	hasSnap    bool
+	sizeBound  int  // the prepared snapshot's length, or an estimate from above (see fitSize)
+	sized      bool // sizeBound is set
 }
 
 // NewEngine returns an engine owning initial as a fresh incarnation: its
@@ -250,7 +254,8 @@ type MutateResult[V any] struct {
 //
 // It is [Engine.TryPrepare] for hosts that let a panic through: when fn (or
 // a callback of the state) panics, the mutation is undone as TryPrepare
-// does and Prepare panics with the *CallbackPanicError.
+// does and Prepare panics with the *CallbackPanicError; a mutation over the
+// size limits is undone and Prepare panics with the *SizeLimitError.
 func (e *Engine[S, V]) Prepare(fn func(*S), urgency SyncUrgency) *StateObject[S] {
 	obj, err := e.TryPrepare(fn, urgency)
 	if err != nil {
@@ -268,6 +273,12 @@ func (e *Engine[S, V]) Prepare(fn func(*S), urgency SyncUrgency) *StateObject[S]
 // nothing is pending, and the panic is returned as a *CallbackPanicError
 // (then no Commit follows). The checkpoint costs nothing when the value
 // holds no references, or when the engine already has an encoding of it.
+//
+// A mutation whose result would encode over the size limits (see
+// [Engine.SetSizeLimits]) is undone the same way and returned as a
+// *SizeLimitError (ErrStateTooLarge): peers would refuse its snapshot, so
+// it is refused at the owner. A simple state's view is encoded here for
+// that check, and the encoding is what Commit then sends or keeps.
 func (e *Engine[S, V]) TryPrepare(fn func(*S), urgency SyncUrgency) (obj *StateObject[S], err error) {
 	if err := e.checkpoint(); err != nil {
 		return nil, err
@@ -283,24 +294,31 @@ func (e *Engine[S, V]) TryPrepare(fn func(*S), urgency SyncUrgency) (obj *StateO
 	stage = stageProjectView
 	e.pend.view, e.pend.hasView = e.codec.Project(&e.obj.Value), true
 	stage = stageEncodeView
-	e.prepareSnapshot()
+	if err := e.prepareSnapshot(); err != nil {
+		return nil, err
+	}
 	return &e.obj, nil
 }
 
 // prepareSnapshot encodes the prepared view when Commit will send it as a
 // snapshot (a panicking encoder then undoes the mutation before anything is
-// saved). An encoding error is left for Commit to meet and count.
-func (e *Engine[S, V]) prepareSnapshot() {
+// saved), then checks the result against the size limits (fitSize): a
+// mutation over them is undone here and its *SizeLimitError returned. An
+// encoding error is left for Commit to meet and count.
+func (e *Engine[S, V]) prepareSnapshot() error {
 	p := &e.pend
-	if p.hasDelta && e.codec.ApplyDelta != nil {
-		return
-	}
-	switch e.resolve(p.urgency) {
-	case decisionBroadcast, decisionDelayed:
-		if b, err := e.codec.EncodeView(p.view); err == nil {
-			p.snap, p.hasSnap = b, true
+	if !p.hasDelta || e.codec.ApplyDelta == nil {
+		switch e.resolve(p.urgency) {
+		case decisionBroadcast, decisionDelayed:
+			if b, err := e.codec.EncodeView(p.view); err == nil {
+				p.snap, p.hasSnap = b, true
+			}
 		}
 	}
+	if err := e.fitSize(); err != nil {
+		return e.refuseSize(err)
+	}
+	return nil
 }
 
 func (e *Engine[S, V]) begin(urgency SyncUrgency) {
@@ -359,6 +377,9 @@ func (e *Engine[S, V]) Commit() MutateResult[V] {
 	e.publishOwn(view, at)
 	if p.hasSnap {
 		e.ownEnc, e.ownEncGen, e.ownEncOK = p.snap, e.obj.Generation, true
+	}
+	if p.sized {
+		e.size.note(e.obj.Generation, p.sizeBound)
 	}
 	e.m.totalMutations.Add(1)
 	useDelta := p.hasDelta && e.codec.ApplyDelta != nil
@@ -440,6 +461,9 @@ func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
 			return WireMessage{}, false
 		}
 		e.ownEnc, e.ownEncGen, e.ownEncOK = b, own.Generation, true
+		if own.Generation == e.obj.Generation {
+			e.size.note(own.Generation, len(b))
+		}
 	}
 	e.m.snapshotsSent.Add(1)
 	return WireMessage{

@@ -43,6 +43,12 @@ var (
 	// ErrLimitExceeded: an input is over a configured limit. A
 	// *DeserializeError with a Limit matches it as well as its Kind.
 	ErrLimitExceeded = errors.New("dstate: limit exceeded")
+	// ErrStateTooLarge: a mutation was refused at the owner because its
+	// result would not replicate: its snapshot or its delta would encode
+	// over the size limit peers decode with. The state, its generation and
+	// its views are as before the mutation. A *SizeLimitError carries it
+	// and matches ErrLimitExceeded as well.
+	ErrStateTooLarge = errors.New("dstate: state too large")
 )
 
 // RegistryError reports a registry lookup or registration failure. Kind is
@@ -184,6 +190,35 @@ func UnknownVersionError(v uint32) error {
 func MalformedError(format string, args ...any) error {
 	return &DeserializeError{Kind: ErrMalformed, Detail: fmt.Sprintf(format, args...)}
 }
+
+// SizeLimitError reports a mutation refused at the owner because its
+// result would encode over a size limit (see [Engine.SetSizeLimits]): a
+// snapshot over [DecodeLimits].MaxSnapshot or a delta over MaxDelta, which
+// every peer would refuse. The mutation was undone. It matches
+// ErrStateTooLarge and ErrLimitExceeded.
+type SizeLimitError struct {
+	// State is the state's name.
+	State string
+	// Limit is LimitSnapshotBytes or LimitDeltaBytes.
+	Limit string
+	// Size is the length in bytes the snapshot or delta would encode to.
+	Size int
+	// Max is the limit in bytes.
+	Max int
+}
+
+// Error implements error.
+func (e *SizeLimitError) Error() string {
+	if e.Limit == LimitDeltaBytes {
+		return fmt.Sprintf("dstate: state %q: the mutation's delta would encode to %s (%d bytes), over the %s delta limit; the mutation was undone",
+			e.State, formatBytes(e.Size), e.Size, formatBytes(e.Max))
+	}
+	return fmt.Sprintf("dstate: state %q would encode to %s (%d bytes), over the %s snapshot limit; the mutation was undone",
+		e.State, formatBytes(e.Size), e.Size, formatBytes(e.Max))
+}
+
+// Unwrap returns ErrStateTooLarge and ErrLimitExceeded.
+func (e *SizeLimitError) Unwrap() []error { return []error{ErrStateTooLarge, ErrLimitExceeded} }
 
 // PersistError reports a persistence failure. Kind is one of
 // ErrStorageUnavailable, ErrDeserializationFailed or ErrIO.

@@ -108,6 +108,7 @@ func stateSetup[S any](n *Node, def dstate.StateCodec[S], opts StateOptions[S]) 
 func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 	n := s.n
 	s.log = n.log.With("state", s.name)
+	s.eng.SetSizeLimits(n.limits) // a mutation peers would refuse is refused here
 	// The persistence, its decoders and migrations, and the state's
 	// encoders are user code: a panic fails the registration.
 	if err := guarded(s.name, dstate.CallbackPersistence, func() error { return s.load(ctx, initial) }); err != nil {
@@ -301,8 +302,12 @@ func (s *Shard[S, V]) noticeRejected(peer dstate.NodeID, c dstate.ChangeNotifica
 // callback of the state panics, the panic is recovered on the state's
 // actor: the state and its generation stay as they were, nothing is
 // published or saved, and the error is a *dstate.MutationError
-// (ErrCallbackPanic) wrapping the *dstate.CallbackPanicError. If ctx ends
-// first, the mutation may still be applied.
+// (ErrCallbackPanic) wrapping the *dstate.CallbackPanicError. A mutation
+// whose result would encode over the node's Config.Limits (MaxSnapshot, or
+// MaxDelta for a delta) is undone likewise and returns a
+// *dstate.SizeLimitError (dstate.ErrStateTooLarge) naming the state, the
+// size and the limit: peers would refuse it. If ctx ends first, the
+// mutation may still be applied.
 func (s *Shard[S, V]) Mutate(ctx context.Context, fn func(*S)) (dstate.Generation, V, error) {
 	return s.MutateWith(ctx, dstate.Default, fn)
 }
@@ -336,6 +341,9 @@ func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() (*dstate.StateO
 			}
 		}()
 		obj, perr := prepare()
+		if errors.Is(perr, dstate.ErrStateTooLarge) {
+			return mutateResult[V]{gen: s.eng.Generation(), err: perr}
+		}
 		if perr != nil {
 			return s.panicked(perr)
 		}
