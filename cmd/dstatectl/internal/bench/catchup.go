@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -21,6 +22,16 @@ type CatchupConfig struct {
 	// MaxFrameSize of the transports (0: the transport's default, 16 MiB).
 	// A snapshot larger than a frame travels as several fragments.
 	MaxFrameSize int
+	// KeyBytes pads every key to this length (0: keys as short as
+	// "n0/key-000000"), to make large states of few entries: 65,536 keys
+	// of 4,096 bytes on one node are a 256 MiB snapshot. The snapshot and
+	// message limits are raised to fit the largest snapshot when it is
+	// over their defaults.
+	KeyBytes int
+	// Heap samples the heap every millisecond during each join and reports
+	// its peak above the live heap before the join, and what the join left
+	// live (the new node's views and any encoding the owners keep).
+	Heap bool
 }
 
 // DefaultCatchupConfig is 3 nodes holding 100,000 entries, 3 joins, with
@@ -40,6 +51,8 @@ func (c CatchupConfig) Validate() error {
 		return fmt.Errorf("bench: catchup: Runs %d, want ≥ 1", c.Runs)
 	case c.MaxFrameSize < 0:
 		return fmt.Errorf("bench: catchup: MaxFrameSize %d, want ≥ 0", c.MaxFrameSize)
+	case c.KeyBytes < 0:
+		return fmt.Errorf("bench: catchup: KeyBytes %d, want ≥ 0", c.KeyBytes)
 	}
 	return nil
 }
@@ -67,7 +80,7 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 		}
 		m := make(map[string]int64, n)
 		for k := range n {
-			m[fmt.Sprintf("n%d/key-%06d", i, k)] = int64(k * 7919)
+			m[catchupKey(i, k, cfg.KeyBytes)] = int64(k * 7919)
 		}
 		initial[i] = m
 		msg := dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "kv", Source: dstate.NodeID(fmt.Sprintf("n%d", i)),
@@ -87,8 +100,18 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 	}
 	res.param("max-frame", "%d", frame)
 	res.metric("largest snapshot", float64(largest)/1024, "KiB")
+	opts := loopOptions{MaxFrameSize: frame}
+	if largest > dstate.DefaultMaxPayload || largest > transport.DefaultMaxMessageSize {
+		// Room for the largest snapshot, its envelope and a delta's growth.
+		limit := (largest>>20 + 2) << 20
+		opts.MaxMessageSize, opts.Limits.MaxSnapshot = limit, limit
+		res.note("the snapshot and message limits are raised to %d B to fit the largest snapshot", limit)
+	}
+	if cfg.KeyBytes > 0 {
+		res.param("key-bytes", "%d", cfg.KeyBytes)
+	}
 
-	c, err := newLoopCluster(cfg.Nodes, loopOptions{MaxFrameSize: frame})
+	c, err := newLoopCluster(cfg.Nodes, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +139,12 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		var heap *heapSampler
+		var before uint64
+		if cfg.Heap {
+			before = settledHeap()
+			heap = startHeapSampler(time.Millisecond)
+		}
 		t0 := time.Now()
 		c.join(len(c.nodes) - 1)
 		// Tell the new node about the members (NodeUpdated: the members
@@ -137,6 +166,20 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 			return nil, fmt.Errorf("%w (oversized frames %d, frames lost %d)", err, ws.OversizedFrames, ws.FramesLost)
 		}
 		times = append(times, time.Since(t0))
+		if heap != nil {
+			peak := heap.stop()
+			after := settledHeap()
+			extra := float64(0)
+			if peak > before {
+				extra = mib(peak - before)
+			}
+			retained := float64(0)
+			if after > before {
+				retained = mib(after - before)
+			}
+			res.metric(fmt.Sprintf("join %d: peak heap above the live heap before it", run+1), extra, "MiB")
+			res.metric(fmt.Sprintf("join %d: heap the join left live", run+1), retained, "MiB")
+		}
 		owners = append(owners, s) // the next new node must catch up with this one too (empty)
 		initial = append(initial, map[string]int64{})
 	}
@@ -147,6 +190,20 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 	res.metric("entries/s (median run)", float64(cfg.Entries)/l.p50.Seconds(), "entries/s")
 	res.note("time runs from the join event until the new node holds every owner's current generation with every key; " +
 		"the 1 ms poll that detects it is included")
+	if cfg.Heap {
+		res.note("heap: %s sampled every 1 ms from the join until the views are complete; the live heap before is measured after a GC, "+
+			"as is what the join left live. Sender and receiver share this process, so the peak is both ends together", heapObjectsMetric)
+	}
 	res.Elapsed = Duration(time.Since(start))
 	return res, nil
+}
+
+// catchupKey is owner i's key k, padded with dots to size bytes when it is
+// shorter.
+func catchupKey(i, k, size int) string {
+	key := fmt.Sprintf("n%d/key-%06d", i, k)
+	if len(key) < size {
+		key += strings.Repeat(".", size-len(key))
+	}
+	return key
 }

@@ -37,6 +37,10 @@ type loopOptions struct {
 	// Drop, when set, drops every frame any node sends while it holds
 	// true (a partition of the whole cluster).
 	Drop *atomic.Bool
+	// MaxMessageSize of every transport (0: the transport's default) and
+	// Limits of every node (zero fields: dstate's defaults).
+	MaxMessageSize int
+	Limits         dstate.DecodeLimits
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -69,6 +73,9 @@ func (c *loopCluster) add(id dstate.NodeID) (*node.Node, error) {
 	if c.opts.MaxFrameSize > 0 {
 		tcfg.MaxFrameSize = c.opts.MaxFrameSize
 	}
+	if c.opts.MaxMessageSize > 0 {
+		tcfg.MaxMessageSize = c.opts.MaxMessageSize
+	}
 	if drop := c.opts.Drop; drop != nil {
 		tcfg.FaultHook = func(dstate.NodeID) bool { return !drop.Load() }
 	}
@@ -77,7 +84,7 @@ func (c *loopCluster) add(id dstate.NodeID) (*node.Node, error) {
 		return nil, err
 	}
 	n, err := node.New(node.Config{ID: id, Runtime: c.rt, Events: c.ev, Transport: tr, Logger: quiet(),
-		FeedInterval: c.opts.FeedInterval, DigestInterval: c.opts.DigestInterval})
+		FeedInterval: c.opts.FeedInterval, DigestInterval: c.opts.DigestInterval, Limits: c.opts.Limits})
 	if err != nil {
 		return nil, err
 	}

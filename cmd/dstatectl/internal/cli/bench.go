@@ -103,6 +103,8 @@ func benchCommand() *ucli.Command {
 					&ucli.IntFlag{Name: "entries", Value: bench.DefaultCatchupConfig().Entries, Usage: "view entries held in total"},
 					&ucli.IntFlag{Name: "runs", Value: bench.DefaultCatchupConfig().Runs, Usage: "joins measured"},
 					&ucli.IntFlag{Name: "max-frame", Value: bench.DefaultCatchupConfig().MaxFrameSize, Usage: "transport MaxFrameSize in bytes (0: the transport's default); larger snapshots are fragmented"},
+					&ucli.IntFlag{Name: "key-bytes", Usage: "pad every key to this many bytes (0: short keys); 65536 entries of 4096 on one node are a 256 MiB state"},
+					&ucli.BoolFlag{Name: "heap", Usage: "sample the heap during each join: peak above the live heap before it, and what it left live"},
 				},
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Catchup(ctx, catchupConfig(c))
@@ -355,7 +357,8 @@ func feedConfig(c *ucli.Context) bench.FeedConfig {
 }
 
 func catchupConfig(c *ucli.Context) bench.CatchupConfig {
-	return bench.CatchupConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Runs: c.Int("runs"), MaxFrameSize: c.Int("max-frame")}
+	return bench.CatchupConfig{Nodes: c.Int("nodes"), Entries: c.Int("entries"), Runs: c.Int("runs"), MaxFrameSize: c.Int("max-frame"),
+		KeyBytes: c.Int("key-bytes"), Heap: c.Bool("heap")}
 }
 
 func healConfig(c *ucli.Context) bench.HealConfig {
