@@ -91,8 +91,10 @@ type Config struct {
 	// MaxBatchBytes their encoded size (default 1 MiB).
 	MaxBatch      int
 	MaxBatchBytes int
-	// MaxInflight bounds the batches being committed at once (default 4);
-	// saves arriving meanwhile wait and are grouped into the next batch.
+	// MaxInflight bounds the batches being committed at once (default 4).
+	// A batch is sent while another is in flight only when it is full
+	// (MaxBatch or MaxBatchBytes); otherwise the saves arriving meanwhile
+	// wait for the batch in flight and are grouped into the next one.
 	MaxInflight int
 
 	// ApplyTimeout bounds a save or linearizable read whose context has no

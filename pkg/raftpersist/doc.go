@@ -47,9 +47,11 @@
 // commit later.
 //
 // Concurrent saves are group-committed: a batcher collects the saves that
-// are waiting while earlier batches are in flight (at most
-// Config.MaxInflight) and writes each batch as one log entry (one forwarded
-// request from a follower). Config.DisableGroupCommit turns it off.
+// are waiting while the batch before them is in flight and writes each
+// batch as one log entry (one forwarded request from a follower). A save
+// arriving when no batch is in flight goes out at once; full batches are
+// pipelined, up to Config.MaxInflight in flight. Config.DisableGroupCommit
+// turns it off.
 //
 // # Reads
 //

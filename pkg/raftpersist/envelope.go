@@ -105,6 +105,14 @@ func (r *reader) byte(what string) byte {
 
 // bytes returns a copy of the next length-prefixed field.
 func (r *reader) bytes(what string) []byte {
+	if p := r.view(what); p != nil {
+		return bytes.Clone(p)
+	}
+	return nil
+}
+
+// view reads a length-prefixed field without copying it (nil on error).
+func (r *reader) view(what string) []byte {
 	n := r.uvarint(what + " length")
 	if r.err != nil {
 		return nil
@@ -113,12 +121,12 @@ func (r *reader) bytes(what string) []byte {
 		r.fail("%s length %d exceeds the %d bytes left", what, n, len(r.b))
 		return nil
 	}
-	p := bytes.Clone(r.b[:n])
+	p := r.b[:n:n]
 	r.b = r.b[n:]
 	return p
 }
 
-func (r *reader) string(what string) string { return string(r.bytes(what)) }
+func (r *reader) string(what string) string { return string(r.view(what)) }
 
 // count reads an element count and checks it against the bytes left, each
 // element taking at least minSize bytes.
@@ -181,13 +189,10 @@ func encodeSaveCommand(envs []*dstate.StoredEnvelope) []byte {
 
 func decodeSaveCommand(data []byte) ([]*dstate.StoredEnvelope, error) {
 	r := &reader{b: data}
-	if v := r.byte("command version"); r.err == nil && v != cmdVersion {
-		return nil, fmt.Errorf("%w: command version %d, want %d", ErrBadCommand, v, cmdVersion)
+	n, err := r.saveHeader()
+	if err != nil {
+		return nil, err
 	}
-	if op := r.byte("op"); r.err == nil && op != opSave {
-		return nil, fmt.Errorf("%w: unknown op %d", ErrBadCommand, op)
-	}
-	n := r.count("envelope count", minEnvelopeSize)
 	envs := make([]*dstate.StoredEnvelope, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		envs = append(envs, r.envelope())
@@ -199,4 +204,22 @@ func decodeSaveCommand(data []byte) ([]*dstate.StoredEnvelope, error) {
 		return nil, r.err
 	}
 	return envs, nil
+}
+
+// saveHeader reads a save command's version, op and envelope count.
+func (r *reader) saveHeader() (int, error) {
+	if v := r.byte("command version"); r.err == nil && v != cmdVersion {
+		return 0, fmt.Errorf("%w: command version %d, want %d", ErrBadCommand, v, cmdVersion)
+	}
+	if op := r.byte("op"); r.err == nil && op != opSave {
+		return 0, fmt.Errorf("%w: unknown op %d", ErrBadCommand, op)
+	}
+	n := r.count("envelope count", minEnvelopeSize)
+	return n, r.err
+}
+
+// saveCommandCount returns the number of envelopes of a save command
+// without decoding them.
+func saveCommandCount(data []byte) (int, error) {
+	return (&reader{b: data}).saveHeader()
 }

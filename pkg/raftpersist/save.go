@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/dstate-go/dstate/internal/backoff"
@@ -60,7 +61,11 @@ func (s *Store) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) err
 	select {
 	case out = <-req.done:
 	case <-ctx.Done():
-		return unavailable("save", s.ctxErr(ctx, "save not acknowledged", nil, true))
+		select {
+		case out = <-req.done: // answered as ctx ended
+		default:
+			return unavailable("save", s.ctxErr(ctx, "save not acknowledged", nil, true))
+		}
 	}
 	switch {
 	case out.err != nil:
@@ -80,6 +85,9 @@ func (s *Store) SaveEnvelope(ctx context.Context, env dstate.StoredEnvelope) err
 // outcome cannot be known.
 func (s *Store) ctxErr(ctx context.Context, what string, last error, unknown bool) error {
 	if s.isClosed() {
+		if unknown {
+			return fmt.Errorf("raftpersist: %s before the store closed: %w: %w", what, ErrClosed, ErrOutcomeUnknown)
+		}
 		return ErrClosed
 	}
 	cause := ctx.Err()
@@ -102,39 +110,73 @@ func (s *Store) ctxErr(ctx context.Context, what string, last error, unknown boo
 	return fmt.Errorf("raftpersist: %s before the context ended: %w (last attempt: %v)", what, cause, last)
 }
 
-// batcher groups pending saves into batches: it takes an in-flight slot,
-// waits for a save, adds every save already queued (up to MaxBatch and
-// MaxBatchBytes) and commits the batch on its own goroutine. While all
-// slots are busy, saves queue up and form the next batch.
+// batcher groups pending saves into batches and commits each on its own
+// goroutine. A save arriving while no batch is in flight is committed at
+// once, with every save already queued (up to MaxBatch and MaxBatchBytes):
+// a lone saver never waits for company. While a batch is in flight, the
+// saves arriving meanwhile wait for it and form the next batch; a batch
+// goes out alongside the ones in flight (up to MaxInflight) only once it
+// is full. One batch at a time lets all concurrent savers share one log
+// entry instead of splitting into cohorts that alternate; pipelining full
+// batches keeps the log busy under heavy load.
 func (s *Store) batcher() {
+	finished := make(chan struct{}, s.cfg.MaxInflight) // one per batch committed
+	inflight := 0
 	for {
-		select {
-		case s.sem <- struct{}{}:
-		case <-s.closing:
-			s.failQueued()
-			return
-		}
 		var first *saveReq
 		select {
 		case first = <-s.saves:
+		case <-finished:
+			inflight--
+			continue
 		case <-s.closing:
 			s.failQueued()
 			return
 		}
 		batch := []*saveReq{first}
 		size := envSize(first.env)
-	fill:
-		for len(batch) < s.cfg.MaxBatch && size < s.cfg.MaxBatchBytes {
+		full := func() bool { return len(batch) >= s.cfg.MaxBatch || size >= s.cfg.MaxBatchBytes }
+		for inflight >= s.cfg.MaxInflight || (inflight > 0 && !full()) {
+			more := s.saves
+			if full() {
+				more = nil
+			}
 			select {
-			case r := <-s.saves:
+			case r := <-more:
 				batch = append(batch, r)
 				size += envSize(r.env)
-			default:
-				break fill
+			case <-finished:
+				inflight--
+			case <-s.closing:
+				for _, r := range batch {
+					r.done <- saveOutcome{err: ErrClosed}
+				}
+				s.failQueued()
+				return
 			}
 		}
+		// The savers a batch just answered are runnable and about to save
+		// again: letting them run first puts them in this batch rather
+		// than the next. Without other runnable goroutines this returns at
+		// once.
+		for added := true; added && !full(); {
+			runtime.Gosched()
+			added = false
+		fill:
+			for !full() {
+				select {
+				case r := <-s.saves:
+					batch = append(batch, r)
+					size += envSize(r.env)
+					added = true
+				default:
+					break fill
+				}
+			}
+		}
+		inflight++
 		if !s.goTracked(func() {
-			defer func() { <-s.sem }()
+			defer func() { finished <- struct{}{} }()
 			s.commitReqs(batch)
 		}) {
 			for _, r := range batch {

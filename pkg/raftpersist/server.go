@@ -104,12 +104,23 @@ func (s *Store) handleRequest(ctx context.Context, from *forwarder, body []byte)
 
 // handleApply applies a save command on the leader.
 func (s *Store) handleApply(ctx context.Context, from *forwarder, timeout time.Duration, cmd []byte) []byte {
-	envs, err := decodeSaveCommand(cmd)
-	if err != nil {
-		return errorResponse(statusError, err.Error())
-	}
-	if resp := s.authorizeSaves(from, envs); resp != nil {
-		return resp
+	var n int
+	if from == nil {
+		// This node's own batch, encoded by commit: only its size is
+		// needed (the state machine decodes and checks it).
+		var err error
+		if n, err = saveCommandCount(cmd); err != nil {
+			return errorResponse(statusError, err.Error())
+		}
+	} else {
+		envs, err := decodeSaveCommand(cmd)
+		if err != nil {
+			return errorResponse(statusError, err.Error())
+		}
+		if resp := s.authorizeSaves(from, envs); resp != nil {
+			return resp
+		}
+		n = len(envs)
 	}
 	if resp := s.notLeader(); resp != nil {
 		return resp
@@ -126,7 +137,7 @@ func (s *Store) handleApply(ctx context.Context, from *forwarder, timeout time.D
 		return errorResponse(statusError, "unexpected state machine response")
 	case ar.err != nil:
 		return errorResponse(statusError, ar.err.Error())
-	case len(ar.results) != len(envs):
+	case len(ar.results) != n:
 		return errorResponse(statusError, "state machine answered for the wrong number of saves")
 	}
 	resp := []byte{statusOK}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,12 @@ type DurableConfig struct {
 	// The metrics of boltdb, the default store, carry no prefix; those of
 	// the others start with the store's name ("wal unbatched saves/s").
 	LogStores []string
+	// Modes are the clusters measured on each store, in order:
+	// "unbatched" (DisableGroupCommit) and "group-commit" (default both).
+	Modes []string
+	// Tune, when set, adjusts each store's configuration before it starts
+	// (for trying raftpersist's and raft's parameters).
+	Tune func(*raftpersist.Config)
 }
 
 // DefaultDurableConfig runs 3 rounds of 2 s slices with 64 savers of 128 B,
@@ -66,6 +73,11 @@ func (c DurableConfig) Validate() error {
 		}
 		seen[s] = true
 	}
+	for _, m := range c.Modes {
+		if m != "unbatched" && m != "group-commit" {
+			return fmt.Errorf("bench: durable: mode %q, want \"unbatched\" or \"group-commit\"", m)
+		}
+	}
 	return nil
 }
 
@@ -80,7 +92,7 @@ type raftCluster struct {
 	stores []*raftpersist.Store
 }
 
-func newRaftCluster(ctx context.Context, dir, logStore string, disableGroupCommit bool) (*raftCluster, error) {
+func newRaftCluster(ctx context.Context, dir, logStore string, disableGroupCommit bool, tune func(*raftpersist.Config)) (*raftCluster, error) {
 	var lns []net.Listener
 	var boot []raftpersist.Server
 	for i := range 3 {
@@ -104,6 +116,9 @@ func newRaftCluster(ctx context.Context, dir, logStore string, disableGroupCommi
 		cfg.DisableGroupCommit = disableGroupCommit
 		cfg.LogStore = logStore
 		cfg.Logger = quiet()
+		if tune != nil {
+			tune(&cfg)
+		}
 		s, err := raftpersist.New(cfg)
 		if err != nil {
 			for _, l := range lns[i+1:] {
@@ -172,6 +187,7 @@ type loadResult struct {
 	elapsed time.Duration
 	lat     []time.Duration
 	errs    int
+	cpu     time.Duration // process CPU time (all three stores) during the slice
 }
 
 // runSlice runs op from cfg.Concurrency goroutines for d; op(worker, age)
@@ -181,6 +197,7 @@ func runSlice(ctx context.Context, workers int, d time.Duration, op func(w int, 
 	var errs atomic.Int64
 	lats := make([][]time.Duration, workers)
 	deadline := time.Now().Add(d)
+	c0 := processCPU()
 	t0 := time.Now()
 	for w := range workers {
 		wg.Go(func() {
@@ -196,7 +213,7 @@ func runSlice(ctx context.Context, workers int, d time.Duration, op func(w int, 
 		})
 	}
 	wg.Wait()
-	r := loadResult{elapsed: time.Since(t0), errs: int(errs.Load())}
+	r := loadResult{elapsed: time.Since(t0), errs: int(errs.Load()), cpu: processCPU() - c0}
 	for _, l := range lats {
 		r.ops += len(l)
 		r.lat = append(r.lat, l...)
@@ -257,6 +274,7 @@ func Durable(ctx context.Context, cfg DurableConfig) (*Result, error) {
 	res.note("raw raft.Apply sends one save per log entry from the same number of goroutines on the leader; " +
 		"hashicorp/raft already batches concurrent applies into one disk write (up to MaxAppendEntries = 64)")
 	res.note("saves go through dstate.PersistenceFor(leader, …).Save on the leader; group commit packs concurrent saves into one log entry (MaxBatch 256)")
+	res.note("CPU is the whole process's (all three stores) during the slices, per acknowledged save or apply")
 	res.note("log stores: boltdb is raft-boltdb/v2 (the default; metrics without prefix), wal is hashicorp/raft-wal (metrics prefixed \"wal \")")
 	res.Elapsed = Duration(time.Since(start))
 	return res, nil
@@ -274,8 +292,11 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 		name    string
 		disable bool
 		target  float64
-	}{{"unbatched", true, 0.9}, {"group-commit", false, 5}} {
-		c, err := newRaftCluster(ctx, filepath.Join(dir, store, mode.name), store, mode.disable)
+	}{{"unbatched", true, 0.9}, {"group-commit", false, 3}} {
+		if !wantMode(cfg.Modes, mode.name) {
+			continue
+		}
+		c, err := newRaftCluster(ctx, filepath.Join(dir, store, mode.name), store, mode.disable, cfg.Tune)
 		if err != nil {
 			return err
 		}
@@ -315,6 +336,7 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 				acc.ops += got.ops
 				acc.elapsed += got.elapsed
 				acc.errs += got.errs
+				acc.cpu += got.cpu
 				acc.lat = append(acc.lat, got.lat...)
 			}
 		}
@@ -332,13 +354,34 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 		res.metric(name+" saves/s", sr, "saves/s")
 		res.metric(name+" save p50", ms(sl.p50), "ms")
 		res.metric(name+" save p99", ms(sl.p99), "ms")
+		res.metric(name+" save CPU", perOp(saves.cpu, saves.ops), "µs/save")
 		res.metric(name+" raw raft.Apply/s", rr, "applies/s")
 		res.metric(name+" raw p50", ms(rl.p50), "ms")
 		res.metric(name+" raw p99", ms(rl.p99), "ms")
+		res.metric(name+" raw CPU", perOp(raws.cpu, raws.ops), "µs/apply")
 		res.atLeast(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
+		if cfg.Concurrency == 1 {
+			// A lone saver: what the save path adds to one raw apply.
+			res.atMost(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×", 1.5)
+		} else {
+			res.metric(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×")
+		}
 		if saves.errs+raws.errs > 0 {
 			res.note("%s: %d saves and %d raw applies failed (not counted)", name, saves.errs, raws.errs)
 		}
 	}
 	return nil
+}
+
+// wantMode reports whether mode is among modes (all modes when empty).
+func wantMode(modes []string, mode string) bool {
+	return len(modes) == 0 || slices.Contains(modes, mode)
+}
+
+// perOp is cpu per operation in microseconds (0 without operations).
+func perOp(cpu time.Duration, ops int) float64 {
+	if ops == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(ops)
 }
