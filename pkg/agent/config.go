@@ -86,9 +86,12 @@ type Config struct {
 	// MaxMessageBytes bounds one message, fragmented or not (default
 	// 32 MiB; at least MaxFrameBytes).
 	MaxMessageBytes int `json:"max_message_bytes"`
-	// MaxSnapshotBytes bounds a full snapshot's payload (default 16 MiB).
+	// MaxSnapshotBytes bounds a full snapshot's payload (default 16 MiB):
+	// a peer's larger snapshot is dropped, and a write that would make a
+	// state's own snapshot larger is refused (HTTP 413) and undone.
 	MaxSnapshotBytes int `json:"max_snapshot_bytes"`
-	// MaxDeltaBytes bounds a delta's payload (default 16 MiB).
+	// MaxDeltaBytes bounds a delta's payload (default 16 MiB), both ways as
+	// MaxSnapshotBytes does.
 	MaxDeltaBytes int `json:"max_delta_bytes"`
 	// MaxFeedNotifications bounds the notices of one change feed (default
 	// 65536).
