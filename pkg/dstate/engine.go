@@ -199,7 +199,7 @@ func (e *Engine[S, V]) State() *StateObject[S] { return &e.obj }
 func (e *Engine[S, V]) Generation() Generation { return e.obj.Generation }
 
 // Views returns a lock-free read handle on every node's view (see [Views]).
-func (e *Engine[S, V]) Views() Views[V] { return Views[V]{m: e.views.load()} }
+func (e *Engine[S, V]) Views() Views[V] { return e.views.views() }
 
 // Metrics returns a snapshot of the counters; safe from any goroutine.
 func (e *Engine[S, V]) Metrics() SyncMetrics { return e.m.snapshot() }

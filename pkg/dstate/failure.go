@@ -351,7 +351,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		out = append(out, st)
 	}
 	for id, p := range e.orphans {
-		if views.m[id] == nil && e.failedReason(p, false) != "" {
+		if views.slot(id) == nil && e.failedReason(p, false) != "" {
 			out = append(out, status(id, p, false))
 		}
 	}

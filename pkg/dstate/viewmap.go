@@ -15,81 +15,45 @@ type viewSlot[V any] struct {
 	peer peerState
 }
 
-// viewMap is a two-level copy-on-write map: the outer map is replaced only
-// when a node is added or removed, and each node's slot is swapped on every
-// update. Reads are two atomic loads; there is exactly one writer (the
+// viewMap is a two-level map: the outer level, the set of nodes, is
+// replaced when a node is added or removed, and each node's slot is
+// swapped on every update. Readers take a handle on the current set (one
+// atomic load) and look nodes up in it; there is exactly one writer (the
 // engine's owner).
 //
-// The writer's get and put of the local node (self) skip the map lookup:
-// its slot is kept aside, as every local mutation reads and replaces it.
+// Adding or removing a node costs O(log N) amortized, not a copy of the
+// whole set. A version of the set (a [Views]) is a Go map, immutable once
+// published, plus the changes made since it was built, kept as a stack of
+// smaller immutable maps (layers, see [viewLayers]) merged like a binary
+// counter: a new change is a layer of one entry, and a layer is merged
+// into the next older one while it is more than half as large, so each
+// layer is at least twice the size of the next newer one, an entry is
+// copied O(log N) times and a lookup probes at most about log₂ N layers.
+// The base map is rebuilt with the changes folded in once they are half
+// its size (O(1) per change, amortized) or once the writer has looked up
+// as many nodes as there are since the last change (O(1) per lookup), so
+// a set that stopped changing is read through the base map alone, as the
+// plain map it was before: Views.Get checks that there are no layers (one
+// load) and indexes the map.
+//
+// The writer's get and put of the local node (self) skip the lookup: its
+// slot is kept aside, as every local mutation reads and replaces it.
 type viewMap[V any] struct {
-	outer    atomic.Pointer[map[NodeID]*viewSlot[V]]
+	outer    atomic.Pointer[Views[V]]
+	cur      Views[V]     // the writer's copy of *outer
 	self     NodeID       // the local node; set once before use
 	selfSlot *viewSlot[V] // self's slot once put; only the writer uses it
+	lookups  int          // writer lookups since the last change, while cur has layers
 }
 
-func (m *viewMap[V]) load() map[NodeID]*viewSlot[V] {
-	if p := m.outer.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (m *viewMap[V]) get(id NodeID) *StateViewObject[V] {
-	if m.selfSlot != nil && id == m.self {
-		return m.selfSlot.Load()
-	}
-	if s := m.load()[id]; s != nil {
-		return s.Load()
-	}
-	return nil
-}
-
-// slot returns id's slot, or nil if id has none. A slot stays id's until
-// id is removed, so the writer may Store into it directly meanwhile.
-func (m *viewMap[V]) slot(id NodeID) *viewSlot[V] { return m.load()[id] }
-
-// put stores v for id, adding the node if needed, and returns id's slot.
-func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) *viewSlot[V] {
-	if m.selfSlot != nil && id == m.self {
-		m.selfSlot.Store(v)
-		return m.selfSlot
-	}
-	cur := m.load()
-	if s := cur[id]; s != nil {
-		s.Store(v)
-		return s
-	}
-	next := make(map[NodeID]*viewSlot[V], len(cur)+1)
-	for k, s := range cur {
-		next[k] = s
-	}
-	s := new(viewSlot[V])
-	s.Store(v)
-	next[id] = s
-	m.outer.Store(&next)
-	if id == m.self {
-		m.selfSlot = s
-	}
-	return s
-}
-
-func (m *viewMap[V]) remove(id NodeID) bool {
-	cur := m.load()
-	if _, ok := cur[id]; !ok {
-		return false
-	}
-	if id == m.self {
-		m.selfSlot = nil
-	}
-	next := make(map[NodeID]*viewSlot[V], len(cur))
-	for k, s := range cur {
-		if k != id {
-			next[k] = s
-		}
-	}
-	m.outer.Store(&next)
-	return true
+// viewLayers are the changes to a set of nodes since its base map was
+// built: maps from node ID to slot, newest first, each at most half the
+// size of the next older one; a nil slot marks a node removed. A node's entry is the
+// one in the newest layer that has the node, else base's.
+type viewLayers[V any] struct {
+	layers  []map[NodeID]*viewSlot[V]
+	n       int // nodes in the set
+	entries int // entries in all layers
 }
 
 // Views is a read-only handle on the views of every node, safe to use from
@@ -97,25 +61,231 @@ func (m *viewMap[V]) remove(id NodeID) bool {
 // taken; each node's view is loaded when read, so it may be newer than when
 // the handle was taken. Objects returned are immutable.
 type Views[V any] struct {
-	m map[NodeID]*viewSlot[V]
+	base map[NodeID]*viewSlot[V]
+	ov   *viewLayers[V] // changes beyond base; nil if none
+}
+
+// slot returns id's slot, or nil.
+func (v Views[V]) slot(id NodeID) *viewSlot[V] {
+	if o := v.ov; o != nil {
+		for _, l := range o.layers {
+			if s, ok := l[id]; ok {
+				return s
+			}
+		}
+	}
+	return v.base[id]
 }
 
 // Len returns the number of nodes (the local node included).
-func (v Views[V]) Len() int { return len(v.m) }
+func (v Views[V]) Len() int {
+	if v.ov == nil {
+		return len(v.base)
+	}
+	return v.ov.n
+}
 
 // Get returns a node's view.
 func (v Views[V]) Get(id NodeID) (*StateViewObject[V], bool) {
-	if s := v.m[id]; s != nil {
+	if s := v.slot(id); s != nil {
 		return s.Load(), true
 	}
 	return nil, false
 }
 
+// shadowed reports whether one of layers has an entry for id.
+func shadowed[V any](layers []map[NodeID]*viewSlot[V], id NodeID) bool {
+	for _, l := range layers {
+		if _, ok := l[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// slots iterates over v's nodes and slots (for range), in no fixed order.
+func (v Views[V]) slots(yield func(NodeID, *viewSlot[V]) bool) {
+	o := v.ov
+	if o == nil {
+		for id, s := range v.base {
+			if !yield(id, s) {
+				return
+			}
+		}
+		return
+	}
+	for i, l := range o.layers {
+		for id, s := range l {
+			if s != nil && !shadowed(o.layers[:i], id) && !yield(id, s) {
+				return
+			}
+		}
+	}
+	for id, s := range v.base {
+		if !shadowed(o.layers, id) && !yield(id, s) {
+			return
+		}
+	}
+}
+
+// flat returns v with its layers folded into a new base map.
+func (v Views[V]) flat() Views[V] {
+	m := make(map[NodeID]*viewSlot[V], v.Len())
+	for id, s := range v.slots {
+		m[id] = s
+	}
+	return Views[V]{base: m}
+}
+
+// load returns the current set as one map for the writer to iterate over,
+// its changes folded in first (an iteration costs O(N) anyway).
+func (m *viewMap[V]) load() map[NodeID]*viewSlot[V] {
+	if m.cur.ov != nil {
+		m.publish(m.cur.flat())
+	}
+	return m.cur.base
+}
+
+// lookup returns id's slot, or nil.
+func (m *viewMap[V]) lookup(id NodeID) *viewSlot[V] {
+	if m.cur.ov == nil {
+		return m.cur.base[id]
+	}
+	return m.lookupLayered(id)
+}
+
+// lookupLayered is lookup while the set has layers; it counts the lookups
+// and folds the layers once they reach the set's size.
+func (m *viewMap[V]) lookupLayered(id NodeID) *viewSlot[V] {
+	if m.lookups++; m.lookups >= m.cur.ov.n {
+		m.publish(m.cur.flat())
+		return m.cur.base[id]
+	}
+	return m.cur.slot(id)
+}
+
+// publish makes v the current set.
+func (m *viewMap[V]) publish(v Views[V]) {
+	m.cur = v
+	m.lookups = 0
+	m.outer.Store(&v)
+}
+
+// change publishes the set with id's entry set to s (nil: removed), delta
+// being the change in the number of nodes.
+func (m *viewMap[V]) change(id NodeID, s *viewSlot[V], delta int) {
+	cur := m.cur
+	var old []map[NodeID]*viewSlot[V]
+	o := &viewLayers[V]{n: len(cur.base)}
+	if cur.ov != nil {
+		old, o.n = cur.ov.layers, cur.ov.n
+	}
+	o.n += delta
+	top := map[NodeID]*viewSlot[V]{id: s}
+	for len(old) > 0 && 2*len(top) > len(old[0]) {
+		top = mergeLayers(top, old[0], cur.base, len(old) == 1)
+		old = old[1:]
+	}
+	if len(top) == 0 { // removal marks dropped: the set is base again
+		m.publish(Views[V]{base: cur.base})
+		return
+	}
+	o.layers = make([]map[NodeID]*viewSlot[V], 0, 1+len(old))
+	o.layers = append(append(o.layers, top), old...)
+	for _, l := range o.layers {
+		o.entries += len(l)
+	}
+	next := Views[V]{base: cur.base, ov: o}
+	if len(cur.base) < 8 || 2*o.entries >= len(cur.base) {
+		next = next.flat()
+	}
+	m.publish(next)
+}
+
+// mergeLayers returns the layer holding newer's entries and older's. When
+// the result is the oldest layer, removal marks of nodes base lacks are
+// left out.
+func mergeLayers[V any](newer, older, base map[NodeID]*viewSlot[V], oldest bool) map[NodeID]*viewSlot[V] {
+	out := make(map[NodeID]*viewSlot[V], len(newer)+len(older))
+	for id, s := range older {
+		out[id] = s
+	}
+	for id, s := range newer {
+		out[id] = s
+	}
+	if oldest {
+		for id, s := range out {
+			if s == nil && base[id] == nil {
+				delete(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func (m *viewMap[V]) get(id NodeID) *StateViewObject[V] {
+	if m.selfSlot != nil && id == m.self {
+		return m.selfSlot.Load()
+	}
+	if s := m.lookup(id); s != nil {
+		return s.Load()
+	}
+	return nil
+}
+
+// slot returns id's slot, or nil if id has none. A slot stays id's until
+// id is removed, so the writer may Store into it directly meanwhile.
+func (m *viewMap[V]) slot(id NodeID) *viewSlot[V] { return m.lookup(id) }
+
+// put stores v for id, adding the node if needed, and returns id's slot.
+func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) *viewSlot[V] {
+	if m.selfSlot != nil && id == m.self {
+		m.selfSlot.Store(v)
+		return m.selfSlot
+	}
+	if s := m.lookup(id); s != nil {
+		s.Store(v)
+		return s
+	}
+	s := new(viewSlot[V])
+	s.Store(v)
+	m.change(id, s, 1)
+	if id == m.self {
+		m.selfSlot = s
+	}
+	return s
+}
+
+func (m *viewMap[V]) remove(id NodeID) bool {
+	if m.lookup(id) == nil {
+		return false
+	}
+	if id == m.self {
+		m.selfSlot = nil
+	}
+	m.change(id, nil, -1)
+	return true
+}
+
+// views returns a reader's handle on the current set.
+func (m *viewMap[V]) views() Views[V] {
+	if p := m.outer.Load(); p != nil {
+		return *p
+	}
+	return Views[V]{}
+}
+
 // Nodes returns the node IDs in sorted order.
 func (v Views[V]) Nodes() []NodeID {
-	ids := make([]NodeID, 0, len(v.m))
-	for id := range v.m {
-		ids = append(ids, id)
+	ids := make([]NodeID, 0, v.Len())
+	if v.ov == nil {
+		for id := range v.base {
+			ids = append(ids, id)
+		}
+	} else {
+		for id := range v.slots {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	return ids
@@ -123,7 +293,19 @@ func (v Views[V]) Nodes() []NodeID {
 
 // All iterates over the views in unspecified order without copying them.
 func (v Views[V]) All(yield func(NodeID, *StateViewObject[V]) bool) {
-	for id, s := range v.m {
+	if v.ov != nil {
+		v.allLayered(yield)
+		return
+	}
+	for id, s := range v.base {
+		if !yield(id, s.Load()) {
+			return
+		}
+	}
+}
+
+func (v Views[V]) allLayered(yield func(NodeID, *StateViewObject[V]) bool) {
+	for id, s := range v.slots {
 		if !yield(id, s.Load()) {
 			return
 		}
@@ -132,8 +314,14 @@ func (v Views[V]) All(yield func(NodeID, *StateViewObject[V]) bool) {
 
 // Map copies the views into a new map of values.
 func (v Views[V]) Map() map[NodeID]V {
-	out := make(map[NodeID]V, len(v.m))
-	for id, s := range v.m {
+	out := make(map[NodeID]V, v.Len())
+	if v.ov == nil {
+		for id, s := range v.base {
+			out[id] = s.Load().Value
+		}
+		return out
+	}
+	for id, s := range v.slots {
 		out[id] = s.Load().Value
 	}
 	return out
@@ -144,18 +332,14 @@ func (v Views[V]) Map() map[NodeID]V {
 // than maxStaleness ago. A negative maxStaleness disables the age check.
 func (v Views[V]) StalePeers(self NodeID, now time.Time, maxStaleness time.Duration) []NodeID {
 	var stale []NodeID
-	for id, s := range v.m {
-		if id == self {
-			continue
-		}
-		if isStale(s.Load(), now, maxStaleness) {
+	for id, o := range v.All {
+		if id != self && isStale(o, now, maxStaleness) {
 			stale = append(stale, id)
 		}
 	}
 	slices.Sort(stale)
 	return stale
 }
-
 func isStale[V any](o *StateViewObject[V], now time.Time, maxStaleness time.Duration) bool {
 	if o.HasPending() {
 		return true

@@ -66,3 +66,23 @@ func BenchmarkViewsJoinLeave(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkViewsAll measures a reader's pass over every view with
+// Views().All (range over func).
+func BenchmarkViewsAll(b *testing.B) {
+	for _, peers := range []int{10, 100} {
+		b.Run("peers-"+strconv.Itoa(peers), func(b *testing.B) {
+			e := viewsEngine(b, peers)
+			b.ReportAllocs()
+			for b.Loop() {
+				var sum int64
+				for _, v := range e.Views().All {
+					sum += v.Value.CPU
+				}
+				if sum != int64(peers) {
+					b.Fatalf("sum %d, want %d", sum, peers)
+				}
+			}
+		})
+	}
+}
