@@ -18,7 +18,8 @@ import "time"
 //     takes (a save to persistence, for instance); the actor's other
 //     messages wait meanwhile.
 //
-// Optional capability, detected by type assertion: [GroupRuntime].
+// Optional capabilities, detected by type assertion: [GroupRuntime] of the
+// runtime, [InlineSender] of its actor references.
 type ActorRuntime interface {
 	// Spawn starts an actor that calls handler for each message, in order,
 	// never concurrently. Names must be unique among running actors.
@@ -69,6 +70,25 @@ type ActorRef interface {
 	// from the actor's own handler. Whether queued messages are processed
 	// is the runtime's documented choice.
 	Stop()
+}
+
+// InlineSender is an optional capability of an [ActorRef], detected by type
+// assertion: a send that saves the hand-off to the actor's goroutine when
+// the actor is idle. The host uses it on its hottest paths (an inbound
+// message, a mutation), where waking a parked goroutine costs more than the
+// handler itself.
+type InlineSender interface {
+	ActorRef
+	// SendInline is Send, except that when the actor is idle (nothing is
+	// queued and its handler is not running) the handler runs for msg on
+	// the calling goroutine before SendInline returns. The actor's
+	// guarantees hold as for Send: one message at a time, in the order the
+	// actor accepted them, never after Stop. Messages sent meanwhile (also
+	// by the handler itself) queue and run on the actor's goroutine after
+	// it. A handler that panics is supervised as on the actor's goroutine;
+	// the caller does not see the panic and is not delayed by a restart
+	// backoff.
+	SendInline(msg any) error
 }
 
 // TimerHandle cancels a timer started by SendAfter or SendInterval.

@@ -22,6 +22,16 @@ type Actor struct {
 	queue   []any
 	waiting bool // the goroutine is parked on wake
 	stopped bool
+	// inline: a SendInline caller is running the handler (see SendInline);
+	// the goroutine takes nothing until it is done.
+	inline bool
+	// handoff is a panic of an inline run, for the goroutine to supervise
+	// (and back off for) before it handles anything else.
+	handoff *panicInfo
+	// consecutive counts panics since the last message handled normally.
+	// Only whoever runs the handler (the goroutine, or an inline caller)
+	// touches it; mu orders the two.
+	consecutive int
 
 	wake     chan struct{} // capacity 1: a send after the goroutine parked
 	stopCh   chan struct{} // closed by Stop
@@ -32,7 +42,7 @@ type Actor struct {
 	errFull, errStopped error // preallocated Send errors
 }
 
-var _ dstate.ActorRef = (*Actor)(nil)
+var _ dstate.InlineSender = (*Actor)(nil)
 
 func newActor(rt *Runtime, name string, handler func(msg any)) *Actor {
 	return &Actor{
@@ -82,6 +92,47 @@ func (a *Actor) send(msg any) error {
 	return nil
 }
 
+// SendInline is Send, except that when the actor is idle (its goroutine
+// parked, nothing queued) the handler runs for msg on the calling goroutine
+// before SendInline returns, saving the wake-up of the actor's goroutine.
+// Messages sent meanwhile queue behind msg and run on the actor's
+// goroutine. A panic is recovered and counted as on the goroutine; the
+// restart backoff, if any, is served by the actor's goroutine, not the
+// caller. See [dstate.InlineSender].
+func (a *Actor) SendInline(msg any) error {
+	a.mu.Lock()
+	if a.stopped || !a.waiting || a.inline || a.handoff != nil || len(a.queue) > 0 {
+		a.mu.Unlock()
+		return a.Send(msg)
+	}
+	a.inline = true
+	a.mu.Unlock()
+	a.rt.kit.Counters.CountSend(nil)
+	_, ok, p := a.handle([]any{msg})
+	a.rt.kit.Counters.Processed.Add(uint64(ok))
+	a.mu.Lock()
+	a.inline = false
+	if p != nil {
+		a.handoff = p
+	} else if ok > 0 {
+		a.consecutive = 0
+	}
+	// The goroutine waits for the end of an inline run when there is
+	// something for it: queued messages, a panic to supervise, or its stop.
+	wake := a.waiting && (len(a.queue) > 0 || a.handoff != nil || a.stopped)
+	if wake {
+		a.waiting = false
+	}
+	a.mu.Unlock()
+	if wake {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
 // Stop stops the actor and discards its queued messages. After Stop returns
 // the handler is not called again; a call already in progress (including
 // the one calling Stop, if any) runs to completion, and Done is closed when
@@ -114,9 +165,17 @@ func (a *Actor) run() {
 		close(a.done)
 	}()
 	var batch []any
-	consecutive := 0 // panics since the last message handled normally
 	for {
-		batch = a.take(batch)
+		var p *panicInfo
+		batch, p = a.take(batch)
+		if p != nil { // an inline run panicked
+			a.consecutive++
+			if !a.supervise(p, a.consecutive) {
+				clean = true
+				return
+			}
+			continue
+		}
 		if batch == nil {
 			clean = true
 			return
@@ -126,13 +185,13 @@ func (a *Actor) run() {
 			i += n
 			a.rt.kit.Counters.Processed.Add(uint64(ok))
 			if ok > 0 {
-				consecutive = 0
+				a.consecutive = 0
 			}
 			if p == nil {
 				continue // the batch is done or the actor is stopping
 			}
-			consecutive++
-			if !a.supervise(p, consecutive) {
+			a.consecutive++
+			if !a.supervise(p, a.consecutive) {
 				clean = true
 				return
 			}
@@ -142,26 +201,38 @@ func (a *Actor) run() {
 }
 
 // take waits for queued messages and takes them all, handing spare's
-// storage to the queue. It returns nil once the actor is stopped.
-func (a *Actor) take(spare []any) []any {
+// storage to the queue, or for the panic of an inline run to supervise. It
+// returns a nil batch once the actor is stopped and no inline run is in
+// progress (so that Done is closed after the last handler call).
+func (a *Actor) take(spare []any) ([]any, *panicInfo) {
 	a.mu.Lock()
-	for !a.stopped && len(a.queue) == 0 {
+	for a.inline || (a.handoff == nil && !a.stopped && len(a.queue) == 0) {
 		a.waiting = true
 		a.mu.Unlock()
-		select {
-		case <-a.wake:
-		case <-a.stopCh:
+		if a.stopping.Load() {
+			<-a.wake // the inline run in progress wakes us when it ends
+		} else {
+			select {
+			case <-a.wake:
+			case <-a.stopCh:
+			}
 		}
 		a.mu.Lock()
 	}
+	a.waiting = false
+	if p := a.handoff; p != nil && !a.stopped {
+		a.handoff = nil
+		a.mu.Unlock()
+		return nil, p
+	}
 	if a.stopped {
 		a.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	batch := a.queue
 	a.queue = spare[:0]
 	a.mu.Unlock()
-	return batch
+	return batch, nil
 }
 
 // panicInfo is a recovered handler panic.

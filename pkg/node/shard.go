@@ -32,6 +32,11 @@ type Shard[S, V any] struct {
 	persist dstate.StatePersistence[S]
 	store   dstate.EnvelopeStore // the node's store for the state's durability, if any
 	ref     dstate.ActorRef
+	// send is ref's SendInline when the runtime offers it (see
+	// dstate.InlineSender), else ref.Send: the hot paths (an inbound
+	// message, a call awaiting its answer) then run on the caller when the
+	// actor is idle, saving a goroutine wake-up each.
+	send    func(msg any) error
 	closed  chan struct{} // closed when the shard stops
 	log     *slog.Logger
 	periodT dstate.TimerHandle
@@ -127,6 +132,10 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
 	}
 	s.ref = ref
+	s.send = ref.Send
+	if in, ok := ref.(dstate.InlineSender); ok {
+		s.send = in.SendInline
+	}
 	n.shards[s.name] = s
 	if d := s.eng.PeriodicInterval(); d > 0 {
 		s.periodT = n.rt.SendInterval(ref, d, func() { s.perform(s.eng.PeriodicSync()) })
@@ -198,7 +207,7 @@ func (s *Shard[S, V]) reaped(node dstate.NodeID) {
 // path of a receiving node); it is only read, so a feed may be posted to
 // several states at once.
 func (s *Shard[S, V]) deliver(m *dstate.WireMessage) {
-	if err := s.ref.Send(m); err != nil {
+	if err := s.send(m); err != nil {
 		s.n.stats.mailboxDrops.Add(1)
 		s.log.Warn("state actor refused a message", "err", err)
 	}
@@ -259,7 +268,7 @@ func (s *Shard[S, V]) post(fn func()) bool {
 func ask[S, V, T any](ctx context.Context, s *Shard[S, V], fn func() T) (T, error) {
 	var zero T
 	ch := make(chan T, 1)
-	if err := s.ref.Send(func() { ch <- fn() }); err != nil {
+	if err := s.send(func() { ch <- fn() }); err != nil {
 		if errors.Is(err, dstate.ErrActorStopped) {
 			return zero, ErrClosed
 		}
