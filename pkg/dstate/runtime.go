@@ -87,8 +87,10 @@ type InlineSender interface {
 	// by the handler itself) queue and run on the actor's goroutine after
 	// it. A handler that panics is supervised as on the actor's goroutine;
 	// the caller does not see the panic and is not delayed by a restart
-	// backoff.
-	SendInline(msg any) error
+	// backoff. ran reports whether the handler ran for msg before
+	// SendInline returned (then the actor holds no reference to msg); it is
+	// false when msg was queued, and with every error.
+	SendInline(msg any) (ran bool, err error)
 }
 
 // TimerHandle cancels a timer started by SendAfter or SendInterval.

@@ -22,7 +22,8 @@ import "context"
 // breaks in between (frames queued or in flight then may be lost: the
 // protocol recovers through gaps, pulls and periodic sync).
 //
-// Optional capability, detected by type assertion: [LinkNotifier].
+// Optional capabilities, detected by type assertion: [LinkNotifier] and
+// [FrameLender].
 type Transport interface {
 	// Start begins accepting and delivering inbound frames to deliver. It is
 	// called once. deliver may be called concurrently from several
@@ -45,6 +46,19 @@ type Transport interface {
 	// Close stops the listener and all connections, flushing queued frames
 	// until ctx is done. It blocks until then at most.
 	Close(ctx context.Context) error
+}
+
+// FrameLender is an optional capability of a [Transport], detected by type
+// assertion: inbound frames are lent to the host rather than given, so that
+// a connection reads message after message into one buffer. The host uses
+// it when it handles most messages before deliver returns (see
+// [InlineSender]).
+type FrameLender interface {
+	// StartLending is Start with a deliver that borrows frame: frame stays
+	// valid only until deliver returns, unless deliver returns true (kept),
+	// which hands frame to the host for good. The transport may read the
+	// next message into a frame that was not kept.
+	StartLending(deliver func(from NodeID, frame []byte) (kept bool)) error
 }
 
 // LinkNotifier is an optional capability of a [Transport], detected by type

@@ -98,17 +98,19 @@ func (a *Actor) send(msg any) error {
 // Messages sent meanwhile queue behind msg and run on the actor's
 // goroutine. A panic is recovered and counted as on the goroutine; the
 // restart backoff, if any, is served by the actor's goroutine, not the
-// caller. See [dstate.InlineSender].
-func (a *Actor) SendInline(msg any) error {
+// caller. ran reports whether the handler ran for msg on the caller. See
+// [dstate.InlineSender].
+func (a *Actor) SendInline(msg any) (ran bool, err error) {
 	a.mu.Lock()
 	if a.stopped || !a.waiting || a.inline || a.handoff != nil || len(a.queue) > 0 {
 		a.mu.Unlock()
-		return a.Send(msg)
+		return false, a.Send(msg)
 	}
 	a.inline = true
 	a.mu.Unlock()
 	a.rt.kit.Counters.CountSend(nil)
-	_, ok, p := a.handle([]any{msg})
+	one := [1]any{msg}
+	_, ok, p := a.handle(one[:])
 	a.rt.kit.Counters.Processed.Add(uint64(ok))
 	a.mu.Lock()
 	a.inline = false
@@ -130,7 +132,7 @@ func (a *Actor) SendInline(msg any) error {
 		default:
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Stop stops the actor and discards its queued messages. After Stop returns

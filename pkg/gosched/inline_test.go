@@ -62,7 +62,8 @@ func sendInlineWhenIdle(t *testing.T, a *gosched.Actor, handled func() []ran) ui
 	deadline := time.Now().Add(waitFor)
 	for time.Now().Before(deadline) {
 		n := len(handled())
-		require.NoError(t, a.SendInline("probe"))
+		_, err := a.SendInline("probe")
+		require.NoError(t, err)
 		if h := handled(); len(h) > n && h[len(h)-1].on == me {
 			return me
 		}
@@ -81,10 +82,14 @@ func TestSendInlineRunsOnTheCallerOfAnIdleActor(t *testing.T) {
 	// actor's goroutine, in order.
 	before := len(handled())
 	var ref dstate.InlineSender = a
-	require.NoError(t, ref.SendInline(func() {
+	ran, err := ref.SendInline(func() {
 		require.NoError(t, a.Send("second"))
-		require.NoError(t, a.SendInline("third")) // busy: queued, not nested
-	}))
+		ran, err := a.SendInline("third") // busy: queued, not nested
+		require.NoError(t, err)
+		require.False(t, ran)
+	})
+	require.NoError(t, err)
+	require.True(t, ran)
 	require.Eventually(t, func() bool { return len(handled()) == before+2 }, waitFor, pollEvery)
 	got := handled()[before:]
 	require.Equal(t, "second", got[0].name)
@@ -101,7 +106,9 @@ func TestSendInlineQueuesBehindABusyActor(t *testing.T) {
 	require.NoError(t, a.Send(func() { close(started); <-release }))
 	waitClosed(t, started, "the handler to block")
 
-	require.NoError(t, a.SendInline("queued"))
+	ran, err := a.SendInline("queued")
+	require.NoError(t, err)
+	require.False(t, ran)
 	require.Empty(t, handled(), "SendInline ran a message while the handler was running")
 	close(release)
 	require.Eventually(t, func() bool { return len(handled()) == 1 }, waitFor, pollEvery)
@@ -116,8 +123,12 @@ func TestSendInlinePanicIsSupervisedByTheActor(t *testing.T) {
 
 	// The panic does not reach the caller, and the caller does not serve
 	// the backoff: SendInline returns while the clock stands still.
-	require.NoError(t, a.SendInline(func() { panic("boom") }))
-	require.NoError(t, a.SendInline("after")) // waits out the backoff on the actor
+	ran, err := a.SendInline(func() { panic("boom") })
+	require.NoError(t, err)
+	require.True(t, ran)
+	ran, err = a.SendInline("after") // waits out the backoff on the actor
+	require.NoError(t, err)
+	require.False(t, ran)
 	require.Eventually(t, func() bool { return fc.Pending() == 1 }, waitFor, pollEvery, "no restart backoff scheduled")
 	require.Len(t, handled(), before, "a message ran during the restart backoff")
 	fc.Advance(10 * time.Millisecond)
@@ -132,9 +143,11 @@ func TestSendInlinePanicUnderStopOnPanicStopsTheActor(t *testing.T) {
 	rt, _ := newRuntime(t, gosched.Config{Supervision: gosched.StopOnPanic})
 	a, handled := inlineRecorder(t, rt, "fragile")
 	sendInlineWhenIdle(t, a, handled)
-	require.NoError(t, a.SendInline(func() { panic("boom") }))
+	_, err := a.SendInline(func() { panic("boom") })
+	require.NoError(t, err)
 	waitClosed(t, a.Done(), "the actor to stop after an inline panic")
-	require.ErrorIs(t, a.SendInline("late"), dstate.ErrActorStopped)
+	_, err = a.SendInline("late")
+	require.ErrorIs(t, err, dstate.ErrActorStopped)
 }
 
 func TestStopDuringAnInlineRunWaitsForIt(t *testing.T) {
@@ -146,7 +159,8 @@ func TestStopDuringAnInlineRunWaitsForIt(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	returned := make(chan error, 1)
 	go func() {
-		returned <- a.SendInline(func() { close(started); <-release })
+		_, err := a.SendInline(func() { close(started); <-release })
+		returned <- err
 	}()
 	waitClosed(t, started, "the inline run to start")
 	require.NoError(t, a.Send("discarded"))
@@ -156,5 +170,6 @@ func TestStopDuringAnInlineRunWaitsForIt(t *testing.T) {
 	require.NoError(t, <-returned)
 	waitClosed(t, a.Done(), "the actor to finish after the inline run")
 	require.Len(t, handled(), before, "a message queued before Stop ran after it")
-	require.ErrorIs(t, a.SendInline("late"), dstate.ErrActorStopped)
+	_, err := a.SendInline("late")
+	require.ErrorIs(t, err, dstate.ErrActorStopped)
 }

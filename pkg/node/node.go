@@ -57,7 +57,7 @@ type Node struct {
 type shard interface {
 	OnNodeJoined(node dstate.NodeID)
 	OnNodeLeft(node dstate.NodeID)
-	deliver(m *dstate.WireMessage)
+	deliver(m *dstate.WireMessage) (ran bool)
 	failed(node dstate.NodeID)
 	reaped(node dstate.NodeID)
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
@@ -132,7 +132,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.feedRef = ref
 	n.watchLinks()
-	if err := n.tr.Start(n.deliverFrame); err != nil {
+	var err2 error
+	if l, ok := n.tr.(dstate.FrameLender); ok {
+		err2 = l.StartLending(n.deliverFrame)
+	} else {
+		err2 = n.tr.Start(func(from dstate.NodeID, frame []byte) { n.deliverFrame(from, frame) })
+	}
+	if err := err2; err != nil {
 		ref.Stop()
 		return nil, fmt.Errorf("node: start transport: %w", err)
 	}
@@ -343,10 +349,27 @@ func (n *Node) publishPeers() {
 	n.peerList.Store(&ids)
 }
 
+// wireMessages recycles the decoded messages that a state handled before
+// deliverFrame returned (see dstate.InlineSender).
+var wireMessages = sync.Pool{New: func() any { return new(dstate.WireMessage) }}
+
 // deliverFrame decodes an inbound frame and routes it to its state's actor.
-func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
+// It reports whether the decoded message still refers to frame (kept: the
+// message was queued for the actor rather than handled at once); a
+// transport that lends frames (dstate.FrameLender) reuses the others.
+func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	n.stats.framesIn.Add(1)
-	m, err := dstate.DecodeWireLimits(frame, n.limits)
+	mp := wireMessages.Get().(*dstate.WireMessage)
+	recycle := true // until an actor may hold it
+	defer func() {
+		if recycle {
+			*mp = dstate.WireMessage{}
+			wireMessages.Put(mp)
+		}
+	}()
+	var err error
+	*mp, err = dstate.DecodeWireLimits(frame, n.limits)
+	m := mp
 	if err != nil {
 		n.stats.decodeErrors.Add(1)
 		var de *dstate.DeserializeError
@@ -358,15 +381,15 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 			}
 		}
 		n.warnPeer(from, kind, "dropping undecodable frame", "err", err)
-		return
+		return false
 	}
 	if m.Source != from {
 		n.stats.sourceMismatch.Add(1)
 		n.warnPeer(from, "source", "dropping message whose source is not the sending peer", "source", string(m.Source))
-		return
+		return false
 	}
 	if m.Kind == dstate.KindBatchedChangeFeed {
-		n.dropForeignNotices(from, &m)
+		n.dropForeignNotices(from, m)
 	}
 	n.mu.Lock()
 	if m.Kind == dstate.KindBatchedChangeFeed || m.Kind == dstate.KindDigest {
@@ -377,19 +400,27 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) {
 			}
 		}
 		n.mu.Unlock()
+		// Shared by the targets: never recycled (kept), but it holds no
+		// byte of frame (notices and digests decode into strings).
+		recycle = false
 		for _, s := range targets {
-			s.deliver(&m)
+			s.deliver(m)
 		}
-		return
+		return false
 	}
 	s, ok := n.shards[m.State]
 	n.mu.Unlock()
 	if !ok {
 		n.stats.unknownState.Add(1)
 		n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)
-		return
+		return false
 	}
-	s.deliver(&m)
+	recycle = false
+	if s.deliver(m) {
+		recycle = true
+		return false
+	}
+	return m.Data != nil
 }
 
 // dropForeignNotices removes from a feed the notices about other nodes than

@@ -36,7 +36,7 @@ type Shard[S, V any] struct {
 	// dstate.InlineSender), else ref.Send: the hot paths (an inbound
 	// message, a call awaiting its answer) then run on the caller when the
 	// actor is idle, saving a goroutine wake-up each.
-	send    func(msg any) error
+	send    func(msg any) (ran bool, err error)
 	closed  chan struct{} // closed when the shard stops
 	log     *slog.Logger
 	periodT dstate.TimerHandle
@@ -132,7 +132,7 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
 	}
 	s.ref = ref
-	s.send = ref.Send
+	s.send = func(msg any) (bool, error) { return false, ref.Send(msg) }
 	if in, ok := ref.(dstate.InlineSender); ok {
 		s.send = in.SendInline
 	}
@@ -205,12 +205,15 @@ func (s *Shard[S, V]) reaped(node dstate.NodeID) {
 // deliver posts an inbound message to the actor. The message itself is the
 // mailbox entry (no closure is allocated per message: this is the hottest
 // path of a receiving node); it is only read, so a feed may be posted to
-// several states at once.
-func (s *Shard[S, V]) deliver(m *dstate.WireMessage) {
-	if err := s.send(m); err != nil {
+// several states at once. ran reports whether the actor handled it before
+// deliver returned (and holds no reference to it).
+func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
+	ran, err := s.send(m)
+	if err != nil {
 		s.n.stats.mailboxDrops.Add(1)
 		s.log.Warn("state actor refused a message", "err", err)
 	}
+	return ran
 }
 
 // handle is the actor's handler: an inbound message, or work posted as a
@@ -268,7 +271,7 @@ func (s *Shard[S, V]) post(fn func()) bool {
 func ask[S, V, T any](ctx context.Context, s *Shard[S, V], fn func() T) (T, error) {
 	var zero T
 	ch := make(chan T, 1)
-	if err := s.send(func() { ch <- fn() }); err != nil {
+	if _, err := s.send(func() { ch <- fn() }); err != nil {
 		if errors.Is(err, dstate.ErrActorStopped) {
 			return zero, ErrClosed
 		}

@@ -141,8 +141,16 @@ func (t *Transport) serveInbound(c, raw net.Conn, host string) {
 		}
 		t.stats.framesIn.Add(1)
 		t.stats.bytesIn.Add(uint64(len(frame)))
-		t.deliver(from, frame)
+		kept := true
+		if t.lent != nil {
+			kept = t.lent(from, frame)
+		} else {
+			t.deliver(from, frame)
+		}
 		m.release()
+		if !kept {
+			m.giveBack(frame)
+		}
 	}
 }
 

@@ -257,6 +257,10 @@ type msgReader struct {
 
 	// keepalives, when set, counts the keepalive frames skipped.
 	keepalives *atomic.Uint64
+
+	// spare is a lent frame the receiver gave back (see lend): the next
+	// single-frame message that fits is read into it.
+	spare []byte
 }
 
 // release gives back the budget held by the last message, once the caller
@@ -306,6 +310,15 @@ func readFull(r io.Reader, b []byte, why error) error {
 		return fmt.Errorf("%w: %w", why, err)
 	}
 	return err
+}
+
+// giveBack returns a frame the receiver did not keep, to be read into
+// again. Only frames of one fragment come back (they are never charged to
+// the budget).
+func (m *msgReader) giveBack(frame []byte) {
+	if cap(frame) <= growStep {
+		m.spare = frame[:0]
+	}
 }
 
 // frameTimeout is the time a frame of n bytes gets once its header has
@@ -369,7 +382,12 @@ func (m *msgReader) readOne() ([]byte, error) {
 			// Not charged to the budget: a connection holds at most one
 			// such frame, so MaxConns bounds them, and small messages
 			// from legitimate peers pass while large ones fill the budget.
-			frame := make([]byte, n)
+			var frame []byte
+			if m.spare != nil && int(n) <= cap(m.spare) {
+				frame, m.spare = m.spare[:n], nil
+			} else {
+				frame = make([]byte, n)
+			}
 			if err := readFull(m.r, frame, why); err != nil {
 				return nil, noEOF(err)
 			}

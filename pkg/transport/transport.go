@@ -48,6 +48,7 @@ type Transport struct {
 	started    bool
 	closeBegun bool
 	deliver    func(from dstate.NodeID, frame []byte)
+	lent       func(from dstate.NodeID, frame []byte) (kept bool) // StartLending's deliver
 	peers      map[dstate.NodeID]*peer
 	linkUp     func(peer dstate.NodeID) // see NotifyLinkUp
 
@@ -128,6 +129,22 @@ func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error 
 	if deliver == nil {
 		return errors.New("transport: start: deliver is nil")
 	}
+	return t.start(deliver, nil)
+}
+
+// StartLending is Start with frames lent to deliver (see
+// [dstate.FrameLender]): a frame is valid until deliver returns, unless
+// deliver returns true (kept), which gives it to the host; a frame not kept
+// is read into again. Each connection then reads its messages into one
+// buffer instead of allocating one per message.
+func (t *Transport) StartLending(deliver func(from dstate.NodeID, frame []byte) (kept bool)) error {
+	if deliver == nil {
+		return errors.New("transport: start: deliver is nil")
+	}
+	return t.start(nil, deliver)
+}
+
+func (t *Transport) start(deliver func(from dstate.NodeID, frame []byte), lent func(from dstate.NodeID, frame []byte) bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -137,7 +154,7 @@ func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error 
 		return ErrAlreadyStarted
 	}
 	t.started = true
-	t.deliver = deliver
+	t.deliver, t.lent = deliver, lent
 	t.readers.Go(t.acceptLoop)
 	return nil
 }
