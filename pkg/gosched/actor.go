@@ -210,8 +210,9 @@ func (a *Actor) take(spare []any) ([]any, *panicInfo) {
 	a.mu.Lock()
 	for a.inline || (a.handoff == nil && !a.stopped && len(a.queue) == 0) {
 		a.waiting = true
+		afterStop := a.stopped // then only an inline run keeps us here
 		a.mu.Unlock()
-		if a.stopping.Load() {
+		if afterStop {
 			<-a.wake // the inline run in progress wakes us when it ends
 		} else {
 			select {

@@ -224,8 +224,13 @@ func TestStopOnPanic(t *testing.T) {
 	logs := &logCapture{}
 	rt, fc := newRuntime(t, gosched.Config{Supervision: gosched.StopOnPanic, Logger: slog.New(logs)})
 	var handled []any // written by the handler only, read after Done
+	gate := make(chan struct{})
 	a, err := rt.SpawnActor("fragile", func(msg any) {
-		if msg == "boom" {
+		switch msg {
+		case "gate": // holds the actor until every message is queued
+			<-gate
+			return
+		case "boom":
 			panic("boom")
 		}
 		handled = append(handled, msg)
@@ -235,9 +240,11 @@ func TestStopOnPanic(t *testing.T) {
 	rt.SendInterval(a, time.Second, "tick")
 	require.Equal(t, 1, fc.Pending())
 
+	require.NoError(t, a.Send("gate"))
 	require.NoError(t, a.Send("a"))
 	require.NoError(t, a.Send("boom"))
 	require.NoError(t, a.Send("b"))
+	close(gate)
 	waitClosed(t, a.Done(), "the actor to stop after its panic")
 
 	require.Equal(t, []any{"a"}, handled, "handled after the panic")
@@ -250,7 +257,7 @@ func TestStopOnPanic(t *testing.T) {
 	st := rt.Stats()
 	require.Equal(t, uint64(1), st.Panics)
 	require.Zero(t, st.Restarts)
-	require.Equal(t, uint64(1), st.MessagesProcessed)
+	require.Equal(t, uint64(2), st.MessagesProcessed, "the gate and a")
 
 	recs := logs.errorsFor("fragile")
 	require.Len(t, recs, 1, "error records naming the actor")
