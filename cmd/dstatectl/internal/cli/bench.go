@@ -74,6 +74,7 @@ func benchCommand() *ucli.Command {
 					&ucli.IntFlag{Name: "payload", Value: bench.DefaultDurableConfig().PayloadSize, Usage: "bytes per saved state"},
 					&ucli.StringFlag{Name: "dir", Usage: "`DIR` for the raft data (default: a temporary directory)"},
 					&ucli.StringFlag{Name: "log-store", Value: strings.Join(bench.DefaultDurableConfig().LogStores, ","), Usage: "raft log stores to measure, comma-separated: boltdb, wal"},
+					&ucli.StringFlag{Name: "mode", Value: "unbatched,group-commit", Usage: "clusters to measure on each store, comma-separated: unbatched, group-commit"},
 				},
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Durable(ctx, durableConfig(c))
@@ -348,7 +349,7 @@ func throughputConfig(c *ucli.Context) bench.ThroughputConfig {
 
 func durableConfig(c *ucli.Context) bench.DurableConfig {
 	return bench.DurableConfig{Slice: c.Duration("slice"), Rounds: c.Int("rounds"), Concurrency: c.Int("concurrency"),
-		PayloadSize: c.Int("payload"), Dir: c.String("dir"), LogStores: splitList(c.String("log-store"))}
+		PayloadSize: c.Int("payload"), Dir: c.String("dir"), LogStores: splitList(c.String("log-store")), Modes: splitList(c.String("mode"))}
 }
 
 func feedConfig(c *ucli.Context) bench.FeedConfig {
