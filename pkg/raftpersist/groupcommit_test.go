@@ -203,8 +203,10 @@ func TestGroupCommitCloseWithBatchesInFlight(t *testing.T) {
 			t.Fatalf("%d of %d saves still waiting after Close", len(keys)-got, len(keys))
 		}
 	}
+	// The saves sent to raft may have committed: their outcome is unknown.
+	// (A save whose context ended before the batcher's answer reached it
+	// says so too: unknown is never wrong, only less precise.)
 	require.GreaterOrEqual(t, unknown, 1, "the saves sent to raft may have committed: their outcome is unknown")
-	require.LessOrEqual(t, unknown, 4, "only the two batches in flight were sent")
 	s.fsm.mu.Unlock()
 	locked = false
 	require.NoError(t, <-closed)
