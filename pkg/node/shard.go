@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -38,6 +39,7 @@ type Shard[S, V any] struct {
 	// actor is idle, saving a goroutine wake-up each.
 	send    func(msg any) (ran bool, err error)
 	closed  chan struct{} // closed when the shard stops
+	calls   sync.Pool     // of *mutateCall
 	log     *slog.Logger
 	periodT dstate.TimerHandle
 	watch   *watchHub[V] // the changes kept for Watch
@@ -52,7 +54,8 @@ type Shard[S, V any] struct {
 // replicate as deltas.
 type DeltaShard[S, V, D, C any] struct {
 	*Shard[S, V]
-	de *dstate.DeltaEngine[S, V, D, C]
+	de         *dstate.DeltaEngine[S, V, D, C]
+	deltaCalls sync.Pool // of *deltaCall
 }
 
 // Register registers a simple state (its whole value is its view): it loads
@@ -88,7 +91,11 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
-	return &DeltaShard[S, V, D, C]{Shard: s, de: de}, nil
+	d := &DeltaShard[S, V, D, C]{Shard: s, de: de}
+	d.deltaCalls.New = func() any {
+		return &deltaCall[S, V, D, C]{mutation: mutation[V]{done: make(chan struct{}, 1)}, d: d}
+	}
+	return d, nil
 }
 
 // stateSetup resolves a registration's config (the engine reads a zero
@@ -130,6 +137,9 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 	ref, err := n.rt.Spawn("dstate.state."+string(n.id)+"."+s.name, s.handle)
 	if err != nil {
 		return fmt.Errorf("node: spawn actor of state %q: %w", s.name, err)
+	}
+	s.calls.New = func() any {
+		return &mutateCall[S, V]{mutation: mutation[V]{done: make(chan struct{}, 1)}, s: s}
 	}
 	s.ref = ref
 	s.send = func(msg any) (bool, error) { return false, ref.Send(msg) }
@@ -219,13 +229,16 @@ func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
 // handle is the actor's handler: an inbound message, or work posted as a
 // func.
 func (s *Shard[S, V]) handle(msg any) {
-	if m, ok := msg.(*dstate.WireMessage); ok {
+	switch m := msg.(type) {
+	case *dstate.WireMessage:
 		s.perform(s.eng.HandleWire(m))
 		s.checkWaiters()
 		s.touched(m.Source)
-		return
+	case actorCall:
+		m.run()
+	default:
+		msg.(func())()
 	}
-	msg.(func())()
 }
 
 func (s *Shard[S, V]) metrics() dstate.SyncMetrics { return s.eng.Metrics() }
@@ -326,14 +339,100 @@ func (s *Shard[S, V]) Mutate(ctx context.Context, fn func(*S)) (dstate.Generatio
 
 // MutateWith is Mutate with an explicit urgency.
 func (s *Shard[S, V]) MutateWith(ctx context.Context, urgency dstate.SyncUrgency, fn func(*S)) (dstate.Generation, V, error) {
-	return s.mutate(ctx, func() (*dstate.StateObject[S], error) { return s.eng.TryPrepare(fn, urgency) })
+	c := s.calls.Get().(*mutateCall[S, V])
+	c.fn, c.urgency = fn, urgency
+	return s.invokeMutation(ctx, c, &c.mutation, &s.calls)
 }
 
 // MutateDelta applies fn, whose returned change is projected into the view
 // delta that replicates; urgency comes from the definition's SyncUrgency.
 // See [Shard.Mutate] for persistence and errors.
 func (d *DeltaShard[S, V, D, C]) MutateDelta(ctx context.Context, fn func(*S) C) (dstate.Generation, V, error) {
-	return d.mutate(ctx, func() (*dstate.StateObject[S], error) { obj, _, err := d.de.TryPrepareDelta(fn); return obj, err })
+	c := d.deltaCalls.Get().(*deltaCall[S, V, D, C])
+	c.fn = fn
+	return d.invokeMutation(ctx, c, &c.mutation, &d.deltaCalls)
+}
+
+// A mutation is handed to the actor as a pooled call object rather than
+// closures and a reply channel: on the hot path (the actor idle, the call
+// run inline by SendInline) a mutation then allocates nothing of its own.
+
+// mutation is what every kind of mutation call shares: its context, its
+// answer and the channel that says it ran.
+type mutation[V any] struct {
+	ctx  context.Context
+	res  mutateResult[V]
+	done chan struct{} // capacity 1: the call ran and res is set
+}
+
+// actorCall is a mailbox entry the actor runs (see Shard.handle).
+type actorCall interface{ run() }
+
+// preparer is the first half of a mutation, run on the actor.
+type preparer[S any] interface {
+	prepare() (*dstate.StateObject[S], error)
+}
+
+// mutateCall is a Mutate or MutateWith call.
+type mutateCall[S, V any] struct {
+	mutation[V]
+	s       *Shard[S, V]
+	fn      func(*S)
+	urgency dstate.SyncUrgency
+}
+
+func (c *mutateCall[S, V]) prepare() (*dstate.StateObject[S], error) {
+	return c.s.eng.TryPrepare(c.fn, c.urgency)
+}
+
+func (c *mutateCall[S, V]) run() {
+	c.res = c.s.runMutation(c.ctx, c)
+	c.done <- struct{}{}
+}
+
+// deltaCall is a MutateDelta call.
+type deltaCall[S, V, D, C any] struct {
+	mutation[V]
+	d  *DeltaShard[S, V, D, C]
+	fn func(*S) C
+}
+
+func (c *deltaCall[S, V, D, C]) prepare() (*dstate.StateObject[S], error) {
+	obj, _, err := c.d.de.TryPrepareDelta(c.fn)
+	return obj, err
+}
+
+func (c *deltaCall[S, V, D, C]) run() {
+	c.res = c.d.runMutation(c.ctx, c)
+	c.done <- struct{}{}
+}
+
+// invokeMutation hands call (whose mutation is m) to the actor and waits
+// for its answer, ctx or the actor's end. A call that ran goes back to
+// pool; one still queued when ctx ends is left to the collector (it may
+// still run: the mutation may still be applied).
+func (s *Shard[S, V]) invokeMutation(ctx context.Context, call actorCall, m *mutation[V], pool *sync.Pool) (dstate.Generation, V, error) {
+	m.ctx = ctx
+	if _, err := s.send(call); err != nil {
+		var zero V
+		if errors.Is(err, dstate.ErrActorStopped) {
+			return dstate.Generation{}, zero, ErrClosed
+		}
+		return dstate.Generation{}, zero, err
+	}
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		var zero V
+		return dstate.Generation{}, zero, ctx.Err()
+	case <-s.closed:
+		var zero V
+		return dstate.Generation{}, zero, ErrClosed
+	}
+	r := m.res
+	m.ctx, m.res = nil, mutateResult[V]{}
+	pool.Put(call)
+	return r.gen, r.view, r.err
 }
 
 type mutateResult[V any] struct {
@@ -342,54 +441,50 @@ type mutateResult[V any] struct {
 	err  error
 }
 
-func (s *Shard[S, V]) mutate(ctx context.Context, prepare func() (*dstate.StateObject[S], error)) (dstate.Generation, V, error) {
-	r, err := ask(ctx, s, func() (r mutateResult[V]) {
-		// The caller is answered whatever panics: the engine recovers the
-		// state's callbacks itself, this catches the rest.
-		defer func() {
-			if v := recover(); v != nil {
-				s.rollback()
-				r = s.panicked(dstate.RecoveredPanic(dstate.CallbackHost, s.name, v))
-			}
-		}()
-		obj, perr := prepare()
-		if errors.Is(perr, dstate.ErrStateTooLarge) {
-			return mutateResult[V]{gen: s.eng.Generation(), err: perr}
+// runMutation runs a mutation on the actor: prepare, save (when the state
+// has persistence), commit and publish.
+func (s *Shard[S, V]) runMutation(ctx context.Context, p preparer[S]) (r mutateResult[V]) {
+	// The caller is answered whatever panics: the engine recovers the
+	// state's callbacks itself, this catches the rest.
+	defer func() {
+		if v := recover(); v != nil {
+			s.rollback()
+			r = s.panicked(dstate.RecoveredPanic(dstate.CallbackHost, s.name, v))
 		}
-		if perr != nil {
-			return s.panicked(perr)
-		}
-		if s.persist != nil {
-			// Encoded before the save, so that a panicking encoder leaves
-			// nothing saved.
-			b, eerr := s.encodeState(obj.Value)
-			if errors.Is(eerr, dstate.ErrCallbackPanic) {
-				s.rollback()
-				return s.panicked(eerr)
-			}
-			save := func() error { return s.persist.Save(ctx, obj, s.eng.PreparedDelta()) }
-			if serr := guarded(s.name, dstate.CallbackPersistence, save); serr != nil {
-				s.rollback()
-				if errors.Is(serr, dstate.ErrCallbackPanic) {
-					return s.panicked(serr)
-				}
-				s.refence(serr)
-				return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: serr}}
-			}
-			if eerr == nil {
-				s.lastSaved = b
-				s.eng.KeepStateEncoding(b)
-			}
-		}
-		res := s.eng.Commit()
-		s.perform(res.Actions)
-		s.touched(s.n.id)
-		return mutateResult[V]{gen: res.Generation, view: res.View}
-	})
-	if err != nil {
-		return r.gen, r.view, err
+	}()
+	obj, perr := p.prepare()
+	if errors.Is(perr, dstate.ErrStateTooLarge) {
+		return mutateResult[V]{gen: s.eng.Generation(), err: perr}
 	}
-	return r.gen, r.view, r.err
+	if perr != nil {
+		return s.panicked(perr)
+	}
+	if s.persist != nil {
+		// Encoded before the save, so that a panicking encoder leaves
+		// nothing saved.
+		b, eerr := s.encodeState(obj.Value)
+		if errors.Is(eerr, dstate.ErrCallbackPanic) {
+			s.rollback()
+			return s.panicked(eerr)
+		}
+		save := func() error { return s.persist.Save(ctx, obj, s.eng.PreparedDelta()) }
+		if serr := guarded(s.name, dstate.CallbackPersistence, save); serr != nil {
+			s.rollback()
+			if errors.Is(serr, dstate.ErrCallbackPanic) {
+				return s.panicked(serr)
+			}
+			s.refence(serr)
+			return mutateResult[V]{gen: s.eng.Generation(), err: &dstate.MutationError{Kind: dstate.ErrPersistenceFailed, State: s.name, Err: serr}}
+		}
+		if eerr == nil {
+			s.lastSaved = b
+			s.eng.KeepStateEncoding(b)
+		}
+	}
+	res := s.eng.Commit()
+	s.perform(res.Actions)
+	s.touched(s.n.id)
+	return mutateResult[V]{gen: res.Generation, view: res.View}
 }
 
 // refence handles a failed save that says the store holds a generation at

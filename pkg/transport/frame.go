@@ -189,9 +189,9 @@ func writeMessage(w *bufio.Writer, msg []byte, maxFrame int) error {
 		if n > maxFrame {
 			n, more = maxFrame, moreFragments
 		}
-		var l [4]byte
-		binary.BigEndian.PutUint32(l[:], uint32(n)|more)
-		if _, err := w.Write(l[:]); err != nil {
+		// The header goes into w's own buffer (a local array would escape
+		// through w's io.Writer and cost an allocation per frame).
+		if _, err := w.Write(binary.BigEndian.AppendUint32(w.AvailableBuffer(), uint32(n)|more)); err != nil {
 			return err
 		}
 		if _, err := w.Write(msg[:n]); err != nil {
