@@ -85,6 +85,12 @@ type DecodeLimits struct {
 	MaxFeedPeers int
 	// MaxDigestEntries is the most entries in one digest (default 4096).
 	MaxDigestEntries int
+	// Names, when set, holds strings the caller already has (its state
+	// names, its peers' IDs), each mapped to itself: a decoded state name
+	// or node ID equal to one of them is that string, and costs no
+	// allocation. The decoder only reads it; it must not change while a
+	// decode uses it.
+	Names map[string]string
 }
 
 // WithDefaults returns l with every zero or negative field set to its
@@ -423,7 +429,13 @@ func (d *decoder) spanLimit(field string, max int, limit string) []byte {
 	return s
 }
 
-func (d *decoder) name(field string) string { return string(d.span(field, d.lim.MaxName)) }
+func (d *decoder) name(field string) string {
+	b := d.span(field, d.lim.MaxName)
+	if s, ok := d.lim.Names[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
 
 func (d *decoder) limited(field string, max int, limit string) []byte {
 	return d.spanLimit(field, max, limit)

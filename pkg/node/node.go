@@ -24,6 +24,7 @@ type Node struct {
 	clock  dstate.Clock
 	log    *slog.Logger
 	limits dstate.DecodeLimits
+	names  atomic.Pointer[map[string]string] // see publishNames
 	stores map[dstate.Durability]dstate.EnvelopeStore
 	cfg    Config
 
@@ -58,6 +59,7 @@ type shard interface {
 	OnNodeJoined(node dstate.NodeID)
 	OnNodeLeft(node dstate.NodeID)
 	deliver(m *dstate.WireMessage) (ran bool)
+	deliverOwned(m *dstate.WireMessage) (ran, ok bool)
 	failed(node dstate.NodeID)
 	reaped(node dstate.NodeID)
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
@@ -126,6 +128,7 @@ func New(cfg Config) (*Node, error) {
 		n.stats.limits[name] = new(atomic.Uint64)
 	}
 	n.peerList.Store(&[]dstate.NodeID{})
+	n.publishNames()
 	ref, err := n.rt.Spawn("dstate.feed."+string(n.id), func(msg any) { msg.(func())() })
 	if err != nil {
 		return nil, fmt.Errorf("node: spawn change-feed actor: %w", err)
@@ -347,6 +350,22 @@ func (n *Node) publishPeers() {
 	}
 	slices.Sort(ids)
 	n.peerList.Store(&ids)
+	n.publishNames()
+}
+
+// publishNames refreshes the strings inbound decoding reuses for the names
+// it meets most (dstate.DecodeLimits.Names): this node's ID, its members'
+// IDs and its states' names; n.mu must be held.
+func (n *Node) publishNames() {
+	names := make(map[string]string, 1+len(n.members)+len(n.shards))
+	names[string(n.id)] = string(n.id)
+	for id := range n.members {
+		names[string(id)] = string(id)
+	}
+	for name := range n.shards {
+		names[name] = name
+	}
+	n.names.Store(&names)
 }
 
 // wireMessages recycles the decoded messages that a state handled before
@@ -368,7 +387,11 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 		}
 	}()
 	var err error
-	*mp, err = dstate.DecodeWireLimits(frame, n.limits)
+	lim := n.limits
+	if names := n.names.Load(); names != nil {
+		lim.Names = *names
+	}
+	*mp, err = dstate.DecodeWireLimits(frame, lim)
 	m := mp
 	if err != nil {
 		n.stats.decodeErrors.Add(1)
@@ -415,12 +438,13 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 		n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)
 		return false
 	}
-	recycle = false
-	if s.deliver(m) {
-		recycle = true
-		return false
-	}
-	return m.Data != nil
+	// The state's actor recycles the message once it has handled it, on
+	// this goroutine (ran) or later on its own: it must not be read after
+	// a successful send.
+	hasData := m.Data != nil
+	ran, ok := s.deliverOwned(m)
+	recycle = !ok
+	return ok && !ran && hasData
 }
 
 // dropForeignNotices removes from a feed the notices about other nodes than

@@ -147,6 +147,7 @@ func (s *Shard[S, V]) start(ctx context.Context, initial S) error {
 		s.send = in.SendInline
 	}
 	n.shards[s.name] = s
+	n.publishNames()
 	if d := s.eng.PeriodicInterval(); d > 0 {
 		s.periodT = n.rt.SendInterval(ref, d, func() { s.perform(s.eng.PeriodicSync()) })
 	}
@@ -226,19 +227,45 @@ func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
 	return ran
 }
 
+// ownedMessage is a decoded message from the node's pool that only one
+// state received: the actor returns it to the pool once handled.
+type ownedMessage dstate.WireMessage
+
+// deliverOwned is deliver of a pooled message the actor then owns; ok
+// reports whether the actor took it (else it is still the caller's).
+func (s *Shard[S, V]) deliverOwned(m *dstate.WireMessage) (ran, ok bool) {
+	ran, err := s.send((*ownedMessage)(m))
+	if err != nil {
+		s.n.stats.mailboxDrops.Add(1)
+		s.log.Warn("state actor refused a message", "err", err)
+		return false, false
+	}
+	return ran, true
+}
+
 // handle is the actor's handler: an inbound message, or work posted as a
 // func.
 func (s *Shard[S, V]) handle(msg any) {
 	switch m := msg.(type) {
+	case *ownedMessage:
+		w := (*dstate.WireMessage)(m)
+		s.handleWire(w)
+		*w = dstate.WireMessage{}
+		wireMessages.Put(w)
 	case *dstate.WireMessage:
-		s.perform(s.eng.HandleWire(m))
-		s.checkWaiters()
-		s.touched(m.Source)
+		s.handleWire(m)
 	case actorCall:
 		m.run()
 	default:
 		msg.(func())()
 	}
+}
+
+// handleWire handles an inbound message on the actor.
+func (s *Shard[S, V]) handleWire(m *dstate.WireMessage) {
+	s.perform(s.eng.HandleWire(m))
+	s.checkWaiters()
+	s.touched(m.Source)
 }
 
 func (s *Shard[S, V]) metrics() dstate.SyncMetrics { return s.eng.Metrics() }
