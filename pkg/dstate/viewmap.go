@@ -1,6 +1,7 @@
 package dstate
 
 import (
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -48,12 +49,21 @@ type viewMap[V any] struct {
 
 // viewLayers are the changes to a set of nodes since its base map was
 // built: maps from node ID to slot, newest first, each at most half the
-// size of the next older one; a nil slot marks a node removed. A node's entry is the
-// one in the newest layer that has the node, else base's.
+// size of the next older one; a nil slot marks a node removed. A node's
+// entry is the one in the newest layer that has the node, else base's.
 type viewLayers[V any] struct {
 	layers  []map[NodeID]*viewSlot[V]
 	n       int // nodes in the set
 	entries int // entries in all layers
+	// overBase is set once a layer has had an entry for a node in base (a
+	// node of base removed, maybe added again); until then base's entries
+	// hold, and a node found there needs no probe of the layers.
+	overBase bool
+	// handle is the version's published handle (base and this), and buf
+	// the room for the layers of sets up to 2⁸ changes: one allocation
+	// per change for both.
+	handle Views[V]
+	buf    [8]map[NodeID]*viewSlot[V]
 }
 
 // Views is a read-only handle on the views of every node, safe to use from
@@ -128,11 +138,32 @@ func (v Views[V]) slots(yield func(NodeID, *viewSlot[V]) bool) {
 	}
 }
 
-// flat returns v with its layers folded into a new base map.
+// flat returns v with its layers folded into a new base map: a clone of
+// base (a copy of its table, cheaper than inserting each entry again) with
+// the layers applied, oldest first, or a new map if the set shrank to less
+// than half of base, so that base does not keep a table sized for a larger
+// set.
 func (v Views[V]) flat() Views[V] {
-	m := make(map[NodeID]*viewSlot[V], v.Len())
-	for id, s := range v.slots {
-		m[id] = s
+	o := v.ov
+	if o == nil {
+		return v
+	}
+	if v.base == nil || 2*o.n < len(v.base) {
+		m := make(map[NodeID]*viewSlot[V], o.n)
+		for id, s := range v.slots {
+			m[id] = s
+		}
+		return Views[V]{base: m}
+	}
+	m := maps.Clone(v.base)
+	for i := len(o.layers) - 1; i >= 0; i-- {
+		for id, s := range o.layers[i] {
+			if s == nil {
+				delete(m, id)
+			} else {
+				m[id] = s
+			}
+		}
 	}
 	return Views[V]{base: m}
 }
@@ -161,6 +192,17 @@ func (m *viewMap[V]) lookupLayered(id NodeID) *viewSlot[V] {
 		m.publish(m.cur.flat())
 		return m.cur.base[id]
 	}
+	if o := m.cur.ov; !o.overBase {
+		if s := m.cur.base[id]; s != nil {
+			return s
+		}
+		for _, l := range o.layers {
+			if s, ok := l[id]; ok {
+				return s
+			}
+		}
+		return nil
+	}
 	return m.cur.slot(id)
 }
 
@@ -168,6 +210,11 @@ func (m *viewMap[V]) lookupLayered(id NodeID) *viewSlot[V] {
 func (m *viewMap[V]) publish(v Views[V]) {
 	m.cur = v
 	m.lookups = 0
+	if o := v.ov; o != nil {
+		o.handle = v
+		m.outer.Store(&o.handle)
+		return
+	}
 	m.outer.Store(&v)
 }
 
@@ -178,9 +225,12 @@ func (m *viewMap[V]) change(id NodeID, s *viewSlot[V], delta int) {
 	var old []map[NodeID]*viewSlot[V]
 	o := &viewLayers[V]{n: len(cur.base)}
 	if cur.ov != nil {
-		old, o.n = cur.ov.layers, cur.ov.n
+		old, o.n, o.overBase = cur.ov.layers, cur.ov.n, cur.ov.overBase
 	}
 	o.n += delta
+	if !o.overBase && cur.base[id] != nil {
+		o.overBase = true
+	}
 	top := map[NodeID]*viewSlot[V]{id: s}
 	for len(old) > 0 && 2*len(top) > len(old[0]) {
 		top = mergeLayers(top, old[0], cur.base, len(old) == 1)
@@ -190,7 +240,7 @@ func (m *viewMap[V]) change(id NodeID, s *viewSlot[V], delta int) {
 		m.publish(Views[V]{base: cur.base})
 		return
 	}
-	o.layers = make([]map[NodeID]*viewSlot[V], 0, 1+len(old))
+	o.layers = o.buf[:0]
 	o.layers = append(append(o.layers, top), old...)
 	for _, l := range o.layers {
 		o.entries += len(l)

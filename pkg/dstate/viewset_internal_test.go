@@ -67,6 +67,15 @@ func checkViews(t *testing.T, what string, v Views[int], want map[NodeID]*viewSl
 	if entries != o.entries || 2*entries >= len(v.base) || len(o.layers) > bits.Len(uint(entries)) {
 		t.Fatalf("%s: %d layers, %d entries (counted %d), base %d", what, len(o.layers), entries, o.entries, len(v.base))
 	}
+	if !o.overBase {
+		for _, l := range o.layers {
+			for id := range l {
+				if v.base[id] != nil {
+					t.Fatalf("%s: a layer has %s, in base, and overBase is not set", what, id)
+				}
+			}
+		}
+	}
 	for id, s := range o.layers[len(o.layers)-1] {
 		if s == nil && v.base[id] == nil {
 			t.Fatalf("%s: the oldest layer marks %s removed, which base lacks", what, id)
@@ -297,5 +306,30 @@ func TestViewsConcurrentReaders(t *testing.T) {
 		if e := <-errs; e != "" {
 			t.Fatal(e)
 		}
+	}
+}
+
+// BenchmarkViewMapGrow measures the writer's bookkeeping as a set grows
+// from empty to n nodes (as an engine's does while a cluster forms), with
+// a few lookups after each addition, as messages from peers bring.
+func BenchmarkViewMapGrow(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		ids := make([]NodeID, n)
+		for i := range ids {
+			ids[i] = NodeID("node-" + strconv.Itoa(i))
+		}
+		b.Run("nodes-"+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			o := &StateViewObject[int]{}
+			for b.Loop() {
+				var m viewMap[int]
+				for i, id := range ids {
+					m.put(id, o)
+					m.slot(id)
+					m.slot(ids[i/2])
+					m.slot(ids[i*7/8])
+				}
+			}
+		})
 	}
 }
