@@ -39,6 +39,10 @@ type DurableConfig struct {
 	// Modes are the clusters measured on each store, in order:
 	// "unbatched" (DisableGroupCommit) and "group-commit" (default both).
 	Modes []string
+	// Slices are the kinds of slice run in each round: "saves" and "raw"
+	// (default both). Running one kind alone profiles it alone; the ratio
+	// then has nothing to compare and is not reported.
+	Slices []string
 	// Tune, when set, adjusts each store's configuration before it starts
 	// (for trying raftpersist's and raft's parameters).
 	Tune func(*raftpersist.Config)
@@ -76,6 +80,11 @@ func (c DurableConfig) Validate() error {
 	for _, m := range c.Modes {
 		if m != "unbatched" && m != "group-commit" {
 			return fmt.Errorf("bench: durable: mode %q, want \"unbatched\" or \"group-commit\"", m)
+		}
+	}
+	for _, k := range c.Slices {
+		if k != "saves" && k != "raw" {
+			return fmt.Errorf("bench: durable: slice kind %q, want \"saves\" or \"raw\"", k)
 		}
 	}
 	return nil
@@ -332,6 +341,9 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 				return r.Apply(rawSaveCommand("bench", nodes[w], age, payload), 10*time.Second).Error()
 			}
 			for i, op := range []func(int, uint64) error{save, raw} {
+				if !wantMode(cfg.Slices, []string{"saves", "raw"}[i]) {
+					continue
+				}
 				got := runSlice(ctx, cfg.Concurrency, cfg.Slice, op)
 				acc := &saves
 				if i == 1 {
@@ -353,28 +365,36 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 		}
 		sr, rr := float64(saves.ops)/saves.elapsed.Seconds(), float64(raws.ops)/raws.elapsed.Seconds()
 		sl, rl := summarize(saves.lat), summarize(raws.lat)
-		rates[store+" "+mode.name+" saves/s"], rates[store+" "+mode.name+" raw raft.Apply/s"] = sr, rr
 		name := prefix + mode.name
-		res.metric(name+" saves/s", sr, "saves/s")
-		res.metric(name+" save p50", ms(sl.p50), "ms")
-		res.metric(name+" save p99", ms(sl.p99), "ms")
-		res.metric(name+" save CPU", perOp(saves.cpu, saves.ops), "µs/save")
-		res.metric(name+" raw raft.Apply/s", rr, "applies/s")
-		res.metric(name+" raw p50", ms(rl.p50), "ms")
-		res.metric(name+" raw p99", ms(rl.p99), "ms")
-		res.metric(name+" raw CPU", perOp(raws.cpu, raws.ops), "µs/apply")
-		if mode.name == "group-commit" && cfg.Concurrency < groupCommitTargetSavers {
-			// The target is set at 64 concurrent savers: with fewer, there
-			// is less to group.
-			res.metric(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×")
-		} else {
-			res.atLeast(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
+		ranSaves, ranRaw := wantMode(cfg.Slices, "saves"), wantMode(cfg.Slices, "raw")
+		if ranSaves {
+			rates[store+" "+mode.name+" saves/s"] = sr
+			res.metric(name+" saves/s", sr, "saves/s")
+			res.metric(name+" save p50", ms(sl.p50), "ms")
+			res.metric(name+" save p99", ms(sl.p99), "ms")
+			res.metric(name+" save CPU", perOp(saves.cpu, saves.ops), "µs/save")
 		}
-		if cfg.Concurrency == 1 {
-			// A lone saver: what the save path adds to one raw apply.
-			res.atMost(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×", 1.5)
-		} else {
-			res.metric(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×")
+		if ranRaw {
+			rates[store+" "+mode.name+" raw raft.Apply/s"] = rr
+			res.metric(name+" raw raft.Apply/s", rr, "applies/s")
+			res.metric(name+" raw p50", ms(rl.p50), "ms")
+			res.metric(name+" raw p99", ms(rl.p99), "ms")
+			res.metric(name+" raw CPU", perOp(raws.cpu, raws.ops), "µs/apply")
+		}
+		if ranSaves && ranRaw {
+			if mode.name == "group-commit" && cfg.Concurrency < groupCommitTargetSavers {
+				// The target is set at 64 concurrent savers: with fewer,
+				// there is less to group.
+				res.metric(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×")
+			} else {
+				res.atLeast(name+" saves/s ÷ raw applies/s", ratio(sr, rr), "×", mode.target)
+			}
+			if cfg.Concurrency == 1 {
+				// A lone saver: what the save path adds to one raw apply.
+				res.atMost(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×", 1.5)
+			} else {
+				res.metric(name+" save p50 ÷ raw p50", ratio(float64(sl.p50), float64(rl.p50)), "×")
+			}
 		}
 		if saves.errs+raws.errs > 0 {
 			res.note("%s: %d saves and %d raw applies failed (not counted)", name, saves.errs, raws.errs)
@@ -390,7 +410,8 @@ const (
 	groupCommitTargetSavers = 64
 )
 
-// wantMode reports whether mode is among modes (all modes when empty).
+// wantMode reports whether mode is among modes (all modes when empty);
+// it serves the slice kinds too.
 func wantMode(modes []string, mode string) bool {
 	return len(modes) == 0 || slices.Contains(modes, mode)
 }

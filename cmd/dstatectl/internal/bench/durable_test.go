@@ -40,3 +40,22 @@ func TestDurableConfigRejectsUnknownMode(t *testing.T) {
 		t.Fatalf("Validate: %v, want an error naming the mode", err)
 	}
 }
+
+func TestDurableSavesOnly(t *testing.T) {
+	r, err := Durable(smokeCtx(t), DurableConfig{Slice: 100 * time.Millisecond, Rounds: 1, Concurrency: 2, PayloadSize: 16, Dir: t.TempDir(),
+		LogStores: []string{raftpersist.LogStoreBoltDB}, Modes: []string{"group-commit"}, Slices: []string{"saves"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, "group-commit saves/s", "group-commit save CPU")
+	for _, m := range r.Metrics {
+		if strings.Contains(m.Name, "raw") {
+			t.Errorf("metric %q of a slice kind not run", m.Name)
+		}
+	}
+	cfg := DefaultDurableConfig()
+	cfg.Slices = []string{"reads"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `"reads"`) {
+		t.Fatalf("Validate: %v, want an error naming the slice kind", err)
+	}
+}

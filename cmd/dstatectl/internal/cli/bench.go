@@ -75,6 +75,7 @@ func benchCommand() *ucli.Command {
 					&ucli.StringFlag{Name: "dir", Usage: "`DIR` for the raft data (default: a temporary directory)"},
 					&ucli.StringFlag{Name: "log-store", Value: strings.Join(bench.DefaultDurableConfig().LogStores, ","), Usage: "raft log stores to measure, comma-separated: boltdb, wal"},
 					&ucli.StringFlag{Name: "mode", Value: "unbatched,group-commit", Usage: "clusters to measure on each store, comma-separated: unbatched, group-commit"},
+					&ucli.StringFlag{Name: "slices", Value: "saves,raw", Usage: "kinds of slice to run, comma-separated: saves, raw (one alone, to profile it)"},
 				},
 				func(ctx context.Context, c *ucli.Context) (*bench.Result, error) {
 					return bench.Durable(ctx, durableConfig(c))
@@ -349,7 +350,8 @@ func throughputConfig(c *ucli.Context) bench.ThroughputConfig {
 
 func durableConfig(c *ucli.Context) bench.DurableConfig {
 	return bench.DurableConfig{Slice: c.Duration("slice"), Rounds: c.Int("rounds"), Concurrency: c.Int("concurrency"),
-		PayloadSize: c.Int("payload"), Dir: c.String("dir"), LogStores: splitList(c.String("log-store")), Modes: splitList(c.String("mode"))}
+		PayloadSize: c.Int("payload"), Dir: c.String("dir"), LogStores: splitList(c.String("log-store")), Modes: splitList(c.String("mode")),
+		Slices: splitList(c.String("slices"))}
 }
 
 func feedConfig(c *ucli.Context) bench.FeedConfig {
