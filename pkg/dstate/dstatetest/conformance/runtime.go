@@ -49,7 +49,8 @@ const (
 // as subtests of t. newRuntime is called once per subtest and returns a
 // fresh runtime; the suite closes it when the subtest ends. Groups checks
 // the optional dstate.GroupRuntime and is skipped for a runtime without
-// it. Callbacks runs
+// it; Inline checks the optional dstate.InlineSender and is skipped for
+// actor references without it. Callbacks runs
 // a pkg/node host on the runtime and makes a state's callbacks panic: each
 // mutation's caller is answered with a *dstate.CallbackPanicError, the
 // state, its generation and its saves stay unchanged, nothing reaches the
@@ -63,6 +64,7 @@ func Runtime(t *testing.T, newRuntime func(t *testing.T) RuntimeUnderTest) {
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newRuntime) })
 	t.Run("Panics", func(t *testing.T) { testPanics(t, newRuntime) })
 	t.Run("Callbacks", func(t *testing.T) { testCallbacks(t, newRuntime) })
+	t.Run("Inline", func(t *testing.T) { testInline(t, newRuntime) })
 }
 
 func testOrdering(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
