@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstate-go/dstate/internal/backoff"
@@ -43,6 +44,27 @@ type peer struct {
 	carry [][]byte
 	burst [][]byte // reused by writeBurst
 
+	// Direct writes (see Transport.sendDirect): a Send that finds nothing
+	// queued and the writer idle writes its frame on the connection itself,
+	// saving the writer's wake-up. wmu is held by whoever writes to the
+	// connection: the writer for each burst, a direct Send for its frame.
+	wmu  sync.Mutex
+	live *link // the writer's current connection (wmu; nil between connections)
+	// pending counts the frames Send accepted that are not yet written or
+	// lost (queued, in the writer's hands, carried, or a direct write's
+	// tail). A direct write needs it to be 1 (its own frame), which keeps
+	// the frames of one sender in order.
+	pending atomic.Int64
+	// tail is what a direct write left unwritten when the socket was full
+	// (wmu): the writer writes it before anything else; tailFrame is its
+	// whole frame, carried to the next connection if this one fails first.
+	tail, tailFrame []byte
+	scratch         []byte        // a direct write's header and frame (wmu)
+	congested       atomic.Bool   // a direct write found the socket full; off until the writer drains the queue
+	wroteDirect     atomic.Bool   // a direct write since the writer's last keepalive tick
+	lastDirect      atomic.Int64  // monotonic ns of the last direct write (see directGap)
+	nudge           chan struct{} // capacity 1: a direct write left a tail
+
 	mu        sync.Mutex
 	addr      string
 	connected bool
@@ -58,6 +80,7 @@ func newPeer(parent context.Context, id dstate.NodeID, addr string, queueSize in
 		life:   life,
 		cancel: cancel,
 		redial: make(chan struct{}, 1),
+		nudge:  make(chan struct{}, 1),
 		addr:   addr,
 	}
 }
@@ -217,13 +240,28 @@ func (t *Transport) logDialError(id dstate.NodeID, addr string, err error, failu
 // keepalive frame, so that the acceptor's IdleTimeout does not cut it.
 func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 	bw := bufio.NewWriterSize(l.conn, writeBufSize)
+	p.wmu.Lock()
 	if len(p.carry) > 0 {
 		carried := p.carry
 		p.carry = nil
 		if err := t.writeFrames(p, l, bw, carried); err != nil {
+			p.wmu.Unlock()
 			return false, err
 		}
 	}
+	p.live = l
+	p.wmu.Unlock()
+	defer func() {
+		p.wmu.Lock()
+		p.live = nil
+		if p.tail != nil {
+			// Part of the frame went out on this connection: all of it
+			// goes first on the next one.
+			p.carry = append([][]byte{p.tailFrame}, p.carry...)
+			p.tail, p.tailFrame = nil, nil
+		}
+		p.wmu.Unlock()
+	}()
 	// wrote records a write since the last tick; a tick without one sends
 	// a keepalive, so a connection is never quiet for two intervals.
 	ticker := time.NewTicker(t.cfg.KeepaliveInterval)
@@ -232,12 +270,24 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 	for {
 		select {
 		case <-ticker.C:
-			if !wrote {
-				if err := t.writeKeepalive(l, bw); err != nil {
+			direct := p.wroteDirect.Swap(false) // a direct write in this interval
+			if !wrote && !direct {
+				p.wmu.Lock()
+				err := t.writeKeepalive(l, bw)
+				p.wmu.Unlock()
+				if err != nil {
 					return false, err
 				}
 			}
 			wrote = false
+		case <-p.nudge:
+			p.wmu.Lock()
+			err := t.writeTail(p, l, bw)
+			p.wmu.Unlock()
+			if err != nil {
+				return false, err
+			}
+			wrote = true
 		case f := <-p.queue:
 			// A hang-up noticed by the watcher wins over a ready frame, so
 			// the frame goes to the next connection instead of a dead one.
@@ -247,7 +297,16 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 				return false, errHungUp
 			default:
 			}
-			if err := t.writeBurst(p, l, bw, f); err != nil {
+			p.wmu.Lock()
+			err := t.writeTail(p, l, bw)
+			if err == nil {
+				err = t.writeBurst(p, l, bw, f)
+			}
+			if err == nil && len(p.queue) == 0 {
+				p.congested.Store(false)
+			}
+			p.wmu.Unlock()
+			if err != nil {
 				return false, err
 			}
 			wrote = true
@@ -261,16 +320,115 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 			return true, nil
 		case <-t.closing:
 			for {
+				p.wmu.Lock()
+				err := t.writeTail(p, l, bw)
+				var more bool
 				select {
 				case f := <-p.queue:
-					if err := t.writeBurst(p, l, bw, f); err != nil {
-						return true, err
+					more = true
+					if err == nil {
+						err = t.writeBurst(p, l, bw, f)
+					} else {
+						p.carry = append(p.carry, f)
 					}
 				default:
-					return true, nil
+				}
+				p.wmu.Unlock()
+				if err != nil || !more {
+					return true, err
 				}
 			}
 		}
+	}
+}
+
+// writeTail writes what a direct write left of its frame; wmu is held.
+func (t *Transport) writeTail(p *peer, l *link, bw *bufio.Writer) error {
+	if p.tail == nil {
+		return nil
+	}
+	_ = l.conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	if _, err := bw.Write(p.tail); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	t.stats.framesOut.Add(1)
+	t.stats.bytesOut.Add(uint64(len(p.tailFrame)))
+	p.tail, p.tailFrame = nil, nil
+	p.pending.Add(-1)
+	return nil
+}
+
+// Bounds of a direct write (see sendDirect).
+const (
+	// directMax is the largest frame a Send writes itself; larger ones go
+	// through the writer's buffer.
+	directMax = 16 << 10
+	// directTimeout bounds a direct write when the socket is full: a Send
+	// never waits for a slow peer longer than this, the writer then takes
+	// over (with WriteTimeout).
+	directTimeout = time.Millisecond
+	// directGap: a Send within this long of the last direct write goes to
+	// the writer, which writes a burst of frames with one system call; the
+	// wake-up a direct write saves only pays for a frame that comes alone.
+	directGap = 50 * time.Microsecond
+)
+
+// epoch is the origin of the transport's monotonic readings.
+var epoch = time.Now()
+
+// sendDirect writes frame on p's connection from the calling goroutine
+// when nothing else is pending for p and nobody is writing to it, and
+// reports whether it did (else the caller queues the frame for the
+// writer; p.pending already counts it). The connection must be plain TCP:
+// a TLS connection is unusable after a write times out. A write the full
+// socket cut short leaves its tail to the writer, which sends it before
+// anything else.
+func (t *Transport) sendDirect(p *peer, frame []byte) bool {
+	if len(frame) > directMax || len(frame) > t.cfg.MaxFrameSize || p.pending.Load() != 1 || p.congested.Load() || !p.wmu.TryLock() {
+		return false
+	}
+	defer p.wmu.Unlock()
+	l := p.live
+	if l == nil || l.conn != l.raw || p.tail != nil || p.pending.Load() != 1 {
+		return false
+	}
+	select {
+	case <-l.dead:
+		return false
+	default:
+	}
+	now := time.Now()
+	if mono := int64(now.Sub(epoch)); mono-p.lastDirect.Swap(mono) < int64(t.directGap) {
+		return false // a burst: the writer batches it
+	}
+	b := binary.BigEndian.AppendUint32(p.scratch[:0], uint32(len(frame)))
+	b = append(b, frame...)
+	p.scratch = b
+	_ = l.conn.SetWriteDeadline(now.Add(directTimeout))
+	n, err := l.conn.Write(b)
+	switch {
+	case err == nil:
+		p.pending.Add(-1)
+		p.wroteDirect.Store(true)
+		t.stats.framesOut.Add(1)
+		t.stats.bytesOut.Add(uint64(len(frame)))
+		return true
+	case n == 0:
+		// Nothing went out: the writer takes the frame from the queue.
+		p.congested.Store(true)
+		return false
+	default:
+		p.tail, p.tailFrame = append([]byte(nil), b[n:]...), frame
+		p.congested.Store(true)
+		p.wroteDirect.Store(true)
+		select {
+		case p.nudge <- struct{}{}:
+		default:
+		}
+		return true
 	}
 }
 
@@ -338,5 +496,6 @@ func (t *Transport) writeFrames(p *peer, l *link, bw *bufio.Writer, frames [][]b
 	}
 	t.stats.framesOut.Add(uint64(len(frames)))
 	t.stats.bytesOut.Add(uint64(bytes))
+	p.pending.Add(-int64(len(frames)))
 	return nil
 }

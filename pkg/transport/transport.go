@@ -49,6 +49,7 @@ type Transport struct {
 	closeBegun bool
 	deliver    func(from dstate.NodeID, frame []byte)
 	lent       func(from dstate.NodeID, frame []byte) (kept bool) // StartLending's deliver
+	directGap  time.Duration                                      // see directGap; tests set 0
 	peers      map[dstate.NodeID]*peer
 	linkUp     func(peer dstate.NodeID) // see NotifyLinkUp
 
@@ -82,18 +83,19 @@ func New(cfg Config) (*Transport, error) {
 	}
 	life, kill := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:     cfg,
-		log:     cfg.Logger.With("node", string(cfg.NodeID)),
-		ln:      ln,
-		version: ProtocolVersion,
-		life:    life,
-		kill:    kill,
-		closing: make(chan struct{}),
-		closed:  make(chan struct{}),
-		peers:   make(map[dstate.NodeID]*peer),
-		conns:   make(map[net.Conn]struct{}),
-		perHost: make(map[string]int),
-		budget:  budget{limit: cfg.MaxReassemblySize},
+		cfg:       cfg,
+		directGap: directGap,
+		log:       cfg.Logger.With("node", string(cfg.NodeID)),
+		ln:        ln,
+		version:   ProtocolVersion,
+		life:      life,
+		kill:      kill,
+		closing:   make(chan struct{}),
+		closed:    make(chan struct{}),
+		peers:     make(map[dstate.NodeID]*peer),
+		conns:     make(map[net.Conn]struct{}),
+		perHost:   make(map[string]int),
+		budget:    budget{limit: cfg.MaxReassemblySize},
 	}
 	t.warnLog.Interval = cfg.LogInterval
 	return t, nil
@@ -240,10 +242,15 @@ func (t *Transport) Send(to dstate.NodeID, frame []byte) error {
 		t.stats.faultDrops.Add(1)
 		return nil
 	}
+	p.pending.Add(1)
+	if t.sendDirect(p, frame) {
+		return nil
+	}
 	select {
 	case p.queue <- frame:
 		return nil
 	default:
+		p.pending.Add(-1)
 		t.stats.queueDrops.Add(1)
 		return fmt.Errorf("%w: peer %q has %d frames queued", ErrQueueFull, to, cap(p.queue))
 	}
