@@ -109,7 +109,7 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		e.views.put(src, v)
 		p := e.peer(src)
 		p.lastAttempt, p.lastSync = e.mono(now), e.mono(now)
-		p.failures, p.lastErr = 0, ""
+		e.clearFailures(src, p)
 		if m.SentUnixMs > 0 {
 			p.latencyMs = int32(min(max(e.wallMs(now)-m.SentUnixMs, 0), 1<<31-1))
 		}

@@ -92,6 +92,7 @@ type Engine[S, V any] struct {
 	wallOfNow  bool // the clock's Now carries its wall clock (WallClock)
 	departed   map[NodeID]struct{}
 	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
+	peerErrs   map[NodeID]string     // last error of each peer whose record has failures (see clearFailures)
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
@@ -654,7 +655,10 @@ func (e *Engine[S, V]) dropView(node NodeID) {
 func (e *Engine[S, V]) failure(node NodeID, reason string) {
 	p := e.peer(node)
 	p.failures++
-	p.lastErr = reason
+	if e.peerErrs == nil {
+		e.peerErrs = make(map[NodeID]string)
+	}
+	e.peerErrs[node] = reason
 }
 
 // success records an accepted snapshot: it answers the outstanding
@@ -669,8 +673,7 @@ func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 // request: the request stays outstanding until a snapshot comes or the pull
 // timeout passes, so a burst of gapped deltas costs one request.
 func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
-	p.failures = 0
-	p.lastErr = ""
+	e.clearFailures(m.Source, p)
 	p.lastSync = e.mono(now)
 	if e.anyFailed && (p.failed || p.unresponsive || e.listedFailed(m.Source)) {
 		p.failed, p.unresponsive = false, false

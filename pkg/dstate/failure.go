@@ -40,14 +40,14 @@ func (e *Engine[S, V]) FailedPeers() []StalePeer {
 
 // failedReason says why the peer of record p counts as failed, or "" when it
 // does not. hasView: the peer has a view.
-func (e *Engine[S, V]) failedReason(p *peerState, hasView bool) string {
+func (e *Engine[S, V]) failedReason(id NodeID, p *peerState, hasView bool) string {
 	switch {
 	case p == nil:
 		return ""
 	case p.failed:
 		return "membership reports it failed"
 	case !hasView && p.failures > 0:
-		return "no readable view: " + p.lastErr
+		return "no readable view: " + e.peerErrs[id]
 	case p.unresponsive:
 		return fmt.Sprintf("answered no snapshot request within the pull timeout of %s", e.pullPeriod)
 	}
@@ -77,7 +77,7 @@ func (e *Engine[S, V]) publishFailed() {
 		if id == e.self {
 			continue
 		}
-		if r := e.failedReason(e.peerOf(id), true); r != "" {
+		if r := e.failedReason(id, e.peerOf(id), true); r != "" {
 			out = append(out, StalePeer{Node: id, Reason: r})
 		}
 	}
@@ -85,7 +85,7 @@ func (e *Engine[S, V]) publishFailed() {
 		if e.views.slot(id) != nil {
 			continue
 		}
-		if r := e.failedReason(p, false); r != "" {
+		if r := e.failedReason(id, p, false); r != "" {
 			out = append(out, StalePeer{Node: id, Reason: r})
 		}
 	}
@@ -142,8 +142,19 @@ func (e *Engine[S, V]) revive(node NodeID, p *peerState) {
 	e.publishFailed()
 }
 
-// forgetFailed drops node from the failed list once its record is gone.
+// clearFailures resets the failure count of id's record p, dropping the
+// last error kept aside while there were failures.
+func (e *Engine[S, V]) clearFailures(id NodeID, p *peerState) {
+	if p.failures != 0 {
+		p.failures = 0
+		delete(e.peerErrs, id)
+	}
+}
+
+// forgetFailed drops node from the failed list once its record is gone,
+// and its last error.
 func (e *Engine[S, V]) forgetFailed(node NodeID) {
+	delete(e.peerErrs, node)
 	if e.listedFailed(node) {
 		e.publishFailed()
 	}
@@ -218,13 +229,13 @@ func (e *Engine[S, V]) query(maxStaleness time.Duration, pull bool) QueryResult 
 		if e.detectUnresponsive(p, now) {
 			changed = true
 		}
-		if e.failedReason(p, true) != "" {
+		if e.failedReason(id, p, true) != "" {
 			r.Failed = append(r.Failed, id)
 		}
 	}
 	if e.anyFailed { // a peer without a view and a failure record is listed failed
 		for id, p := range e.orphans {
-			if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
+			if e.views.slot(id) == nil && e.failedReason(id, p, false) != "" {
 				r.Stale = append(r.Stale, id)
 				r.Failed = append(r.Failed, id)
 			}
@@ -282,9 +293,9 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 	h := EngineHealth{State: e.name}
 	now := e.clock.Now()
 	total, changed := 0, false
-	count := func(p *peerState, stale, hasView bool) {
+	count := func(id NodeID, p *peerState, stale, hasView bool) {
 		total++
-		failing := p != nil && (p.failures > 0 || e.failedReason(p, hasView) != "")
+		failing := p != nil && (p.failures > 0 || e.failedReason(id, p, hasView) != "")
 		if stale {
 			h.StalePeers++
 		}
@@ -303,12 +314,12 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 		if e.detectUnresponsive(p, now) {
 			changed = true
 		}
-		count(p, isStale(s.Load(), now, maxStaleness), true)
+		count(id, p, isStale(s.Load(), now, maxStaleness), true)
 	}
 	if e.anyFailed { // a peer without a view and a failure record is listed failed
 		for id, p := range e.orphans {
-			if e.views.slot(id) == nil && e.failedReason(p, false) != "" {
-				count(p, true, false)
+			if e.views.slot(id) == nil && e.failedReason(id, p, false) != "" {
+				count(id, p, true, false)
 			}
 		}
 	}
@@ -336,8 +347,11 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		st := PeerStatus{Node: id}
 		if p != nil {
 			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
-			st.LastError, st.LastLatency, st.Gaps = p.lastErr, time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)
-			st.Failed = e.failedReason(p, hasView)
+			st.LastLatency, st.Gaps = time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)
+			if p.failures > 0 {
+				st.LastError = e.peerErrs[id]
+			}
+			st.Failed = e.failedReason(id, p, hasView)
 		}
 		return st
 	}
@@ -351,7 +365,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 		out = append(out, st)
 	}
 	for id, p := range e.orphans {
-		if views.slot(id) == nil && e.failedReason(p, false) != "" {
+		if views.slot(id) == nil && e.failedReason(id, p, false) != "" {
 			out = append(out, status(id, p, false))
 		}
 	}

@@ -122,5 +122,8 @@ type peerState struct {
 	// whole pull timeout and nothing has been heard from it since. Queries
 	// do not wait for it.
 	unresponsive bool
-	lastErr      string
+	// The last error, while failures > 0, is kept in the engine's peerErrs
+	// rather than here: a string would take the record (and the view slot
+	// holding it) from the 48- to the 64-byte size class for the few peers
+	// that fail.
 }
