@@ -473,13 +473,24 @@ func (e *Engine[S, V]) ownSnapshot() (WireMessage, bool) {
 	}, true
 }
 
+// viewSlab is the number of view objects newView allocates at once.
+const viewSlab = 4
+
 // newView returns a zeroed object from a slab, so that publishing a view
 // costs a fraction of an allocation. Hot paths set its fields one by one:
 // assigning a whole struct literal copies it through a temporary with a
 // bulk write barrier, which costs tens of nanoseconds while the GC runs.
+//
+// A slab stays live while any of its objects is a current view, so the
+// views of peers updated at different times keep the replaced objects
+// beside them alive: with views replaced at random, a slab of k objects
+// holds about H(k) (1 + 1/2 + … + 1/k) objects per current view. Slabs of
+// 4 (2.1 per view, 416 B: a size class, no rounding) rather than 16 (3.4,
+// 1,664 B in a 1,792-byte class) cost no measurable time: the allocations
+// are more, their bytes fewer.
 func (e *Engine[S, V]) newView() *StateViewObject[V] {
 	if len(e.slab) == 0 {
-		e.slab = make([]StateViewObject[V], 16)
+		e.slab = make([]StateViewObject[V], viewSlab)
 	}
 	v := &e.slab[0]
 	e.slab = e.slab[1:]
