@@ -211,3 +211,42 @@ func TestGroupCommitCloseWithBatchesInFlight(t *testing.T) {
 	locked = false
 	require.NoError(t, <-closed)
 }
+
+// A batch whose commit does not finish (its leader went away and the
+// commit waits out a timeout) does not hold back the saves behind it for
+// longer than batchWait: the next batch goes out alongside it.
+func TestGroupCommitStuckBatchDoesNotHoldBackTheNext(t *testing.T) {
+	c := newCluster(t, 3, anyOwner)
+	l := c.node(c.leader())
+	stuck, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	l.beforeCommit = func() {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(stuck)
+			<-release
+		}
+	}
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	ctx := ctxT(t, 20*time.Second)
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- stateOfNode(l, "gc", "held").Save(ctx, obj(1, 1, "held"), nil) }()
+	<-stuck
+	// The first batch is in flight and cannot finish; this save must not
+	// wait for it.
+	require.NoError(t, stateOfNode(l, "gc", "next").Save(ctx, obj(1, 1, "next"), nil))
+	select {
+	case err := <-firstDone:
+		t.Fatalf("the held batch finished while held: %v", err)
+	default:
+	}
+	close(release)
+	require.NoError(t, <-firstDone)
+}

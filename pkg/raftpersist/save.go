@@ -110,18 +110,28 @@ func (s *Store) ctxErr(ctx context.Context, what string, last error, unknown boo
 	return fmt.Errorf("raftpersist: %s before the context ended: %w (last attempt: %v)", what, cause, last)
 }
 
+// batchWait is the longest a batch waits for the one in flight before it
+// goes out alongside it (up to MaxInflight): far longer than a healthy
+// commit, far shorter than the timeouts of a commit that cannot finish.
+const batchWait = 20 * time.Millisecond
+
 // batcher groups pending saves into batches and commits each on its own
 // goroutine. A save arriving while no batch is in flight is committed at
 // once, with every save already queued (up to MaxBatch and MaxBatchBytes):
 // a lone saver never waits for company. While a batch is in flight, the
 // saves arriving meanwhile wait for it and form the next batch; a batch
 // goes out alongside the ones in flight (up to MaxInflight) only once it
-// is full. One batch at a time lets all concurrent savers share one log
+// is full or has waited batchWait. One batch at a time lets all concurrent savers share one log
 // entry instead of splitting into cohorts that alternate; pipelining full
 // batches keeps the log busy under heavy load.
 func (s *Store) batcher() {
 	finished := make(chan struct{}, s.cfg.MaxInflight) // one per batch committed
 	inflight := 0
+	// A batch waits for the one in flight at most batchWait: a batch stuck
+	// behind a leader that went away (its commit waits out a timeout)
+	// must not hold back the saves that a new leader could take now.
+	patience := time.NewTimer(batchWait)
+	defer patience.Stop()
 	for {
 		var first *saveReq
 		select {
@@ -136,7 +146,9 @@ func (s *Store) batcher() {
 		batch := []*saveReq{first}
 		size := envSize(first.env)
 		full := func() bool { return len(batch) >= s.cfg.MaxBatch || size >= s.cfg.MaxBatchBytes }
-		for inflight >= s.cfg.MaxInflight || (inflight > 0 && !full()) {
+		patience.Reset(batchWait)
+		waited := false
+		for inflight >= s.cfg.MaxInflight || (inflight > 0 && !full() && !waited) {
 			more := s.saves
 			if full() {
 				more = nil
@@ -145,6 +157,8 @@ func (s *Store) batcher() {
 			case r := <-more:
 				batch = append(batch, r)
 				size += envSize(r.env)
+			case <-patience.C:
+				waited = true
 			case <-finished:
 				inflight--
 			case <-s.closing:
@@ -205,6 +219,9 @@ func (s *Store) failQueued() {
 // Requests whose context already ended are dropped first; the batch is
 // retried (on leader changes) until the last member's deadline.
 func (s *Store) commitReqs(batch []*saveReq) {
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
 	live := batch[:0]
 	var deadline time.Time
 	for _, r := range batch {

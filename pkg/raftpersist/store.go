@@ -37,6 +37,10 @@ type Store struct {
 
 	refused *refusalCounters
 
+	// beforeCommit, when set (by tests, before any save), runs at the start
+	// of each batch's commit on the batch's goroutine.
+	beforeCommit func()
+
 	saves   chan *saveReq
 	sem     chan struct{}
 	closing chan struct{}
