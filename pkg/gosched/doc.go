@@ -8,6 +8,15 @@
 // blocks and reports a full mailbox or a stopped actor as a
 // *[dstate.ActorSendError].
 //
+// [Actor.SendInline] (the optional [dstate.InlineSender]) is Send for the
+// hot paths: when the actor is idle (its goroutine parked, nothing queued)
+// the handler runs for the message on the calling goroutine, which saves
+// waking the actor's goroutine; otherwise the message queues as with Send.
+// The guarantees are the same either way: one message at a time, in the
+// order accepted, never after Stop, and a panic is supervised by the
+// actor (its restart backoff is served by the actor's goroutine, never by
+// the caller).
+//
 // # Mailboxes
 //
 // A mailbox holds at most [Config.MailboxSize] messages that the actor has

@@ -1,6 +1,6 @@
 // Package transport carries frames between nodes over TCP, optionally
 // secured with TLS. [Transport] implements [dstate.Transport] and
-// its optional [dstate.LinkNotifier].
+// its optional [dstate.LinkNotifier] and [dstate.FrameLender].
 //
 // # Connections
 //
@@ -9,7 +9,12 @@
 // accepts only deliver frames. A peer's frames wait in a bounded queue
 // (Config.QueueSize) drained by one writer goroutine, which writes every
 // frame queued at that moment through one buffer and flushes once, so a
-// burst costs few system calls. [Transport.Send] never blocks: it fails
+// burst costs few system calls. A frame that comes alone (nothing pending
+// for the peer, the writer idle, no other direct write in the last 50 µs,
+// plain TCP, up to 16 KiB) is written by Send itself, which saves the
+// writer's wake-up; if the socket is full, Send waits at most 1 ms and
+// leaves the rest of the frame to the writer, which sends it before
+// anything else. [Transport.Send] never blocks longer: it fails
 // with [ErrQueueFull] when the queue is full and [ErrUnknownPeer] when the
 // peer is unknown. When a connection fails the writer redials with
 // exponential backoff and full jitter between Config.ReconnectBackoffMin
@@ -21,7 +26,10 @@
 // Each accepted connection (up to the caps under Limits below) has a reader
 // goroutine that calls the deliver
 // function given to [Transport.Start] once per frame, with the sender's node
-// ID from the handshake and a freshly allocated frame.
+// ID from the handshake and a freshly allocated frame. With
+// [Transport.StartLending] (the optional [dstate.FrameLender]) the frame is
+// lent instead: a frame the receiver does not keep is read into again, so a
+// connection reads its messages into one buffer.
 //
 // # Wire format
 //
