@@ -59,6 +59,11 @@ type FrameLender interface {
 	// which hands frame to the host for good. The transport may read the
 	// next message into a frame that was not kept.
 	StartLending(deliver func(from NodeID, frame []byte) (kept bool)) error
+	// ReturnFrame gives back a frame deliver kept, once the host is done
+	// with it (nothing refers to it any more), so that the transport may
+	// read into it again. Calling it is optional (a frame not returned is
+	// left to the collector); it does not block.
+	ReturnFrame(frame []byte)
 }
 
 // LinkNotifier is an optional capability of a [Transport], detected by type

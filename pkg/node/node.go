@@ -25,6 +25,7 @@ type Node struct {
 	log    *slog.Logger
 	limits dstate.DecodeLimits
 	names  atomic.Pointer[map[string]string] // see publishNames
+	lender dstate.FrameLender                // the transport, when it lends frames
 	stores map[dstate.Durability]dstate.EnvelopeStore
 	cfg    Config
 
@@ -59,7 +60,7 @@ type shard interface {
 	OnNodeJoined(node dstate.NodeID)
 	OnNodeLeft(node dstate.NodeID)
 	deliver(m *dstate.WireMessage) (ran bool)
-	deliverOwned(m *dstate.WireMessage) (ran, ok bool)
+	deliverOwned(in *inbound) (ok bool)
 	failed(node dstate.NodeID)
 	reaped(node dstate.NodeID)
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
@@ -137,6 +138,7 @@ func New(cfg Config) (*Node, error) {
 	n.watchLinks()
 	var err2 error
 	if l, ok := n.tr.(dstate.FrameLender); ok {
+		n.lender = l
 		err2 = l.StartLending(n.deliverFrame)
 	} else {
 		err2 = n.tr.Start(func(from dstate.NodeID, frame []byte) { n.deliverFrame(from, frame) })
@@ -368,22 +370,54 @@ func (n *Node) publishNames() {
 	n.names.Store(&names)
 }
 
-// wireMessages recycles the decoded messages that a state handled before
-// deliverFrame returned (see dstate.InlineSender).
-var wireMessages = sync.Pool{New: func() any { return new(dstate.WireMessage) }}
+// inbound is a decoded message with the frame it was decoded from, pooled:
+// a message that one state receives goes to its actor as an *inbound, and
+// the last of deliverFrame and the actor to finish with it recycles it
+// (see release).
+type inbound struct {
+	msg   dstate.WireMessage
+	frame []byte
+	node  *Node
+	// refs counts who is done with it: deliverFrame once the actor has it,
+	// the actor once it has handled it. The second recycles it.
+	refs atomic.Int32
+}
+
+var inbounds = sync.Pool{New: func() any { return new(inbound) }}
+
+// release is called once by deliverFrame and once by the actor. The second
+// call recycles the record; it reports whether it did. When the actor is
+// second (it handled the message after deliverFrame returned, which then
+// told the transport the frame was kept), it also gives the frame back to a
+// lending transport.
+func (in *inbound) release(byActor bool) bool {
+	if in.refs.Add(1) != 2 {
+		return false
+	}
+	if byActor && in.node.lender != nil {
+		in.node.lender.ReturnFrame(in.frame)
+	}
+	in.msg, in.frame, in.node = dstate.WireMessage{}, nil, nil
+	in.refs.Store(0)
+	inbounds.Put(in)
+	return true
+}
 
 // deliverFrame decodes an inbound frame and routes it to its state's actor.
-// It reports whether the decoded message still refers to frame (kept: the
-// message was queued for the actor rather than handled at once); a
-// transport that lends frames (dstate.FrameLender) reuses the others.
+// It reports whether the frame is still in use (kept: the message was
+// queued for the actor and not handled yet); a transport that lends frames
+// (dstate.FrameLender) reuses the others, and gets kept ones back once
+// handled.
 func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	n.stats.framesIn.Add(1)
-	mp := wireMessages.Get().(*dstate.WireMessage)
+	in := inbounds.Get().(*inbound)
+	in.node, in.frame = n, frame
+	mp := &in.msg
 	recycle := true // until an actor may hold it
 	defer func() {
 		if recycle {
-			*mp = dstate.WireMessage{}
-			wireMessages.Put(mp)
+			in.msg, in.frame, in.node = dstate.WireMessage{}, nil, nil
+			inbounds.Put(in)
 		}
 	}()
 	var err error
@@ -438,13 +472,11 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 		n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)
 		return false
 	}
-	// The state's actor recycles the message once it has handled it, on
-	// this goroutine (ran) or later on its own: it must not be read after
-	// a successful send.
-	hasData := m.Data != nil
-	ran, ok := s.deliverOwned(m)
-	recycle = !ok
-	return ok && !ran && hasData
+	if !s.deliverOwned(in) {
+		return false // refused: recycled by the deferred call
+	}
+	recycle = false
+	return !in.release(false)
 }
 
 // dropForeignNotices removes from a feed the notices about other nodes than

@@ -227,31 +227,25 @@ func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
 	return ran
 }
 
-// ownedMessage is a decoded message from the node's pool that only one
-// state received: the actor returns it to the pool once handled.
-type ownedMessage dstate.WireMessage
-
-// deliverOwned is deliver of a pooled message the actor then owns; ok
-// reports whether the actor took it (else it is still the caller's).
-func (s *Shard[S, V]) deliverOwned(m *dstate.WireMessage) (ran, ok bool) {
-	ran, err := s.send((*ownedMessage)(m))
-	if err != nil {
+// deliverOwned hands the actor a pooled message only this state receives
+// (see inbound); ok reports whether the actor took it (else it is still the
+// caller's).
+func (s *Shard[S, V]) deliverOwned(in *inbound) (ok bool) {
+	if _, err := s.send(in); err != nil {
 		s.n.stats.mailboxDrops.Add(1)
 		s.log.Warn("state actor refused a message", "err", err)
-		return false, false
+		return false
 	}
-	return ran, true
+	return true
 }
 
 // handle is the actor's handler: an inbound message, or work posted as a
 // func.
 func (s *Shard[S, V]) handle(msg any) {
 	switch m := msg.(type) {
-	case *ownedMessage:
-		w := (*dstate.WireMessage)(m)
-		s.handleWire(w)
-		*w = dstate.WireMessage{}
-		wireMessages.Put(w)
+	case *inbound:
+		s.handleWire(&m.msg)
+		m.release(true)
 	case *dstate.WireMessage:
 		s.handleWire(m)
 	case actorCall:

@@ -132,6 +132,9 @@ func (t *Transport) serveInbound(c, raw net.Conn, host string) {
 		conn: c, idle: t.cfg.IdleTimeout, read: t.cfg.ReadTimeout,
 		budget: &t.budget, keepalives: &t.stats.keepalivesIn,
 	}
+	if t.lent != nil {
+		m.free = t.free
+	}
 	defer m.release()
 	for {
 		frame, err := m.next()

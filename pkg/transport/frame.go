@@ -258,9 +258,12 @@ type msgReader struct {
 	// keepalives, when set, counts the keepalive frames skipped.
 	keepalives *atomic.Uint64
 
-	// spare is a lent frame the receiver gave back (see lend): the next
-	// single-frame message that fits is read into it.
+	// spare is a lent frame the receiver gave back (see giveBack): the next
+	// single-frame message that fits is read into it. When there is none,
+	// one is taken from free (frames the host returned), if set.
 	spare []byte
+	free  chan []byte
+	hdr   [4]byte // the frame header being read
 }
 
 // release gives back the budget held by the last message, once the caller
@@ -312,6 +315,9 @@ func readFull(r io.Reader, b []byte, why error) error {
 	return err
 }
 
+// minLent is the smallest capacity of a frame read for a lending receiver.
+const minLent = 256
+
 // giveBack returns a frame the receiver did not keep, to be read into
 // again. Only frames of one fragment come back (they are never charged to
 // the budget).
@@ -349,20 +355,20 @@ func (m *msgReader) next() ([]byte, error) {
 func (m *msgReader) readOne() ([]byte, error) {
 	var msg []byte
 	for first := true; ; {
-		var l [4]byte
+		l := m.hdr[:] // a local array would escape through m.r
 		var why error
 		if first {
 			why = m.arm(len(l), m.idle, ErrIdleTimeout)
 		} else {
 			why = m.arm(len(l), m.read, ErrReadTimeout)
 		}
-		if err := readFull(m.r, l[:], why); err != nil {
+		if err := readFull(m.r, l, why); err != nil {
 			if !first {
 				err = noEOF(err)
 			}
 			return nil, err
 		}
-		raw := binary.BigEndian.Uint32(l[:])
+		raw := binary.BigEndian.Uint32(l)
 		if first && raw == keepalive {
 			if m.keepalives != nil {
 				m.keepalives.Add(1)
@@ -383,8 +389,18 @@ func (m *msgReader) readOne() ([]byte, error) {
 			// such frame, so MaxConns bounds them, and small messages
 			// from legitimate peers pass while large ones fill the budget.
 			var frame []byte
+			if m.spare == nil && m.free != nil {
+				select {
+				case m.spare = <-m.free:
+				default:
+				}
+			}
 			if m.spare != nil && int(n) <= cap(m.spare) {
 				frame, m.spare = m.spare[:n], nil
+			} else if m.free != nil {
+				// Room to spare, so that a frame a few bytes longer than
+				// this one can be read into it when it comes back.
+				frame = make([]byte, n, max(minLent, int(n)+int(n)/4))
 			} else {
 				frame = make([]byte, n)
 			}

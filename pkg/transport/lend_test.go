@@ -62,4 +62,12 @@ func TestStartLendingReusesOnlyFramesNotKept(t *testing.T) {
 
 	big := send(string(make([]byte, 200)))
 	require.Len(t, big.text, 200, "a frame larger than the spare one")
+
+	// A kept frame given back with ReturnFrame is read into again once the
+	// connection has no spare frame of its own.
+	kept2 := send("kept-2 wwwwwwwwwwwwwwww") // the spare is used and kept: none left
+	b.ReturnFrame(kept2.frame)
+	again := send("lent-after-return")
+	require.Equal(t, kept2.addr, again.addr, "a returned frame was not read into again")
+	require.Equal(t, "lent-after-return", again.text)
 }

@@ -50,6 +50,7 @@ type Transport struct {
 	deliver    func(from dstate.NodeID, frame []byte)
 	lent       func(from dstate.NodeID, frame []byte) (kept bool) // StartLending's deliver
 	directGap  time.Duration                                      // see directGap; tests set 0
+	free       chan []byte                                        // frames given back by ReturnFrame
 	peers      map[dstate.NodeID]*peer
 	linkUp     func(peer dstate.NodeID) // see NotifyLinkUp
 
@@ -85,6 +86,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:       cfg,
 		directGap: directGap,
+		free:      make(chan []byte, freeFrames),
 		log:       cfg.Logger.With("node", string(cfg.NodeID)),
 		ln:        ln,
 		version:   ProtocolVersion,
@@ -144,6 +146,23 @@ func (t *Transport) StartLending(deliver func(from dstate.NodeID, frame []byte) 
 		return errors.New("transport: start: deliver is nil")
 	}
 	return t.start(nil, deliver)
+}
+
+// freeFrames bounds the frames ReturnFrame keeps for the readers.
+const freeFrames = 256
+
+// ReturnFrame gives back a frame that StartLending's deliver kept, once the
+// host is done with it: a reader may read a later message into it. Frames
+// of more than 64 KiB, and frames beyond the few kept for reuse, are left
+// to the collector. It does not block.
+func (t *Transport) ReturnFrame(frame []byte) {
+	if cap(frame) == 0 || cap(frame) > growStep {
+		return
+	}
+	select {
+	case t.free <- frame[:0]:
+	default:
+	}
 }
 
 func (t *Transport) start(deliver func(from dstate.NodeID, frame []byte), lent func(from dstate.NodeID, frame []byte) bool) error {
