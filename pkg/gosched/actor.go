@@ -84,10 +84,7 @@ func (a *Actor) send(msg any) error {
 	a.waiting = false
 	a.mu.Unlock()
 	if wake {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
+		a.signal()
 	}
 	return nil
 }
@@ -127,12 +124,18 @@ func (a *Actor) SendInline(msg any) (ran bool, err error) {
 	}
 	a.mu.Unlock()
 	if wake {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
+		a.signal()
 	}
 	return true, nil
+}
+
+// signal wakes the actor's goroutine parked in take (a wake-up already
+// pending is enough).
+func (a *Actor) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Stop stops the actor and discards its queued messages. After Stop returns

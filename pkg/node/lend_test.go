@@ -17,12 +17,7 @@ import (
 // apply with their own bytes, not those of the frames read after them.
 func TestMessagesQueuedBehindABusyActorKeepTheirFrames(t *testing.T) {
 	c := threeNodes(t)
-	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
-	for id, n := range c.Nodes {
-		s, err := node.RegisterDelta(ctx, n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
-		require.NoError(t, err)
-		shards[id] = s
-	}
+	shards := registerGauges(t, c)
 	c.JoinAll()
 	eventually(t, "joined views", func() bool {
 		v1, ok1 := shards["n1"].Views().Get("n0")

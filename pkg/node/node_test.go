@@ -39,12 +39,7 @@ func TestActivePushReplicatesToEveryNode(t *testing.T) {
 
 func TestDeltaStateReplicatesDeltas(t *testing.T) {
 	c := threeNodes(t)
-	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
-	for id, n := range c.Nodes {
-		s, err := node.RegisterDelta(ctx, n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: dstatetest.NewGauges()})
-		require.NoError(t, err)
-		shards[id] = s
-	}
+	shards := registerGauges(t, c)
 	c.JoinAll()
 	// Wait for the join exchange so the following deltas apply in order.
 	eventually(t, "joined views", func() bool {
