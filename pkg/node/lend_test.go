@@ -8,7 +8,6 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
-	"github.com/dstate-go/dstate/pkg/node"
 )
 
 // Inbound frames are lent by the transport and handled on its goroutine
