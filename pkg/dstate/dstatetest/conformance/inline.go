@@ -21,10 +21,7 @@ func testInline(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 	t.Run("ConcurrentSendersKeepTheirOrder", func(t *testing.T) {
 		rut := start(t, newRuntime)
 		rec, ref := spawnRecorder(t, rut, "inline")
-		in, ok := ref.(dstate.InlineSender)
-		if !ok {
-			t.Skip("the runtime's actor references do not implement dstate.InlineSender")
-		}
+		in := inlineSender(t, ref)
 		const senders, each = 4, 500
 		var wg sync.WaitGroup
 		for s := range senders {
@@ -60,10 +57,7 @@ func testInline(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 	t.Run("BusyActorQueues", func(t *testing.T) {
 		rut := start(t, newRuntime)
 		rec, ref := spawnRecorder(t, rut, "busy")
-		in, ok := ref.(dstate.InlineSender)
-		if !ok {
-			t.Skip("the runtime's actor references do not implement dstate.InlineSender")
-		}
+		in := inlineSender(t, ref)
 		release := block(t, ref)
 		for i := range 3 {
 			ran, err := in.SendInline(fmt.Sprint(i))
@@ -78,14 +72,22 @@ func testInline(t *testing.T, newRuntime func(*testing.T) RuntimeUnderTest) {
 	t.Run("StoppedActorRefuses", func(t *testing.T) {
 		rut := start(t, newRuntime)
 		rec, ref := spawnRecorder(t, rut, "stopped")
-		in, ok := ref.(dstate.InlineSender)
-		if !ok {
-			t.Skip("the runtime's actor references do not implement dstate.InlineSender")
-		}
+		in := inlineSender(t, ref)
 		ref.Stop()
 		ran, err := in.SendInline("late")
 		require.ErrorIs(t, err, dstate.ErrActorStopped)
 		require.False(t, ran)
 		require.Zero(t, rec.len())
 	})
+}
+
+// inlineSender returns ref as a dstate.InlineSender, skipping the test when
+// the runtime does not offer the capability.
+func inlineSender(t *testing.T, ref dstate.ActorRef) dstate.InlineSender {
+	t.Helper()
+	in, ok := ref.(dstate.InlineSender)
+	if !ok {
+		t.Skip("the runtime's actor references do not implement dstate.InlineSender")
+	}
+	return in
 }
