@@ -48,14 +48,21 @@ func TestMessagesQueuedBehindABusyActorKeepTheirFrames(t *testing.T) {
 	})
 	close(release)
 	require.NoError(t, <-blocked)
+	// While n1's actor works through its queue, giving the frames back
+	// (dstate.FrameLender.ReturnFrame), the reader reads the next deltas
+	// into returned frames: none may be read into while still in use.
+	for i := n; i < 2*n; i++ {
+		_, _, err := shards["n0"].MutateDelta(ctx, dstatetest.Set(fmt.Sprintf("key-%03d", i), int64(i)))
+		require.NoError(t, err)
+	}
 	for _, obs := range []dstate.NodeID{"n1", "n2"} {
 		eventually(t, string(obs)+" applies n0's deltas", func() bool {
 			v, ok := shards[obs].Views().Get("n0")
-			return ok && v.Generation.Age == n
+			return ok && v.Generation.Age == 2*n
 		})
 		v, _ := shards[obs].Views().Get("n0")
-		require.Len(t, v.Value, n, "%s's view of n0", obs)
-		for i := range n {
+		require.Len(t, v.Value, 2*n, "%s's view of n0", obs)
+		for i := range 2 * n {
 			require.Equal(t, int64(i), v.Value[fmt.Sprintf("key-%03d", i)], "%s's view of n0, key %d", obs, i)
 		}
 	}
