@@ -218,9 +218,10 @@ func (h *shardHandle[S, V]) health(ctx context.Context, maxStaleness, digestEver
 	sh := StateHealth{State: h.shard.StateName(), StaleAfterMs: bound.Milliseconds()}
 	for _, st := range sts {
 		v, hasView := views.Get(st.Node)
-		ago := int64(-1)
+		ago, age := int64(-1), time.Duration(0)
 		if hasView {
-			ago = now.Sub(v.SyncedAt).Milliseconds()
+			age = now.Sub(views.SyncedAt(v))
+			ago = age.Milliseconds()
 		}
 		peer := PeerHealth{Node: string(st.Node), SyncedAgoMs: ago}
 		switch {
@@ -230,12 +231,12 @@ func (h *shardHandle[S, V]) health(ctx context.Context, maxStaleness, digestEver
 			peer.Reason = fmt.Sprintf("%d consecutive sync failures, the last: %s", st.ConsecutiveFailures, st.LastError)
 		case !hasView:
 			continue // departed since the statuses were taken
-		case bound > 0 && now.Sub(v.SyncedAt) > bound:
-			peer.Reason = fmt.Sprintf("view not renewed for %s (stale after %s)", now.Sub(v.SyncedAt).Round(time.Millisecond), bound)
+		case bound > 0 && age > bound:
+			peer.Reason = fmt.Sprintf("view not renewed for %s (stale after %s)", age.Round(time.Millisecond), bound)
 		case strict && v.HasPending():
 			peer.Reason = fmt.Sprintf("a newer generation %s is announced and not received yet", v.Pending)
-		case bound == 0 && v.HasPending() && now.Sub(v.SyncedAt) > pull:
-			peer.Reason = fmt.Sprintf("a newer generation %s announced %s ago is not received yet", v.Pending, now.Sub(v.SyncedAt).Round(time.Millisecond))
+		case bound == 0 && v.HasPending() && age > pull:
+			peer.Reason = fmt.Sprintf("a newer generation %s announced %s ago is not received yet", v.Pending, age.Round(time.Millisecond))
 		default:
 			sh.HealthyPeers++
 			continue

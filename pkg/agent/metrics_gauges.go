@@ -43,9 +43,10 @@ type viewSource interface {
 }
 
 func (h *shardHandle[S, V]) viewGauges(now time.Time, self dstate.NodeID, emit func(dstate.NodeID, time.Duration, uint64)) {
-	h.shard.Views().All(func(id dstate.NodeID, v *dstate.StateViewObject[V]) bool {
+	views := h.shard.Views()
+	views.All(func(id dstate.NodeID, v *dstate.StateViewObject[V]) bool {
 		if id != self {
-			emit(id, now.Sub(v.SyncedAt), generationLag(v.Generation, v.Pending))
+			emit(id, now.Sub(views.SyncedAt(v)), generationLag(v.Generation, v.Pending))
 		}
 		return true
 	})

@@ -81,7 +81,7 @@ func (h *shardHandle[S, V]) dump(ctx context.Context, opts DumpOptions) (StateDu
 			v, _ := vs.Get(id)
 			e := ViewEntry{
 				Node: string(id), Generation: v.Generation.String(), Incarnation: v.Generation.Incarnation, Age: v.Generation.Age,
-				SyncedAgoMs: now.Sub(v.SyncedAt).Milliseconds(), ModifiedMs: v.ModifiedUnixMs, Value: v.Value,
+				SyncedAgoMs: now.Sub(vs.SyncedAt(v)).Milliseconds(), ModifiedMs: v.ModifiedUnixMs, Value: v.Value,
 			}
 			if v.HasPending() {
 				e.Pending = v.Pending.String()

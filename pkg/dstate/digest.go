@@ -102,7 +102,7 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		// changes something, since an unchanged owner sends no snapshot.
 		v := e.newView()
 		*v = *cur
-		v.SyncedAt = now
+		v.syncedNs = e.since(now)
 		if !g.Less(v.Pending) {
 			v.Pending = Generation{}
 		}
@@ -117,7 +117,7 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		// Overtaken by newer data.
 	case g.IsZero():
 		// Nothing to learn from an empty generation.
-	case cur != nil && cur.Pending == placeholderPending && now.Sub(cur.SyncedAt) < e.pullPeriod:
+	case cur != nil && cur.Pending == placeholderPending && e.since(now)-cur.syncedNs < int64(e.pullPeriod):
 		// Joined within the pull timeout: the peer's join snapshot is on
 		// its way (a digest sent on the new link may overtake it). A
 		// later digest pulls if it was lost.

@@ -155,6 +155,8 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 	e.pullPeriod = cfg.State.EffectivePullTimeout()
 	e.epoch = cfg.Clock.Now()
 	e.views.self = cfg.Node
+	ep := e.epoch
+	e.views.cur.ep = &ep // a copy: a reader's Views handle does not keep the engine alive
 	e.copyOK = copyRestores(reflect.TypeFor[S]())
 	e.wallOfNow = carriesWall(cfg.Clock)
 	view, err := e.project(&e.obj.Value)
@@ -500,7 +502,7 @@ func (e *Engine[S, V]) newView() *StateViewObject[V] {
 func (e *Engine[S, V]) publishOwn(view V, now time.Time) {
 	v := e.newView()
 	v.Generation, v.WireVersion, v.Value = e.obj.Generation, e.wireVer, view
-	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = e.obj.CreatedUnixMs, e.obj.ModifiedUnixMs, now, e.self
+	v.CreatedUnixMs, v.ModifiedUnixMs, v.syncedNs = e.obj.CreatedUnixMs, e.obj.ModifiedUnixMs, e.since(now)
 	e.views.put(e.self, v)
 	e.ownEncOK = false
 }
@@ -538,7 +540,7 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 	delete(e.departed, node)
 	if e.views.get(node) == nil {
 		v := e.newView()
-		*v = StateViewObject[V]{SyncedAt: e.clock.Now(), Pending: placeholderPending, Source: node}
+		*v = StateViewObject[V]{syncedNs: e.since(e.clock.Now()), Pending: placeholderPending}
 		e.views.put(node, v)
 	}
 	if p := e.peer(node); p.failed || p.unresponsive {
@@ -610,6 +612,10 @@ func (e *Engine[S, V]) mono(t time.Time) int64 {
 	}
 	return d
 }
+
+// since returns t as a view's syncedNs: nanoseconds since the engine's
+// epoch (see Views.SyncedAt).
+func (e *Engine[S, V]) since(t time.Time) int64 { return int64(t.Sub(e.epoch)) }
 
 // instant is the inverse of mono; the zero Time for 0.
 func (e *Engine[S, V]) instant(m int64) time.Time {
@@ -748,7 +754,7 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		// The generation held is confirmed: renew its freshness.
 		v := e.newView()
 		*v = *cur
-		v.SyncedAt = now
+		v.syncedNs = e.since(now)
 		if !v.Pending.IsZero() && !m.Generation.Less(v.Pending) {
 			v.Pending = Generation{}
 		} else if answer && m.Generation.Less(v.Pending) {
@@ -793,13 +799,7 @@ func (e *Engine[S, V]) acceptView(p *peerState, m *WireMessage, cur *StateViewOb
 	v := e.newView()
 	*v = StateViewObject[V]{
 		Generation: m.Generation, WireVersion: m.WireVersion, Value: val,
-		CreatedUnixMs: m.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, SyncedAt: now, Source: m.Source,
-	}
-	if cur != nil {
-		// Keep the held string: the decoded message's own copy of the node
-		// ID would otherwise stay alive in every view (one allocation per
-		// view entry).
-		v.Source = cur.Source
+		CreatedUnixMs: m.CreatedUnixMs, ModifiedUnixMs: m.ModifiedUnixMs, syncedNs: e.since(now),
 	}
 	if v.CreatedUnixMs == 0 && v.ModifiedUnixMs == 0 {
 		ms := e.wallMs(now)
@@ -875,7 +875,7 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	}
 	v := e.newView()
 	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
-	v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt, v.Source = cur.CreatedUnixMs, m.ModifiedUnixMs, now, cur.Source
+	v.CreatedUnixMs, v.ModifiedUnixMs, v.syncedNs = cur.CreatedUnixMs, m.ModifiedUnixMs, e.since(now)
 	if g.Less(cur.Pending) {
 		v.Pending = cur.Pending
 	}

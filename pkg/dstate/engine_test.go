@@ -364,8 +364,8 @@ func TestSnapshotAcceptance(t *testing.T) {
 		m := counterSnapshot("n2", gen(peerInc, 5), 5)
 		m.Data = []byte{0xff} // not decoded: the generation is what counts
 		e.HandleWire(m)
-		if v := view(t, e.Views(), "n2"); !v.SyncedAt.Equal(clock.Now()) || v.Value.Count != 5 {
-			t.Errorf("view: synced %s count %d, want synced now, count 5", v.SyncedAt, v.Value.Count)
+		if v := view(t, e.Views(), "n2"); !e.Views().SyncedAt(v).Equal(clock.Now()) || v.Value.Count != 5 {
+			t.Errorf("view: synced %s count %d, want synced now, count 5", e.Views().SyncedAt(v), v.Value.Count)
 		}
 		wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 1, SnapshotsConfirmed: 1})
 	})
@@ -408,8 +408,8 @@ func TestSnapshotAcceptance(t *testing.T) {
 	t.Run("timestamps come from the wire or the receiver's clock", func(t *testing.T) {
 		e, clock := setup(t)
 		v := view(t, e.Views(), "n2")
-		if v.CreatedUnixMs != int64(peerInc) || v.ModifiedUnixMs != int64(peerInc+5) || !v.SyncedAt.Equal(clock.Now()) {
-			t.Errorf("view times: %d %d %s", v.CreatedUnixMs, v.ModifiedUnixMs, v.SyncedAt)
+		if v.CreatedUnixMs != int64(peerInc) || v.ModifiedUnixMs != int64(peerInc+5) || !e.Views().SyncedAt(v).Equal(clock.Now()) {
+			t.Errorf("view times: %d %d %s", v.CreatedUnixMs, v.ModifiedUnixMs, e.Views().SyncedAt(v))
 		}
 		m := counterSnapshot("n3", gen(peerInc, 1), 1)
 		m.CreatedUnixMs, m.ModifiedUnixMs = 0, 0

@@ -1,7 +1,5 @@
 package dstate
 
-import "time"
-
 // StateObject is a node's authoritative copy of one of its states: the value
 // and the envelope persisted with it.
 type StateObject[S any] struct {
@@ -17,6 +15,11 @@ type StateObject[S any] struct {
 //
 // A StateViewObject handed out by an engine is immutable: the engine
 // publishes a new object on each change, so readers may keep it.
+//
+// One is held per node, state and peer, so it carries only what a reader
+// cannot have elsewhere: the node it belongs to is the key it was found
+// under ([Views.Get], [Views.All]), and the time it was last synced is
+// read with [Views.SyncedAt].
 type StateViewObject[V any] struct {
 	// Generation of the owner's state this view reflects. Zero for a peer
 	// that joined but whose state has not arrived yet.
@@ -30,9 +33,10 @@ type StateViewObject[V any] struct {
 	// wire carried them, else the receiver's clock (see the package doc).
 	CreatedUnixMs  int64
 	ModifiedUnixMs int64
-	// SyncedAt is the receiver's monotonic time of the last accepted update;
-	// freshness is measured from it.
-	SyncedAt time.Time
+	// syncedNs is the receiver's monotonic time of the last accepted
+	// update, in nanoseconds since the epoch of the engine's views (see
+	// Views.SyncedAt); freshness is measured from it.
+	syncedNs int64
 	// Pending, when non-zero, is a newer generation announced by a change
 	// notice and not yet received: the view is stale until it arrives. The
 	// placeholder v0:1 marks a view stale until its owner says where it
@@ -40,8 +44,6 @@ type StateViewObject[V any] struct {
 	// joined, or one back after membership reported it failed; any
 	// snapshot, delta or digest entry from the owner clears it.
 	Pending Generation
-	// Source is the node that owns this view.
-	Source NodeID
 }
 
 // HasPending reports whether a newer generation is known to exist.

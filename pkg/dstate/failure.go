@@ -218,10 +218,11 @@ func (e *Engine[S, V]) PullQuery(maxStaleness time.Duration) QueryResult {
 func (e *Engine[S, V]) query(maxStaleness time.Duration, pull bool) QueryResult {
 	e.acts = e.acts[:0]
 	now := e.clock.Now()
+	nowNs := e.since(now)
 	var r QueryResult
 	changed := false
 	for id, s := range e.views.load() {
-		if id == e.self || !isStale(s.Load(), now, maxStaleness) {
+		if id == e.self || !isStale(s.Load(), nowNs, maxStaleness) {
 			continue
 		}
 		r.Stale = append(r.Stale, id)
@@ -292,6 +293,7 @@ func (e *Engine[S, V]) Pull(peers []NodeID) []Action {
 func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 	h := EngineHealth{State: e.name}
 	now := e.clock.Now()
+	nowNs := e.since(now)
 	total, changed := 0, false
 	count := func(id NodeID, p *peerState, stale, hasView bool) {
 		total++
@@ -314,7 +316,7 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 		if e.detectUnresponsive(p, now) {
 			changed = true
 		}
-		count(id, p, isStale(s.Load(), now, maxStaleness), true)
+		count(id, p, isStale(s.Load(), nowNs, maxStaleness), true)
 	}
 	if e.anyFailed { // a peer without a view and a failure record is listed failed
 		for id, p := range e.orphans {

@@ -177,7 +177,7 @@ func (e *Engine[S, V]) Rollback() error {
 				own := e.own()
 				at := e.clock.Now()
 				if own != nil {
-					at = own.SyncedAt
+					at = e.views.cur.SyncedAt(own)
 				}
 				e.obj.Generation, e.obj.ModifiedUnixMs = e.pend.prevGen, e.pend.prevMod
 				e.publishOwn(view, at)

@@ -53,7 +53,7 @@ func benchCluster(b *testing.B, cfg dstate.StateConfig) (src *gaugeShard, obs []
 // with short sleeps rather than spinning: on a small machine a spinning
 // poller takes a CPU from the nodes and inflates the latency it measures.
 // How soon it notices does not change the measured latency, which is taken
-// from the view's SyncedAt (stamped by the receiving engine when it
+// from the view's SyncedAt (Views.SyncedAt, stamped by the receiving engine when it
 // applied the update).
 func waitFor(b *testing.B, s *gaugeShard, g dstate.Generation) *dstate.StateViewObject[dstatetest.GaugesView] {
 	deadline := time.Now().Add(10 * time.Second)
@@ -117,7 +117,7 @@ func BenchmarkLoopbackLatency(b *testing.B) {
 		local = append(local, time.Since(t0))
 		for _, o := range obs {
 			view := waitFor(b, o, g)
-			lat = append(lat, view.SyncedAt.Sub(t0))
+			lat = append(lat, o.Views().SyncedAt(view).Sub(t0))
 		}
 	}
 	b.StopTimer()

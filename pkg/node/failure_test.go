@@ -163,8 +163,9 @@ func BenchmarkQueryFailedPeer(b *testing.B) {
 			s := shards["n1"]
 			eventually(b, "n1 takes n2 for failed", func() bool { return len(s.FailedPeers()) == 1 })
 			eventually(b, "n1's view of n2 is stale", func() bool {
-				v, _ := s.Views().Get("n2")
-				return time.Since(v.SyncedAt) > maxStale
+				vs := s.Views()
+				v, _ := vs.Get("n2")
+				return time.Since(vs.SyncedAt(v)) > maxStale
 			})
 			lat := make([]time.Duration, 0, b.N)
 			fn := func(vs dstate.Views[dstatetest.Counter]) {}

@@ -113,7 +113,11 @@ func (s *Shard[S, V]) Query(ctx context.Context, maxStaleness time.Duration, fn 
 	// A failed peer that came back and answered meanwhile is not named.
 	named = slices.DeleteFunc(named, func(f dstate.StalePeer) bool {
 		v, ok := views.Get(f.Node)
-		return ok && !v.HasPending() && (maxStaleness < 0 || now.Sub(v.SyncedAt) <= maxStaleness || !v.SyncedAt.Before(w.start))
+		if !ok || v.HasPending() {
+			return false
+		}
+		at := views.SyncedAt(v)
+		return maxStaleness < 0 || now.Sub(at) <= maxStaleness || !at.Before(w.start)
 	})
 	return s.staleError(waited, named, timeout)
 }
@@ -248,8 +252,11 @@ func pendingPeers[V any](w *pullWaiter, views dstate.Views[V], now time.Time) []
 		if !ok {
 			continue
 		}
-		fresh := !v.HasPending() && (w.maxStale < 0 || now.Sub(v.SyncedAt) <= w.maxStale || !v.SyncedAt.Before(w.start))
-		if !fresh {
+		if v.HasPending() {
+			out = append(out, id)
+			continue
+		}
+		if at := views.SyncedAt(v); w.maxStale >= 0 && now.Sub(at) > w.maxStale && at.Before(w.start) {
 			out = append(out, id)
 		}
 	}

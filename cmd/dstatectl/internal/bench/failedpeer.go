@@ -96,7 +96,7 @@ func FailedPeer(ctx context.Context, cfg FailedPeerConfig) (*Result, error) {
 	}
 	fn := func(dstate.Views[map[string]int64]) {}
 	series := func(maxStale time.Duration) (latencies, error) {
-		stale := func() bool { v, _ := s.Views().Get("n2"); return time.Since(v.SyncedAt) > maxStale }
+		stale := func() bool { vs := s.Views(); v, _ := vs.Get("n2"); return time.Since(vs.SyncedAt(v)) > maxStale }
 		if err := waitUntil(ctx, maxStale+10*time.Second, "n1's view of n2 to be stale", stale); err != nil {
 			return latencies{}, err
 		}
