@@ -21,6 +21,7 @@ type link struct {
 	conn net.Conn // raw, or the TLS connection over it
 	br   *bufio.Reader
 	dead chan struct{} // closed when watch returns
+	now  *nowWriter    // direct writes on plain TCP (nil over TLS or where unavailable)
 }
 
 // watch waits for the remote to close the connection. The acceptor never
@@ -98,6 +99,9 @@ func (t *Transport) clientHandshake(ctx context.Context, l *link, id dstate.Node
 		}
 	}
 	_ = l.raw.SetDeadline(time.Time{})
+	if l.conn == l.raw {
+		l.now = newNowWriter(l.raw)
+	}
 	return nil
 }
 

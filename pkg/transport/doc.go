@@ -12,9 +12,11 @@
 // burst costs few system calls. A frame that comes alone (nothing pending
 // for the peer, the writer idle, no other direct write in the last 50 µs,
 // plain TCP, up to 16 KiB) is written by Send itself, which saves the
-// writer's wake-up; if the socket is full, Send waits at most 1 ms and
-// leaves the rest of the frame to the writer, which sends it before
-// anything else. [Transport.Send] never blocks longer: it fails
+// writer's wake-up. That write is one system call on the non-blocking
+// socket and never waits: what a full socket did not take is left to the
+// writer, which sends it before anything else. It sets no deadline, so it
+// leaves no timer behind to wake the process later. [Transport.Send] never
+// blocks: it fails
 // with [ErrQueueFull] when the queue is full and [ErrUnknownPeer] when the
 // peer is unknown. When a connection fails the writer redials with
 // exponential backoff and full jitter between Config.ReconnectBackoffMin

@@ -366,15 +366,14 @@ const (
 	// directMax is the largest frame a Send writes itself; larger ones go
 	// through the writer's buffer.
 	directMax = 16 << 10
-	// directTimeout bounds a direct write when the socket is full: a Send
-	// never waits for a slow peer longer than this, the writer then takes
-	// over (with WriteTimeout).
-	directTimeout = time.Millisecond
 	// directGap: a Send within this long of the last direct write goes to
 	// the writer, which writes a burst of frames with one system call; the
 	// wake-up a direct write saves only pays for a frame that comes alone.
 	directGap = 50 * time.Microsecond
 )
+
+// errNoDirect: the connection does not take direct writes.
+var errNoDirect = errors.New("transport: no direct writes on this connection")
 
 // epoch is the origin of the transport's monotonic readings.
 var epoch = time.Now()
@@ -382,17 +381,18 @@ var epoch = time.Now()
 // sendDirect writes frame on p's connection from the calling goroutine
 // when nothing else is pending for p and nobody is writing to it, and
 // reports whether it did (else the caller queues the frame for the
-// writer; p.pending already counts it). The connection must be plain TCP:
-// a TLS connection is unusable after a write times out. A write the full
-// socket cut short leaves its tail to the writer, which sends it before
-// anything else.
+// writer; p.pending already counts it). The connection must be plain TCP
+// (a TLS record cannot be cut where the socket's room ends), written with
+// one non-blocking system call (link.writeNow): a write the full socket cut
+// short leaves its tail to the writer, which sends it before anything
+// else, and a Send never waits for the socket.
 func (t *Transport) sendDirect(p *peer, frame []byte) bool {
 	if len(frame) > directMax || len(frame) > t.cfg.MaxFrameSize || p.pending.Load() != 1 || p.congested.Load() || !p.wmu.TryLock() {
 		return false
 	}
 	defer p.wmu.Unlock()
 	l := p.live
-	if l == nil || l.conn != l.raw || p.tail != nil || p.pending.Load() != 1 {
+	if l == nil || l.now == nil || p.tail != nil || p.pending.Load() != 1 {
 		return false
 	}
 	select {
@@ -400,24 +400,24 @@ func (t *Transport) sendDirect(p *peer, frame []byte) bool {
 		return false
 	default:
 	}
-	now := time.Now()
-	if mono := int64(now.Sub(epoch)); mono-p.lastDirect.Swap(mono) < int64(t.directGap) {
+	if mono := int64(time.Since(epoch)); mono-p.lastDirect.Swap(mono) < int64(t.directGap) {
 		return false // a burst: the writer batches it
 	}
 	b := binary.BigEndian.AppendUint32(p.scratch[:0], uint32(len(frame)))
 	b = append(b, frame...)
 	p.scratch = b
-	_ = l.conn.SetWriteDeadline(now.Add(directTimeout))
-	n, err := l.conn.Write(b)
+	n, err := l.writeNow(b)
 	switch {
-	case err == nil:
+	case err == nil && n == len(b):
 		p.pending.Add(-1)
 		p.wroteDirect.Store(true)
 		t.stats.framesOut.Add(1)
 		t.stats.bytesOut.Add(uint64(len(frame)))
 		return true
-	case n == 0:
-		// Nothing went out: the writer takes the frame from the queue.
+	case n <= 0:
+		// Nothing went out (a full socket, or the connection failed: the
+		// writer finds out and carries the frame): the writer takes it
+		// from the queue.
 		p.congested.Store(true)
 		return false
 	default:

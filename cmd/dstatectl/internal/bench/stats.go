@@ -58,10 +58,12 @@ func mallocs() uint64 {
 	return m.Mallocs
 }
 
-// pacer issues events at a fixed rate. time.Sleep on Linux wakes up at
-// millisecond granularity, so at rates above 1,000/s the events due while
-// it slept are issued back to back on waking: the average rate is exact,
-// the spacing is not.
+// pacer issues events at a fixed rate, evenly spaced. time.Sleep wakes up
+// at millisecond granularity on Linux (the runtime's netpoller waits in
+// whole milliseconds), which at rates above 1,000/s would issue the events
+// due while it slept back to back on waking; waits under 2 ms therefore
+// end in preciseSleep (nanosleep(2) on Linux), which keeps the spacing
+// within tens of microseconds without spinning a CPU.
 type pacer struct {
 	start    time.Time
 	interval time.Duration
@@ -74,7 +76,12 @@ func newPacer(rate float64) *pacer {
 // wait returns when event k (from 0) is due.
 func (p *pacer) wait(k int) {
 	due := p.start.Add(time.Duration(k) * p.interval)
-	if d := time.Until(due); d > 0 {
-		time.Sleep(d)
+	d := time.Until(due)
+	if d > 2*time.Millisecond {
+		time.Sleep(d - time.Millisecond)
+		d = time.Until(due)
+	}
+	if d > 0 {
+		preciseSleep(d)
 	}
 }
