@@ -16,6 +16,15 @@ import (
 //	        varint sent ms, bytes data
 //	RequestSnapshot:
 //	        string state, string source, varint sent ms
+//	SnapshotChunk:
+//	        the FullSnapshot fields up to sent ms, uvarint stream ID,
+//	        uvarint chunk index,
+//	        uvarint bytes of the stream before this chunk, byte last (0 or
+//	        1), bytes chunk
+//	SnapshotPull:
+//	        string state, string source, uvarint incarnation, uvarint age,
+//	        uvarint stream ID, uvarint next chunk index, byte stop (0 or 1),
+//	        varint sent ms
 //	BatchedChangeFeed:
 //	        string source, varint sent ms, uvarint count,
 //	        count × (string state, string source, uvarint incarnation, uvarint age)
@@ -59,6 +68,7 @@ const (
 	LimitFeedStates    = "feed_states"
 	LimitFeedPeers     = "feed_peers"
 	LimitDigestEntries = "digest_entries"
+	LimitChunkBytes    = "chunk_bytes"
 )
 
 // DecodeLimits bound what a decoder accepts, so that no input can make it
@@ -73,6 +83,10 @@ type DecodeLimits struct {
 	MaxSnapshot int
 	// MaxDelta is the largest delta payload in bytes (default MaxPayload).
 	MaxDelta int
+	// MaxChunk is the largest chunk of a streamed snapshot in bytes
+	// (default MaxDelta). A chunk whose stream would pass MaxSnapshot with
+	// it is refused as over MaxSnapshot.
+	MaxChunk int
 	// MaxName is the longest state name or node ID (default 1024).
 	MaxName int
 	// MaxNotifications is the most notices in one feed (default 65536).
@@ -104,6 +118,9 @@ func (l DecodeLimits) WithDefaults() DecodeLimits {
 	}
 	if l.MaxDelta <= 0 {
 		l.MaxDelta = l.MaxPayload
+	}
+	if l.MaxChunk <= 0 {
+		l.MaxChunk = l.MaxDelta
 	}
 	if l.MaxName <= 0 {
 		l.MaxName = DefaultMaxName
@@ -142,6 +159,30 @@ func AppendWire(dst []byte, m *WireMessage) []byte {
 	case KindRequestSnapshot:
 		dst = appendString(dst, m.State)
 		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+	case KindSnapshotChunk:
+		dst = appendString(dst, m.State)
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
+		dst = binary.AppendUvarint(dst, m.Generation.Age)
+		dst = binary.AppendUvarint(dst, uint64(m.WireVersion))
+		dst = binary.AppendVarint(dst, m.CreatedUnixMs)
+		dst = binary.AppendVarint(dst, m.ModifiedUnixMs)
+		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = binary.AppendUvarint(dst, m.StreamID)
+		dst = binary.AppendUvarint(dst, m.ChunkIndex)
+		dst = binary.AppendUvarint(dst, m.ChunkOffset)
+		dst = append(dst, boolByte(m.ChunkLast))
+		dst = binary.AppendUvarint(dst, uint64(len(m.Data)))
+		dst = append(dst, m.Data...)
+	case KindSnapshotPull:
+		dst = appendString(dst, m.State)
+		dst = appendString(dst, string(m.Source))
+		dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
+		dst = binary.AppendUvarint(dst, m.Generation.Age)
+		dst = binary.AppendUvarint(dst, m.StreamID)
+		dst = binary.AppendUvarint(dst, m.ChunkIndex)
+		dst = append(dst, boolByte(m.ChunkLast))
 		dst = binary.AppendVarint(dst, m.SentUnixMs)
 	case KindBatchedChangeFeed:
 		dst = appendString(dst, string(m.Source))
@@ -184,6 +225,16 @@ func EncodedSize(m *WireMessage) int {
 		n += uvarintSize(uint64(len(m.Data))) + len(m.Data)
 	case KindRequestSnapshot:
 		n += stringSize(m.State) + stringSize(string(m.Source)) + varintSize(m.SentUnixMs)
+	case KindSnapshotChunk:
+		n += stringSize(m.State) + stringSize(string(m.Source))
+		n += uvarintSize(m.Generation.Incarnation) + uvarintSize(m.Generation.Age) + uvarintSize(uint64(m.WireVersion))
+		n += varintSize(m.CreatedUnixMs) + varintSize(m.ModifiedUnixMs) + varintSize(m.SentUnixMs)
+		n += uvarintSize(m.StreamID) + uvarintSize(m.ChunkIndex) + uvarintSize(m.ChunkOffset) + 1
+		n += uvarintSize(uint64(len(m.Data))) + len(m.Data)
+	case KindSnapshotPull:
+		n += stringSize(m.State) + stringSize(string(m.Source))
+		n += uvarintSize(m.Generation.Incarnation) + uvarintSize(m.Generation.Age)
+		n += uvarintSize(m.StreamID) + uvarintSize(m.ChunkIndex) + 1 + varintSize(m.SentUnixMs)
 	case KindBatchedChangeFeed:
 		n += stringSize(string(m.Source)) + varintSize(m.SentUnixMs) + uvarintSize(uint64(len(m.Notifications)))
 		for i := range m.Notifications {
@@ -238,6 +289,33 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 	case KindRequestSnapshot:
 		m.State = d.name("state name")
 		m.Source = NodeID(d.name("requester"))
+		m.SentUnixMs = d.varint("sent time")
+	case KindSnapshotChunk:
+		m.State = d.name("state name")
+		m.Source = NodeID(d.name("source node"))
+		m.Generation.Incarnation = d.uvarint("incarnation")
+		m.Generation.Age = d.uvarint("age")
+		m.WireVersion = d.uint32("wire version")
+		m.CreatedUnixMs = d.varint("created time")
+		m.ModifiedUnixMs = d.varint("modified time")
+		m.SentUnixMs = d.varint("sent time")
+		m.StreamID = d.uvarint("stream ID")
+		m.ChunkIndex = d.uvarint("chunk index")
+		m.ChunkOffset = d.uvarint("chunk offset")
+		m.ChunkLast = d.flag("last-chunk flag")
+		m.Data = d.limited("snapshot chunk", lim.MaxChunk, LimitChunkBytes)
+		if d.err == nil && (m.ChunkOffset > uint64(lim.MaxSnapshot) || uint64(len(m.Data)) > uint64(lim.MaxSnapshot)-m.ChunkOffset) {
+			d.failLimit(LimitSnapshotBytes, "wire: snapshot chunk %d of %d bytes after %d bytes of its stream exceeds the snapshot limit of %d",
+				m.ChunkIndex, len(m.Data), m.ChunkOffset, lim.MaxSnapshot)
+		}
+	case KindSnapshotPull:
+		m.State = d.name("state name")
+		m.Source = NodeID(d.name("requester"))
+		m.Generation.Incarnation = d.uvarint("incarnation")
+		m.Generation.Age = d.uvarint("age")
+		m.StreamID = d.uvarint("stream ID")
+		m.ChunkIndex = d.uvarint("next chunk index")
+		m.ChunkLast = d.flag("stop flag")
 		m.SentUnixMs = d.varint("sent time")
 	case KindBatchedChangeFeed:
 		m.Source = NodeID(d.name("source node"))
@@ -333,6 +411,31 @@ func (d *decoder) varint(field string) int64 {
 	}
 	d.off += n
 	return v
+}
+
+// flag reads a byte that must be 0 or 1.
+func (d *decoder) flag(field string) bool {
+	if d.err != nil {
+		return false
+	}
+	if d.off >= len(d.buf) {
+		d.fail("wire: truncated %s at byte %d", field, d.off)
+		return false
+	}
+	b := d.buf[d.off]
+	if b > 1 {
+		d.fail("wire: %s at byte %d is %d, want 0 or 1", field, d.off, b)
+		return false
+	}
+	d.off++
+	return b == 1
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (d *decoder) uint32(field string) uint32 {

@@ -56,6 +56,18 @@ var goldenMessages = []struct {
 			{State: "counter", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_000, Age: 3}},
 			{State: "gauges", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300}},
 		},
+	}},	{"snapshot_chunk", dstate.WireMessage{
+		Kind: dstate.KindSnapshotChunk, State: "gauges", Source: "n2",
+		Generation:    dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300},
+		WireVersion:   2,
+		CreatedUnixMs: -5, ModifiedUnixMs: 1_700_000_000_123, SentUnixMs: 1_700_000_000_999,
+		StreamID: 7, ChunkIndex: 130, ChunkOffset: 1 << 20, ChunkLast: true,
+		Data: []byte{0x01, 0x03, 'c', 'p', 'u', 0x54},
+	}},
+	{"snapshot_pull", dstate.WireMessage{
+		Kind: dstate.KindSnapshotPull, State: "gauges", Source: "n1",
+		Generation: dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300},
+		StreamID:   7, ChunkIndex: 131, SentUnixMs: 1_700_000_001_000,
 	}},
 }
 

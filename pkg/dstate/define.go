@@ -3,7 +3,7 @@ package dstate
 // SimpleEngineConfig builds the EngineConfig of a simple state, whose whole
 // value is its view.
 func SimpleEngineConfig[S any](def DistributedState[S], node NodeID, cfg StateConfig, clock Clock) EngineConfig[S, S] {
-	return EngineConfig[S, S]{
+	c := EngineConfig[S, S]{
 		Name: def.Name(), Node: node, WireVersion: def.WireVersion(), StorageVersion: def.StorageVersion(),
 		State: cfg, Clock: clock,
 		Codec: Codec[S, S]{
@@ -15,6 +15,16 @@ func SimpleEngineConfig[S any](def DistributedState[S], node NodeID, cfg StateCo
 			ViewIsState: true,
 		},
 	}
+	withChunks(&c.Codec, def)
+	return c
+}
+
+// withChunks fills the codec's chunk functions when def is a
+// [ChunkedViewCodec] of its views.
+func withChunks[S, V any](c *Codec[S, V], def any) {
+	if cc, ok := def.(ChunkedViewCodec[V]); ok {
+		c.EncodeViewChunks, c.NewViewDecoder = cc.EncodeViewChunks, cc.NewViewDecoder
+	}
 }
 
 // NewSimpleEngine returns an engine for a simple state starting at initial.
@@ -24,7 +34,7 @@ func NewSimpleEngine[S any](def DistributedState[S], node NodeID, cfg StateConfi
 
 // DeltaEngineConfig builds the EngineConfig of a delta state.
 func DeltaEngineConfig[S, V, D, C any](def DeltaDistributedState[S, V, D, C], node NodeID, cfg StateConfig, clock Clock) EngineConfig[S, V] {
-	return EngineConfig[S, V]{
+	c := EngineConfig[S, V]{
 		Name: def.Name(), Node: node, WireVersion: def.WireVersion(), StorageVersion: def.StorageVersion(),
 		State: cfg, Clock: clock,
 		Codec: Codec[S, V]{
@@ -42,6 +52,8 @@ func DeltaEngineConfig[S, V, D, C any](def DeltaDistributedState[S, V, D, C], no
 			DecodeState: def.DecodeState,
 		},
 	}
+	withChunks(&c.Codec, def)
+	return c
 }
 
 // DeltaEngine is an [Engine] for a [DeltaDistributedState]: it adds

@@ -38,6 +38,11 @@ type Codec[S, V any] struct {
 	// encodes it as EncodeState does (simple states): the own snapshot's
 	// encoding then doubles as the value's checkpoint.
 	ViewIsState bool
+	// EncodeViewChunks and NewViewDecoder stream snapshots in chunks (see
+	// [ChunkedViewCodec]). Optional, both or neither: without them every
+	// snapshot travels whole.
+	EncodeViewChunks func(v V, chunkSize int, emit func([]byte) error) error
+	NewViewDecoder   func(wireVersion uint32) (ViewDecoder[V], error)
 }
 
 // EngineConfig configures an [Engine].
@@ -112,7 +117,8 @@ type Engine[S, V any] struct {
 	ckptGen Generation
 	ckptOK  bool
 
-	size sizeGuard // see SetSizeLimits
+	size sizeGuard   // see SetSizeLimits
+	st   *streams[V] // snapshot streams (stream.go); nil until first used
 
 	failedList atomic.Pointer[[]StalePeer] // see FailedPeers
 	anyFailed  bool                        // failedList is not empty
@@ -546,9 +552,7 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 	if p := e.peer(node); p.failed || p.unresponsive {
 		e.revive(node, p)
 	}
-	if msg, ok := e.ownSnapshot(); ok {
-		e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: msg})
-	}
+	e.sendOwn(node, false)
 	return e.acts
 }
 
@@ -566,6 +570,7 @@ func (e *Engine[S, V]) OnNodeLeft(node NodeID) {
 	e.departed[node] = struct{}{}
 	delete(e.orphans, node)
 	e.forgetFailed(node)
+	e.dropStreams(node, true)
 }
 
 // OnNodeFailed records that the membership layer considers a node failed.
@@ -581,6 +586,7 @@ func (e *Engine[S, V]) OnNodeFailed(node NodeID) {
 	}
 	e.failure(node, "node failed")
 	e.markFailed(node)
+	e.dropStreams(node, false)
 }
 
 // ForgetDeparted drops everything the engine remembers of a node that left
@@ -595,6 +601,7 @@ func (e *Engine[S, V]) ForgetDeparted(node NodeID) {
 	delete(e.orphans, node)
 	e.views.remove(node)
 	e.forgetFailed(node)
+	e.dropStreams(node, true)
 }
 
 // IsDeparted reports whether node left and has not joined again.
@@ -710,6 +717,9 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	if e.anyFailed {
 		e.heardFrom(m.Source)
 	}
+	if e.st != nil {
+		e.expireStreams()
+	}
 	switch m.Kind {
 	case KindBatchedChangeFeed:
 		e.handleFeed(m)
@@ -717,7 +727,7 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	case KindDigest:
 		e.handleDigest(m)
 		return e.acts
-	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot:
+	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot, KindSnapshotChunk, KindSnapshotPull:
 	default:
 		return nil
 	}
@@ -730,13 +740,18 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	}
 	switch m.Kind {
 	case KindFullSnapshot:
+		e.supersedeStream(m)
 		e.handleSnapshot(m)
 	case KindDeltaUpdate:
-		e.handleDelta(m)
-	case KindRequestSnapshot:
-		if msg, ok := e.ownSnapshot(); ok {
-			e.acts = append(e.acts, Action{Kind: ActionSend, Target: m.Source, Message: msg})
+		if !e.holdDelta(m) {
+			e.handleDelta(m)
 		}
+	case KindRequestSnapshot:
+		e.sendOwn(m.Source, true)
+	case KindSnapshotChunk:
+		e.handleChunk(m)
+	case KindSnapshotPull:
+		e.handlePull(m)
 	}
 	return e.acts
 }
@@ -780,15 +795,19 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		}
 		return
 	}
+	e.installSnapshot(p, m, cur, val, now, answer)
+}
+
+// installSnapshot publishes the decoded view of a snapshot, whole or
+// streamed (m is its header).
+func (e *Engine[S, V]) installSnapshot(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time, answer bool) {
 	e.acceptView(p, m, cur, val, now, answer)
 	e.m.snapshotsReceived.Add(1)
 	if cur != nil && !cur.Generation.IsZero() && m.Generation.Incarnation > cur.Generation.Incarnation {
 		// The peer restarted: whatever its previous incarnation held of
 		// this node is gone, and the join-time snapshot may have been lost
 		// with its old connections. Send it the own snapshot again.
-		if msg, ok := e.ownSnapshot(); ok {
-			e.acts = append(e.acts, Action{Kind: ActionSend, Target: m.Source, Message: msg})
-		}
+		e.sendOwn(m.Source, false)
 	}
 }
 
@@ -890,6 +909,9 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 // the answer then overrules it (see handleSnapshot). A request that expired
 // with nothing heard from the peer marks it unresponsive.
 func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
+	if e.streaming(node) {
+		return // the stream in progress answers
+	}
 	p := e.peer(node)
 	if p.requestedAt != 0 && now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
 		return
@@ -901,8 +923,12 @@ func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 	cur := e.views.get(node)
 	p.askedPending = cur != nil && cur.HasPending() && cur.Pending != placeholderPending
 	e.m.requestsSent.Add(1)
+	kind := KindRequestSnapshot
+	if e.streamsFrom(node) {
+		kind = KindSnapshotPull // a zero generation: a new stream
+	}
 	e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
-		Kind: KindRequestSnapshot, State: e.name, Source: e.self, SentUnixMs: e.wallMs(now),
+		Kind: kind, State: e.name, Source: e.self, SentUnixMs: e.wallMs(now),
 	}})
 }
 

@@ -143,3 +143,34 @@ func DecodeStored[S any](def StateCodec[S], data []byte, storageVersion uint32) 
 	var zero S
 	return zero, UnknownVersionError(storageVersion)
 }
+
+// ChunkedViewCodec is an optional capability of a state definition, detected
+// with a type assertion when the engine is built: its views encode as a
+// stream of chunks, so that a view of any size replicates to a joining node
+// with memory bounded by a few chunks at both ends (see
+// [KindSnapshotChunk]). Definitions without it send every snapshot whole.
+type ChunkedViewCodec[V any] interface {
+	// EncodeViewChunks encodes v as chunks of about chunkSize bytes each
+	// and calls emit with each, in order; it emits at least one chunk.
+	// Each chunk holds whole entries and is itself a snapshot that
+	// DecodeView reads as the view of those entries (so a view of one
+	// chunk travels as a plain FullSnapshot). emit takes the chunk: the
+	// codec must not modify it afterwards. When emit returns an error,
+	// EncodeViewChunks stops and returns that error. v is a published view,
+	// which the engine never changes; the encoding may be suspended between
+	// chunks while the owner goes on mutating its value.
+	EncodeViewChunks(v V, chunkSize int, emit func(chunk []byte) error) error
+	// NewViewDecoder returns a decoder of one stream of chunks in the given
+	// wire version (ErrUnknownVersion when it cannot read it).
+	NewViewDecoder(wireVersion uint32) (ViewDecoder[V], error)
+}
+
+// ViewDecoder decodes one stream of view chunks (see [ChunkedViewCodec]).
+type ViewDecoder[V any] interface {
+	// Add decodes the next chunk. It must not keep chunk (the engine reuses
+	// it): it copies what it keeps. Bad bytes are ErrMalformed.
+	Add(chunk []byte) error
+	// Finish returns the view of every chunk added; it is called once,
+	// after the last chunk.
+	Finish() (V, error)
+}

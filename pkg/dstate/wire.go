@@ -32,6 +32,23 @@ const (
 	// older view of one of them pulls it (see digest.go). Nodes of releases
 	// without digests refuse the kind as malformed and drop the message.
 	KindDigest MessageKind = 5
+	// KindSnapshotChunk carries one chunk of a streamed snapshot of the
+	// sender's view (see [ChunkedViewCodec]): the header of a FullSnapshot,
+	// then the stream's ID, the chunk's index in it (from 0), the bytes of the
+	// stream before it and whether it is the last. The receiver decodes the
+	// chunks in order, keeps its view until the last one, and answers each
+	// chunk but the last with a KindSnapshotPull. A node sends it only to a
+	// peer that sent it a chunk or a pull, or unsolicited when a peer joins
+	// (nodes of releases without streams drop the kind as malformed and
+	// pull the state with RequestSnapshot, answered with a FullSnapshot).
+	KindSnapshotChunk MessageKind = 6
+	// KindSnapshotPull asks the receiver for chunks of its snapshot stream;
+	// Source is the requester. A zero Generation starts a new stream of the
+	// receiver's current view; otherwise ChunkIndex is the next chunk the
+	// requester wants of the stream StreamID of Generation (the sender keeps a
+	// window of chunks beyond it in flight), or ChunkLast asks it to stop
+	// that stream.
+	KindSnapshotPull MessageKind = 7
 )
 
 // String names the kind.
@@ -47,6 +64,10 @@ func (k MessageKind) String() string {
 		return "BatchedChangeFeed"
 	case KindDigest:
 		return "Digest"
+	case KindSnapshotChunk:
+		return "SnapshotChunk"
+	case KindSnapshotPull:
+		return "SnapshotPull"
 	}
 	return fmt.Sprintf("MessageKind(%d)", uint8(k))
 }
@@ -91,6 +112,19 @@ type WireMessage struct {
 	Data []byte
 	// Notifications of a BatchedChangeFeed, or the entries of a Digest.
 	Notifications []ChangeNotification
+	// StreamID identifies a SnapshotChunk's stream among its owner's
+	// streams (the owner numbers them), and the stream a SnapshotPull is
+	// about.
+	StreamID uint64
+	// ChunkIndex is a SnapshotChunk's index in its stream (from 0), or
+	// the next chunk a SnapshotPull asks for.
+	ChunkIndex uint64
+	// ChunkOffset is the number of bytes of a SnapshotChunk's stream
+	// before it.
+	ChunkOffset uint64
+	// ChunkLast marks the last SnapshotChunk of a stream; on a
+	// SnapshotPull it asks the owner to stop the stream.
+	ChunkLast bool
 }
 
 // String is a stable, human-readable description used by tests and tools,
@@ -101,6 +135,17 @@ func (m *WireMessage) String() string {
 		return fmt.Sprintf("%s(%s from %s %s wire=%d %dB)", m.Kind, m.State, m.Source, m.Generation, m.WireVersion, len(m.Data))
 	case KindRequestSnapshot:
 		return fmt.Sprintf("%s(%s by %s)", m.Kind, m.State, m.Source)
+	case KindSnapshotChunk:
+		last := ""
+		if m.ChunkLast {
+			last = " last"
+		}
+		return fmt.Sprintf("%s(%s from %s %s wire=%d stream %d #%d@%d%s %dB)", m.Kind, m.State, m.Source, m.Generation, m.WireVersion, m.StreamID, m.ChunkIndex, m.ChunkOffset, last, len(m.Data))
+	case KindSnapshotPull:
+		if m.ChunkLast {
+			return fmt.Sprintf("%s(%s by %s %s stream %d stop)", m.Kind, m.State, m.Source, m.Generation, m.StreamID)
+		}
+		return fmt.Sprintf("%s(%s by %s %s stream %d next=%d)", m.Kind, m.State, m.Source, m.Generation, m.StreamID, m.ChunkIndex)
 	case KindBatchedChangeFeed, KindDigest:
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s(from %s:", m.Kind, m.Source)

@@ -81,6 +81,7 @@ type stats struct {
 var decodeLimitNames = []string{
 	dstate.LimitSnapshotBytes, dstate.LimitDeltaBytes, dstate.LimitNameBytes,
 	dstate.LimitFeedNotices, dstate.LimitFeedStates, dstate.LimitFeedPeers, dstate.LimitDigestEntries,
+	dstate.LimitChunkBytes,
 }
 
 // Stats are a node's host-level counters.

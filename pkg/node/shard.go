@@ -278,6 +278,7 @@ func (s *Shard[S, V]) stop() {
 		for _, t := range s.timers {
 			t.Cancel()
 		}
+		s.eng.StopStreams()
 		s.waiters = nil
 		close(done)
 	}) == nil {
