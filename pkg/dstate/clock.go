@@ -11,7 +11,7 @@ import "time"
 // needs a [TimerClock]; a clock whose Now carries its wall clock may say so
 // with [WallClock].
 type Clock interface {
-	// Now returns the monotonic time used for freshness (SyncedAt).
+	// Now returns the monotonic time used for freshness (Views.SyncedAt).
 	Now() time.Time
 	// UnixMilli returns wall-clock milliseconds, used for incarnations and
 	// created/modified timestamps.

@@ -97,7 +97,9 @@ type Engine[S, V any] struct {
 	wallOfNow  bool // the clock's Now carries its wall clock (WallClock)
 	departed   map[NodeID]struct{}
 	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
-	peerErrs   map[NodeID]string     // last error of each peer whose record has failures (see clearFailures)
+	peerErrs   map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
+	pulls      map[NodeID]pull       // the outstanding snapshot request of each peer that has one (see requestSnapshot)
+	gapsOver   map[NodeID]uint64     // age gaps beyond a record's 16-bit count (see gap)
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
@@ -549,7 +551,7 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 		*v = StateViewObject[V]{syncedNs: e.since(e.clock.Now()), Pending: placeholderPending}
 		e.views.put(node, v)
 	}
-	if p := e.peer(node); p.failed || p.unresponsive {
+	if p := e.peer(node); p.flags&(peerFailed|peerUnresponsive) != 0 {
 		e.revive(node, p)
 	}
 	e.sendOwn(node, false)
@@ -678,19 +680,46 @@ func (e *Engine[S, V]) dropView(node NodeID) {
 
 func (e *Engine[S, V]) failure(node NodeID, reason string) {
 	p := e.peer(node)
-	p.failures++
 	if e.peerErrs == nil {
-		e.peerErrs = make(map[NodeID]string)
+		e.peerErrs = make(map[NodeID]peerErr)
 	}
-	e.peerErrs[node] = reason
+	pe := peerErr{n: 1, msg: reason}
+	if p.failing() {
+		pe.n = e.peerErrs[node].n + 1
+	}
+	p.flags |= peerFailing
+	e.peerErrs[node] = pe
+}
+
+// askedPending reports whether node (of record p) has an outstanding
+// snapshot request sent while its view had a pending generation: its
+// answer then says where the owner stands (see handleSnapshot).
+func (e *Engine[S, V]) askedPending(node NodeID, p *peerState) bool {
+	return p.pulling() && e.pulls[node].askedPending
+}
+
+// gap counts an age gap in node's record p: modulo 2¹⁶ there, the overflow
+// in gapsOver.
+func (e *Engine[S, V]) gap(node NodeID, p *peerState) {
+	if p.gaps < math.MaxUint16 {
+		p.gaps++
+		return
+	}
+	p.gaps = 0
+	if e.gapsOver == nil {
+		e.gapsOver = make(map[NodeID]uint64)
+	}
+	e.gapsOver[node] += math.MaxUint16 + 1
 }
 
 // success records an accepted snapshot: it answers the outstanding
 // snapshot request, if any.
 func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 	e.applied(p, m, now)
-	p.requestedAt = 0
-	p.askedPending = false
+	if p.pulling() {
+		p.flags &^= peerPulling
+		delete(e.pulls, m.Source)
+	}
 }
 
 // applied records an accepted update. A delta does not answer a snapshot
@@ -699,8 +728,8 @@ func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 	e.clearFailures(m.Source, p)
 	p.lastSync = e.mono(now)
-	if e.anyFailed && (p.failed || p.unresponsive || e.listedFailed(m.Source)) {
-		p.failed, p.unresponsive = false, false
+	if e.anyFailed && (p.flags&(peerFailed|peerUnresponsive) != 0 || e.listedFailed(m.Source)) {
+		p.flags &^= peerFailed | peerUnresponsive
 		e.publishFailed()
 	}
 	if m.SentUnixMs > 0 {
@@ -763,7 +792,7 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	// A snapshot that arrives while a pull sent after a notice is in flight
 	// is taken for the owner's answer: the owner is the authority on its
 	// own generation, so a pending generation above it is cleared.
-	answer := p.askedPending
+	answer := e.askedPending(m.Source, p)
 	cur := e.views.get(m.Source)
 	if cur != nil && m.Generation == cur.Generation && !cur.Generation.IsZero() {
 		// The generation held is confirmed: renew its freshness.
@@ -880,7 +909,7 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 			return
 		}
 		e.m.ageGaps.Add(1)
-		p.gaps++
+		e.gap(m.Source, p)
 		e.requestSnapshot(m.Source, now)
 		return
 	}
@@ -913,15 +942,18 @@ func (e *Engine[S, V]) requestSnapshot(node NodeID, now time.Time) {
 		return // the stream in progress answers
 	}
 	p := e.peer(node)
-	if p.requestedAt != 0 && now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
+	if p.pulling() && now.Sub(e.instant(e.pulls[node].at)) < e.pullPeriod {
 		return
 	}
-	if e.detectUnresponsive(p, now) {
+	if e.detectUnresponsive(node, p, now) {
 		e.publishFailed()
 	}
-	p.requestedAt = e.mono(now)
 	cur := e.views.get(node)
-	p.askedPending = cur != nil && cur.HasPending() && cur.Pending != placeholderPending
+	if e.pulls == nil {
+		e.pulls = make(map[NodeID]pull)
+	}
+	e.pulls[node] = pull{at: e.mono(now), askedPending: cur != nil && cur.HasPending() && cur.Pending != placeholderPending}
+	p.flags |= peerPulling
 	e.m.requestsSent.Add(1)
 	kind := KindRequestSnapshot
 	if e.streamsFrom(node) {

@@ -44,11 +44,11 @@ func (e *Engine[S, V]) failedReason(id NodeID, p *peerState, hasView bool) strin
 	switch {
 	case p == nil:
 		return ""
-	case p.failed:
+	case p.failed():
 		return "membership reports it failed"
-	case !hasView && p.failures > 0:
-		return "no readable view: " + e.peerErrs[id]
-	case p.unresponsive:
+	case !hasView && p.failing():
+		return "no readable view: " + e.peerErrs[id].msg
+	case p.unresponsive():
 		return fmt.Sprintf("answered no snapshot request within the pull timeout of %s", e.pullPeriod)
 	}
 	return ""
@@ -58,14 +58,14 @@ func (e *Engine[S, V]) failedReason(id NodeID, p *peerState, hasView bool) strin
 // outstanding for a whole pull timeout with nothing heard from the peer
 // since (a snapshot clears the request; a delta counts as an answer). It
 // reports whether the mark was set now.
-func (e *Engine[S, V]) detectUnresponsive(p *peerState, now time.Time) bool {
-	if p == nil || p.unresponsive || p.requestedAt == 0 || p.lastAttempt >= p.requestedAt {
+func (e *Engine[S, V]) detectUnresponsive(id NodeID, p *peerState, now time.Time) bool {
+	if p == nil || p.unresponsive() || !p.pulling() {
 		return false
 	}
-	if now.Sub(e.instant(p.requestedAt)) < e.pullPeriod {
+	if at := e.pulls[id].at; p.lastAttempt >= at || now.Sub(e.instant(at)) < e.pullPeriod {
 		return false
 	}
-	p.unresponsive = true
+	p.flags |= peerUnresponsive
 	return true
 }
 
@@ -97,8 +97,8 @@ func (e *Engine[S, V]) publishFailed() {
 // markFailed records that the membership layer reported node failed.
 func (e *Engine[S, V]) markFailed(node NodeID) {
 	p := e.peer(node)
-	if !p.failed {
-		p.failed = true
+	if !p.failed() {
+		p.flags |= peerFailed
 		e.publishFailed()
 	}
 }
@@ -119,7 +119,7 @@ func (e *Engine[S, V]) heardFrom(node NodeID) {
 	if node == e.self || node == "" || !e.listedFailed(node) {
 		return
 	}
-	if p := e.peerOf(node); p != nil && (p.failed || p.unresponsive) {
+	if p := e.peerOf(node); p != nil && p.flags&(peerFailed|peerUnresponsive) != 0 {
 		e.revive(node, p)
 	}
 }
@@ -130,7 +130,7 @@ func (e *Engine[S, V]) heardFrom(node NodeID) {
 // pending generation, which any snapshot or the next delta clears) until
 // it says where it stands.
 func (e *Engine[S, V]) revive(node NodeID, p *peerState) {
-	if p.failed {
+	if p.failed() {
 		if cur := e.views.get(node); cur != nil && !cur.Generation.IsZero() && cur.Pending.IsZero() {
 			v := e.newView()
 			*v = *cur
@@ -138,23 +138,26 @@ func (e *Engine[S, V]) revive(node NodeID, p *peerState) {
 			e.views.put(node, v)
 		}
 	}
-	p.failed, p.unresponsive = false, false
+	p.flags &^= peerFailed | peerUnresponsive
 	e.publishFailed()
 }
 
 // clearFailures resets the failure count of id's record p, dropping the
 // last error kept aside while there were failures.
 func (e *Engine[S, V]) clearFailures(id NodeID, p *peerState) {
-	if p.failures != 0 {
-		p.failures = 0
+	if p.failing() {
+		p.flags &^= peerFailing
 		delete(e.peerErrs, id)
 	}
 }
 
 // forgetFailed drops node from the failed list once its record is gone,
-// and its last error.
+// and what the side maps held for the record (its failures and last error,
+// its outstanding snapshot request, the overflow of its gap count).
 func (e *Engine[S, V]) forgetFailed(node NodeID) {
 	delete(e.peerErrs, node)
+	delete(e.pulls, node)
+	delete(e.gapsOver, node)
 	if e.listedFailed(node) {
 		e.publishFailed()
 	}
@@ -227,7 +230,7 @@ func (e *Engine[S, V]) query(maxStaleness time.Duration, pull bool) QueryResult 
 		}
 		r.Stale = append(r.Stale, id)
 		p := e.peerOf(id)
-		if e.detectUnresponsive(p, now) {
+		if e.detectUnresponsive(id, p, now) {
 			changed = true
 		}
 		if e.failedReason(id, p, true) != "" {
@@ -250,12 +253,12 @@ func (e *Engine[S, V]) query(maxStaleness time.Duration, pull bool) QueryResult 
 	for _, id := range r.Stale {
 		p := e.peerOf(id)
 		failed := slices.Contains(r.Failed, id)
-		if pull && (!failed || (p.unresponsive && !p.failed && e.views.slot(id) != nil)) {
+		if pull && (!failed || (p.unresponsive() && !p.failed() && e.views.slot(id) != nil)) {
 			e.requestSnapshot(id, now)
 			p = e.peerOf(id) // the record may have moved into the view's slot
 		}
-		if !failed && p != nil && p.requestedAt != 0 {
-			if until := e.instant(p.requestedAt).Add(e.pullPeriod); until.After(r.WaitUntil) {
+		if !failed && p != nil && p.pulling() {
+			if until := e.instant(e.pulls[id].at).Add(e.pullPeriod); until.After(r.WaitUntil) {
 				r.WaitUntil = until
 			}
 		}
@@ -276,7 +279,7 @@ func (e *Engine[S, V]) Pull(peers []NodeID) []Action {
 		if id == e.self || e.IsDeparted(id) {
 			continue
 		}
-		if p := e.peerOf(id); p != nil && p.failed {
+		if p := e.peerOf(id); p != nil && p.failed() {
 			continue
 		}
 		e.requestSnapshot(id, now)
@@ -297,7 +300,7 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 	total, changed := 0, false
 	count := func(id NodeID, p *peerState, stale, hasView bool) {
 		total++
-		failing := p != nil && (p.failures > 0 || e.failedReason(id, p, hasView) != "")
+		failing := p != nil && (p.failing() || e.failedReason(id, p, hasView) != "")
 		if stale {
 			h.StalePeers++
 		}
@@ -313,7 +316,7 @@ func (e *Engine[S, V]) Health(maxStaleness time.Duration) EngineHealth {
 			continue
 		}
 		p := e.peerOf(id)
-		if e.detectUnresponsive(p, now) {
+		if e.detectUnresponsive(id, p, now) {
 			changed = true
 		}
 		count(id, p, isStale(s.Load(), nowNs, maxStaleness), true)
@@ -348,10 +351,11 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 	status := func(id NodeID, p *peerState, hasView bool) PeerStatus {
 		st := PeerStatus{Node: id}
 		if p != nil {
-			st.LastSync, st.LastAttempt, st.ConsecutiveFailures = e.instant(p.lastSync), e.instant(p.lastAttempt), p.failures
-			st.LastLatency, st.Gaps = time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)
-			if p.failures > 0 {
-				st.LastError = e.peerErrs[id]
+			st.LastSync, st.LastAttempt = e.instant(p.lastSync), e.instant(p.lastAttempt)
+			st.LastLatency, st.Gaps = time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)+e.gapsOver[id]
+			if p.failing() {
+				pe := e.peerErrs[id]
+				st.ConsecutiveFailures, st.LastError = pe.n, pe.msg
 			}
 			st.Failed = e.failedReason(id, p, hasView)
 		}

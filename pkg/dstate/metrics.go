@@ -104,26 +104,55 @@ type PeerStatus struct {
 
 // peerState is the engine's sync record of one peer. Times are monotonic
 // instants relative to the engine's epoch (see Engine.mono; 0 is never)
-// and the latency is in milliseconds, which keeps the record at 56 bytes:
-// one is held per peer and state.
+// and the latency is in milliseconds. One is held per peer and state, in
+// the peer's view slot, so it is kept at 24 bytes (the slot at 32): what
+// only a peer in trouble has is kept in the engine's side maps, found
+// through a flag, so that a healthy peer costs no map operation.
 type peerState struct {
 	lastSync, lastAttempt int64
-	requestedAt           int64 // when a snapshot was last requested (0: none in flight)
-	failures              uint32
-	gaps                  uint32
 	latencyMs             int32
-	// askedPending: the request in flight was sent while the view had a
-	// pending generation, so its answer says where the owner stands.
+	// gaps counts the inbound deltas that skipped ages, modulo 2¹⁶; the
+	// overflow is in the engine's gapsOver (see Engine.gap).
+	gaps  uint16
+	flags peerFlags
+}
+
+// peerFlags are the marks of a peerState.
+type peerFlags uint8
+
+const (
+	// peerFailed: the membership layer reported the peer failed and
+	// nothing has been heard from it since. It is not pulled (see
+	// Engine.Query).
+	peerFailed peerFlags = 1 << iota
+	// peerUnresponsive: a snapshot request to the peer went unanswered
+	// for a whole pull timeout and nothing has been heard from it since.
+	// Queries do not wait for it.
+	peerUnresponsive
+	// peerFailing: the record counts consecutive failures; their number
+	// and the last error are in the engine's peerErrs.
+	peerFailing
+	// peerPulling: a snapshot request is outstanding; when it was sent is
+	// in the engine's pulls.
+	peerPulling
+)
+
+func (p *peerState) failed() bool       { return p.flags&peerFailed != 0 }
+func (p *peerState) unresponsive() bool { return p.flags&peerUnresponsive != 0 }
+func (p *peerState) failing() bool      { return p.flags&peerFailing != 0 }
+func (p *peerState) pulling() bool      { return p.flags&peerPulling != 0 }
+
+// peerErr is the failure count and last error of a peer whose record has
+// failures (peerFailing).
+type peerErr struct {
+	n   uint32
+	msg string
+}
+
+// pull is the outstanding snapshot request to a peer (peerPulling).
+type pull struct {
+	at int64 // when it was sent (Engine.mono)
+	// askedPending: it was sent while the view had a pending generation,
+	// so its answer says where the owner stands.
 	askedPending bool
-	// failed: the membership layer reported the peer failed and nothing
-	// has been heard from it since. It is not pulled (see Engine.Query).
-	failed bool
-	// unresponsive: a snapshot request to the peer went unanswered for a
-	// whole pull timeout and nothing has been heard from it since. Queries
-	// do not wait for it.
-	unresponsive bool
-	// The last error, while failures > 0, is kept in the engine's peerErrs
-	// rather than here: a string would take the record (and the view slot
-	// holding it) from the 48- to the 64-byte size class for the few peers
-	// that fail.
 }

@@ -543,7 +543,7 @@ func (e *Engine[S, V]) handleChunk(m *WireMessage) {
 	if cur != nil && !cur.Generation.IsZero() && !cur.Generation.Less(h.Generation) {
 		e.m.staleDiscarded.Add(1) // a snapshot or deltas got there first
 	} else {
-		e.installSnapshot(p, &h, cur, val, now, p.askedPending)
+		e.installSnapshot(p, &h, cur, val, now, e.askedPending(src, p))
 	}
 	for i := range in.deltas {
 		e.handleDelta(&in.deltas[i])
