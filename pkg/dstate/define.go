@@ -1,5 +1,7 @@
 package dstate
 
+import "slices"
+
 // SimpleEngineConfig builds the EngineConfig of a simple state, whose whole
 // value is its view.
 func SimpleEngineConfig[S any](def DistributedState[S], node NodeID, cfg StateConfig, clock Clock) EngineConfig[S, S] {
@@ -63,6 +65,9 @@ type DeltaEngine[S, V, D, C any] struct {
 	*Engine[S, V]
 	def     DeltaDistributedState[S, V, D, C]
 	urgency UrgencyDecider[V, C] // def's, or nil for Default
+
+	appender DeltaAppender[D] // def's, or nil: see DeltaAppender
+	deltaBuf []byte           // the reused delta encoding buffer (appender)
 }
 
 // NewDeltaEngine returns a delta engine starting at initial.
@@ -73,6 +78,7 @@ func NewDeltaEngine[S, V, D, C any](def DeltaDistributedState[S, V, D, C], node 
 	}
 	de := &DeltaEngine[S, V, D, C]{Engine: e, def: def}
 	de.urgency, _ = def.(UrgencyDecider[V, C])
+	de.appender, _ = def.(DeltaAppender[D])
 	return de, nil
 }
 
@@ -141,8 +147,8 @@ func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObje
 		p.urgency = e.urgency.SyncUrgency(old, view, change)
 	}
 	stage = stageEncodeDelta
-	if data, err := e.def.EncodeDelta(d); err == nil {
-		p.deltaData, p.hasDelta = data, true
+	if data, scratch, err := e.encodeDelta(d); err == nil {
+		p.deltaData, p.hasDelta, p.deltaScratch = data, true, scratch
 	} else {
 		e.m.encodeFailures.Add(1) // a snapshot carries the change instead
 	}
@@ -155,9 +161,14 @@ func (e *DeltaEngine[S, V, D, C]) TryPrepareDelta(fn func(*S) C) (obj *StateObje
 }
 
 // PreparedDelta returns the encoded delta of the prepared mutation, or nil.
+// The caller may keep it: when the delta was encoded into the engine's
+// reused buffer (see [DeltaAppender]), it is a copy.
 func (e *Engine[S, V]) PreparedDelta() []byte {
-	if e.pend.active && e.pend.hasDelta {
-		return e.pend.deltaData
+	if !e.pend.active || !e.pend.hasDelta {
+		return nil
 	}
-	return nil
+	if e.pend.deltaScratch {
+		return slices.Clone(e.pend.deltaData)
+	}
+	return e.pend.deltaData
 }

@@ -27,20 +27,35 @@ type ActionHandler interface {
 	NoticeRejected(peer NodeID, notice ChangeNotification)
 }
 
+// FrameEncoder is an optional capability of an [ActionHandler]: Dispatch
+// encodes the messages it hands to the handler with EncodeFrame instead of
+// [EncodeWire], e.g. to carve small frames out of shared buffers. The
+// result must be exactly EncodeWire's bytes, and no longer shared with
+// anything the encoder writes to later: the handler's transport may hold
+// the frame for as long as it is queued.
+type FrameEncoder interface {
+	// EncodeFrame returns the encoding of m.
+	EncodeFrame(m *WireMessage) []byte
+}
+
 // Dispatch performs the actions of one engine call, in order, through h:
 // the one place where an action kind maps to what a host does. Hosts call
 // it after the engine call returns and, for a mutation with persistence,
 // only after the state was saved. An unknown kind is ignored.
 func Dispatch(acts []Action, h ActionHandler) {
+	encode := EncodeWire
+	if fe, ok := h.(FrameEncoder); ok {
+		encode = fe.EncodeFrame
+	}
 	for i := range acts {
 		a := &acts[i]
 		switch a.Kind {
 		case ActionBroadcast:
-			h.Broadcast(EncodeWire(&a.Message))
+			h.Broadcast(encode(&a.Message))
 		case ActionSend:
-			h.Send(a.Target, EncodeWire(&a.Message))
+			h.Send(a.Target, encode(&a.Message))
 		case ActionScheduleDelayed:
-			h.BroadcastAfter(a.Delay, EncodeWire(&a.Message))
+			h.BroadcastAfter(a.Delay, encode(&a.Message))
 		case ActionNotify:
 			h.Notify(a.Notice)
 		case ActionNoticeRejected:

@@ -127,20 +127,21 @@ type Engine[S, V any] struct {
 }
 
 type pending[V any] struct {
-	active     bool
-	prevGen    Generation
-	prevMod    int64
-	hasView    bool
-	view       V
-	deltaData  []byte
-	hasDelta   bool
-	urgency    SyncUrgency
-	haveUrgent bool
-	at         time.Time // when begin read the clock, if wallOfNow
-	snap       []byte    // the prepared view's encoding, when Commit will send a snapshot or fitSize measured it
-	hasSnap    bool
-	sizeBound  int  // the prepared snapshot's length, or an estimate from above (see fitSize)
-	sized      bool // sizeBound is set
+	active       bool
+	prevGen      Generation
+	prevMod      int64
+	hasView      bool
+	view         V
+	deltaData    []byte
+	hasDelta     bool
+	deltaScratch bool // deltaData is the DeltaEngine's reused buffer
+	urgency      SyncUrgency
+	haveUrgent   bool
+	at           time.Time // when begin read the clock, if wallOfNow
+	snap         []byte    // the prepared view's encoding, when Commit will send a snapshot or fitSize measured it
+	hasSnap      bool
+	sizeBound    int  // the prepared snapshot's length, or an estimate from above (see fitSize)
+	sized        bool // sizeBound is set
 }
 
 // NewEngine returns an engine owning initial as a fresh incarnation: its

@@ -33,6 +33,7 @@ type Shard[S, V any] struct {
 	persist dstate.StatePersistence[S]
 	store   dstate.EnvelopeStore // the node's store for the state's durability, if any
 	ref     dstate.ActorRef
+	frames  frameArena // the actor's frames (see frames.go)
 	// send is ref's SendInline when the runtime offers it (see
 	// dstate.InlineSender), else ref.Send: the hot paths (an inbound
 	// message, a call awaiting its answer) then run on the caller when the

@@ -37,7 +37,11 @@ func (seqState) ProjectDelta(c seqView) seqView                 { return c }
 func (seqState) SyncUrgency(_, _, _ seqView) dstate.SyncUrgency { return dstate.Default }
 func (seqState) EncodeView(v seqView) ([]byte, error)           { return encodeSeq(v), nil }
 func (seqState) EncodeDelta(d seqView) ([]byte, error)          { return encodeSeq(d), nil }
-func (seqState) EncodeState(v seqView) ([]byte, error)          { return encodeSeq(v), nil }
+
+// AppendDelta is dstate.DeltaAppender: the delta encoded into the engine's
+// buffer.
+func (seqState) AppendDelta(dst []byte, d seqView) ([]byte, error) { return appendSeq(dst, d), nil }
+func (seqState) EncodeState(v seqView) ([]byte, error)             { return encodeSeq(v), nil }
 func (seqState) DecodeState(b []byte, _ uint32) (seqView, error) {
 	return decodeSeq(b)
 }
@@ -57,8 +61,9 @@ func (s seqState) DecodeView(b []byte, _ uint32) (seqView, error) {
 
 func (s seqState) DecodeDelta(b []byte, _ uint32) (seqView, error) { return decodeSeq(b) }
 
-func encodeSeq(v seqView) []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64)
+func encodeSeq(v seqView) []byte { return appendSeq(make([]byte, 0, 3*binary.MaxVarintLen64), v) }
+
+func appendSeq(b []byte, v seqView) []byte {
 	b = binary.AppendUvarint(b, v.Seq)
 	b = binary.AppendVarint(b, v.CPU)
 	return binary.AppendVarint(b, v.Conn)
