@@ -42,6 +42,9 @@ func FuzzMap(f *testing.F) {
 			malformed(t, name+" DecodeDelta", in, err)
 			fuzzcheck.Alloc(t, name+" DecodeState", 0, len(in), 64, func() { _, err = def.DecodeState(in, 1) })
 			malformed(t, name+" DecodeState", in, err)
+			dec, _ := def.NewViewDecoder(1)
+			fuzzcheck.Alloc(t, name+" ViewDecoder.Add", 0, len(in), 64, func() { err = dec.Add(in) })
+			malformed(t, name+" ViewDecoder.Add", in, err)
 		}
 	})
 }

@@ -179,6 +179,14 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 			}
 			res.metric(fmt.Sprintf("join %d: peak heap above the live heap before it", run+1), extra, "MiB")
 			res.metric(fmt.Sprintf("join %d: heap the join left live", run+1), retained, "MiB")
+			transient := float64(0)
+			if peak > after {
+				transient = mib(peak - after)
+			}
+			// The new views grow to what the join leaves live; the rest of
+			// the peak is what the transfer itself held (and garbage not
+			// yet collected).
+			res.metric(fmt.Sprintf("join %d: peak heap above the heap the join left live", run+1), transient, "MiB")
 		}
 		owners = append(owners, s) // the next new node must catch up with this one too (empty)
 		initial = append(initial, map[string]int64{})

@@ -222,29 +222,89 @@ func decodeKV(b []byte) (map[string]int64, error) {
 	if k <= 0 || n > uint64(len(b)) {
 		return nil, dstate.MalformedError("kv: bad count")
 	}
+	m := make(map[string]int64, n)
+	if err := decodeKVInto(m, b); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeKVInto decodes a snapshot's entries into m.
+func decodeKVInto(m map[string]int64, b []byte) error {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return dstate.MalformedError("kv: bad count")
+	}
 	b = b[k:]
 	arena := string(b)
-	m := make(map[string]int64, n)
 	for range n {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, dstate.MalformedError("kv: bad key length")
+			return dstate.MalformedError("kv: bad key length")
 		}
 		off := len(arena) - len(b) + k
 		key := arena[off : off+int(l)]
 		b = b[k+int(l):]
 		v, k2 := binary.Varint(b)
 		if k2 <= 0 {
-			return nil, dstate.MalformedError("kv: bad value")
+			return dstate.MalformedError("kv: bad value")
 		}
 		b = b[k2:]
 		m[key] = v
 	}
 	if len(b) != 0 {
-		return nil, dstate.MalformedError("kv: trailing bytes")
+		return dstate.MalformedError("kv: trailing bytes")
 	}
-	return m, nil
+	return nil
 }
+
+var _ dstate.ChunkedViewCodec[map[string]int64] = kvState{}
+
+// EncodeViewChunks implements dstate.ChunkedViewCodec: runs of entries in
+// the snapshot's format (a count, then the entries), cut once a chunk
+// holds chunkSize bytes. Views are never changed once published, so the
+// walk may be suspended between chunks.
+func (kvState) EncodeViewChunks(v map[string]int64, chunkSize int, emit func([]byte) error) error {
+	body := make([]byte, 0, chunkSize+binary.MaxVarintLen64)
+	n := 0
+	flush := func() error {
+		c := make([]byte, 0, len(body)+binary.MaxVarintLen64)
+		c = binary.AppendUvarint(c, uint64(n))
+		c = append(c, body...)
+		body, n = body[:0], 0
+		return emit(c)
+	}
+	sent := false
+	for k, x := range v {
+		body = binary.AppendUvarint(body, uint64(len(k)))
+		body = append(body, k...)
+		body = binary.AppendVarint(body, x)
+		n++
+		if len(body) >= chunkSize {
+			if err := flush(); err != nil {
+				return err
+			}
+			sent = true
+		}
+	}
+	if n > 0 || !sent {
+		return flush()
+	}
+	return nil
+}
+
+// NewViewDecoder implements dstate.ChunkedViewCodec.
+func (kvState) NewViewDecoder(uint32) (dstate.ViewDecoder[map[string]int64], error) {
+	return &kvDecoder{m: map[string]int64{}}, nil
+}
+
+// kvDecoder adds each chunk's entries to one map; the keys of a chunk are
+// substrings of one copy of it (as decodeKV does).
+type kvDecoder struct{ m map[string]int64 }
+
+func (d *kvDecoder) Add(chunk []byte) error { return decodeKVInto(d.m, chunk) }
+
+func (d *kvDecoder) Finish() (map[string]int64, error) { return d.m, nil }
 
 // countState is a simple state (its value is its view): one int64.
 type countState struct{ name string }
