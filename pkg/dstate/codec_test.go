@@ -56,7 +56,7 @@ var goldenMessages = []struct {
 			{State: "counter", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_000, Age: 3}},
 			{State: "gauges", Source: "n2", Generation: dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300}},
 		},
-	}},	{"snapshot_chunk", dstate.WireMessage{
+	}}, {"snapshot_chunk", dstate.WireMessage{
 		Kind: dstate.KindSnapshotChunk, State: "gauges", Source: "n2",
 		Generation:    dstate.Generation{Incarnation: 1_700_000_000_001, Age: 300},
 		WireVersion:   2,

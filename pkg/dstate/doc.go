@@ -118,6 +118,16 @@
 //   - Join: both sides create a stale placeholder and send their snapshot.
 //     Leave: the view is dropped and the node is departed, its late messages
 //     ignored, until it joins again.
+//   - Streamed snapshots: a state whose definition is a [ChunkedViewCodec]
+//     sends a view larger than one chunk as a stream of SnapshotChunk
+//     messages that the receiver pulls a window at a time (SnapshotPull),
+//     so neither end holds more than a few chunks beyond the views (see
+//     stream.go). The receiver's view stays as it was until the last chunk;
+//     deltas past the streamed generation are kept and applied after it. A
+//     peer gets chunks unsolicited only when it joins or restarts; a
+//     request is answered by a stream only once the requester has shown
+//     it streams (it sent a chunk or a pull), else by a FullSnapshot, so
+//     nodes of releases without streams keep working beside it.
 //   - Version mismatch: KeepStale keeps the last good view; DropAndWait drops
 //     it until a readable message arrives.
 //   - Failure: a peer counts as failed when the membership layer reports it
