@@ -35,7 +35,8 @@ import (
 // when larger than a chunk: a node of a release without streams drops it
 // as malformed and pulls the state with a RequestSnapshot, which a peer
 // not known to stream is answered with a whole FullSnapshot. A view that
-// fits in one chunk always travels as a FullSnapshot.
+// fits in one chunk always travels as a FullSnapshot, and so does one known
+// to fit in a few (see sendWhole).
 
 // Defaults of snapshot streaming (see [Engine.SetSnapshotChunking]).
 const (
@@ -97,8 +98,9 @@ type outStream struct {
 // number of chunks kept in flight to one receiver, for a state whose
 // definition is a [ChunkedViewCodec] (zero or negative values take
 // [DefaultChunkBytes] and [DefaultChunkWindow]). A view whose encoding fits
-// in one chunk travels as a FullSnapshot. Streams in progress keep their
-// settings.
+// in one chunk travels as a FullSnapshot, as does one known to fit in 8
+// (its size is known once it was encoded or streamed whole). Streams in
+// progress keep their settings.
 func (e *Engine[S, V]) SetSnapshotChunking(chunkBytes, window int) {
 	st := e.streams()
 	st.chunkBytes, st.window = DefaultChunkBytes, DefaultChunkWindow
@@ -204,11 +206,11 @@ func (e *Engine[S, V]) expireStreams() {
 }
 
 // sendOwn sends the own snapshot to node: streamed when the state streams,
-// its view is larger than one chunk and the node is known to stream (or
-// the send is unsolicited: see the compatibility note above), whole
-// otherwise.
+// its view is not known to be small (see sendWhole) and the node is known
+// to stream (or the send is unsolicited: see the compatibility note above),
+// whole otherwise.
 func (e *Engine[S, V]) sendOwn(node NodeID, solicited bool) {
-	if e.Chunked() && (!solicited || e.streamsFrom(node)) && !e.fitsOneChunk() {
+	if e.Chunked() && (!solicited || e.streamsFrom(node)) && !e.sendWhole() {
 		if e.startStream(node) {
 			return
 		}
@@ -218,14 +220,22 @@ func (e *Engine[S, V]) sendOwn(node NodeID, solicited bool) {
 	}
 }
 
-// fitsOneChunk reports whether the own view is known to encode within one
-// chunk: its encoding is cached, or the size guard's bound says so.
-func (e *Engine[S, V]) fitsOneChunk() bool {
+// wholeChunks is how many chunks a view may be known to encode within and
+// still travel as one FullSnapshot: one message, decoded at once, and an
+// encoding the owner keeps for the next peer, which costs less time than a
+// stream and little memory at that size. Views larger, or of unknown size
+// (a stream measures them), stream.
+const wholeChunks = 8
+
+// sendWhole reports whether the own view is known to encode within
+// wholeChunks chunks: its encoding is cached, or the size guard's bound
+// (noted by the last encoding or completed stream) says so.
+func (e *Engine[S, V]) sendWhole() bool {
 	own := e.own()
 	if own == nil {
 		return true
 	}
-	limit := e.streams().chunkBytes
+	limit := e.streams().chunkBytes * wholeChunks
 	if e.ownEncOK && e.ownEncGen == own.Generation {
 		return len(e.ownEnc) <= limit
 	}
