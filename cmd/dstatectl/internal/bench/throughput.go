@@ -105,7 +105,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 				if spins < 64 {
 					runtime.Gosched()
 				} else {
-					time.Sleep(20 * time.Microsecond)
+					preciseSleep(20 * time.Microsecond) // time.Sleep would take a millisecond
 				}
 			}
 			g, _, err := src.MutateDelta(ctx, set)
