@@ -62,6 +62,14 @@ func (c Counter) DecodeView(b []byte, version uint32) (int64, error) {
 // EncodeDelta implements dstate.DeltaDistributedState: a varint.
 func (Counter) EncodeDelta(add int64) ([]byte, error) { return binary.AppendVarint(nil, add), nil }
 
+// AppendDelta implements dstate.DeltaAppender: EncodeDelta's varint,
+// appended to dst, so an increment allocates nothing for its encoding.
+func (Counter) AppendDelta(dst []byte, add int64) ([]byte, error) {
+	return binary.AppendVarint(dst, add), nil
+}
+
+var _ dstate.DeltaAppender[int64] = Counter{}
+
 // DecodeDelta implements dstate.DeltaDistributedState.
 func (c Counter) DecodeDelta(b []byte, version uint32) (int64, error) {
 	return c.decode("delta", b, version)
