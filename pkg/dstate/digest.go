@@ -108,7 +108,8 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		}
 		e.views.put(src, v)
 		p := e.peer(src)
-		p.lastAttempt, p.lastSync = e.mono(now), e.mono(now)
+		p.lastAttempt = e.mono(now)
+		e.synced(src, p)
 		e.clearFailures(src, p)
 		if m.SentUnixMs > 0 {
 			p.latencyMs = int32(min(max(e.wallMs(now)-m.SentUnixMs, 0), 1<<31-1))

@@ -100,6 +100,7 @@ type Engine[S, V any] struct {
 	peerErrs   map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
 	pulls      map[NodeID]pull       // the outstanding snapshot request of each peer that has one (see requestSnapshot)
 	gapsOver   map[NodeID]uint64     // age gaps beyond a record's 16-bit count (see gap)
+	syncAside  map[NodeID]int64      // the last accepted update of peers whose view was dropped since (see lastSync)
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
@@ -615,8 +616,11 @@ func (e *Engine[S, V]) IsDeparted(node NodeID) bool {
 
 // mono turns an instant of the engine's clock into the compact form kept in
 // peerState: nanoseconds since the engine's epoch, never 0 (0 is never).
-func (e *Engine[S, V]) mono(t time.Time) int64 {
-	d := int64(t.Sub(e.epoch))
+func (e *Engine[S, V]) mono(t time.Time) int64 { return monoOf(e.since(t)) }
+
+// monoOf turns d nanoseconds since the epoch (a view's syncedNs) into the
+// compact form of mono.
+func monoOf(d int64) int64 {
 	if d >= 0 {
 		d++
 	}
@@ -670,13 +674,51 @@ func (e *Engine[S, V]) peerOf(node NodeID) *peerState {
 	return nil
 }
 
-// dropView removes node's view but keeps its sync record.
+// dropView removes node's view but keeps its sync record, and the time of
+// the last update accepted into the view (see lastSync).
 func (e *Engine[S, V]) dropView(node NodeID) {
-	if s := e.views.slot(node); s != nil && e.orphans[node] == nil {
-		p := s.peer
-		e.orphans[node] = &p
+	s := e.views.slot(node)
+	if s == nil {
+		return
+	}
+	p := e.orphans[node] // newer than the slot's, if any (see peer)
+	if p == nil {
+		c := s.peer
+		p = &c
+		e.orphans[node] = p
+	}
+	if p.flags&peerSynced != 0 {
+		if e.syncAside == nil {
+			e.syncAside = make(map[NodeID]int64)
+		}
+		e.syncAside[node] = monoOf(s.Load().syncedNs)
+		p.flags = p.flags&^peerSynced | peerSyncAside
 	}
 	e.views.remove(node)
+}
+
+// synced records in node's record p that its view now holds the last
+// accepted update, published with the time of this update.
+func (e *Engine[S, V]) synced(node NodeID, p *peerState) {
+	if p.flags&peerSyncAside != 0 {
+		delete(e.syncAside, node)
+	}
+	p.flags = p.flags&^peerSyncAside | peerSynced
+}
+
+// lastSync returns when node (of record p) last had an update accepted:
+// the time of its view (peerSynced), or of the view dropped since
+// (peerSyncAside); the zero Time if never.
+func (e *Engine[S, V]) lastSync(node NodeID, p *peerState) time.Time {
+	switch {
+	case p.flags&peerSynced != 0:
+		if v := e.views.get(node); v != nil {
+			return e.epoch.Add(time.Duration(v.syncedNs))
+		}
+	case p.flags&peerSyncAside != 0:
+		return e.instant(e.syncAside[node])
+	}
+	return time.Time{}
 }
 
 func (e *Engine[S, V]) failure(node NodeID, reason string) {
@@ -728,7 +770,9 @@ func (e *Engine[S, V]) success(p *peerState, m *WireMessage, now time.Time) {
 // timeout passes, so a burst of gapped deltas costs one request.
 func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 	e.clearFailures(m.Source, p)
-	p.lastSync = e.mono(now)
+	if p.flags&(peerSynced|peerSyncAside) != peerSynced {
+		e.synced(m.Source, p)
+	}
 	if e.anyFailed && (p.flags&(peerFailed|peerUnresponsive) != 0 || e.listedFailed(m.Source)) {
 		p.flags &^= peerFailed | peerUnresponsive
 		e.publishFailed()

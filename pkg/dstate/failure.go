@@ -153,11 +153,13 @@ func (e *Engine[S, V]) clearFailures(id NodeID, p *peerState) {
 
 // forgetFailed drops node from the failed list once its record is gone,
 // and what the side maps held for the record (its failures and last error,
-// its outstanding snapshot request, the overflow of its gap count).
+// its outstanding snapshot request, the overflow of its gap count, the
+// time of its last update while it has no view).
 func (e *Engine[S, V]) forgetFailed(node NodeID) {
 	delete(e.peerErrs, node)
 	delete(e.pulls, node)
 	delete(e.gapsOver, node)
+	delete(e.syncAside, node)
 	if e.listedFailed(node) {
 		e.publishFailed()
 	}
@@ -351,7 +353,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 	status := func(id NodeID, p *peerState, hasView bool) PeerStatus {
 		st := PeerStatus{Node: id}
 		if p != nil {
-			st.LastSync, st.LastAttempt = e.instant(p.lastSync), e.instant(p.lastAttempt)
+			st.LastSync, st.LastAttempt = e.lastSync(id, p), e.instant(p.lastAttempt)
 			st.LastLatency, st.Gaps = time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)+e.gapsOver[id]
 			if p.failing() {
 				pe := e.peerErrs[id]

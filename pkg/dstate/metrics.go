@@ -105,12 +105,14 @@ type PeerStatus struct {
 // peerState is the engine's sync record of one peer. Times are monotonic
 // instants relative to the engine's epoch (see Engine.mono; 0 is never)
 // and the latency is in milliseconds. One is held per peer and state, in
-// the peer's view slot, so it is kept at 24 bytes (the slot at 32): what
+// the peer's view slot, so it is kept at 16 bytes (the slot at 24): what
 // only a peer in trouble has is kept in the engine's side maps, found
-// through a flag, so that a healthy peer costs no map operation.
+// through a flag, so that a healthy peer costs no map operation; and the
+// time of the last accepted update is the view's own (peerSynced, see
+// Engine.lastSync).
 type peerState struct {
-	lastSync, lastAttempt int64
-	latencyMs             int32
+	lastAttempt int64
+	latencyMs   int32
 	// gaps counts the inbound deltas that skipped ages, modulo 2¹⁶; the
 	// overflow is in the engine's gapsOver (see Engine.gap).
 	gaps  uint16
@@ -135,6 +137,14 @@ const (
 	// peerPulling: a snapshot request is outstanding; when it was sent is
 	// in the engine's pulls.
 	peerPulling
+	// peerSynced: the last accepted update is the one the view holds, so
+	// its time is the view's syncedNs. Set with each accepted update; the
+	// view is published first.
+	peerSynced
+	// peerSyncAside: the time of the last accepted update is in the
+	// engine's syncAside: the view it was accepted into was dropped
+	// (DropAndWait), and a placeholder may hold the slot since.
+	peerSyncAside
 )
 
 func (p *peerState) failed() bool       { return p.flags&peerFailed != 0 }

@@ -8,16 +8,16 @@ import (
 )
 
 // TestViewEntrySizes pins the sizes that set the memory held per view
-// entry (BENCHMARKS.md, the scale scenario): a 24-byte sync record, its
-// view slot in the 32-byte size class, and a view of an 8-byte value at 72
+// entry (BENCHMARKS.md, the scale scenario): a 16-byte sync record, its
+// view slot in the 24-byte size class, and a view of an 8-byte value at 72
 // bytes (slabs of 4 fill the 288-byte class).
 func TestViewEntrySizes(t *testing.T) {
 	for _, c := range []struct {
 		what      string
 		got, want uintptr
 	}{
-		{"peerState", unsafe.Sizeof(peerState{}), 24},
-		{"viewSlot[int64]", unsafe.Sizeof(viewSlot[int64]{}), 32},
+		{"peerState", unsafe.Sizeof(peerState{}), 16},
+		{"viewSlot[int64]", unsafe.Sizeof(viewSlot[int64]{}), 24},
 		{"StateViewObject[int64]", unsafe.Sizeof(StateViewObject[int64]{}), 72},
 	} {
 		if c.got != c.want {
@@ -31,10 +31,11 @@ type fixedClock struct{ t time.Time }
 func (c *fixedClock) Now() time.Time   { return c.t }
 func (c *fixedClock) UnixMilli() int64 { return c.t.UnixMilli() }
 
-func newInt64Engine(t *testing.T) *Engine[int64, int64] {
+func newInt64Engine(t *testing.T) (*Engine[int64, int64], *fixedClock) {
 	t.Helper()
+	clock := &fixedClock{t: time.Unix(1_700_000_000, 0)}
 	e, err := NewEngine(EngineConfig[int64, int64]{
-		Name: "c", Node: "n1", State: DefaultStateConfig(), Clock: &fixedClock{t: time.Unix(1_700_000_000, 0)},
+		Name: "c", Node: "n1", State: DefaultStateConfig(), Clock: clock,
 		Codec: Codec[int64, int64]{
 			Project:    func(s *int64) int64 { return *s },
 			EncodeView: func(v int64) ([]byte, error) { return binary.AppendVarint(nil, v), nil },
@@ -44,14 +45,14 @@ func newInt64Engine(t *testing.T) *Engine[int64, int64] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return e, clock
 }
 
 // TestPeerSideRecords checks the parts of a peer's sync record kept beside
 // it: the gap count beyond 16 bits, the failure count and last error, and
 // that a peer that leaves and joins again starts with none of them.
 func TestPeerSideRecords(t *testing.T) {
-	e := newInt64Engine(t)
+	e, _ := newInt64Engine(t)
 	e.OnNodeJoined("n2")
 	const gaps = 3*65536 + 5
 	for range gaps {
@@ -75,5 +76,49 @@ func TestPeerSideRecords(t *testing.T) {
 	}
 	if len(e.peerErrs)+len(e.pulls)+len(e.gapsOver) != 0 {
 		t.Errorf("side maps hold %d, %d, %d entries after the peer left, want none", len(e.peerErrs), len(e.pulls), len(e.gapsOver))
+	}
+}
+
+// TestLastSyncKept checks PeerStatus.LastSync through the states of a
+// record whose time is its view's: none yet, accepted into the view, the
+// view dropped (DropAndWait), a placeholder in its place, and a new update.
+func TestLastSyncKept(t *testing.T) {
+	e, clock := newInt64Engine(t)
+	lastSync := func(what string, want time.Time) {
+		t.Helper()
+		for _, st := range e.PeerStatuses() {
+			if st.Node == "n2" {
+				if !st.LastSync.Equal(want) {
+					t.Errorf("%s: LastSync %s, want %s", what, st.LastSync, want)
+				}
+				return
+			}
+		}
+		t.Errorf("%s: no status of n2", what)
+	}
+	snapshot := func(age uint64) {
+		e.HandleWire(&WireMessage{Kind: KindFullSnapshot, State: "c", Source: "n2", Generation: Generation{Incarnation: 5, Age: age},
+			Data: binary.AppendVarint(nil, int64(age))})
+	}
+	e.OnNodeJoined("n2")
+	lastSync("joined", time.Time{})
+	clock.t = clock.t.Add(time.Second)
+	t1 := clock.t
+	snapshot(1)
+	lastSync("accepted", t1)
+	clock.t = clock.t.Add(time.Second)
+	e.failure("n2", "version mismatch") // listed while it has no view
+	e.dropView("n2")
+	lastSync("view dropped", t1)
+	clock.t = clock.t.Add(time.Second)
+	e.OnNodeJoined("n2") // a placeholder of the current time
+	e.peer("n2")         // the record moves into its slot
+	lastSync("placeholder", t1)
+	clock.t = clock.t.Add(time.Second)
+	t4 := clock.t
+	snapshot(2)
+	lastSync("accepted again", t4)
+	if len(e.syncAside) != 0 {
+		t.Errorf("syncAside holds %d entries, want none", len(e.syncAside))
 	}
 }
