@@ -139,7 +139,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 	}
 	// Measured interval, sampling memory and queues 10 times a second.
 	ms0 := memStatsNoGC()
-	d0, t0 := deltas(), time.Now()
+	d0, t0, cpu0 := deltas(), time.Now(), processCPU()
 	var heapMax, heapFirst uint64
 	maxQ := 0
 	for time.Since(t0) < cfg.Duration {
@@ -155,7 +155,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 		heapMax = max(heapMax, m.HeapInuse)
 		maxQ = max(maxQ, c.maxQueue())
 	}
-	d1, el := deltas(), time.Since(t0)
+	d1, el, cpu := deltas(), time.Since(t0), processCPU()-cpu0
 	ms1 := memStatsNoGC()
 	close(stop)
 	if err := <-werr; err != nil {
@@ -176,6 +176,10 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 	res.metric("deltas/s delivered (both peers)", float64(total)/el.Seconds(), "deltas/s")
 	res.metric("allocs per delivered delta", ratio(float64(ms1.Mallocs-ms0.Mallocs), float64(total)), "allocs")
 	res.metric("bytes allocated per delivered delta", ratio(float64(ms1.TotalAlloc-ms0.TotalAlloc), float64(total)), "B")
+	if cpu > 0 {
+		res.metric("CPU per delivered delta (whole process)", ratio(float64(cpu.Nanoseconds()), float64(total)), "ns")
+		res.metric("CPU used", cpu.Seconds()/el.Seconds(), "cores")
+	}
 	res.metric("heap in use, first sample", float64(heapFirst)/(1<<20), "MiB")
 	res.metric("heap in use, max sample", float64(heapMax)/(1<<20), "MiB")
 	res.metric("longest transport queue seen", float64(maxQ), "frames")
