@@ -436,21 +436,32 @@ func (c *deltaCall[S, V, D, C]) run() {
 // still run: the mutation may still be applied).
 func (s *Shard[S, V]) invokeMutation(ctx context.Context, call actorCall, m *mutation[V], pool *sync.Pool) (dstate.Generation, V, error) {
 	m.ctx = ctx
-	if _, err := s.send(call); err != nil {
+	ran, err := s.send(call)
+	if err != nil {
 		var zero V
 		if errors.Is(err, dstate.ErrActorStopped) {
 			return dstate.Generation{}, zero, ErrClosed
 		}
 		return dstate.Generation{}, zero, err
 	}
-	select {
-	case <-m.done:
-	case <-ctx.Done():
-		var zero V
-		return dstate.Generation{}, zero, ctx.Err()
-	case <-s.closed:
-		var zero V
-		return dstate.Generation{}, zero, ErrClosed
+	answered := false
+	if ran { // ran on this goroutine: the answer is there (a cheap receive)
+		select {
+		case <-m.done:
+			answered = true
+		default:
+		}
+	}
+	if !answered {
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			var zero V
+			return dstate.Generation{}, zero, ctx.Err()
+		case <-s.closed:
+			var zero V
+			return dstate.Generation{}, zero, ErrClosed
+		}
 	}
 	r := m.res
 	m.ctx, m.res = nil, mutateResult[V]{}
