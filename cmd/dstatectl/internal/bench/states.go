@@ -264,7 +264,21 @@ var _ dstate.ChunkedViewCodec[map[string]int64] = kvState{}
 // the snapshot's format (a count, then the entries), cut once a chunk
 // holds chunkSize bytes. Views are never changed once published, so the
 // walk may be suspended between chunks.
+//
+// A view larger than a chunk starts with a header chunk, a count of 0
+// followed by the view's entry count, so that the decoder sizes its map
+// once (growing a map of a million keys costs more than decoding them).
 func (kvState) EncodeViewChunks(v map[string]int64, chunkSize int, emit func([]byte) error) error {
+	size := 0
+	for k := range v {
+		size += len(k) + 2
+	}
+	if size > chunkSize {
+		h := binary.AppendUvarint(make([]byte, 0, 1+binary.MaxVarintLen64), 0)
+		if err := emit(binary.AppendUvarint(h, uint64(len(v)))); err != nil {
+			return err
+		}
+	}
 	body := make([]byte, 0, chunkSize+binary.MaxVarintLen64)
 	n := 0
 	flush := func() error {
@@ -295,16 +309,37 @@ func (kvState) EncodeViewChunks(v map[string]int64, chunkSize int, emit func([]b
 
 // NewViewDecoder implements dstate.ChunkedViewCodec.
 func (kvState) NewViewDecoder(uint32) (dstate.ViewDecoder[map[string]int64], error) {
-	return &kvDecoder{m: map[string]int64{}}, nil
+	return &kvDecoder{}, nil
 }
 
 // kvDecoder adds each chunk's entries to one map; the keys of a chunk are
 // substrings of one copy of it (as decodeKV does).
 type kvDecoder struct{ m map[string]int64 }
 
-func (d *kvDecoder) Add(chunk []byte) error { return decodeKVInto(d.m, chunk) }
+// maxKVHint bounds the map a stream's header makes the decoder allocate.
+const maxKVHint = 1 << 21
 
-func (d *kvDecoder) Finish() (map[string]int64, error) { return d.m, nil }
+func (d *kvDecoder) Add(chunk []byte) error {
+	if d.m == nil {
+		if n, k := binary.Uvarint(chunk); k > 0 && n == 0 && len(chunk) > k {
+			h, k2 := binary.Uvarint(chunk[k:])
+			if k2 <= 0 || k+k2 != len(chunk) {
+				return dstate.MalformedError("kv: bad stream header")
+			}
+			d.m = make(map[string]int64, min(h, maxKVHint))
+			return nil
+		}
+		d.m = map[string]int64{}
+	}
+	return decodeKVInto(d.m, chunk)
+}
+
+func (d *kvDecoder) Finish() (map[string]int64, error) {
+	if d.m == nil {
+		return nil, dstate.MalformedError("kv: empty stream")
+	}
+	return d.m, nil
+}
 
 // countState is a simple state (its value is its view): one int64.
 type countState struct{ name string }
