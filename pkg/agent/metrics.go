@@ -121,6 +121,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			"notices_refused": m.NoticesRefused, "notices_overruled": m.NoticesOverruled,
 			"sync_failures": m.SyncFailures, "age_gaps": m.AgeGaps, "stale_discarded": m.StaleDiscarded,
 			"departed_ignored": m.DepartedIgnored, "encode_failures": m.EncodeFailures,
+			"chunks_sent": m.ChunksSent, "chunks_received": m.ChunksReceived,
 		} {
 			ch <- prometheus.MustNewConstMetric(descSync, prometheus.CounterValue, float64(v), state, name)
 		}

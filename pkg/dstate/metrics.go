@@ -28,6 +28,8 @@ type SyncMetrics struct {
 	EncodeFailures       uint64 // views or deltas the state could not encode
 	DigestsReceived      uint64 // inbound digest entries about this state
 	DigestsBehind        uint64 // inbound digest entries that showed the view held to be behind
+	ChunksSent           uint64 // snapshot chunks sent (streamed snapshots, see ChunkedViewCodec)
+	ChunksReceived       uint64 // inbound snapshot chunks decoded into a stream in progress
 }
 
 type metrics struct {
@@ -35,6 +37,7 @@ type metrics struct {
 	deltasSuppressed, immediate, delayed, noticesSent, noticesReceived, noticesRefused, noticesOverruled, requestsSent, syncFailures,
 	ageGaps, staleDiscarded, departedIgnored, encodeFailures atomic.Uint64
 	digestsReceived, digestsBehind atomic.Uint64
+	chunksSent, chunksReceived     atomic.Uint64
 }
 
 func (m *metrics) snapshot() SyncMetrics {
@@ -47,6 +50,7 @@ func (m *metrics) snapshot() SyncMetrics {
 		SyncFailures: m.syncFailures.Load(), AgeGaps: m.ageGaps.Load(), StaleDiscarded: m.staleDiscarded.Load(),
 		DepartedIgnored: m.departedIgnored.Load(), EncodeFailures: m.encodeFailures.Load(),
 		DigestsReceived: m.digestsReceived.Load(), DigestsBehind: m.digestsBehind.Load(),
+		ChunksSent: m.chunksSent.Load(), ChunksReceived: m.chunksReceived.Load(),
 	}
 }
 

@@ -330,6 +330,7 @@ func (e *Engine[S, V]) sendChunk(node NodeID, o *outStream, next []byte, ok bool
 		}})
 		o.sent++
 		o.offset += uint64(len(c))
+		e.m.chunksSent.Add(1)
 		if !ok {
 			// The last chunk is out: the stream is done.
 			if o.gen == e.obj.Generation {
@@ -532,6 +533,7 @@ func (e *Engine[S, V]) handleChunk(m *WireMessage) {
 	}
 	in.next++
 	in.bytes += uint64(len(m.Data))
+	e.m.chunksReceived.Add(1)
 	in.lastAt = now
 	if !m.ChunkLast {
 		e.sendPull(src, m.Generation, in.id, in.next, false)

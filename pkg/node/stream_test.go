@@ -1,0 +1,60 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dstate-go/dstate/pkg/dstate"
+	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/node"
+	"github.com/dstate-go/dstate/pkg/transport"
+)
+
+// TestStreamedSnapshotToAJoiningNode: an owner of a view larger than a
+// snapshot chunk streams it to a node that joins while the owner goes on
+// mutating; the new node ends with the owner's current view, and nothing
+// was refused or lost on the way.
+func TestStreamedSnapshotToAJoiningNode(t *testing.T) {
+	c := newTestCluster(t)
+	initial := dstatetest.NewGauges()
+	for i := range 40_000 {
+		initial.Values[fmt.Sprintf("key-%06d-%040d", i, i)] = int64(i) // ~2.3 MB of view: 3 chunks
+	}
+	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
+	for _, id := range []dstate.NodeID{"n0", "n1"} {
+		tcfg := transport.DefaultConfig()
+		tcfg.NodeID, tcfg.ClusterName, tcfg.Logger = id, c.Name, quietLogger()
+		tcfg.MaxFrameSize = 64 << 10
+		tr, err := transport.New(tcfg)
+		require.NoError(t, err)
+		n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger()})
+		require.NoError(t, err)
+		c.Nodes[id], c.Transports[id], c.Addrs[id] = n, tr, n.Addr()
+		init := dstatetest.NewGauges()
+		if id == "n0" {
+			init = initial
+		}
+		s, err := node.RegisterDelta(t.Context(), n, dstatetest.ChunkedGaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: init})
+		require.NoError(t, err)
+		shards[id] = s
+	}
+	owner, peer := shards["n0"], shards["n1"]
+	c.JoinAll()
+	ctx := context.Background()
+	for i := range 50 {
+		_, _, err := owner.MutateDelta(ctx, dstatetest.Set(fmt.Sprint("during-", i), int64(i)))
+		require.NoError(t, err)
+	}
+	eventually(t, "n1 holds n0's current view", func() bool {
+		own, _ := owner.Views().Get("n0")
+		got, ok := peer.Views().Get("n0")
+		return ok && got.Generation == own.Generation && maps.Equal(got.Value, own.Value)
+	})
+	require.Greater(t, peer.Metrics().ChunksReceived, uint64(1), "the view came as a stream")
+	require.Zero(t, c.Nodes["n1"].Stats().DecodeErrors)
+	require.Zero(t, peer.Metrics().SyncFailures)
+}
