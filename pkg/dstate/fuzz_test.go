@@ -115,6 +115,42 @@ func fuzzCodec() dstate.Codec[uint64, uint64] {
 	}
 }
 
+// withFuzzChunks streams the fuzz codec's views as 8 chunks of one byte
+// (with a chunk size of 1), so that every snapshot is a stream.
+func withFuzzChunks(c *dstate.Codec[uint64, uint64]) {
+	c.EncodeViewChunks = func(v uint64, _ int, emit func([]byte) error) error {
+		for _, b := range binary.LittleEndian.AppendUint64(nil, v) {
+			if err := emit([]byte{b}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	c.NewViewDecoder = func(wv uint32) (dstate.ViewDecoder[uint64], error) {
+		if wv != 1 {
+			return nil, dstate.UnknownVersionError(wv)
+		}
+		return &fuzzChunks{}, nil
+	}
+}
+
+type fuzzChunks struct{ b []byte }
+
+func (d *fuzzChunks) Add(chunk []byte) error {
+	if len(d.b)+len(chunk) > 8 {
+		return dstate.MalformedError("fz: stream over 8 bytes")
+	}
+	d.b = append(d.b, chunk...)
+	return nil
+}
+
+func (d *fuzzChunks) Finish() (uint64, error) {
+	if len(d.b) != 8 {
+		return 0, dstate.MalformedError("fz: stream of %d bytes, want 8", len(d.b))
+	}
+	return binary.LittleEndian.Uint64(d.b), nil
+}
+
 // frames splits a fuzz input into messages: each frame is one length byte
 // followed by that many bytes (the last frame takes what is left).
 func frames(in []byte) [][]byte {
@@ -156,6 +192,20 @@ func FuzzEngineHandleWire(f *testing.F) {
 	f.Add(byte(1), frame(enc(snap), enc(badVersion), enc(delta), enc(snap)))
 	f.Add(byte(2), frame(enc(feed), enc(snap), enc(feed), enc(req)))
 	f.Add(byte(3), frame(enc(req), enc(delta), enc(snap)))
+	chunk := snap
+	chunk.Kind, chunk.StreamID, chunk.Data = dstate.KindSnapshotChunk, 1, []byte{7}
+	chunks := []dstate.WireMessage{chunk}
+	for i := range 7 {
+		c := chunk
+		c.ChunkIndex, c.ChunkOffset, c.ChunkLast, c.Data = uint64(i+1), uint64(i+1), i == 6, []byte{0}
+		chunks = append(chunks, c)
+	}
+	pull := dstate.WireMessage{Kind: dstate.KindSnapshotPull, State: fuzzStateName, Source: "n3"}
+	pullNext := pull
+	pullNext.Generation, pullNext.StreamID, pullNext.ChunkIndex = dstate.Generation{Incarnation: 5, Age: 1}, 1, 2
+	f.Add(byte(8), frame(enc(chunks[0]), enc(chunks[1]), enc(delta), enc(chunks[2]), enc(chunks[3]), enc(chunks[4]), enc(chunks[5]), enc(chunks[6]), enc(chunks[7])))
+	f.Add(byte(10), frame(enc(chunks[0]), enc(chunks[2]), enc(chunks[1]), enc(snap), enc(chunks[3])))
+	f.Add(byte(9), frame(enc(pull), enc(pullNext), enc(req), enc(pullNext)))
 	for _, g := range goldenMessages {
 		f.Add(byte(0), frame(readGolden(f, g.name)))
 	}
@@ -174,6 +224,9 @@ func FuzzEngineHandleWire(f *testing.F) {
 		codec := fuzzCodec()
 		if mode&4 == 4 {
 			codec.ApplyDelta = nil
+		}
+		if mode&8 == 8 {
+			withFuzzChunks(&codec)
 		}
 		e, err := dstate.NewEngine(dstate.EngineConfig[uint64, uint64]{
 			Name: fuzzStateName, Node: "n1", WireVersion: 1, State: cfg, Clock: clock, Codec: codec,

@@ -130,6 +130,11 @@ type SimConfig struct {
 	// about who is a member; events about one node reach a given node in
 	// the order they happened. Zero tells every node at once.
 	MembershipDelay time.Duration
+	// SnapshotChunk, when positive, is the chunk size of every engine's
+	// streamed snapshots (dstate.Engine.SetSnapshotChunking, window 2), so
+	// that the small views of a simulation stream when the state's
+	// definition is a dstate.ChunkedViewCodec. Zero keeps the default.
+	SnapshotChunk int
 	// Faults of the network; SetFaults changes them during a run.
 	Faults Faults
 	// Intercept, when set, decides the fate of every message sent (see

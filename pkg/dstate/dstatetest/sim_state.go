@@ -172,6 +172,9 @@ func (sp *simSpecOf[S, V]) start(c *SimCluster, n *simNode, prev simState, opts 
 	if err != nil {
 		return nil, err
 	}
+	if c.cfg.SnapshotChunk > 0 {
+		e.SetSnapshotChunking(c.cfg.SnapshotChunk, 2)
+	}
 	atLeast := n.lastInc[sp.stateName] + 1
 	if opts.Restore {
 		restoreOrReincarnate(e, dstate.PersistenceFor[S](n.store, n.id, def), def.StorageVersion(), sp.fresh(), atLeast)
