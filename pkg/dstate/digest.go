@@ -108,8 +108,8 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		}
 		e.views.put(src, v)
 		p := e.peer(src)
-		p.lastAttempt = e.mono(now)
 		e.synced(src, p)
+		e.attemptApplied(src, p)
 		e.clearFailures(src, p)
 		if m.SentUnixMs > 0 {
 			p.latencyMs = int32(min(max(e.wallMs(now)-m.SentUnixMs, 0), 1<<31-1))
@@ -124,7 +124,8 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		// later digest pulls if it was lost.
 	default:
 		e.m.digestsBehind.Add(1)
-		e.peer(src).lastAttempt = e.mono(now)
+		e.peer(src)
+		e.attempted(src, now)
 		if cur == nil || e.cfg.SyncStrategy.PushMode == ActivePush || cur.Pending == placeholderPending {
 			e.requestSnapshot(src, now)
 			return

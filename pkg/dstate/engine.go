@@ -101,6 +101,8 @@ type Engine[S, V any] struct {
 	pulls      map[NodeID]pull       // the outstanding snapshot request of each peer that has one (see requestSnapshot)
 	gapsOver   map[NodeID]uint64     // age gaps beyond a record's 16-bit count (see gap)
 	syncAside  map[NodeID]int64      // the last accepted update of peers whose view was dropped since (see lastSync)
+	attempts   map[NodeID]int64      // the last message of peers whose last message was not applied (see attempted)
+	att        attempt               // the arrival of the message being handled (see attempted)
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
@@ -632,6 +634,7 @@ func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 	if p.flags&(peerSynced|peerSyncAside) != peerSynced {
 		e.synced(m.Source, p)
 	}
+	e.attemptApplied(m.Source, p)
 	if e.anyFailed && (p.flags&(peerFailed|peerUnresponsive) != 0 || e.listedFailed(m.Source)) {
 		p.flags &^= peerFailed | peerUnresponsive
 		e.publishFailed()
@@ -647,6 +650,7 @@ func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 // the call unless the state's decoder retains it.
 func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	e.acts = e.acts[:0]
+	defer e.flushAttempt()
 	if e.anyFailed {
 		e.heardFrom(m.Source)
 	}
@@ -692,7 +696,7 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
-	p.lastAttempt = e.mono(now)
+	e.attempted(m.Source, now)
 	// A snapshot that arrives while a pull sent after a notice is in flight
 	// is taken for the owner's answer: the owner is the authority on its
 	// own generation, so a pending generation above it is cleared.
@@ -796,7 +800,7 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	now := e.clock.Now()
 	p := e.peer(m.Source)
-	p.lastAttempt = e.mono(now)
+	e.attempted(m.Source, now)
 	slot := e.views.slot(m.Source)
 	var cur *StateViewObject[V]
 	if slot != nil {

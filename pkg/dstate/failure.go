@@ -62,7 +62,7 @@ func (e *Engine[S, V]) detectUnresponsive(id NodeID, p *peerState, now time.Time
 	if p == nil || p.unresponsive() || !p.pulling() {
 		return false
 	}
-	if at := e.pulls[id].at; p.lastAttempt >= at || now.Sub(e.instant(at)) < e.pullPeriod {
+	if at := e.pulls[id].at; e.lastAttempt(id, p) >= at || now.Sub(e.instant(at)) < e.pullPeriod {
 		return false
 	}
 	p.flags |= peerUnresponsive
@@ -160,6 +160,7 @@ func (e *Engine[S, V]) forgetFailed(node NodeID) {
 	delete(e.pulls, node)
 	delete(e.gapsOver, node)
 	delete(e.syncAside, node)
+	delete(e.attempts, node)
 	if e.listedFailed(node) {
 		e.publishFailed()
 	}
@@ -353,7 +354,7 @@ func (e *Engine[S, V]) PeerStatuses() []PeerStatus {
 	status := func(id NodeID, p *peerState, hasView bool) PeerStatus {
 		st := PeerStatus{Node: id}
 		if p != nil {
-			st.LastSync, st.LastAttempt = e.lastSync(id, p), e.instant(p.lastAttempt)
+			st.LastSync, st.LastAttempt = e.instant(e.lastSync(id, p)), e.instant(e.lastAttempt(id, p))
 			st.LastLatency, st.Gaps = time.Duration(p.latencyMs)*time.Millisecond, uint64(p.gaps)+e.gapsOver[id]
 			if p.failing() {
 				pe := e.peerErrs[id]

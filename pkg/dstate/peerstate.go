@@ -8,14 +8,14 @@ import (
 // peerState is the engine's sync record of one peer. Times are monotonic
 // instants relative to the engine's epoch (see Engine.mono; 0 is never)
 // and the latency is in milliseconds. One is held per peer and state, in
-// the peer's view slot, so it is kept at 16 bytes (the slot at 24): what
+// the peer's view slot, so it is kept at 8 bytes (the slot at 16): what
 // only a peer in trouble has is kept in the engine's side maps, found
-// through a flag, so that a healthy peer costs no map operation; and the
-// time of the last accepted update is the view's own (peerSynced, see
-// Engine.lastSync).
+// through a flag, so that a healthy peer costs no map operation; the time
+// of the last accepted update is the view's own (peerSynced, see
+// Engine.lastSync), and that of the last message the same unless a later
+// one was not applied (peerAttemptAside, see Engine.attempted).
 type peerState struct {
-	lastAttempt int64
-	latencyMs   int32
+	latencyMs int32
 	// gaps counts the inbound deltas that skipped ages, modulo 2¹⁶; the
 	// overflow is in the engine's gapsOver (see Engine.gap).
 	gaps  uint16
@@ -48,6 +48,10 @@ const (
 	// engine's syncAside: the view it was accepted into was dropped
 	// (DropAndWait), and a placeholder may hold the slot since.
 	peerSyncAside
+	// peerAttemptAside: the last message from the peer came after the
+	// last accepted update (it was not applied); its time is in the
+	// engine's attempts. Without it, the last message is the last update.
+	peerAttemptAside
 )
 
 func (p *peerState) failed() bool       { return p.flags&peerFailed != 0 }
@@ -162,19 +166,89 @@ func (e *Engine[S, V]) synced(node NodeID, p *peerState) {
 	p.flags = p.flags&^peerSyncAside | peerSynced
 }
 
-// lastSync returns when node (of record p) last had an update accepted:
-// the time of its view (peerSynced), or of the view dropped since
-// (peerSyncAside); the zero Time if never.
-func (e *Engine[S, V]) lastSync(node NodeID, p *peerState) time.Time {
+// lastSync returns when node (of record p) last had an update accepted, in
+// the compact form of mono: the time of its view (peerSynced), or of the
+// view dropped since (peerSyncAside); 0 if never.
+func (e *Engine[S, V]) lastSync(node NodeID, p *peerState) int64 {
 	switch {
 	case p.flags&peerSynced != 0:
 		if v := e.views.get(node); v != nil {
-			return e.epoch.Add(time.Duration(v.syncedNs))
+			return monoOf(v.syncedNs)
 		}
 	case p.flags&peerSyncAside != 0:
-		return e.instant(e.syncAside[node])
+		return e.syncAside[node]
 	}
-	return time.Time{}
+	return 0
+}
+
+// attempted records that a message from node arrived at now. Nearly every
+// message is applied, at the same instant (see applied), which makes the
+// time of the last message that of the last update: so the instant waits
+// in the engine (att) until the message is done with, and is set aside
+// only if it was not applied (commitAttempt, at the end of HandleWire or
+// at the next message), so that the hot path writes no map.
+func (e *Engine[S, V]) attempted(node NodeID, now time.Time) {
+	if e.att.set {
+		e.commitAttempt()
+	}
+	e.att = attempt{node: node, at: e.mono(now), set: true}
+}
+
+// attempt is a message's arrival not recorded yet (see attempted).
+type attempt struct {
+	node NodeID
+	at   int64 // see mono
+	set  bool
+}
+
+// commitAttempt sets the waiting arrival aside: its message was not
+// applied.
+func (e *Engine[S, V]) commitAttempt() {
+	a := e.att
+	e.att = attempt{}
+	if !a.set {
+		return
+	}
+	p := e.peerOf(a.node)
+	if p == nil {
+		return
+	}
+	if e.attempts == nil {
+		e.attempts = make(map[NodeID]int64)
+	}
+	e.attempts[a.node] = a.at
+	p.flags |= peerAttemptAside
+}
+
+// flushAttempt commits the waiting arrival, if any (deferred by HandleWire).
+func (e *Engine[S, V]) flushAttempt() {
+	if e.att.set {
+		e.commitAttempt()
+	}
+}
+
+// attemptApplied records that node's (of record p) last message was
+// applied at the instant it arrived: the last message is the last update.
+func (e *Engine[S, V]) attemptApplied(node NodeID, p *peerState) {
+	if e.att.set && e.att.node == node {
+		e.att = attempt{}
+	}
+	if p.flags&peerAttemptAside != 0 {
+		p.flags &^= peerAttemptAside
+		delete(e.attempts, node)
+	}
+}
+
+// lastAttempt returns when the last message from node (of record p)
+// arrived, in the compact form of mono (0: never).
+func (e *Engine[S, V]) lastAttempt(node NodeID, p *peerState) int64 {
+	switch {
+	case e.att.set && e.att.node == node:
+		return e.att.at
+	case p.flags&peerAttemptAside != 0:
+		return e.attempts[node]
+	}
+	return e.lastSync(node, p)
 }
 
 func (e *Engine[S, V]) failure(node NodeID, reason string) {

@@ -8,16 +8,16 @@ import (
 )
 
 // TestViewEntrySizes pins the sizes that set the memory held per view
-// entry (BENCHMARKS.md, the scale scenario): a 16-byte sync record, its
-// view slot in the 24-byte size class, and a view of an 8-byte value at 72
+// entry (BENCHMARKS.md, the scale scenario): an 8-byte sync record, its
+// view slot in the 16-byte size class, and a view of an 8-byte value at 72
 // bytes (slabs of 4 fill the 288-byte class).
 func TestViewEntrySizes(t *testing.T) {
 	for _, c := range []struct {
 		what      string
 		got, want uintptr
 	}{
-		{"peerState", unsafe.Sizeof(peerState{}), 16},
-		{"viewSlot[int64]", unsafe.Sizeof(viewSlot[int64]{}), 24},
+		{"peerState", unsafe.Sizeof(peerState{}), 8},
+		{"viewSlot[int64]", unsafe.Sizeof(viewSlot[int64]{}), 16},
 		{"StateViewObject[int64]", unsafe.Sizeof(StateViewObject[int64]{}), 72},
 	} {
 		if c.got != c.want {
@@ -120,5 +120,52 @@ func TestLastSyncKept(t *testing.T) {
 	lastSync("accepted again", t4)
 	if len(e.syncAside) != 0 {
 		t.Errorf("syncAside holds %d entries, want none", len(e.syncAside))
+	}
+}
+
+// TestLastAttempt checks PeerStatus.LastAttempt, the time of the last
+// accepted update unless a later message was not applied.
+func TestLastAttempt(t *testing.T) {
+	e, clock := newInt64Engine(t)
+	check := func(what string, attempt, sync time.Time) {
+		t.Helper()
+		for _, st := range e.PeerStatuses() {
+			if st.Node == "n2" {
+				if !st.LastAttempt.Equal(attempt) || !st.LastSync.Equal(sync) {
+					t.Errorf("%s: LastAttempt %s, LastSync %s; want %s, %s", what, st.LastAttempt, st.LastSync, attempt, sync)
+				}
+				return
+			}
+		}
+		t.Errorf("%s: no status of n2", what)
+	}
+	send := func(kind MessageKind, age uint64) time.Time {
+		clock.t = clock.t.Add(time.Second)
+		e.HandleWire(&WireMessage{Kind: kind, State: "c", Source: "n2", Generation: Generation{Incarnation: 5, Age: age},
+			Data: binary.AppendVarint(nil, int64(age))})
+		return clock.t
+	}
+	e.OnNodeJoined("n2")
+	check("joined", time.Time{}, time.Time{})
+	t1 := send(KindFullSnapshot, 3)
+	check("accepted", t1, t1)
+	t2 := send(KindFullSnapshot, 2) // older: discarded
+	check("discarded", t2, t1)
+	t3 := send(KindFullSnapshot, 4)
+	check("accepted again", t3, t3)
+	t4 := send(KindDeltaUpdate, 9) // a gap: not applied (no deltas here anyway)
+	check("not applied", t4, t3)
+	if len(e.attempts) != 1 {
+		t.Errorf("attempts holds %d entries, want 1", len(e.attempts))
+	}
+	t5 := send(KindFullSnapshot, 4) // confirms the generation held
+	check("confirmed", t5, t5)
+	if len(e.attempts) != 0 {
+		t.Errorf("attempts holds %d entries after an accepted update, want none", len(e.attempts))
+	}
+	send(KindFullSnapshot, 1)
+	e.OnNodeLeft("n2")
+	if len(e.attempts)+len(e.syncAside) != 0 {
+		t.Errorf("attempts and syncAside hold %d, %d entries after the peer left, want none", len(e.attempts), len(e.syncAside))
 	}
 }

@@ -459,7 +459,7 @@ func (e *Engine[S, V]) handleChunk(m *WireMessage) {
 	st := e.streams()
 	st.capable[src] = struct{}{}
 	p := e.peer(src)
-	p.lastAttempt = e.mono(now)
+	e.attempted(src, now)
 	in := st.in[src]
 	switch {
 	case in != nil && m.Generation.Less(in.hdr.Generation):
