@@ -151,12 +151,14 @@
 //     an exact wire version for deltas only). An unknown version applies the
 //     mismatch policy; a delta in an unknown version does not trigger a
 //     snapshot request, since the snapshot would be in the same version.
-//   - Timestamps: views carry the owner's created/modified times on the wire
-//     (the reference stamps the receiver's clock). SyncedAt is always the
-//     receiver's monotonic clock, since freshness is local; a view keeps it
-//     as nanoseconds since its engine's epoch and [Views.SyncedAt] returns
-//     it as a time (a view has no SyncedAt or Source field: 32 bytes less
-//     per view held, and its node is the key it is found under).
+//   - Timestamps: views carry the owner's modified time from the wire (the
+//     reference stamps the receiver's clock); the wire's created time is
+//     not kept in a view, as the incarnation is the owner's start time.
+//     SyncedAt is always the receiver's monotonic clock, since freshness
+//     is local; a view keeps it as nanoseconds since its engine's epoch and
+//     [Views.SyncedAt] returns it as a time. A view has no SyncedAt, Source
+//     or CreatedUnixMs field: 40 bytes less per view held, and its node is
+//     the key it is found under.
 //   - Pending generations only rise: a notice never lowers a higher pending
 //     generation (the reference overwrites it). The owner's answer to a pull
 //     is the exception: a snapshot that arrives while a request sent after

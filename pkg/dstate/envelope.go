@@ -18,8 +18,9 @@ type StateObject[S any] struct {
 //
 // One is held per node, state and peer, so it carries only what a reader
 // cannot have elsewhere: the node it belongs to is the key it was found
-// under ([Views.Get], [Views.All]), and the time it was last synced is
-// read with [Views.SyncedAt].
+// under ([Views.Get], [Views.All]), the time it was last synced is read
+// with [Views.SyncedAt], and the owner's creation time is not kept (see
+// ModifiedUnixMs).
 type StateViewObject[V any] struct {
 	// Generation of the owner's state this view reflects. Zero for a peer
 	// that joined but whose state has not arrived yet.
@@ -29,9 +30,11 @@ type StateViewObject[V any] struct {
 	WireVersion uint32
 	// Value is the view.
 	Value V
-	// CreatedUnixMs and ModifiedUnixMs are the owner's timestamps when the
-	// wire carried them, else the receiver's clock (see the package doc).
-	CreatedUnixMs  int64
+	// ModifiedUnixMs is the owner's time of its last mutation when the
+	// wire carried it, else the receiver's clock (see the package doc).
+	// The owner's creation time, which the wire carries too, is not kept
+	// in the view: its incarnation (Generation.Incarnation) is the
+	// wall-clock millisecond it started at.
 	ModifiedUnixMs int64
 	// syncedNs is the receiver's monotonic time of the last accepted
 	// update, in nanoseconds since the epoch of the engine's views (see

@@ -10,7 +10,7 @@ import (
 // TestViewEntrySizes pins the sizes that set the memory held per view
 // entry (BENCHMARKS.md, the scale scenario): an 8-byte sync record, its
 // view slot in the 16-byte size class, and a view of an 8-byte value at 72
-// bytes (slabs of 4 fill the 288-byte class).
+// bytes (slabs of 4 fill the 256-byte class).
 func TestViewEntrySizes(t *testing.T) {
 	for _, c := range []struct {
 		what      string
@@ -18,7 +18,7 @@ func TestViewEntrySizes(t *testing.T) {
 	}{
 		{"peerState", unsafe.Sizeof(peerState{}), 8},
 		{"viewSlot[int64]", unsafe.Sizeof(viewSlot[int64]{}), 16},
-		{"StateViewObject[int64]", unsafe.Sizeof(StateViewObject[int64]{}), 72},
+		{"StateViewObject[int64]", unsafe.Sizeof(StateViewObject[int64]{}), 64},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %d bytes, want %d", c.what, c.got, c.want)

@@ -305,12 +305,12 @@ func (e *Engine[S, V]) startStream(node NodeID) bool {
 		}
 		e.acts = append(e.acts, Action{Kind: ActionSend, Target: node, Message: WireMessage{
 			Kind: KindFullSnapshot, State: e.name, Source: e.self, Generation: own.Generation, WireVersion: e.wireVer,
-			CreatedUnixMs: own.CreatedUnixMs, ModifiedUnixMs: own.ModifiedUnixMs, SentUnixMs: e.clock.UnixMilli(), Data: c0,
+			CreatedUnixMs: e.obj.CreatedUnixMs, ModifiedUnixMs: own.ModifiedUnixMs, SentUnixMs: e.clock.UnixMilli(), Data: c0,
 		}})
 		return true
 	}
 	st.lastID++
-	o := &outStream{id: st.lastID, gen: own.Generation, created: own.CreatedUnixMs, modMs: own.ModifiedUnixMs,
+	o := &outStream{id: st.lastID, gen: own.Generation, created: e.obj.CreatedUnixMs, modMs: own.ModifiedUnixMs,
 		pull: pull, stop: stop, ahead: c0, aheadOK: true, lastAt: e.clock.Now()}
 	st.out[node] = o
 	e.sendChunk(node, o, c1, true)
