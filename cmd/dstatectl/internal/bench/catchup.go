@@ -167,7 +167,7 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 		}
 		times = append(times, time.Since(t0))
 		if heap != nil {
-			peak := heap.stop()
+			peak, live := heap.stop()
 			after := settledHeap()
 			extra := float64(0)
 			if peak > before {
@@ -187,6 +187,13 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 			// the peak is what the transfer itself held (and garbage not
 			// yet collected).
 			res.metric(fmt.Sprintf("join %d: peak heap above the heap the join left live", run+1), transient, "MiB")
+			// The same for the live heap the GCs marked during the join:
+			// garbage left out, as far as the GCs ran.
+			liveOver := float64(0)
+			if live > after {
+				liveOver = mib(live - after)
+			}
+			res.metric(fmt.Sprintf("join %d: peak GC-marked live heap above the heap the join left live", run+1), liveOver, "MiB")
 		}
 		owners = append(owners, s) // the next new node must catch up with this one too (empty)
 		initial = append(initial, map[string]int64{})
