@@ -655,6 +655,9 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 		e.heardFrom(m.Source)
 	}
 	if e.st != nil {
+		// The actions of the last call are dispatched: let go of their
+		// chunks, then end the streams that went idle.
+		clear(e.acts[:cap(e.acts)])
 		e.expireStreams()
 	}
 	switch m.Kind {

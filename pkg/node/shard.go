@@ -326,6 +326,9 @@ func ask[S, V, T any](ctx context.Context, s *Shard[S, V], fn func() T) (T, erro
 // perform executes engine actions (see shardActions). It runs on the actor.
 func (s *Shard[S, V]) perform(acts []dstate.Action) {
 	dstate.Dispatch(acts, (*shardActions[S, V])(s))
+	// Dispatched and encoded: the engine's slice would otherwise keep a
+	// streamed snapshot's chunks until its next call.
+	clear(acts)
 }
 
 // noticeRejected logs, rate limited per peer, a change notice the engine

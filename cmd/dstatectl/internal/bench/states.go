@@ -279,17 +279,24 @@ func (kvState) EncodeViewChunks(v map[string]int64, chunkSize int, emit func([]b
 			return err
 		}
 	}
-	body := make([]byte, 0, chunkSize+binary.MaxVarintLen64)
+	// A chunk is built in place after room for its count, which is written
+	// in front of the entries once known: the chunk is the only copy.
+	const room = binary.MaxVarintLen64
+	var body []byte // allocated at the chunk's first entry
 	n := 0
 	flush := func() error {
-		c := make([]byte, 0, len(body)+binary.MaxVarintLen64)
-		c = binary.AppendUvarint(c, uint64(n))
-		c = append(c, body...)
-		body, n = body[:0], 0
+		var cnt [binary.MaxVarintLen64]byte
+		w := binary.PutUvarint(cnt[:], uint64(n))
+		c := body[room-w:]
+		copy(c, cnt[:w])
+		body, n = nil, 0
 		return emit(c)
 	}
 	sent := false
 	for k, x := range v {
+		if body == nil {
+			body = make([]byte, room, room+chunkSize+64)
+		}
 		body = binary.AppendUvarint(body, uint64(len(k)))
 		body = append(body, k...)
 		body = binary.AppendVarint(body, x)
@@ -302,6 +309,9 @@ func (kvState) EncodeViewChunks(v map[string]int64, chunkSize int, emit func([]b
 		}
 	}
 	if n > 0 || !sent {
+		if body == nil {
+			body = make([]byte, room)
+		}
 		return flush()
 	}
 	return nil
