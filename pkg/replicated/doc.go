@@ -21,6 +21,12 @@
 // write and 45 % more writes per CPU second at 100,000 keys. See
 // BENCHMARKS.md ("Replicated types").
 //
+// A Map's view streams in chunks ([dstate.ChunkedViewCodec]): a view larger
+// than a snapshot chunk reaches a joining node as runs of entries, each
+// encoded with the entries codec as a map of its own, so neither end holds
+// more than a few chunks of it beyond the views; the owner walks its
+// persistent value while it goes on writing.
+//
 // Each definition has an Urgency func (how urgently one change travels;
 // nil means [dstate.Default], the push mode of the state's sync strategy)
 // and the sync strategy is the state's StateConfig
