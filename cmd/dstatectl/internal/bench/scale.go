@@ -218,7 +218,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*Result, error) {
 	res.metric("join: bytes", float64(net.bytes), "B")
 	res.metric("join: time to converge", ms(joinTime), "ms")
 	res.metric("heap per view entry (engines included)", perEntry, "B")
-	res.atMost("overhead per view entry (minus the 8-byte value)", perEntry-8, "B", 256)
+	res.atMost("overhead per view entry (minus the 8-byte value)", perEntry-8, "B", 128)
 	res.note("one goroutine delivers every message in FIFO order with no network delay, so the times are the CPU cost " +
 		"of convergence (encode, decode, HandleWire) rather than a network's")
 	res.note("memory is the live heap (after two forced GCs) of the engines of the formed cluster divided by its " +
