@@ -124,6 +124,10 @@ type Engine[S, V any] struct {
 
 	size sizeGuard   // see SetSizeLimits
 	st   *streams[V] // snapshot streams (stream.go); nil until first used
+	// A snapshot's view decoded off the engine's goroutine, while
+	// HandleDecodedSnapshot runs (predecode.go).
+	pre    DecodedView[V]
+	hasPre bool
 
 	failedList atomic.Pointer[[]StalePeer] // see FailedPeers
 	anyFailed  bool                        // failedList is not empty
@@ -725,7 +729,7 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 		e.m.staleDiscarded.Add(1)
 		return
 	}
-	val, err := e.decodeView(m.Data, m.WireVersion)
+	val, err := e.snapshotView(m)
 	if err != nil {
 		e.decodeFailure(m.Source, err)
 		if errors.Is(err, ErrCallbackPanic) {

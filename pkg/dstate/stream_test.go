@@ -338,3 +338,23 @@ func TestStreamOutOfOrder(t *testing.T) {
 		t.Fatal("the out-of-order chunk was not counted")
 	}
 }
+
+// A snapshot decoded before the engine handles it (DecodeSnapshotView, on
+// any goroutine) is installed as if HandleWire had decoded it, and a
+// decode error counts as one.
+func TestHandleDecodedSnapshot(t *testing.T) {
+	e, _ := newGaugesEngine(t, dstate.DefaultStateConfig())
+	m := gaugesSnapshot("n2", gen(peerInc, 3), dstatetest.GaugesView{"a": 1})
+	d := e.DecodeSnapshotView(m)
+	m.Data = nil // not read again
+	e.HandleDecodedSnapshot(m, d)
+	if v, ok := e.Views().Get("n2"); !ok || v.Generation != gen(peerInc, 3) || v.Value["a"] != 1 {
+		t.Fatalf("view %v", v)
+	}
+	bad := gaugesSnapshot("n2", gen(peerInc, 4), nil)
+	bad.Data = []byte{0xff}
+	e.HandleDecodedSnapshot(bad, e.DecodeSnapshotView(bad))
+	if v, _ := e.Views().Get("n2"); v.Generation != gen(peerInc, 3) || e.Metrics().SyncFailures != 1 {
+		t.Fatalf("after a bad snapshot: view %v, %d failures", v.Generation, e.Metrics().SyncFailures)
+	}
+}

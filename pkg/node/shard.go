@@ -21,6 +21,13 @@ type StateOptions[S any] struct {
 	// Persistence, when set, stores every mutation before it is published
 	// and restores the state at registration.
 	Persistence dstate.StatePersistence[S]
+	// ParallelDecode decodes the state's inbound snapshots of 64 KiB or
+	// more on the transport's goroutine that read them, before the state's
+	// actor handles them, so that the snapshots of several peers (a node
+	// joining a cluster) decode at once (dstate.Engine.DecodeSnapshotView).
+	// The definition's DecodeView must be safe for concurrent use, as a
+	// stateless definition is.
+	ParallelDecode bool
 }
 
 // Shard is the typed handle of one registered state on one node. Its
@@ -44,6 +51,9 @@ type Shard[S, V any] struct {
 	log     *slog.Logger
 	periodT dstate.TimerHandle
 	watch   *watchHub[V] // the changes kept for Watch
+	// parallel decodes large snapshots before the actor (see
+	// StateOptions.ParallelDecode).
+	parallel bool
 
 	// Owned by the actor:
 	lastSaved []byte // encoding of the last saved (or loaded) value, for rollback
@@ -71,7 +81,7 @@ func Register[S any](ctx context.Context, n *Node, def dstate.DistributedState[S
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[S]()}
+	s := &Shard[S, S]{n: n, name: def.Name(), eng: eng, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[S](), parallel: opts.ParallelDecode}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -88,7 +98,7 @@ func RegisterDelta[S, V, D, C any](ctx context.Context, n *Node, def dstate.Delt
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[V]()}
+	s := &Shard[S, V]{n: n, name: def.Name(), eng: de.Engine, def: def, persist: persist, store: store, closed: make(chan struct{}), watch: newWatchHub[V](), parallel: opts.ParallelDecode}
 	if err := s.start(ctx, opts.Initial); err != nil {
 		return nil, err
 	}
@@ -232,12 +242,38 @@ func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
 // (see inbound); ok reports whether the actor took it (else it is still the
 // caller's).
 func (s *Shard[S, V]) deliverOwned(in *inbound) (ok bool) {
+	if s.parallel && in.msg.Kind == dstate.KindFullSnapshot && len(in.msg.Data) >= parallelDecodeMin {
+		s.deliverDecoded(&in.msg)
+		return false // decoded: the frame is the caller's again
+	}
 	if _, err := s.send(in); err != nil {
 		s.n.stats.mailboxDrops.Add(1)
 		s.log.Warn("state actor refused a message", "err", err)
 		return false
 	}
 	return true
+}
+
+// parallelDecodeMin is the smallest snapshot ParallelDecode decodes before
+// the actor: smaller ones cost less than the hand-off.
+const parallelDecodeMin = 64 << 10
+
+// decodedSnapshot is a snapshot whose view was decoded before the actor
+// (see StateOptions.ParallelDecode); its message holds no byte of the frame.
+type decodedSnapshot[V any] struct {
+	msg  dstate.WireMessage
+	view dstate.DecodedView[V]
+}
+
+// deliverDecoded decodes m's view on the calling goroutine and hands the
+// actor the result.
+func (s *Shard[S, V]) deliverDecoded(m *dstate.WireMessage) {
+	d := &decodedSnapshot[V]{msg: *m, view: s.eng.DecodeSnapshotView(m)}
+	d.msg.Data = nil
+	if _, err := s.send(d); err != nil {
+		s.n.stats.mailboxDrops.Add(1)
+		s.log.Warn("state actor refused a message", "err", err)
+	}
 }
 
 // handle is the actor's handler: an inbound message, or work posted as a
@@ -247,6 +283,10 @@ func (s *Shard[S, V]) handle(msg any) {
 	case *inbound:
 		s.handleWire(&m.msg)
 		m.release(true)
+	case *decodedSnapshot[V]:
+		s.perform(s.eng.HandleDecodedSnapshot(&m.msg, m.view))
+		s.checkWaiters()
+		s.touched(m.msg.Source)
 	case *dstate.WireMessage:
 		s.handleWire(m)
 	case actorCall:

@@ -58,3 +58,51 @@ func TestStreamedSnapshotToAJoiningNode(t *testing.T) {
 	require.Zero(t, c.Nodes["n1"].Stats().DecodeErrors)
 	require.Zero(t, peer.Metrics().SyncFailures)
 }
+
+// TestParallelDecode: a node whose state decodes large snapshots before its
+// actor (StateOptions.ParallelDecode) joins three owners of large views and
+// ends with each owner's view, as mutations go on.
+func TestParallelDecode(t *testing.T) {
+	c := newTestCluster(t)
+	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
+	ids := []dstate.NodeID{"n0", "n1", "n2", "n3"}
+	for i, id := range ids {
+		tcfg := transport.DefaultConfig()
+		tcfg.NodeID, tcfg.ClusterName, tcfg.Logger = id, c.Name, quietLogger()
+		tr, err := transport.New(tcfg)
+		require.NoError(t, err)
+		n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger()})
+		require.NoError(t, err)
+		c.Nodes[id], c.Transports[id], c.Addrs[id] = n, tr, n.Addr()
+		init := dstatetest.NewGauges()
+		if id != "n3" {
+			for k := range 5_000 {
+				init.Values[fmt.Sprintf("%s-key-%06d-%020d", id, k, i)] = int64(k) // ~200 KB views, whole snapshots
+			}
+		}
+		s, err := node.RegisterDelta(t.Context(), n, dstatetest.GaugesState{}, node.StateOptions[dstatetest.Gauges]{Initial: init, ParallelDecode: true})
+		require.NoError(t, err)
+		shards[id] = s
+	}
+	c.JoinAll()
+	ctx := context.Background()
+	for i := range 20 {
+		_, _, err := shards[ids[i%3]].MutateDelta(ctx, dstatetest.Set(fmt.Sprint("m", i), int64(i)))
+		require.NoError(t, err)
+	}
+	eventually(t, "every node holds every owner's current view", func() bool {
+		for _, owner := range ids {
+			own, _ := shards[owner].Views().Get(owner)
+			for _, obs := range ids {
+				got, ok := shards[obs].Views().Get(owner)
+				if !ok || got.Generation != own.Generation || !maps.Equal(got.Value, own.Value) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for _, id := range ids {
+		require.Zero(t, shards[id].Metrics().SyncFailures, id)
+	}
+}

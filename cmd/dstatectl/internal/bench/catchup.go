@@ -119,7 +119,7 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 	var owners []*kvShard
 	for i, n := range c.nodes {
 		s, err := node.RegisterDelta(ctx, n, kvState{name: "kv"}, node.StateOptions[map[string]int64]{
-			Config: dstate.DefaultStateConfig(), Initial: initial[i]})
+			Config: dstate.DefaultStateConfig(), Initial: initial[i], ParallelDecode: true})
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +135,7 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 			return nil, err
 		}
 		s, err := node.RegisterDelta(ctx, n, kvState{name: "kv"}, node.StateOptions[map[string]int64]{
-			Config: dstate.DefaultStateConfig(), Initial: map[string]int64{}})
+			Config: dstate.DefaultStateConfig(), Initial: map[string]int64{}, ParallelDecode: true})
 		if err != nil {
 			return nil, err
 		}
