@@ -242,7 +242,7 @@ func (s *Shard[S, V]) deliver(m *dstate.WireMessage) (ran bool) {
 // (see inbound); ok reports whether the actor took it (else it is still the
 // caller's).
 func (s *Shard[S, V]) deliverOwned(in *inbound) (ok bool) {
-	if s.parallel && in.msg.Kind == dstate.KindFullSnapshot && len(in.msg.Data) >= parallelDecodeMin {
+	if s.parallel && in.msg.Kind == dstate.KindFullSnapshot && len(in.msg.Data) >= parallelDecodeMin && s.newer(&in.msg) {
 		s.deliverDecoded(&in.msg)
 		return false // decoded: the frame is the caller's again
 	}
@@ -263,6 +263,14 @@ const parallelDecodeMin = 64 << 10
 type decodedSnapshot[V any] struct {
 	msg  dstate.WireMessage
 	view dstate.DecodedView[V]
+}
+
+// newer reports whether snapshot m is newer than the view held of its
+// source (from any goroutine): a snapshot of a generation held, which the
+// engine only takes as a confirmation, is not worth decoding.
+func (s *Shard[S, V]) newer(m *dstate.WireMessage) bool {
+	v, ok := s.eng.Views().Get(m.Source)
+	return !ok || v.Generation.IsZero() || v.Generation.Less(m.Generation)
 }
 
 // deliverDecoded decodes m's view on the calling goroutine and hands the
