@@ -235,6 +235,9 @@ func FuzzEngineHandleWire(f *testing.F) {
 			t.Fatal(err)
 		}
 		e.OnNodeJoined("n2")
+		// A stream's encoder is a suspended goroutine until the stream ends:
+		// left behind, they would pile up over the iterations.
+		defer e.StopStreams()
 		// Every message, and the engine's answer to it, is bounded by a
 		// multiple of its bytes: no input makes the engine allocate beyond.
 		fuzzcheck.Alloc(t, "HandleWire", 0, len(in), engineAllocFactor, func() { handleFrames(t, e, clock, in) })

@@ -147,7 +147,9 @@ func (e *Engine[S, V]) streamsFrom(node NodeID) bool {
 
 // StopStreams abandons every snapshot stream in progress, sent or
 // received, and releases their encoders. Hosts call it when they stop the
-// engine.
+// engine: the encoder of a stream being sent is a suspended goroutine
+// (iter.Pull) that holds the streamed view until the stream ends or
+// expires.
 func (e *Engine[S, V]) StopStreams() {
 	if e.st == nil {
 		return

@@ -403,6 +403,9 @@ func (c *SimCluster) start(n *simNode, opts SimRestart) error {
 		}
 		states[i] = st
 	}
+	for _, old := range n.states {
+		old.stop()
+	}
 	n.states = states
 	n.agg = dstate.NewChangeFeedAggregator(n.id)
 	if c.digestTicks > 0 {
@@ -919,6 +922,9 @@ func (c *SimCluster) Crash(id dstate.NodeID) error {
 func (c *SimCluster) crash(n *simNode) {
 	n.status = SimDown
 	n.agg = nil
+	for _, st := range n.states {
+		st.stop()
+	}
 	c.net.purge(n.id, false)
 	c.net.event("crash %s", n.id)
 	for _, id := range c.order {

@@ -36,6 +36,9 @@ type simSpec interface {
 // the cluster needs to drive it and to compare its views.
 type simState interface {
 	name() string
+	// stop ends what the engine runs beyond its calls (its snapshot
+	// streams' encoders) when the node restarts or crashes.
+	stop()
 	handle(m *dstate.WireMessage) []dstate.Action
 	joined(id dstate.NodeID) []dstate.Action
 	left(id dstate.NodeID)
@@ -196,6 +199,7 @@ type simEngine[S, V any] struct {
 }
 
 func (s *simEngine[S, V]) name() string                                 { return s.e.Name() }
+func (s *simEngine[S, V]) stop()                                        { s.e.StopStreams() }
 func (s *simEngine[S, V]) handle(m *dstate.WireMessage) []dstate.Action { return s.e.HandleWire(m) }
 func (s *simEngine[S, V]) joined(id dstate.NodeID) []dstate.Action      { return s.e.OnNodeJoined(id) }
 func (s *simEngine[S, V]) left(id dstate.NodeID)                        { s.e.OnNodeLeft(id) }
