@@ -135,6 +135,7 @@ func Feed(ctx context.Context, cfg FeedConfig) (*Result, error) {
 	p0, f0 := push.c.wireStats(), feed.c.wireStats()
 	total := int(cfg.Rate * float64(cfg.States) * cfg.Duration.Seconds())
 	pc := newPacer(cfg.Rate * float64(cfg.States))
+	defer pc.close()
 	for k := range total {
 		if k&63 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()

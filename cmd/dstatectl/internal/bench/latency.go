@@ -115,6 +115,7 @@ func (r *dstateReplicator) close()                 { r.c.close() }
 // observer and the number of (update, observer) pairs never seen.
 func drive(ctx context.Context, r replicator, log *sendLog, from, to int, rate float64, settle time.Duration) ([]time.Duration, int, time.Duration, error) {
 	p := newPacer(rate)
+	defer p.close()
 	for k := from; k <= to; k++ {
 		if k&63 == 0 {
 			if err := ctx.Err(); err != nil {

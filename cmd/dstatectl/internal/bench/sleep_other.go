@@ -4,5 +4,13 @@ package bench
 
 import "time"
 
-// preciseSleep is time.Sleep where nanosleep(2) is not used.
-func preciseSleep(d time.Duration) { time.Sleep(d) }
+// sleeper is time.Sleep where no timerfd(2) is used.
+type sleeper struct{}
+
+func newSleeper() *sleeper { return nil }
+
+// sleep returns after d.
+func (*sleeper) sleep(d time.Duration) { time.Sleep(d) }
+
+// close does nothing.
+func (*sleeper) close() {}

@@ -62,15 +62,17 @@ func mallocs() uint64 {
 // at millisecond granularity on Linux (the runtime's netpoller waits in
 // whole milliseconds), which at rates above 1,000/s would issue the events
 // due while it slept back to back on waking; waits under 2 ms therefore
-// end in preciseSleep (nanosleep(2) on Linux), which keeps the spacing
-// within tens of microseconds without spinning a CPU.
+// end in a sleeper (a timerfd on Linux), which keeps the spacing within
+// tens of microseconds without spinning a CPU or holding a processor.
+// Close releases it.
 type pacer struct {
 	start    time.Time
 	interval time.Duration
+	sl       *sleeper
 }
 
 func newPacer(rate float64) *pacer {
-	return &pacer{start: time.Now(), interval: time.Duration(float64(time.Second) / rate)}
+	return &pacer{start: time.Now(), interval: time.Duration(float64(time.Second) / rate), sl: newSleeper()}
 }
 
 // wait returns when event k (from 0) is due.
@@ -81,7 +83,8 @@ func (p *pacer) wait(k int) {
 		time.Sleep(d - time.Millisecond)
 		d = time.Until(due)
 	}
-	if d > 0 {
-		preciseSleep(d)
-	}
+	p.sl.sleep(d)
 }
+
+// close releases the pacer's sleeper.
+func (p *pacer) close() { p.sl.close() }

@@ -92,6 +92,8 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 	werr := make(chan error, 1)
 	var last uint64
 	go func() {
+		sl := newSleeper()
+		defer sl.close()
 		window := uint64(cfg.Window)
 		set := func(v *seqView) seqView { v.Seq++; v.CPU = int64(v.Seq % 100); return *v }
 		for {
@@ -105,7 +107,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 				if spins < 64 {
 					runtime.Gosched()
 				} else {
-					preciseSleep(20 * time.Microsecond) // time.Sleep would take a millisecond
+					sl.sleep(20 * time.Microsecond) // time.Sleep would take a millisecond
 				}
 			}
 			g, _, err := src.MutateDelta(ctx, set)

@@ -130,6 +130,7 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Result, error) {
 		}
 	}()
 	p := newPacer(cfg.Rate)
+	defer p.close()
 	for k := 1; k <= cfg.Mutations; k++ {
 		p.wait(k)
 		log.mark(k)
@@ -167,6 +168,7 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Result, error) {
 func fanOut(ctx context.Context, cfg WatchConfig, src, obs *node.DeltaShard[seqView, seqView, seqView, seqView], res *Result) error {
 	load := func() (cpu time.Duration, writes int, err error) {
 		p := newPacer(cfg.Rate)
+		defer p.close()
 		c0 := processCPU()
 		end := time.Now().Add(cfg.FanOutFor)
 		for k := 1; time.Now().Before(end); k++ {
