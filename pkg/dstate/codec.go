@@ -140,20 +140,38 @@ func (l DecodeLimits) WithDefaults() DecodeLimits {
 	return l
 }
 
+// appendStateHeader appends the header a FullSnapshot, a DeltaUpdate and a
+// SnapshotChunk share: state, source, generation, wire version and times.
+func appendStateHeader(dst []byte, m *WireMessage) []byte {
+	dst = appendString(dst, m.State)
+	dst = appendString(dst, string(m.Source))
+	dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
+	dst = binary.AppendUvarint(dst, m.Generation.Age)
+	dst = binary.AppendUvarint(dst, uint64(m.WireVersion))
+	dst = binary.AppendVarint(dst, m.CreatedUnixMs)
+	dst = binary.AppendVarint(dst, m.ModifiedUnixMs)
+	return binary.AppendVarint(dst, m.SentUnixMs)
+}
+
+// stateHeader decodes what appendStateHeader wrote into m.
+func (d *decoder) stateHeader(m *WireMessage) {
+	m.State = d.name("state name")
+	m.Source = NodeID(d.name("source node"))
+	m.Generation.Incarnation = d.uvarint("incarnation")
+	m.Generation.Age = d.uvarint("age")
+	m.WireVersion = d.uint32("wire version")
+	m.CreatedUnixMs = d.varint("created time")
+	m.ModifiedUnixMs = d.varint("modified time")
+	m.SentUnixMs = d.varint("sent time")
+}
+
 // AppendWire appends the encoding of m to dst and returns the extended
 // buffer. It does not allocate when dst has room.
 func AppendWire(dst []byte, m *WireMessage) []byte {
 	dst = append(dst, ProtocolVersion, byte(m.Kind))
 	switch m.Kind {
 	case KindFullSnapshot, KindDeltaUpdate:
-		dst = appendString(dst, m.State)
-		dst = appendString(dst, string(m.Source))
-		dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
-		dst = binary.AppendUvarint(dst, m.Generation.Age)
-		dst = binary.AppendUvarint(dst, uint64(m.WireVersion))
-		dst = binary.AppendVarint(dst, m.CreatedUnixMs)
-		dst = binary.AppendVarint(dst, m.ModifiedUnixMs)
-		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = appendStateHeader(dst, m)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Data)))
 		dst = append(dst, m.Data...)
 	case KindRequestSnapshot:
@@ -161,14 +179,7 @@ func AppendWire(dst []byte, m *WireMessage) []byte {
 		dst = appendString(dst, string(m.Source))
 		dst = binary.AppendVarint(dst, m.SentUnixMs)
 	case KindSnapshotChunk:
-		dst = appendString(dst, m.State)
-		dst = appendString(dst, string(m.Source))
-		dst = binary.AppendUvarint(dst, m.Generation.Incarnation)
-		dst = binary.AppendUvarint(dst, m.Generation.Age)
-		dst = binary.AppendUvarint(dst, uint64(m.WireVersion))
-		dst = binary.AppendVarint(dst, m.CreatedUnixMs)
-		dst = binary.AppendVarint(dst, m.ModifiedUnixMs)
-		dst = binary.AppendVarint(dst, m.SentUnixMs)
+		dst = appendStateHeader(dst, m)
 		dst = binary.AppendUvarint(dst, m.StreamID)
 		dst = binary.AppendUvarint(dst, m.ChunkIndex)
 		dst = binary.AppendUvarint(dst, m.ChunkOffset)
@@ -273,14 +284,7 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 	d := decoder{buf: b, off: 2, lim: lim}
 	switch m.Kind {
 	case KindFullSnapshot, KindDeltaUpdate:
-		m.State = d.name("state name")
-		m.Source = NodeID(d.name("source node"))
-		m.Generation.Incarnation = d.uvarint("incarnation")
-		m.Generation.Age = d.uvarint("age")
-		m.WireVersion = d.uint32("wire version")
-		m.CreatedUnixMs = d.varint("created time")
-		m.ModifiedUnixMs = d.varint("modified time")
-		m.SentUnixMs = d.varint("sent time")
+		d.stateHeader(&m)
 		if m.Kind == KindFullSnapshot {
 			m.Data = d.limited("snapshot payload", lim.MaxSnapshot, LimitSnapshotBytes)
 		} else {
@@ -291,14 +295,7 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 		m.Source = NodeID(d.name("requester"))
 		m.SentUnixMs = d.varint("sent time")
 	case KindSnapshotChunk:
-		m.State = d.name("state name")
-		m.Source = NodeID(d.name("source node"))
-		m.Generation.Incarnation = d.uvarint("incarnation")
-		m.Generation.Age = d.uvarint("age")
-		m.WireVersion = d.uint32("wire version")
-		m.CreatedUnixMs = d.varint("created time")
-		m.ModifiedUnixMs = d.varint("modified time")
-		m.SentUnixMs = d.varint("sent time")
+		d.stateHeader(&m)
 		m.StreamID = d.uvarint("stream ID")
 		m.ChunkIndex = d.uvarint("chunk index")
 		m.ChunkOffset = d.uvarint("chunk offset")
