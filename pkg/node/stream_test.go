@@ -14,6 +14,23 @@ import (
 	"github.com/dstate-go/dstate/pkg/transport"
 )
 
+// addTCPNode adds node id to c over a real TCP transport (maxFrame 0: the
+// transport's default frame size).
+func addTCPNode(t *testing.T, c *testCluster, id dstate.NodeID, maxFrame int) *node.Node {
+	t.Helper()
+	tcfg := transport.DefaultConfig()
+	tcfg.NodeID, tcfg.ClusterName, tcfg.Logger = id, c.Name, quietLogger()
+	if maxFrame > 0 {
+		tcfg.MaxFrameSize = maxFrame
+	}
+	tr, err := transport.New(tcfg)
+	require.NoError(t, err)
+	n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger()})
+	require.NoError(t, err)
+	c.Nodes[id], c.Transports[id], c.Addrs[id] = n, tr, n.Addr()
+	return n
+}
+
 // TestStreamedSnapshotToAJoiningNode: an owner of a view larger than a
 // snapshot chunk streams it to a node that joins while the owner goes on
 // mutating; the new node ends with the owner's current view, and nothing
@@ -26,14 +43,7 @@ func TestStreamedSnapshotToAJoiningNode(t *testing.T) {
 	}
 	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
 	for _, id := range []dstate.NodeID{"n0", "n1"} {
-		tcfg := transport.DefaultConfig()
-		tcfg.NodeID, tcfg.ClusterName, tcfg.Logger = id, c.Name, quietLogger()
-		tcfg.MaxFrameSize = 64 << 10
-		tr, err := transport.New(tcfg)
-		require.NoError(t, err)
-		n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger()})
-		require.NoError(t, err)
-		c.Nodes[id], c.Transports[id], c.Addrs[id] = n, tr, n.Addr()
+		n := addTCPNode(t, c, id, 64<<10)
 		init := dstatetest.NewGauges()
 		if id == "n0" {
 			init = initial
@@ -67,13 +77,7 @@ func TestParallelDecode(t *testing.T) {
 	shards := map[dstate.NodeID]*node.DeltaShard[dstatetest.Gauges, dstatetest.GaugesView, dstatetest.GaugeDelta, dstatetest.GaugeChange]{}
 	ids := []dstate.NodeID{"n0", "n1", "n2", "n3"}
 	for i, id := range ids {
-		tcfg := transport.DefaultConfig()
-		tcfg.NodeID, tcfg.ClusterName, tcfg.Logger = id, c.Name, quietLogger()
-		tr, err := transport.New(tcfg)
-		require.NoError(t, err)
-		n, err := node.New(node.Config{ID: id, Runtime: c.Runtime, Events: c.Events, Transport: tr, Logger: quietLogger()})
-		require.NoError(t, err)
-		c.Nodes[id], c.Transports[id], c.Addrs[id] = n, tr, n.Addr()
+		n := addTCPNode(t, c, id, 0)
 		init := dstatetest.NewGauges()
 		if id != "n3" {
 			for k := range 5_000 {
