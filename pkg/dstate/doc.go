@@ -23,9 +23,11 @@
 // definitions write three methods (simple) and ten (delta); see
 // Example (MinimalDefinitions). Optional capabilities are found by type
 // assertion: [UrgencyDecider] (SyncUrgency per delta change; without it
-// every change is [Default], the strategy's push mode) and
+// every change is [Default], the strategy's push mode),
 // [StateMigrator] (MigrateState for older storage versions, used by
-// [DecodeStored]).
+// [DecodeStored]), [DeltaAppender] (AppendDelta: deltas encoded into a
+// buffer the engine reuses, no allocation per mutation) and
+// [ChunkedViewCodec] (views streamed in chunks; see below).
 //
 // Most states need no definition written by hand: package pkg/codec makes
 // a simple state of a plain Go value in one line (codec.Simple with the
