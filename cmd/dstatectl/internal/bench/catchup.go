@@ -126,6 +126,23 @@ func Catchup(ctx context.Context, cfg CatchupConfig) (*Result, error) {
 		owners = append(owners, s)
 	}
 	c.joinAll()
+	// The cluster holds the entries once every owner holds every other
+	// owner's view: a join timed before that would race the owners' own
+	// exchange of their snapshots.
+	formed := func() bool {
+		for _, o := range owners {
+			for i, src := range owners {
+				v, ok := o.Views().Get(c.ids[i])
+				if !ok || v.Generation != src.Generation() || len(v.Value) != len(initial[i]) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if err := waitUntil(ctx, 60*time.Second, "the owners to hold each other's views", formed); err != nil {
+		return nil, err
+	}
 
 	var times []time.Duration
 	for run := range cfg.Runs {
