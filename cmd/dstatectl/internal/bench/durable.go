@@ -367,19 +367,20 @@ func durableOn(ctx context.Context, cfg DurableConfig, res *Result, dir, store s
 		sl, rl := summarize(saves.lat), summarize(raws.lat)
 		name := prefix + mode.name
 		ranSaves, ranRaw := wantMode(cfg.Slices, "saves"), wantMode(cfg.Slices, "raw")
+		// report records one slice's rate, latencies and CPU: label names
+		// its latency and CPU rows, rateLabel its rate row.
+		report := func(r loadResult, l latencies, rate float64, label, rateLabel, rateUnit, cpuUnit string) {
+			rates[store+" "+mode.name+" "+rateLabel] = rate
+			res.metric(name+" "+rateLabel, rate, rateUnit)
+			res.metric(name+" "+label+" p50", ms(l.p50), "ms")
+			res.metric(name+" "+label+" p99", ms(l.p99), "ms")
+			res.metric(name+" "+label+" CPU", perOp(r.cpu, r.ops), cpuUnit)
+		}
 		if ranSaves {
-			rates[store+" "+mode.name+" saves/s"] = sr
-			res.metric(name+" saves/s", sr, "saves/s")
-			res.metric(name+" save p50", ms(sl.p50), "ms")
-			res.metric(name+" save p99", ms(sl.p99), "ms")
-			res.metric(name+" save CPU", perOp(saves.cpu, saves.ops), "µs/save")
+			report(saves, sl, sr, "save", "saves/s", "saves/s", "µs/save")
 		}
 		if ranRaw {
-			rates[store+" "+mode.name+" raw raft.Apply/s"] = rr
-			res.metric(name+" raw raft.Apply/s", rr, "applies/s")
-			res.metric(name+" raw p50", ms(rl.p50), "ms")
-			res.metric(name+" raw p99", ms(rl.p99), "ms")
-			res.metric(name+" raw CPU", perOp(raws.cpu, raws.ops), "µs/apply")
+			report(raws, rl, rr, "raw", "raw raft.Apply/s", "applies/s", "µs/apply")
 		}
 		if ranSaves && ranRaw {
 			if mode.name == "group-commit" && cfg.Concurrency < groupCommitTargetSavers {
