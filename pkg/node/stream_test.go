@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -109,4 +110,40 @@ func TestParallelDecode(t *testing.T) {
 	for _, id := range ids {
 		require.Zero(t, shards[id].Metrics().SyncFailures, id)
 	}
+}
+
+// TestParallelDecodePanicIsContained: with ParallelDecode a snapshot's view
+// is decoded on the transport's reader goroutine; a DecodeView that panics
+// there is recovered like one on the actor: the process goes on, the
+// receiver keeps no partial view and counts the failure, and once the
+// decoder is healthy again the receiver catches up.
+func TestParallelDecodePanicIsContained(t *testing.T) {
+	c := newTestCluster(t)
+	sw := &dstatetest.PanicSwitch{}
+	sw.Set(dstate.CallbackDecodeView)
+	cfg := dstate.DefaultStateConfig()
+	cfg.PullTimeout = 200 * time.Millisecond // the receiver asks again soon
+	init := dstatetest.NewGauges()
+	for k := range 5_000 {
+		init.Values[fmt.Sprintf("key-%06d-%020d", k, k)] = int64(k) // ~200 KB: decoded before the actor
+	}
+	owner, err := node.RegisterDelta(t.Context(), addTCPNode(t, c, "n0", 0), dstatetest.GaugesState{},
+		node.StateOptions[dstatetest.Gauges]{Config: cfg, Initial: init})
+	require.NoError(t, err)
+	peer, err := node.RegisterDelta(t.Context(), addTCPNode(t, c, "n1", 0), dstatetest.PanickyGauges{Switch: sw},
+		node.StateOptions[dstatetest.Gauges]{Config: cfg, Initial: dstatetest.NewGauges(), ParallelDecode: true})
+	require.NoError(t, err)
+	c.JoinAll()
+	eventually(t, "the panicking decode counted as a failed sync", func() bool { return peer.Metrics().SyncFailures > 0 })
+	if v, ok := peer.Views().Get("n0"); ok {
+		require.True(t, v.Generation.IsZero(), "a view from a snapshot whose decoder panicked: %s", v.Generation)
+	}
+	sw.Clear()
+	_, _, err = owner.MutateDelta(context.Background(), dstatetest.Set("after", 1))
+	require.NoError(t, err)
+	eventually(t, "n1 holds n0's current view once its decoder is healthy", func() bool {
+		own, _ := owner.Views().Get("n0")
+		got, ok := peer.Views().Get("n0")
+		return ok && got.Generation == own.Generation && maps.Equal(got.Value, own.Value)
+	})
 }
