@@ -91,7 +91,7 @@ func (e *Engine[S, V]) handleDigest(m *WireMessage) {
 		return
 	}
 	e.m.digestsReceived.Add(1)
-	now := e.clock.Now()
+	now := e.now()
 	g := entry.Generation
 	cur := e.views.get(src)
 	switch {

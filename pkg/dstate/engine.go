@@ -95,6 +95,10 @@ type Engine[S, V any] struct {
 	obj        StateObject[S]
 	views      viewMap[V]
 	wallOfNow  bool // the clock's Now carries its wall clock (WallClock)
+	// anchored: the clock is the SystemClock, read through now; anchor is
+	// its last full reading.
+	anchored bool
+	anchor   time.Time
 	departed   map[NodeID]struct{}
 	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
 	peerErrs   map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
@@ -175,12 +179,37 @@ func NewEngine[S, V any](cfg EngineConfig[S, V], initial S) (*Engine[S, V], erro
 	e.views.cur.ep = &ep // a copy: a reader's Views handle does not keep the engine alive
 	e.copyOK = copyRestores(reflect.TypeFor[S]())
 	e.wallOfNow = carriesWall(cfg.Clock)
+	if _, sys := cfg.Clock.(SystemClock); sys {
+		e.anchored, e.anchor = true, e.epoch
+	}
 	view, err := e.project(&e.obj.Value)
 	if err != nil {
 		return nil, err
 	}
-	e.publishOwn(view, e.clock.Now())
+	e.publishOwn(view, e.now())
 	return e, nil
+}
+
+// anchorEvery is how old the SystemClock's full reading may get before now
+// takes another.
+const anchorEvery = 100 * time.Millisecond
+
+// now reads the engine's clock on the paths that handle messages and
+// mutations. A full reading of the SystemClock (the wall clock and the
+// monotonic clock) costs two calls into the kernel's clock page; there it
+// reads only the monotonic clock and carries the wall clock forward from a
+// full reading at most anchorEvery old, so a step of the wall clock shows
+// within anchorEvery. Freshness (Views.SyncedAt) uses the monotonic
+// reading, which is exact. Other clocks are read as they are.
+func (e *Engine[S, V]) now() time.Time {
+	if !e.anchored {
+		return e.clock.Now()
+	}
+	if d := (SystemClock{}).since(e.anchor); d >= 0 && d < anchorEvery {
+		return e.anchor.Add(d)
+	}
+	e.anchor = e.clock.Now()
+	return e.anchor
 }
 
 // wallMs returns the wall clock in milliseconds at now, a time this call
@@ -230,7 +259,7 @@ func (e *Engine[S, V]) Restore(obj StateObject[S], storageVersion uint32) {
 	obj.StorageVersion = storageVersion
 	e.obj = obj
 	e.ownEncOK, e.ckptOK = false, false
-	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
+	e.publishOwn(e.codec.Project(&e.obj.Value), e.now())
 }
 
 // Reincarnate starts a new incarnation with the given value: its
@@ -247,7 +276,7 @@ func (e *Engine[S, V]) Reincarnate(value S, atLeast uint64) {
 	inc = max(inc, atLeast)
 	e.obj = StateObject[S]{Generation: Generation{Incarnation: inc}, StorageVersion: e.obj.StorageVersion, Value: value, CreatedUnixMs: now, ModifiedUnixMs: now}
 	e.ownEncOK, e.ckptOK = false, false
-	e.publishOwn(e.codec.Project(&e.obj.Value), e.clock.Now())
+	e.publishOwn(e.codec.Project(&e.obj.Value), e.now())
 }
 
 // Mutate applies fn to the owned state, advances the age by one and returns
@@ -346,7 +375,7 @@ func (e *Engine[S, V]) begin(urgency SyncUrgency) {
 	if e.wallOfNow {
 		// One clock read serves the modified time here and the own view's
 		// SyncedAt at Commit.
-		e.pend.at = e.clock.Now()
+		e.pend.at = e.now()
 		e.obj.ModifiedUnixMs = e.pend.at.UnixMilli()
 	} else {
 		e.obj.ModifiedUnixMs = e.clock.UnixMilli()
@@ -391,7 +420,7 @@ func (e *Engine[S, V]) Commit() MutateResult[V] {
 	}
 	at := p.at
 	if at.IsZero() {
-		at = e.clock.Now()
+		at = e.now()
 	}
 	e.publishOwn(view, at)
 	if p.hasSnap {
@@ -556,7 +585,7 @@ func (e *Engine[S, V]) OnNodeJoined(node NodeID) []Action {
 	delete(e.departed, node)
 	if e.views.get(node) == nil {
 		v := e.newView()
-		*v = StateViewObject[V]{syncedNs: e.since(e.clock.Now()), Pending: placeholderPending}
+		*v = StateViewObject[V]{syncedNs: e.since(e.now()), Pending: placeholderPending}
 		e.views.put(node, v)
 	}
 	if p := e.peer(node); p.flags&(peerFailed|peerUnresponsive) != 0 {
@@ -701,7 +730,7 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 }
 
 func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
-	now := e.clock.Now()
+	now := e.now()
 	p := e.peer(m.Source)
 	e.attempted(m.Source, now)
 	// A snapshot that arrives while a pull sent after a notice is in flight
@@ -804,7 +833,7 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 }
 
 func (e *Engine[S, V]) handleDelta(m *WireMessage) {
-	now := e.clock.Now()
+	now := e.now()
 	p := e.peer(m.Source)
 	e.attempted(m.Source, now)
 	slot := e.views.slot(m.Source)

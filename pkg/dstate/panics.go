@@ -175,7 +175,7 @@ func (e *Engine[S, V]) Rollback() error {
 			// value's view again.
 			if view, perr := e.project(&e.obj.Value); perr == nil {
 				own := e.own()
-				at := e.clock.Now()
+				at := e.now()
 				if own != nil {
 					at = e.views.cur.SyncedAt(own)
 				}

@@ -187,7 +187,7 @@ func (e *Engine[S, V]) expireStreams() {
 	if len(e.st.in) == 0 && len(e.st.out) == 0 {
 		return
 	}
-	now := e.clock.Now()
+	now := e.now()
 	for node, o := range e.st.out {
 		if now.Sub(o.lastAt) >= e.pullPeriod {
 			o.stop()
@@ -313,7 +313,7 @@ func (e *Engine[S, V]) startStream(node NodeID) bool {
 	}
 	st.lastID++
 	o := &outStream{id: st.lastID, gen: own.Generation, created: e.obj.CreatedUnixMs, modMs: own.ModifiedUnixMs,
-		pull: pull, stop: stop, ahead: c0, aheadOK: true, lastAt: e.clock.Now()}
+		pull: pull, stop: stop, ahead: c0, aheadOK: true, lastAt: e.now()}
 	st.out[node] = o
 	e.sendChunk(node, o, c1, true)
 	return true
@@ -383,7 +383,7 @@ func (e *Engine[S, V]) handlePull(m *WireMessage) {
 		e.stopOut(m.Source)
 		return
 	}
-	o.lastAt = e.clock.Now()
+	o.lastAt = e.now()
 	if m.ChunkIndex > o.acked {
 		o.acked = min(m.ChunkIndex, o.sent)
 	}
@@ -457,7 +457,7 @@ func (e *Engine[S, V]) handleChunk(m *WireMessage) {
 		e.failure(src, "malformed: a snapshot chunk for a state whose views are not chunked here")
 		return
 	}
-	now := e.clock.Now()
+	now := e.now()
 	st := e.streams()
 	st.capable[src] = struct{}{}
 	p := e.peer(src)

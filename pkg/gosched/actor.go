@@ -32,6 +32,12 @@ type Actor struct {
 	// Only whoever runs the handler (the goroutine, or an inline caller)
 	// touches it; mu orders the two.
 	consecutive int
+	// processed counts handler calls that returned normally. It is the
+	// actor's own, not the runtime's, so that actors running on different
+	// processors do not share a cache line for it; Runtime.Stats adds the
+	// live actors' counts, and the goroutine moves its count to the
+	// runtime's when it exits.
+	processed atomic.Uint64
 
 	wake     chan struct{} // capacity 1: a send after the goroutine parked
 	stopCh   chan struct{} // closed by Stop
@@ -108,7 +114,7 @@ func (a *Actor) SendInline(msg any) (ran bool, err error) {
 	a.rt.kit.Counters.CountSend(nil)
 	one := [1]any{msg}
 	_, ok, p := a.handle(one[:])
-	a.rt.kit.Counters.Processed.Add(uint64(ok))
+	a.processed.Add(uint64(ok))
 	a.mu.Lock()
 	a.inline = false
 	if p != nil {
@@ -167,6 +173,7 @@ func (a *Actor) run() {
 		if !clean { // the handler called runtime.Goexit
 			a.Stop()
 		}
+		a.rt.retire(a)
 		close(a.done)
 	}()
 	var batch []any
@@ -188,7 +195,7 @@ func (a *Actor) run() {
 		for i := 0; i < len(batch); {
 			n, ok, p := a.handle(batch[i:])
 			i += n
-			a.rt.kit.Counters.Processed.Add(uint64(ok))
+			a.processed.Add(uint64(ok))
 			if ok > 0 {
 				a.consecutive = 0
 			}

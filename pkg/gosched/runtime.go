@@ -21,6 +21,11 @@ type Runtime struct {
 	closeOnce sync.Once
 
 	kit *actorkit.Core[*Actor] // names, groups, timers and counters
+
+	// live holds the actors whose goroutine runs, for Stats to add their
+	// own processed counts (see Actor.processed).
+	liveMu sync.Mutex
+	live   map[*Actor]struct{}
 }
 
 var _ dstate.GroupRuntime = (*Runtime)(nil)
@@ -31,7 +36,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: actorkit.Settings(cfg).WithDefaults()}
+	r := &Runtime{cfg: actorkit.Settings(cfg).WithDefaults(), live: make(map[*Actor]struct{})}
 	r.clock, r.logger = r.cfg.Clock, r.cfg.Logger
 	r.kit = actorkit.NewCore(r.clock, actorkit.Binding[*Actor]{
 		Belongs:    func(a *Actor) bool { return a.rt == r },
@@ -57,6 +62,9 @@ func (r *Runtime) SpawnActor(name string, handler func(msg any)) (*Actor, error)
 	}
 	return r.kit.Names.Add(name, func() (*Actor, error) {
 		a := newActor(r, name, handler)
+		r.liveMu.Lock()
+		r.live[a] = struct{}{}
+		r.liveMu.Unlock()
 		r.wg.Go(a.run)
 		return a, nil
 	})
@@ -77,7 +85,24 @@ func (r *Runtime) Close() {
 type Stats = actorkit.Stats
 
 // Stats returns the runtime's counters.
-func (r *Runtime) Stats() Stats { return r.kit.Stats() }
+func (r *Runtime) Stats() Stats {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	s := r.kit.Stats()
+	for a := range r.live {
+		s.MessagesProcessed += a.processed.Load()
+	}
+	return s
+}
+
+// retire moves the count of an actor whose goroutine is exiting (no
+// handler call is in progress or can start) to the runtime's counter.
+func (r *Runtime) retire(a *Actor) {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	r.kit.Counters.Processed.Add(a.processed.Load())
+	delete(r.live, a)
+}
 
 // forget frees a stopping actor's name, removes it from its groups and
 // cancels its timers. It runs once per actor, after a.stopping is set, so
