@@ -86,19 +86,19 @@ func (c *EngineConfig[S, V]) Validate() error {
 // safe from any goroutine. The returned action slices are valid until the
 // next call on the engine.
 type Engine[S, V any] struct {
-	name       string
-	self       NodeID
-	wireVer    uint32
-	cfg        StateConfig
-	clock      Clock
-	codec      Codec[S, V]
-	obj        StateObject[S]
-	views      viewMap[V]
-	wallOfNow  bool // the clock's Now carries its wall clock (WallClock)
+	name      string
+	self      NodeID
+	wireVer   uint32
+	cfg       StateConfig
+	clock     Clock
+	codec     Codec[S, V]
+	obj       StateObject[S]
+	views     viewMap[V]
+	wallOfNow bool // the clock's Now carries its wall clock (WallClock)
 	// anchored: the clock is the SystemClock, read through now; anchor is
 	// its last full reading.
-	anchored bool
-	anchor   time.Time
+	anchored   bool
+	anchor     time.Time
 	departed   map[NodeID]struct{}
 	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
 	peerErrs   map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
