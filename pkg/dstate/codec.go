@@ -105,11 +105,21 @@ type DecodeLimits struct {
 	// allocation. The decoder only reads it; it must not change while a
 	// decode uses it.
 	Names map[string]string
+	// From, when set, is the node the frame came from (a transport that
+	// authenticates its peers knows it): a source or requester ID equal to
+	// it decodes to From's string without a lookup in Names.
+	From NodeID
 }
 
 // WithDefaults returns l with every zero or negative field set to its
 // default.
 func (l DecodeLimits) WithDefaults() DecodeLimits {
+	l.setDefaults()
+	return l
+}
+
+// setDefaults is WithDefaults in place.
+func (l *DecodeLimits) setDefaults() {
 	if l.MaxPayload <= 0 {
 		l.MaxPayload = DefaultMaxPayload
 	}
@@ -137,7 +147,6 @@ func (l DecodeLimits) WithDefaults() DecodeLimits {
 	if l.MaxDigestEntries <= 0 {
 		l.MaxDigestEntries = DefaultMaxDigestEntries
 	}
-	return l
 }
 
 // appendStateHeader appends the header a FullSnapshot, a DeltaUpdate and a
@@ -156,7 +165,7 @@ func appendStateHeader(dst []byte, m *WireMessage) []byte {
 // stateHeader decodes what appendStateHeader wrote into m.
 func (d *decoder) stateHeader(m *WireMessage) {
 	m.State = d.name("state name")
-	m.Source = NodeID(d.name("source node"))
+	m.Source = d.node("source node")
 	m.Generation.Incarnation = d.uvarint("incarnation")
 	m.Generation.Age = d.uvarint("age")
 	m.WireVersion = d.uint32("wire version")
@@ -272,7 +281,6 @@ func DecodeWire(b []byte) (WireMessage, error) { return DecodeWireLimits(b, Deco
 // ErrMalformed otherwise) whose text says what was wrong. It never panics
 // and allocates at most the limits allow.
 func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
-	lim = lim.WithDefaults()
 	var m WireMessage
 	if len(b) < 2 {
 		return m, MalformedError("wire: message of %d bytes is shorter than its 2-byte header", len(b))
@@ -282,17 +290,18 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 	}
 	m.Kind = MessageKind(b[1])
 	d := decoder{buf: b, off: 2, lim: lim}
+	d.lim.setDefaults()
 	switch m.Kind {
 	case KindFullSnapshot, KindDeltaUpdate:
 		d.stateHeader(&m)
 		if m.Kind == KindFullSnapshot {
-			m.Data = d.limited("snapshot payload", lim.MaxSnapshot, LimitSnapshotBytes)
+			m.Data = d.limited("snapshot payload", d.lim.MaxSnapshot, LimitSnapshotBytes)
 		} else {
-			m.Data = d.limited("delta payload", lim.MaxDelta, LimitDeltaBytes)
+			m.Data = d.limited("delta payload", d.lim.MaxDelta, LimitDeltaBytes)
 		}
 	case KindRequestSnapshot:
 		m.State = d.name("state name")
-		m.Source = NodeID(d.name("requester"))
+		m.Source = d.node("requester")
 		m.SentUnixMs = d.varint("sent time")
 	case KindSnapshotChunk:
 		d.stateHeader(&m)
@@ -300,14 +309,14 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 		m.ChunkIndex = d.uvarint("chunk index")
 		m.ChunkOffset = d.uvarint("chunk offset")
 		m.ChunkLast = d.flag("last-chunk flag")
-		m.Data = d.limited("snapshot chunk", lim.MaxChunk, LimitChunkBytes)
-		if d.err == nil && (m.ChunkOffset > uint64(lim.MaxSnapshot) || uint64(len(m.Data)) > uint64(lim.MaxSnapshot)-m.ChunkOffset) {
+		m.Data = d.limited("snapshot chunk", d.lim.MaxChunk, LimitChunkBytes)
+		if d.err == nil && (m.ChunkOffset > uint64(d.lim.MaxSnapshot) || uint64(len(m.Data)) > uint64(d.lim.MaxSnapshot)-m.ChunkOffset) {
 			d.failLimit(LimitSnapshotBytes, "wire: snapshot chunk %d of %d bytes after %d bytes of its stream exceeds the snapshot limit of %d",
-				m.ChunkIndex, len(m.Data), m.ChunkOffset, lim.MaxSnapshot)
+				m.ChunkIndex, len(m.Data), m.ChunkOffset, d.lim.MaxSnapshot)
 		}
 	case KindSnapshotPull:
 		m.State = d.name("state name")
-		m.Source = NodeID(d.name("requester"))
+		m.Source = d.node("requester")
 		m.Generation.Incarnation = d.uvarint("incarnation")
 		m.Generation.Age = d.uvarint("age")
 		m.StreamID = d.uvarint("stream ID")
@@ -315,14 +324,14 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 		m.ChunkLast = d.flag("stop flag")
 		m.SentUnixMs = d.varint("sent time")
 	case KindBatchedChangeFeed:
-		m.Source = NodeID(d.name("source node"))
+		m.Source = d.node("source node")
 		m.SentUnixMs = d.varint("sent time")
 		count := d.uvarint("notification count")
 		// Each notice takes at least 4 bytes, which bounds the count by the
 		// input before anything is allocated.
 		if d.err == nil {
-			if count > uint64(lim.MaxNotifications) {
-				d.failLimit(LimitFeedNotices, "wire: %d notifications exceed the limit of %d", count, lim.MaxNotifications)
+			if count > uint64(d.lim.MaxNotifications) {
+				d.failLimit(LimitFeedNotices, "wire: %d notifications exceed the limit of %d", count, d.lim.MaxNotifications)
 			} else if count > uint64(len(b)-d.off)/4 {
 				d.fail("wire: %d notifications cannot fit in the %d bytes left", count, len(b)-d.off)
 			}
@@ -344,7 +353,7 @@ func DecodeWireLimits(b []byte, lim DecodeLimits) (WireMessage, error) {
 			}
 		}
 	case KindDigest:
-		m.Source = NodeID(d.name("source node"))
+		m.Source = d.node("source node")
 		m.SentUnixMs = d.varint("sent time")
 		m.Notifications = d.digestEntries(m.Source)
 	default:
@@ -529,8 +538,22 @@ func (d *decoder) spanLimit(field string, max int, limit string) []byte {
 	return s
 }
 
-func (d *decoder) name(field string) string {
+// node decodes a node ID: From's string when it is From (see
+// DecodeLimits.From), else as name does.
+func (d *decoder) node(field string) NodeID {
 	b := d.span(field, d.lim.MaxName)
+	if from := d.lim.From; from != "" && string(b) == string(from) {
+		return from
+	}
+	return NodeID(d.known(b))
+}
+
+func (d *decoder) name(field string) string {
+	return d.known(d.span(field, d.lim.MaxName))
+}
+
+// known returns b as a string: the one in Names when it is there.
+func (d *decoder) known(b []byte) string {
 	if s, ok := d.lim.Names[string(b)]; ok {
 		return s
 	}

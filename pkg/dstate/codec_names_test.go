@@ -39,3 +39,24 @@ func TestDecodeReusesKnownNames(t *testing.T) {
 	require.Equal(t, m.Source, other.Source)
 	require.NotSame(t, unsafe.StringData(state), unsafe.StringData(other.State))
 }
+
+// DecodeLimits.From, the peer a frame came from, is returned as the
+// source without a lookup; a frame whose source is another node still
+// decodes to that node (the host then refuses it as forged).
+func TestDecodeFromIsTheSourceWithoutLookup(t *testing.T) {
+	from := dstate.NodeID("node-7")
+	for _, kind := range []dstate.MessageKind{dstate.KindDeltaUpdate, dstate.KindRequestSnapshot, dstate.KindSnapshotPull} {
+		frame := dstate.EncodeWire(&dstate.WireMessage{
+			Kind: kind, State: "load", Source: "node-7",
+			Generation: dstate.Generation{Incarnation: 1, Age: 2}, WireVersion: 1, Data: []byte{1},
+		})
+		m, err := dstate.DecodeWireLimits(frame, dstate.DecodeLimits{From: from})
+		require.NoError(t, err, kind)
+		require.Equal(t, from, m.Source, kind)
+		require.Same(t, unsafe.StringData(string(from)), unsafe.StringData(string(m.Source)), "%s: the source was not From's string", kind)
+
+		m, err = dstate.DecodeWireLimits(frame, dstate.DecodeLimits{From: "node-8"})
+		require.NoError(t, err, kind)
+		require.Equal(t, dstate.NodeID("node-7"), m.Source, "%s: a source other than From", kind)
+	}
+}

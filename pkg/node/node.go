@@ -24,8 +24,8 @@ type Node struct {
 	clock  dstate.Clock
 	log    *slog.Logger
 	limits dstate.DecodeLimits
-	names  atomic.Pointer[map[string]string] // see publishNames
-	lender dstate.FrameLender                // the transport, when it lends frames
+	route  atomic.Pointer[routing] // see publishNames
+	lender dstate.FrameLender      // the transport, when it lends frames
 	stores map[dstate.Durability]dstate.EnvelopeStore
 	cfg    Config
 
@@ -356,9 +356,18 @@ func (n *Node) publishPeers() {
 	n.publishNames()
 }
 
-// publishNames refreshes the strings inbound decoding reuses for the names
-// it meets most (dstate.DecodeLimits.Names): this node's ID, its members'
-// IDs and its states' names; n.mu must be held.
+// routing is what deliverFrame reads for every inbound frame without
+// taking n.mu: the strings decoding reuses and the states by name. It is
+// never modified once published.
+type routing struct {
+	names  map[string]string // dstate.DecodeLimits.Names
+	shards map[string]shard
+}
+
+// publishNames refreshes the routing of inbound frames: the strings
+// decoding reuses for the names it meets most (dstate.DecodeLimits.Names:
+// this node's ID, its members' IDs and its states' names) and the states by
+// name; n.mu must be held.
 func (n *Node) publishNames() {
 	names := make(map[string]string, 1+len(n.members)+len(n.shards))
 	names[string(n.id)] = string(n.id)
@@ -368,7 +377,7 @@ func (n *Node) publishNames() {
 	for name := range n.shards {
 		names[name] = name
 	}
-	n.names.Store(&names)
+	n.route.Store(&routing{names: names, shards: maps.Clone(n.shards)})
 }
 
 // inbound is a decoded message with the frame it was decoded from, pooled:
@@ -423,9 +432,8 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	}()
 	var err error
 	lim := n.limits
-	if names := n.names.Load(); names != nil {
-		lim.Names = *names
-	}
+	r := n.route.Load()
+	lim.Names, lim.From = r.names, from
 	*mp, err = dstate.DecodeWireLimits(frame, lim)
 	m := mp
 	if err != nil {
@@ -449,15 +457,13 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	if m.Kind == dstate.KindBatchedChangeFeed {
 		n.dropForeignNotices(from, m)
 	}
-	n.mu.Lock()
 	if m.Kind == dstate.KindBatchedChangeFeed || m.Kind == dstate.KindDigest {
 		var targets []shard
 		for i := range m.Notifications {
-			if s, ok := n.shards[m.Notifications[i].State]; ok && !slices.Contains(targets, s) {
+			if s, ok := r.shards[m.Notifications[i].State]; ok && !slices.Contains(targets, s) {
 				targets = append(targets, s)
 			}
 		}
-		n.mu.Unlock()
 		// Shared by the targets: never recycled (kept), but it holds no
 		// byte of frame (notices and digests decode into strings).
 		recycle = false
@@ -466,8 +472,7 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 		}
 		return false
 	}
-	s, ok := n.shards[m.State]
-	n.mu.Unlock()
+	s, ok := r.shards[m.State]
 	if !ok {
 		n.stats.unknownState.Add(1)
 		n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)

@@ -31,7 +31,7 @@ var errHungUp = errors.New("transport: connection closed by peer")
 // one writer goroutine (runPeer) over the one connection this node dialed.
 type peer struct {
 	id    dstate.NodeID
-	queue chan []byte
+	queue *frameQueue
 
 	// life is cancelled by RemovePeer or when the transport shuts down; it
 	// aborts dials. It is never a caller's context.
@@ -42,7 +42,7 @@ type peer struct {
 	// carry holds frames whose write failed on the last connection; the
 	// writer sends them first on the next one. Only the writer touches it.
 	carry [][]byte
-	burst [][]byte // reused by writeBurst
+	burst [][]byte // reused by writeQueued
 
 	// Direct writes (see Transport.sendDirect): a Send that finds nothing
 	// queued and the writer idle writes its frame on the connection itself,
@@ -76,7 +76,7 @@ func newPeer(parent context.Context, id dstate.NodeID, addr string, queueSize in
 	life, cancel := context.WithCancel(parent)
 	return &peer{
 		id:     id,
-		queue:  make(chan []byte, queueSize),
+		queue:  newFrameQueue(queueSize),
 		life:   life,
 		cancel: cancel,
 		redial: make(chan struct{}, 1),
@@ -137,7 +137,7 @@ func (p *peer) setDisconnected(err error) {
 func (p *peer) stat() PeerStat {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PeerStat{Addr: p.addr, Connected: p.connected, QueueLen: len(p.queue), LastError: p.lastErr}
+	return PeerStat{Addr: p.addr, Connected: p.connected, QueueLen: p.queue.len(), LastError: p.lastErr}
 }
 
 // runPeer is the peer's writer goroutine: connect, write until the
@@ -148,19 +148,12 @@ func (t *Transport) runPeer(p *peer) {
 		// Whatever is still queued will never be written.
 		t.stats.framesLost.Add(uint64(len(p.carry)))
 		p.carry = nil
-		for {
-			select {
-			case <-p.queue:
-				t.stats.framesLost.Add(1)
-			default:
-				return
-			}
-		}
+		t.stats.framesLost.Add(uint64(p.queue.drain()))
 	}()
 	failures := 0
 	everConnected := false
 	for {
-		if p.life.Err() != nil || (t.isClosing() && len(p.queue) == 0) {
+		if p.life.Err() != nil || (t.isClosing() && p.queue.len() == 0) {
 			return
 		}
 		addr := p.address()
@@ -251,6 +244,7 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 	}
 	p.live = l
 	p.wmu.Unlock()
+	p.queue.signal() // frames a lost connection left queued go first
 	defer func() {
 		p.wmu.Lock()
 		p.live = nil
@@ -288,21 +282,20 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 				return false, err
 			}
 			wrote = true
-		case f := <-p.queue:
-			// A hang-up noticed by the watcher wins over a ready frame, so
-			// the frame goes to the next connection instead of a dead one.
+		case <-p.queue.ready:
+			// A hang-up noticed by the watcher wins over ready frames, so
+			// they stay queued for the next connection instead of a dead one.
 			select {
 			case <-l.dead:
-				p.carry = append(p.carry, f)
 				return false, errHungUp
 			default:
 			}
 			p.wmu.Lock()
 			err := t.writeTail(p, l, bw)
 			if err == nil {
-				err = t.writeBurst(p, l, bw, f)
+				err = t.writeQueued(p, l, bw)
 			}
-			if err == nil && len(p.queue) == 0 {
+			if err == nil && p.queue.len() == 0 {
 				p.congested.Store(false)
 			}
 			p.wmu.Unlock()
@@ -322,16 +315,9 @@ func (t *Transport) writeLoop(p *peer, l *link) (exit bool, err error) {
 			for {
 				p.wmu.Lock()
 				err := t.writeTail(p, l, bw)
-				var more bool
-				select {
-				case f := <-p.queue:
-					more = true
-					if err == nil {
-						err = t.writeBurst(p, l, bw, f)
-					} else {
-						p.carry = append(p.carry, f)
-					}
-				default:
+				more := p.queue.len() > 0
+				if err == nil && more {
+					err = t.writeQueued(p, l, bw)
 				}
 				p.wmu.Unlock()
 				if err != nil || !more {
@@ -447,21 +433,14 @@ func (t *Transport) writeKeepalive(l *link, bw *bufio.Writer) error {
 	return nil
 }
 
-// writeBurst writes first and every frame queued behind it (up to one
-// queue's worth) through bw, then flushes once. When the write fails the
-// burst is kept in p.carry for the next connection.
-func (t *Transport) writeBurst(p *peer, l *link, bw *bufio.Writer, first []byte) error {
-	burst := append(p.burst[:0], first)
-	for len(burst) < cap(p.queue) {
-		var f []byte
-		select {
-		case f = <-p.queue:
-		default:
-		}
-		if f == nil {
-			break
-		}
-		burst = append(burst, f)
+// writeQueued takes every queued frame and writes them through bw, then
+// flushes once. When the write fails they are kept in p.carry for the next
+// connection.
+func (t *Transport) writeQueued(p *peer, l *link, bw *bufio.Writer) error {
+	burst := p.queue.take(p.burst)
+	if len(burst) == 0 {
+		p.burst = burst
+		return nil
 	}
 	err := t.writeFrames(p, l, bw, burst)
 	if err == nil {

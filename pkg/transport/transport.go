@@ -265,14 +265,12 @@ func (t *Transport) Send(to dstate.NodeID, frame []byte) error {
 	if t.sendDirect(p, frame) {
 		return nil
 	}
-	select {
-	case p.queue <- frame:
+	if p.queue.push(frame) {
 		return nil
-	default:
-		p.pending.Add(-1)
-		t.stats.queueDrops.Add(1)
-		return fmt.Errorf("%w: peer %q has %d frames queued", ErrQueueFull, to, cap(p.queue))
 	}
+	p.pending.Add(-1)
+	t.stats.queueDrops.Add(1)
+	return fmt.Errorf("%w: peer %q has %d frames queued", ErrQueueFull, to, p.queue.limit)
 }
 
 // Close stops accepting connections and refuses further Sends, lets the
