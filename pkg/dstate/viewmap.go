@@ -41,10 +41,30 @@ type viewSlot[V any] struct {
 // slot is kept aside, as every local mutation reads and replaces it.
 type viewMap[V any] struct {
 	outer    atomic.Pointer[Views[V]]
-	cur      Views[V]     // the writer's copy of *outer
-	self     NodeID       // the local node; set once before use
-	selfSlot *viewSlot[V] // self's slot once put; only the writer uses it
-	lookups  int          // writer lookups since the last change, while cur has layers
+	cur      Views[V]      // the writer's copy of *outer
+	self     NodeID        // the local node; set once before use
+	selfSlot *viewSlot[V]  // self's slot once put; only the writer uses it
+	lookups  int           // writer lookups since the last change, while cur has layers
+	slots    []viewSlot[V] // the rest of the last slab of slots (see newSlot)
+}
+
+// slotSlab is how many slots are allocated together (see newSlot).
+const slotSlab = 4
+
+// newSlot returns a new slot from the writer's slab. The writer stores into
+// a peer's slot on every update from it; slots allocated one by one (16
+// bytes each) would share cache lines with other engines' slots, whose
+// writers run on other processors, and every update would take the line
+// from them. A slab of four is one 64-byte object, which the allocator
+// places on a 64-byte boundary: a cache line of one engine's slots only.
+// A removed node's slot stays allocated with its slab.
+func (m *viewMap[V]) newSlot() *viewSlot[V] {
+	if len(m.slots) == 0 {
+		m.slots = make([]viewSlot[V], slotSlab)
+	}
+	s := &m.slots[0]
+	m.slots = m.slots[1:]
+	return s
 }
 
 // viewLayers are the changes to a set of nodes since its base map was
@@ -310,7 +330,7 @@ func (m *viewMap[V]) put(id NodeID, v *StateViewObject[V]) *viewSlot[V] {
 		s.Store(v)
 		return s
 	}
-	s := new(viewSlot[V])
+	s := m.newSlot()
 	s.Store(v)
 	m.change(id, s, 1)
 	if id == m.self {

@@ -25,6 +25,10 @@ type seqView struct {
 type seqState struct {
 	name string
 	rec  *recorder
+	// room, when set, is told what observer obs applied (the throughput
+	// writer's window).
+	room *room
+	obs  int
 }
 
 var _ dstate.DeltaDistributedState[seqView, seqView, seqView, seqView] = seqState{}
@@ -48,6 +52,7 @@ func (seqState) DecodeState(b []byte, _ uint32) (seqView, error) {
 
 func (s seqState) ApplyDelta(_ seqView, d seqView) (seqView, error) {
 	s.rec.saw(d.Seq)
+	s.room.applied(s.obs, d.Seq)
 	return d, nil
 }
 
@@ -55,6 +60,7 @@ func (s seqState) DecodeView(b []byte, _ uint32) (seqView, error) {
 	v, err := decodeSeq(b)
 	if err == nil {
 		s.rec.saw(v.Seq)
+		s.room.applied(s.obs, v.Seq)
 	}
 	return v, err
 }

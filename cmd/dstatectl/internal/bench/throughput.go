@@ -56,8 +56,13 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 	}
 	defer c.close()
 	var shards []*seqShard
-	for _, n := range c.nodes {
-		s, err := node.RegisterDelta(ctx, n, seqState{name: "seq"}, node.StateOptions[seqView]{Config: dstate.DefaultStateConfig()})
+	rm := newRoom(len(c.nodes) - 1)
+	for i, n := range c.nodes {
+		def := seqState{name: "seq"}
+		if i > 0 {
+			def.room, def.obs = rm, i-1
+		}
+		s, err := node.RegisterDelta(ctx, n, def, node.StateOptions[seqView]{Config: dstate.DefaultStateConfig()})
 		if err != nil {
 			return nil, err
 		}
@@ -65,17 +70,6 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 	}
 	src, obs := shards[0], shards[1:]
 	c.joinAll()
-	minAge := func() uint64 {
-		m := ^uint64(0)
-		for _, o := range obs {
-			v, ok := o.Views().Get("n0")
-			if !ok || v.Generation.IsZero() {
-				return 0
-			}
-			m = min(m, v.Generation.Age)
-		}
-		return m
-	}
 	if err := waitUntil(ctx, 10*time.Second, "the observers to hold n0's view", func() bool {
 		for _, o := range obs {
 			if v, ok := o.Views().Get("n0"); !ok || v.Generation.IsZero() {
@@ -87,16 +81,23 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 		return nil, err
 	}
 
-	// The writer: one goroutine, closed loop.
+	// The writer: one goroutine, closed loop. When Window updates are
+	// unapplied it waits, woken by the observer that applies the update
+	// that frees a quarter of the window.
 	stop := make(chan struct{})
 	werr := make(chan error, 1)
-	var last uint64
 	go func() {
-		sl := newSleeper()
-		defer sl.close()
 		window := uint64(cfg.Window)
-		var low uint64
-		set := func(v *seqView) seqView { v.Seq++; v.CPU = int64(v.Seq % 100); return *v }
+		resume := window - max(window/4, 1)
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		var last, low uint64
+		set := func(v *seqView) seqView {
+			v.Seq++
+			v.CPU = int64(v.Seq % 100)
+			last = v.Seq
+			return *v
+		}
 		for {
 			select {
 			case <-stop:
@@ -104,26 +105,23 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*Result, error) {
 				return
 			default:
 			}
-			// low is the slowest observer's age when last read: reading
-			// both views costs cache misses, so they are read again only
-			// when the window looks full.
+			// low is the slowest observer's sequence number when last read.
 			if last >= low+window {
-				low = minAge()
-				for spins := 0; last >= low+window; spins++ {
-					if spins < 64 {
-						runtime.Gosched()
-					} else {
-						sl.sleep(20 * time.Microsecond) // time.Sleep would take a millisecond
+				low = rm.min()
+				for last >= low+window {
+					low = rm.waitFor(last-resume, stop, timer)
+					select {
+					case <-stop:
+						werr <- nil
+						return
+					default:
 					}
-					low = minAge()
 				}
 			}
-			g, _, err := src.MutateDelta(ctx, set)
-			if err != nil {
+			if _, _, err := src.MutateDelta(ctx, set); err != nil {
 				werr <- err
 				return
 			}
-			last = g.Age
 		}
 	}()
 
