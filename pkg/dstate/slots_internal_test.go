@@ -31,3 +31,34 @@ func TestSlotsOfDifferentWritersShareNoCacheLine(t *testing.T) {
 		}
 	}
 }
+
+// The writer's remembered slot (the last one looked up) is forgotten when
+// the set changes: a removed node is not found, a node added again is
+// found in its new slot.
+func TestHotSlotFollowsTheSet(t *testing.T) {
+	var m viewMap[int]
+	m.self = "self"
+	a := m.put("a", &StateViewObject[int]{Value: 1})
+	m.put("b", &StateViewObject[int]{Value: 2})
+	for range 3 {
+		if m.slot("a") != a {
+			t.Fatal("a's slot changed")
+		}
+	}
+	m.remove("a")
+	if s := m.slot("a"); s != nil {
+		t.Fatal("a removed, still found")
+	}
+	a2 := m.put("a", &StateViewObject[int]{Value: 3})
+	if a2 == a {
+		t.Fatal("a added again in its old slot")
+	}
+	for range 3 {
+		if s := m.slot("a"); s != a2 || s.Load().Value != 3 {
+			t.Fatalf("a's slot after it came back: %p, want %p", s, a2)
+		}
+	}
+	if s := m.slot("b"); s == nil || s.Load().Value != 2 {
+		t.Fatal("b lost")
+	}
+}

@@ -46,6 +46,10 @@ type viewMap[V any] struct {
 	selfSlot *viewSlot[V]  // self's slot once put; only the writer uses it
 	lookups  int           // writer lookups since the last change, while cur has layers
 	slots    []viewSlot[V] // the rest of the last slab of slots (see newSlot)
+	// hotID's slot is hot, the last one lookup found while the set has no
+	// layers; nil once the set changes.
+	hotID NodeID
+	hot   *viewSlot[V]
 }
 
 // slotSlab is how many slots are allocated together (see newSlot).
@@ -213,7 +217,14 @@ func (m *viewMap[V]) load() map[NodeID]*viewSlot[V] {
 // lookup returns id's slot, or nil.
 func (m *viewMap[V]) lookup(id NodeID) *viewSlot[V] {
 	if m.cur.ov == nil {
-		return m.cur.base[id]
+		// Messages come in runs from one peer: the last node looked up is
+		// remembered until the set changes (see publish).
+		if m.hot != nil && id == m.hotID {
+			return m.hot
+		}
+		s := m.cur.base[id]
+		m.hotID, m.hot = id, s
+		return s
 	}
 	return m.lookupLayered(id)
 }
@@ -243,6 +254,7 @@ func (m *viewMap[V]) lookupLayered(id NodeID) *viewSlot[V] {
 func (m *viewMap[V]) publish(v Views[V]) {
 	m.cur = v
 	m.lookups = 0
+	m.hotID, m.hot = "", nil
 	if o := v.ov; o != nil {
 		o.handle = v
 		m.outer.Store(&o.handle)

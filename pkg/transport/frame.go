@@ -315,6 +315,58 @@ func readFull(r io.Reader, b []byte, why error) error {
 	return err
 }
 
+// small returns a buffer for a message of one frame of n ≤ growStep bytes.
+// It is not charged to the budget: a connection holds at most one such
+// frame, so MaxConns bounds them, and small messages from legitimate peers
+// pass while large ones fill the budget.
+func (m *msgReader) small(n int) []byte {
+	if m.spare == nil && m.free != nil {
+		select {
+		case m.spare = <-m.free:
+		default:
+		}
+	}
+	switch {
+	case m.spare != nil && n <= cap(m.spare):
+		frame := m.spare[:n]
+		m.spare = nil
+		return frame
+	case m.free != nil:
+		// Room to spare, so that a frame a few bytes longer than this one
+		// can be read into it when it comes back.
+		return make([]byte, n, max(minLent, n+n/4))
+	}
+	return make([]byte, n)
+}
+
+// buffered returns the next message when it is one small frame whose bytes
+// have all arrived in the read buffer already, copied out without a read
+// call or a deadline; else nil, and readOne reads it the long way (which
+// also skips keepalives and reports oversized frames).
+func (m *msgReader) buffered() []byte {
+	br := m.br
+	if br == nil || br.Buffered() < 4 {
+		return nil
+	}
+	h, err := br.Peek(4)
+	if err != nil {
+		return nil
+	}
+	raw := binary.BigEndian.Uint32(h)
+	n := int(raw)
+	if raw == keepalive || raw&moreFragments != 0 || n > growStep || n > m.maxFrame || n > m.maxMessage || br.Buffered() < 4+n {
+		return nil
+	}
+	b, err := br.Peek(4 + n)
+	if err != nil {
+		return nil
+	}
+	frame := m.small(n)
+	copy(frame, b[4:])
+	_, _ = br.Discard(4 + n)
+	return frame
+}
+
 // minLent is the smallest capacity of a frame read for a lending receiver.
 const minLent = 256
 
@@ -353,6 +405,9 @@ func (m *msgReader) next() ([]byte, error) {
 }
 
 func (m *msgReader) readOne() ([]byte, error) {
+	if frame := m.buffered(); frame != nil {
+		return frame, nil
+	}
 	var msg []byte
 	for first := true; ; {
 		l := m.hdr[:] // a local array would escape through m.r
@@ -385,25 +440,7 @@ func (m *msgReader) readOne() ([]byte, error) {
 		}
 		why = m.arm(int(n), frameTimeout(int(n), m.read), ErrReadTimeout)
 		if first && !more && n <= growStep {
-			// Not charged to the budget: a connection holds at most one
-			// such frame, so MaxConns bounds them, and small messages
-			// from legitimate peers pass while large ones fill the budget.
-			var frame []byte
-			if m.spare == nil && m.free != nil {
-				select {
-				case m.spare = <-m.free:
-				default:
-				}
-			}
-			if m.spare != nil && int(n) <= cap(m.spare) {
-				frame, m.spare = m.spare[:n], nil
-			} else if m.free != nil {
-				// Room to spare, so that a frame a few bytes longer than
-				// this one can be read into it when it comes back.
-				frame = make([]byte, n, max(minLent, int(n)+int(n)/4))
-			} else {
-				frame = make([]byte, n)
-			}
+			frame := m.small(int(n))
 			if err := readFull(m.r, frame, why); err != nil {
 				return nil, noEOF(err)
 			}

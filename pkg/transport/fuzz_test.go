@@ -97,6 +97,26 @@ func FuzzReadMessage(f *testing.F) {
 				msgs = append(msgs, msg)
 			}
 		})
+		// Through a buffered reader, as connections read (whole frames
+		// already in the buffer are copied out without a read call), the
+		// same input reads as the same messages and ends where it ended.
+		for _, size := range []int{16, 4096} {
+			br := bufio.NewReaderSize(bytes.NewReader(in), size)
+			m := msgReader{r: br, br: br, maxFrame: maxFrame, maxMessage: maxMessage}
+			for i := 0; ; i++ {
+				got, err := m.next()
+				if err != nil {
+					if i != len(msgs) {
+						t.Fatalf("buffered (%d bytes): stopped after %d messages (%v), unbuffered after %d", size, i, err, len(msgs))
+					}
+					break
+				}
+				if i >= len(msgs) || !bytes.Equal(got, msgs[i]) {
+					t.Fatalf("buffered (%d bytes): message %d is %q, unbuffered read %d messages", size, i, got, len(msgs))
+				}
+			}
+			m.release()
+		}
 		// What was read writes back as the same messages, fragmented at
 		// any frame size the reader accepts.
 		for _, frame := range []int{maxFrame, max(1, maxFrame/3)} {
