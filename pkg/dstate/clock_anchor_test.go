@@ -10,7 +10,7 @@ import (
 // On the SystemClock the engine reads only the monotonic clock on its hot
 // paths and carries the wall clock forward from a full reading at most
 // 100 ms old. Across several of those readings a mutation's modified time
-// stays within the wall clock's milliseconds around it, and the freshness of
+// stays within the wall clock's milliseconds around it (give or take one), and the freshness of
 // the own view and of a peer's view (after a delta) stays within the
 // instants around the call.
 func TestSystemClockReadingsStayExact(t *testing.T) {
@@ -34,7 +34,10 @@ func TestSystemClockReadingsStayExact(t *testing.T) {
 		e.HandleWire(in)
 		after := time.Now()
 
-		if ms := e.State().ModifiedUnixMs; ms < before.UnixMilli() || ms > after.UnixMilli() {
+		// One millisecond of slack: the wall clock carried forward on the
+		// monotonic clock may differ from the wall clock by what NTP slews
+		// in 100 ms (at most 50 µs), which can cross a millisecond.
+		if ms := e.State().ModifiedUnixMs; ms < before.UnixMilli()-1 || ms > after.UnixMilli()+1 {
 			t.Fatalf("round %d: modified %d ms, outside the wall clock's %d..%d", rounds, ms, before.UnixMilli(), after.UnixMilli())
 		}
 		views := e.Views()
