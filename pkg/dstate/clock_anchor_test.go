@@ -10,9 +10,9 @@ import (
 // On the SystemClock the engine reads only the monotonic clock on its hot
 // paths and carries the wall clock forward from a full reading at most
 // 100 ms old. Across several of those readings a mutation's modified time
-// stays within the wall clock's milliseconds around it (give or take one), and the freshness of
-// the own view and of a peer's view (after a delta) stays within the
-// instants around the call.
+// stays within the wall clock's milliseconds around it (give or take one),
+// and the freshness of the own view and of a peer's view (after a delta)
+// stays within the instants around the call.
 func TestSystemClockReadingsStayExact(t *testing.T) {
 	e, err := dstate.NewDeltaEngine(loadState{}, "n1", dstate.DefaultStateConfig(), dstate.SystemClock{}, Load{})
 	if err != nil {

@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -66,4 +69,55 @@ func TestFrameQueueConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	require.Zero(t, q.len())
+}
+
+// Frames ready when the writer finds its connection hung up stay queued
+// (none is lost or reordered), and the writer on the next connection writes
+// them first, without a new Send to wake it.
+func TestQueuedFramesOutliveAHungUpConnection(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NodeID = "a"
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	p := newPeer(context.Background(), "b", "127.0.0.1:1", 16)
+	defer p.stop()
+	for i := range 3 {
+		p.pending.Add(1) // as Send counts them
+		require.True(t, p.queue.push([]byte(fmt.Sprintf("frame %d", i))))
+	}
+
+	deadConn, other := net.Pipe()
+	defer other.Close()
+	dead := &link{raw: deadConn, conn: deadConn, dead: make(chan struct{})}
+	close(dead.dead)
+	exit, err := tr.writeLoop(p, dead)
+	require.False(t, exit)
+	require.ErrorIs(t, err, errHungUp)
+	require.Equal(t, 3, p.queue.len(), "frames ready at the hang-up")
+	require.Empty(t, p.carry)
+	// Whether or not that writer took the wake-up, nothing else sends one.
+	select {
+	case <-p.queue.ready:
+	default:
+	}
+
+	local, remote := net.Pipe()
+	next := &link{raw: local, conn: local, dead: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.writeLoop(p, next)
+		done <- err
+	}()
+	require.NoError(t, remote.SetReadDeadline(time.Now().Add(5*time.Second)))
+	m := msgReader{r: remote, maxFrame: 1 << 20, maxMessage: 1 << 20}
+	for i := range 3 {
+		f, err := m.next()
+		require.NoError(t, err, "frame %d on the next connection", i)
+		require.Equal(t, fmt.Sprintf("frame %d", i), string(f))
+	}
+	require.Eventually(t, func() bool { return p.pending.Load() == 0 }, 5*time.Second, time.Millisecond, "frames written and counted")
+	require.Zero(t, p.queue.len())
+	close(next.dead)
+	require.ErrorIs(t, <-done, errHungUp)
+	_ = remote.Close()
 }
