@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +97,27 @@ func TestScaleSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkResult(t, r, "join: time to converge", "heap per view entry (engines included)")
+}
+
+// TestMachineReportsTheCollector checks that a result records the GOGC and
+// memory limit in effect, as `bench --gogc` and GOMEMLIMIT set them.
+func TestMachineReportsTheCollector(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(250))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(3 << 30))
+	m := ThisMachine()
+	if m.GOGC != "250" || m.MemoryLimit != 3<<30 {
+		t.Fatalf("got GOGC %q, memory limit %d; want 250 and %d", m.GOGC, m.MemoryLimit, int64(3<<30))
+	}
+	var b strings.Builder
+	if err := (&Result{Scenario: "s", Machine: m}).WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "(GOGC 250, memory limit 3072 MiB)") {
+		t.Errorf("the table's machine line does not name the collector's settings:\n%s", b.String())
+	}
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(math.MaxInt64)
+	if m := ThisMachine(); m.GOGC != "off" || m.MemoryLimit != 0 {
+		t.Errorf("with the collector off and no limit: got GOGC %q, memory limit %d; want off and 0", m.GOGC, m.MemoryLimit)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +53,12 @@ type Machine struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	Date       string `json:"date"`
+	// GOGC is the collector's setting during the run: a percentage or
+	// "off" (see runtime/debug.SetGCPercent).
+	GOGC string `json:"gogc"`
+	// MemoryLimit is the runtime's soft memory limit in bytes during the
+	// run (runtime/debug.SetMemoryLimit), or 0 if none is set.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 
 // Duration marshals as a string such as "1.5s".
@@ -65,7 +73,29 @@ func ThisMachine() Machine {
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUModel: cpuModel(),
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		GOGC: gcSetting(), MemoryLimit: memoryLimit(),
 	}
+}
+
+// gcSetting returns the collector's current GOGC setting ("off" or a
+// percentage). The runtime offers no read-only query, so it sets the same
+// value back.
+func gcSetting() string {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	if p < 0 {
+		return "off"
+	}
+	return strconv.Itoa(p)
+}
+
+// memoryLimit returns the runtime's soft memory limit, or 0 if there is
+// none (the runtime's default, math.MaxInt64).
+func memoryLimit() int64 {
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		return l
+	}
+	return 0
 }
 
 // cpuModel reads the model name from /proc/cpuinfo (Linux); empty elsewhere.
@@ -162,8 +192,12 @@ func group(s string) string {
 func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "== %s: %s\n", r.Scenario, r.Summary)
 	m := r.Machine
-	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d) %s, %s %s/%s, %s; took %s\n",
-		m.CPUs, m.GOMAXPROCS, orUnknown(m.CPUModel), m.GoVersion, m.OS, m.Arch, m.Date, time.Duration(r.Elapsed).Round(time.Millisecond))
+	gc := "GOGC " + orUnknown(m.GOGC)
+	if m.MemoryLimit > 0 {
+		gc += fmt.Sprintf(", memory limit %d MiB", m.MemoryLimit>>20)
+	}
+	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d) %s, %s %s/%s (%s), %s; took %s\n",
+		m.CPUs, m.GOMAXPROCS, orUnknown(m.CPUModel), m.GoVersion, m.OS, m.Arch, gc, m.Date, time.Duration(r.Elapsed).Round(time.Millisecond))
 	if r.Command != "" {
 		fmt.Fprintf(w, "command: %s\n", r.Command)
 	}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -194,6 +197,8 @@ func benchFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "json", Usage: "also write the results as JSON to `FILE`"},
 		&ucli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (go tool pprof)"},
+		&ucli.StringFlag{Name: "trace", Usage: "write an execution trace of the run to `FILE` (go tool trace)"},
+		&ucli.StringFlag{Name: "gogc", Usage: "the collector's target for the run, as the GOGC environment variable: a `PERCENT` or off (default: GOGC, else 100)"},
 	}
 }
 
@@ -282,6 +287,18 @@ func runAll(ctx context.Context, quick bool, progress interface{ Write([]byte) (
 	return out, nil
 }
 
+// parseGOGC reads --gogc: a percentage of at least 1, or off (-1).
+func parseGOGC(v string) (int, error) {
+	if strings.EqualFold(v, "off") {
+		return -1, nil
+	}
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 {
+		return 0, usageErrorf("bench: --gogc must be a percentage of at least 1 or off, got %q", v)
+	}
+	return p, nil
+}
+
 // runBench runs the scenarios with Ctrl-C handling and the common flags,
 // then prints (table or --format json) and writes --json.
 func runBench(c *ucli.Context, run func(ctx context.Context) ([]*bench.Result, error)) error {
@@ -304,6 +321,24 @@ func runBench(c *ucli.Context, run func(ctx context.Context) ([]*bench.Result, e
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := c.String("trace"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer trace.Stop()
+	}
+	if v := c.String("gogc"); v != "" {
+		p, err := parseGOGC(v)
+		if err != nil {
+			return err
+		}
+		defer debug.SetGCPercent(debug.SetGCPercent(p))
 	}
 	results, runErr := run(ctx)
 	cmd := "dstatectl " + strings.Join(os.Args[1:], " ")

@@ -60,6 +60,8 @@ func TestUsageErrors(t *testing.T) {
 		{name: "keyring use not base64", args: []string{"keyring", "use", "not-a-key!"}, want: "keyring use: <key> is not base64"},
 		{name: "keyring remove short key", args: []string{"keyring", "remove", "c2hvcnQ="}, want: "keyring remove: <key> decodes to 5 bytes, want 16, 24 or 32"},
 		{name: "keyring list argument", args: []string{"keyring", "list", "x"}, want: "keyring list: takes no arguments"},
+		{name: "bench gogc not a number", args: []string{"bench", "throughput", "--gogc", "lots"}, want: `bench: --gogc must be a percentage of at least 1 or off, got "lots"`},
+		{name: "bench gogc zero", args: []string{"bench", "feed", "--gogc", "0"}, want: `--gogc must be a percentage of at least 1 or off, got "0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
