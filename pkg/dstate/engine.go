@@ -110,6 +110,15 @@ type Engine[S, V any] struct {
 	m          metrics
 	acts       []Action
 	slab       []StateViewObject[V]
+	// run is the state of HandleDeltaRun: while defer is set, a delta
+	// applied in sequence leaves its view in run.view, unpublished, for
+	// the next delta of the run to overwrite (see publishRun).
+	run struct {
+		deferring bool
+		view      *StateViewObject[V]
+		slot      *viewSlot[V]
+		source    NodeID
+	}
 	ownEnc     []byte // encoding of the own view at ownEncGen
 	ownEncGen  Generation
 	ownEncOK   bool
@@ -684,32 +693,81 @@ func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	e.acts = e.acts[:0]
 	defer e.flushAttempt()
+	e.handleOne(m)
+	if len(e.acts) == 0 {
+		return nil
+	}
+	return e.acts
+}
+
+// HandleDeltaRun handles ms, messages that arrived together (one read of
+// a connection) in this order, as HandleWire would one after another, and
+// returns the actions of them all. When a run of them are deltas of one
+// peer applied in sequence, it publishes the peer's view once, at the
+// end of the run, instead of after every delta: readers see the run's
+// result (they could not tell it from reading a moment later), and the
+// engine allocates one view for the run. The messages' Data is not
+// retained beyond the call unless the state's decoder retains it.
+func (e *Engine[S, V]) HandleDeltaRun(ms []WireMessage) []Action {
+	e.acts = e.acts[:0]
+	defer e.flushAttempt()
+	defer e.publishRun()
+	for i := range ms {
+		e.run.deferring = i < len(ms)-1 && ms[i+1].Source == ms[i].Source
+		e.handleOne(&ms[i])
+		if !e.run.deferring {
+			e.publishRun()
+		}
+	}
+	return e.acts
+}
+
+// publishRun publishes the view a run of deltas left unpublished, if any
+// (see HandleDeltaRun), and ends the deferral.
+func (e *Engine[S, V]) publishRun() {
+	e.run.deferring = false
+	e.storeRun()
+}
+
+// storeRun publishes the view a run of deltas left unpublished, if any.
+func (e *Engine[S, V]) storeRun() {
+	if e.run.view != nil {
+		e.run.slot.Store(e.run.view)
+		e.run.view, e.run.slot, e.run.source = nil, nil, ""
+	}
+}
+
+// handleOne handles one inbound message, adding its actions to e.acts.
+func (e *Engine[S, V]) handleOne(m *WireMessage) {
+	if e.run.view != nil && (m.Kind != KindDeltaUpdate || m.Source != e.run.source) {
+		e.storeRun()
+	}
 	if e.anyFailed {
 		e.heardFrom(m.Source)
 	}
 	if e.st != nil {
 		// The actions of the last call are dispatched: let go of their
 		// chunks, then end the streams that went idle.
-		clear(e.acts[:cap(e.acts)])
+		clear(e.acts[len(e.acts):cap(e.acts)])
 		e.expireStreams()
 	}
 	switch m.Kind {
 	case KindBatchedChangeFeed:
 		e.handleFeed(m)
-		return e.acts
+		return
 	case KindDigest:
 		e.handleDigest(m)
-		return e.acts
+		return
 	case KindFullSnapshot, KindDeltaUpdate, KindRequestSnapshot, KindSnapshotChunk, KindSnapshotPull:
 	default:
-		return nil
+		return
 	}
 	if m.State != e.name || m.Source == e.self || m.Source == "" {
-		return nil
+		return
 	}
 	if _, gone := e.departed[m.Source]; gone {
 		e.m.departedIgnored.Add(1)
-		return nil
+		return
 	}
 	switch m.Kind {
 	case KindFullSnapshot:
@@ -726,7 +784,6 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	case KindSnapshotPull:
 		e.handlePull(m)
 	}
-	return e.acts
 }
 
 func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
@@ -838,10 +895,14 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	e.attempted(m.Source, now)
 	slot := e.views.slot(m.Source)
 	var cur *StateViewObject[V]
-	if slot != nil {
+	switch {
+	case e.run.view != nil && e.run.slot == slot:
+		cur = e.run.view // the run's view, unpublished: the latest
+	case slot != nil:
 		cur = slot.Load()
 	}
 	if e.codec.ApplyDelta == nil || cur == nil {
+		e.publishRun()
 		e.requestSnapshot(m.Source, now)
 		return
 	}
@@ -851,6 +912,7 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 			e.m.staleDiscarded.Add(1)
 			return
 		}
+		e.publishRun()
 		e.m.ageGaps.Add(1)
 		e.gap(m.Source, p)
 		e.requestSnapshot(m.Source, now)
@@ -858,19 +920,32 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	}
 	val, err := e.applyDelta(cur.Value, m.Data, m.WireVersion)
 	if err != nil {
+		e.publishRun()
 		e.decodeFailure(m.Source, err)
 		if !errors.Is(err, ErrUnknownVersion) {
 			e.requestSnapshot(m.Source, now)
 		}
 		return
 	}
-	v := e.newView()
-	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
-	v.ModifiedUnixMs, v.syncedNs = m.ModifiedUnixMs, e.since(now)
+	pending := Generation{}
 	if g.Less(cur.Pending) {
-		v.Pending = cur.Pending
+		pending = cur.Pending
 	}
-	slot.Store(v) // still m.Source's slot: nothing changed the node set since
+	if e.run.slot != slot {
+		e.storeRun() // another peer's run (the caller keeps runs apart)
+	}
+	v := e.run.view // overwritten in place: no reader has seen it
+	if v == nil {
+		v = e.newView()
+	}
+	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
+	v.ModifiedUnixMs, v.syncedNs, v.Pending = m.ModifiedUnixMs, e.since(now), pending
+	if e.run.deferring {
+		e.run.view, e.run.slot, e.run.source = v, slot, m.Source
+	} else {
+		slot.Store(v) // still m.Source's slot: nothing changed the node set since
+		e.run.view, e.run.slot, e.run.source = nil, nil, ""
+	}
 	e.applied(p, m, now)
 	e.m.deltasReceived.Add(1)
 }
