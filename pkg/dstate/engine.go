@@ -97,19 +97,19 @@ type Engine[S, V any] struct {
 	wallOfNow bool // the clock's Now carries its wall clock (WallClock)
 	// anchored: the clock is the SystemClock, read through now; anchor is
 	// its last full reading.
-	anchored   bool
-	anchor     time.Time
-	departed   map[NodeID]struct{}
-	orphans    map[NodeID]*peerState // sync records of peers that have no view (see peer)
-	peerErrs   map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
-	pulls      map[NodeID]pull       // the outstanding snapshot request of each peer that has one (see requestSnapshot)
-	gapsOver   map[NodeID]uint64     // age gaps beyond a record's 16-bit count (see gap)
-	syncAside  map[NodeID]int64      // the last accepted update of peers whose view was dropped since (see lastSync)
-	attempts   map[NodeID]int64      // the last message of peers whose last message was not applied (see attempted)
-	att        attempt               // the arrival of the message being handled (see attempted)
-	m          metrics
-	acts       []Action
-	slab       []StateViewObject[V]
+	anchored  bool
+	anchor    time.Time
+	departed  map[NodeID]struct{}
+	orphans   map[NodeID]*peerState // sync records of peers that have no view (see peer)
+	peerErrs  map[NodeID]peerErr    // failures and last error of each peer whose record has failures (see clearFailures)
+	pulls     map[NodeID]pull       // the outstanding snapshot request of each peer that has one (see requestSnapshot)
+	gapsOver  map[NodeID]uint64     // age gaps beyond a record's 16-bit count (see gap)
+	syncAside map[NodeID]int64      // the last accepted update of peers whose view was dropped since (see lastSync)
+	attempts  map[NodeID]int64      // the last message of peers whose last message was not applied (see attempted)
+	att       attempt               // the arrival of the message being handled (see attempted)
+	m         metrics
+	acts      []Action
+	slab      []StateViewObject[V]
 	// run is the state of HandleDeltaRun: while defer is set, a delta
 	// applied in sequence leaves its view in run.view, unpublished, for
 	// the next delta of the run to overwrite (see publishRun).
