@@ -22,8 +22,8 @@ import "context"
 // breaks in between (frames queued or in flight then may be lost: the
 // protocol recovers through gaps, pulls and periodic sync).
 //
-// Optional capabilities, detected by type assertion: [LinkNotifier] and
-// [FrameLender].
+// Optional capabilities, detected by type assertion: [LinkNotifier],
+// [FrameLender] and [BatchLender].
 type Transport interface {
 	// Start begins accepting and delivering inbound frames to deliver. It is
 	// called once. deliver may be called concurrently from several
@@ -64,6 +64,23 @@ type FrameLender interface {
 	// read into it again. Calling it is optional (a frame not returned is
 	// left to the collector); it does not block.
 	ReturnFrame(frame []byte)
+}
+
+// BatchLender is an optional capability of a [Transport] that lends
+// frames, detected by type assertion: a connection hands the host every
+// frame that has already arrived in its read buffer at once, so that the
+// host can handle a run of messages together (see
+// [Engine.HandleDeltaRun]: a peer's view is published once per run of its
+// deltas instead of once per delta).
+type BatchLender interface {
+	FrameLender
+	// StartLendingBatches is StartLending with deliver given one or more
+	// frames of one connection, in the order they arrived. deliver marks
+	// in kept (kept[i] for frames[i], all false when it is called) the
+	// frames it keeps, which are the host's as with StartLending (given
+	// back with ReturnFrame); the others stay valid only until it
+	// returns.
+	StartLendingBatches(deliver func(from NodeID, frames [][]byte, kept []bool)) error
 }
 
 // LinkNotifier is an optional capability of a [Transport], detected by type

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/node"
 )
 
 // Inbound frames are lent by the transport and handled on its goroutine
@@ -68,4 +69,82 @@ func TestMessagesQueuedBehindABusyActorKeepTheirFrames(t *testing.T) {
 	}
 	require.Zero(t, shards["n1"].Metrics().SnapshotsReceived-shards["n2"].Metrics().SnapshotsReceived,
 		"n1 needed snapshots n2 did not: deltas were lost or refused")
+	// The deltas that piled up behind the busy actor reached it in runs
+	// (dstate.BatchLender, dstate.Engine.HandleDeltaRun).
+	st := c.Nodes["n1"].Stats()
+	require.NotZero(t, st.DeltaRuns, "no run of deltas reached n1's actor")
+	require.Greater(t, st.DeltasInRuns, st.DeltaRuns, "no run held more than one delta")
 }
+
+// Deltas of two states that arrive together, interleaved, reach each
+// state in order: the runs of one state split where the other's deltas
+// come between, and every delta applies once, in its place.
+func TestInterleavedRunsOfTwoStatesApplyInOrder(t *testing.T) {
+	c := threeNodes(t)
+	gauges := registerGauges(t, c)
+	others := make(map[dstate.NodeID]*gaugesShard)
+	for id, n := range c.Nodes {
+		sh, err := node.RegisterDelta(ctx, n, renamedGauges{}, node.StateOptions[dstatetest.Gauges]{
+			Config: dstate.DefaultStateConfig(), Initial: dstatetest.NewGauges()})
+		require.NoError(t, err, "register gauges-2 on %s", id)
+		others[id] = sh
+	}
+	c.JoinAll()
+	for _, sh := range []map[dstate.NodeID]*gaugesShard{gauges, others} {
+		eventually(t, "joined views", func() bool {
+			v, ok := sh["n1"].Views().Get("n0")
+			return ok && !v.Generation.IsZero()
+		})
+	}
+
+	// Block both of n1's actors inside mutations of their own: n0's
+	// deltas pile up behind them, and the reader hands them over in
+	// batches.
+	started, release := make(chan struct{}), make(chan struct{})
+	blocked := make(chan error, 2)
+	for _, sh := range []*gaugesShard{gauges["n1"], others["n1"]} {
+		go func() {
+			_, _, err := sh.MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+				started <- struct{}{}
+				<-release
+				return dstatetest.Set("own", 1)(g)
+			})
+			blocked <- err
+		}()
+	}
+	<-started
+	<-started
+	const n = 300
+	for i := range n {
+		sh := gauges["n0"]
+		if i%3 == 1 || i%7 == 0 {
+			sh = others["n0"]
+		}
+		_, _, err := sh.MutateDelta(ctx, dstatetest.Set(fmt.Sprintf("key-%03d", i), int64(i)))
+		require.NoError(t, err)
+	}
+	close(release)
+	require.NoError(t, <-blocked)
+	require.NoError(t, <-blocked)
+	for _, sh := range []map[dstate.NodeID]*gaugesShard{gauges, others} {
+		own, _ := sh["n0"].Views().Get("n0")
+		eventually(t, "n1 applies n0's deltas", func() bool {
+			v, ok := sh["n1"].Views().Get("n0")
+			return ok && v.Generation == own.Generation
+		})
+		v, _ := sh["n1"].Views().Get("n0")
+		require.Equal(t, own.Value, v.Value, "n1's view of n0")
+	}
+	for _, sh := range []map[dstate.NodeID]*gaugesShard{gauges, others} {
+		require.Equal(t, sh["n2"].Metrics().SnapshotsReceived, sh["n1"].Metrics().SnapshotsReceived,
+			"snapshots n1 and n2 received: n1 lost deltas, refused them or applied them out of order")
+		require.Zero(t, sh["n1"].Metrics().AgeGaps, "n1 saw gaps in n0's deltas")
+	}
+	require.NotZero(t, c.Nodes["n1"].Stats().DeltaRuns)
+}
+
+// renamedGauges is GaugesState under another name, a second state of the
+// same shape.
+type renamedGauges struct{ dstatetest.GaugesState }
+
+func (renamedGauges) Name() string { return "gauges-2" }

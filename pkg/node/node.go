@@ -61,6 +61,10 @@ type shard interface {
 	OnNodeLeft(node dstate.NodeID)
 	deliver(m *dstate.WireMessage) (ran bool)
 	deliverOwned(in *inbound) (ok bool)
+	// runs reports whether the state takes runs of deltas (deliverRun).
+	runs() bool
+	// deliverRun hands the actor a run of deltas; the actor recycles it.
+	deliverRun(r *deltaRun)
 	failed(node dstate.NodeID)
 	reaped(node dstate.NodeID)
 	health(ctx context.Context, maxStaleness time.Duration) (dstate.EngineHealth, error)
@@ -73,6 +77,7 @@ type shard interface {
 type stats struct {
 	framesIn, decodeErrors, unknownState, sourceMismatch, noticeSourceMismatch, mailboxDrops, sendErrors atomic.Uint64
 	digestsSent                                                                                          atomic.Uint64
+	deltaRuns, deltasInRuns                                                                              atomic.Uint64
 	// limits counts inbound messages over each decode limit, by name.
 	limits map[string]*atomic.Uint64
 }
@@ -99,6 +104,11 @@ type Stats struct {
 	// DigestsSent counts digests handed to the transport, one per peer
 	// (see DefaultDigestInterval).
 	DigestsSent uint64
+	// DeltaRuns counts runs of deltas from one peer to one state that
+	// arrived together and went to the state at once (the engine publishes
+	// the peer's view once per run; see dstate.Engine.HandleDeltaRun), and
+	// DeltasInRuns the deltas in them.
+	DeltaRuns, DeltasInRuns uint64
 	// LimitExceeded counts inbound messages refused for being over a decode
 	// limit, by limit name (the dstate.Limit… constants; every name is
 	// present). They are included in DecodeErrors.
@@ -138,7 +148,10 @@ func New(cfg Config) (*Node, error) {
 	n.feedRef = ref
 	n.watchLinks()
 	var err2 error
-	if l, ok := n.tr.(dstate.FrameLender); ok {
+	if l, ok := n.tr.(dstate.BatchLender); ok {
+		n.lender = l
+		err2 = l.StartLendingBatches(n.deliverBatch)
+	} else if l, ok := n.tr.(dstate.FrameLender); ok {
 		n.lender = l
 		err2 = l.StartLending(n.deliverFrame)
 	} else {
@@ -178,7 +191,7 @@ func (n *Node) Stats() Stats {
 		FramesIn: n.stats.framesIn.Load(), DecodeErrors: n.stats.decodeErrors.Load(), UnknownState: n.stats.unknownState.Load(),
 		SourceMismatch: n.stats.sourceMismatch.Load(), NoticeSourceMismatch: n.stats.noticeSourceMismatch.Load(),
 		MailboxDrops: n.stats.mailboxDrops.Load(), SendErrors: n.stats.sendErrors.Load(),
-		DigestsSent:   n.stats.digestsSent.Load(),
+		DigestsSent: n.stats.digestsSent.Load(), DeltaRuns: n.stats.deltaRuns.Load(), DeltasInRuns: n.stats.deltasInRuns.Load(),
 		LimitExceeded: lim,
 	}
 }
@@ -420,6 +433,11 @@ func (in *inbound) release(byActor bool) bool {
 // handled.
 func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	n.stats.framesIn.Add(1)
+	return n.route1(from, frame)
+}
+
+// route1 is deliverFrame without counting the frame.
+func (n *Node) route1(from dstate.NodeID, frame []byte) (kept bool) {
 	in := inbounds.Get().(*inbound)
 	in.node, in.frame = n, frame
 	mp := &in.msg
@@ -430,30 +448,11 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 			inbounds.Put(in)
 		}
 	}()
-	var err error
-	lim := n.limits
 	r := n.route.Load()
-	lim.Names, lim.From = r.names, from
-	*mp, err = dstate.DecodeWireLimits(frame, lim)
+	if !n.decode(from, frame, r, mp) {
+		return false
+	}
 	m := mp
-	if err != nil {
-		n.stats.decodeErrors.Add(1)
-		var de *dstate.DeserializeError
-		kind := "decode"
-		if errors.As(err, &de) && de.Limit != "" {
-			kind = de.Limit
-			if c := n.stats.limits[de.Limit]; c != nil {
-				c.Add(1)
-			}
-		}
-		n.warnPeer(from, kind, "dropping undecodable frame", "err", err)
-		return false
-	}
-	if m.Source != from {
-		n.stats.sourceMismatch.Add(1)
-		n.warnPeer(from, "source", "dropping message whose source is not the sending peer", "source", string(m.Source))
-		return false
-	}
 	if m.Kind == dstate.KindBatchedChangeFeed {
 		n.dropForeignNotices(from, m)
 	}
@@ -483,6 +482,147 @@ func (n *Node) deliverFrame(from dstate.NodeID, frame []byte) (kept bool) {
 	}
 	recycle = false
 	return !in.release(false)
+}
+
+// decode decodes an inbound frame from a peer into m, counting and logging
+// a frame that does not decode or whose source is not the peer; it
+// reports whether m is a message to route.
+func (n *Node) decode(from dstate.NodeID, frame []byte, r *routing, m *dstate.WireMessage) bool {
+	lim := n.limits
+	lim.Names, lim.From = r.names, from
+	var err error
+	*m, err = dstate.DecodeWireLimits(frame, lim)
+	if err != nil {
+		n.stats.decodeErrors.Add(1)
+		var de *dstate.DeserializeError
+		kind := "decode"
+		if errors.As(err, &de) && de.Limit != "" {
+			kind = de.Limit
+			if c := n.stats.limits[de.Limit]; c != nil {
+				c.Add(1)
+			}
+		}
+		n.warnPeer(from, kind, "dropping undecodable frame", "err", err)
+		return false
+	}
+	if m.Source != from {
+		n.stats.sourceMismatch.Add(1)
+		n.warnPeer(from, "source", "dropping message whose source is not the sending peer", "source", string(m.Source))
+		return false
+	}
+	return true
+}
+
+// deliverBatch is deliverFrame for frames that arrived together from one
+// peer (see dstate.BatchLender). Deltas that follow each other go to
+// their state's actor as one run (see dstate.Engine.HandleDeltaRun), which
+// publishes the peer's view once; the other messages go one by one, in
+// order.
+func (n *Node) deliverBatch(from dstate.NodeID, frames [][]byte, kept []bool) {
+	if len(frames) == 1 {
+		kept[0] = n.deliverFrame(from, frames[0])
+		return
+	}
+	r := n.route.Load()
+	var b runBuilder
+	for i, f := range frames {
+		if len(f) >= 2 && f[0] == dstate.ProtocolVersion && dstate.MessageKind(f[1]) == dstate.KindDeltaUpdate {
+			n.stats.framesIn.Add(1)
+			m := &b.msg
+			if !n.decode(from, f, r, m) {
+				continue
+			}
+			s, ok := r.shards[m.State]
+			switch {
+			case !ok:
+				n.stats.unknownState.Add(1)
+				n.log.Debug("dropping message for unknown state", "peer", string(from), "state", m.State)
+			case !s.runs() || len(m.Data) > maxRunDelta:
+				b.flush()
+				kept[i] = n.route1(from, f) // decoded again: seldom
+			default:
+				if b.to != s {
+					b.flush()
+					b.to = s
+				}
+				b.add(m)
+			}
+			continue
+		}
+		b.flush()
+		kept[i] = n.deliverFrame(from, f)
+	}
+	b.flush()
+}
+
+// maxRunDelta is the largest delta deliverBatch copies into a run; a
+// larger one goes alone, keeping its frame.
+const maxRunDelta = 4 << 10
+
+// runBuilder gathers a run of deltas for one state (see deliverBatch).
+type runBuilder struct {
+	msg dstate.WireMessage // the message being decoded
+	to  shard
+	run *deltaRun
+}
+
+// add appends m, a delta for b.to, to the run.
+func (b *runBuilder) add(m *dstate.WireMessage) {
+	if b.run == nil {
+		b.run = deltaRuns.Get().(*deltaRun)
+	}
+	b.run.add(m)
+}
+
+// flush hands the run gathered so far to its state's actor.
+func (b *runBuilder) flush() {
+	if b.run == nil {
+		return
+	}
+	r := b.run
+	b.run = nil
+	r.seal()
+	b.to.deliverRun(r)
+}
+
+// deltaRun is a run of deltas from one peer to one state that arrived
+// together, handed to the state's actor at once (see
+// dstate.Engine.HandleDeltaRun). The messages' Data are copies in data, so
+// their frames can be read into again at once. Pooled.
+type deltaRun struct {
+	msgs []dstate.WireMessage
+	data []byte
+	ends []int // the end of each message's Data in data
+}
+
+var deltaRuns = sync.Pool{New: func() any { return new(deltaRun) }}
+
+// add appends a copy of m.
+func (r *deltaRun) add(m *dstate.WireMessage) {
+	r.data = append(r.data, m.Data...)
+	r.ends = append(r.ends, len(r.data))
+	r.msgs = append(r.msgs, *m)
+	r.msgs[len(r.msgs)-1].Data = nil
+}
+
+// seal points each message's Data at its copy (data no longer grows).
+func (r *deltaRun) seal() {
+	start := 0
+	for i, end := range r.ends {
+		r.msgs[i].Data = r.data[start:end:end]
+		start = end
+	}
+}
+
+// recycle returns the run to the pool once its actor has handled it.
+func (r *deltaRun) recycle() {
+	clear(r.msgs)
+	r.msgs, r.ends = r.msgs[:0], r.ends[:0]
+	if cap(r.data) > 64<<10 {
+		r.data = nil // do not keep a burst's worth of memory
+	}
+	r.data = r.data[:0]
+	deltaRuns.Put(r)
 }
 
 // dropForeignNotices removes from a feed the notices about other nodes than

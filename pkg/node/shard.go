@@ -254,6 +254,20 @@ func (s *Shard[S, V]) deliverOwned(in *inbound) (ok bool) {
 	return true
 }
 
+// runs implements shard: every state takes runs of deltas.
+func (s *Shard[S, V]) runs() bool { return true }
+
+// deliverRun hands the actor a run of deltas (see deltaRun).
+func (s *Shard[S, V]) deliverRun(r *deltaRun) {
+	s.n.stats.deltaRuns.Add(1)
+	s.n.stats.deltasInRuns.Add(uint64(len(r.msgs)))
+	if _, err := s.send(r); err != nil {
+		s.n.stats.mailboxDrops.Add(uint64(len(r.msgs)))
+		s.log.Warn("state actor refused a run of deltas", "deltas", len(r.msgs), "err", err)
+		r.recycle()
+	}
+}
+
 // parallelDecodeMin is the smallest snapshot ParallelDecode decodes before
 // the actor: smaller ones cost less than the hand-off.
 const parallelDecodeMin = 64 << 10
@@ -291,6 +305,11 @@ func (s *Shard[S, V]) handle(msg any) {
 	case *inbound:
 		s.handleWire(&m.msg)
 		m.release(true)
+	case *deltaRun:
+		s.perform(s.eng.HandleDeltaRun(m.msgs))
+		s.checkWaiters()
+		s.touched(m.msgs[0].Source)
+		m.recycle()
 	case *decodedSnapshot[V]:
 		s.perform(s.eng.HandleDecodedSnapshot(&m.msg, m.view))
 		s.checkWaiters()

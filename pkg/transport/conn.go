@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/dstate-go/dstate/internal/certid"
@@ -136,15 +137,37 @@ func (t *Transport) serveInbound(c, raw net.Conn, host string) {
 		conn: c, idle: t.cfg.IdleTimeout, read: t.cfg.ReadTimeout,
 		budget: &t.budget, keepalives: &t.stats.keepalivesIn,
 	}
-	if t.lent != nil {
+	if t.lent != nil || t.batch != nil {
 		m.free = t.free
 	}
 	defer m.release()
+	var frames [][]byte
+	var kept []bool
 	for {
 		frame, err := m.next()
 		if err != nil {
 			t.inboundFailed(from, remote, err)
 			return
+		}
+		if t.batch != nil {
+			frames = m.batch(frames, frame)
+			kept = slices.Grow(kept[:0], len(frames))[:len(frames)]
+			clear(kept)
+			bytes := 0
+			for _, f := range frames {
+				bytes += len(f)
+			}
+			t.stats.framesIn.Add(uint64(len(frames)))
+			t.stats.bytesIn.Add(uint64(bytes))
+			t.batch(from, frames, kept)
+			m.release()
+			for i, f := range frames {
+				if !kept[i] {
+					m.giveBack(f)
+				}
+			}
+			clear(frames) // do not pin frames given away
+			continue
 		}
 		t.stats.framesIn.Add(1)
 		t.stats.bytesIn.Add(uint64(len(frame)))

@@ -260,10 +260,12 @@ type msgReader struct {
 
 	// spare is a lent frame the receiver gave back (see giveBack): the next
 	// single-frame message that fits is read into it. When there is none,
-	// one is taken from free (frames the host returned), if set.
-	spare []byte
-	free  chan []byte
-	hdr   [4]byte // the frame header being read
+	// one is taken from spares (the others given back, when frames are lent
+	// in batches), else from free (frames the host returned), if set.
+	spare  []byte
+	spares [][]byte
+	free   chan []byte
+	hdr    [4]byte // the frame header being read
 }
 
 // release gives back the budget held by the last message, once the caller
@@ -320,6 +322,9 @@ func readFull(r io.Reader, b []byte, why error) error {
 // frame, so MaxConns bounds them, and small messages from legitimate peers
 // pass while large ones fill the budget.
 func (m *msgReader) small(n int) []byte {
+	if m.spare == nil && len(m.spares) > 0 {
+		m.spare, m.spares = m.spares[len(m.spares)-1], m.spares[:len(m.spares)-1]
+	}
 	if m.spare == nil && m.free != nil {
 		select {
 		case m.spare = <-m.free:
@@ -374,9 +379,31 @@ const minLent = 256
 // again. Only frames of one fragment come back (they are never charged to
 // the budget).
 func (m *msgReader) giveBack(frame []byte) {
-	if cap(frame) <= growStep {
+	switch {
+	case cap(frame) > growStep:
+	case m.spare == nil:
 		m.spare = frame[:0]
+	case len(m.spares) < maxBatch:
+		m.spares = append(m.spares, frame[:0])
 	}
+}
+
+// maxBatch is the most frames a connection lends in one batch (see
+// Transport.StartLendingBatches), and the most it keeps to read into.
+const maxBatch = 256
+
+// batch returns first and the frames after it already in the read buffer
+// (see buffered), at most maxBatch in all, reusing frames' storage.
+func (m *msgReader) batch(frames [][]byte, first []byte) [][]byte {
+	frames = append(frames[:0], first)
+	for len(frames) < maxBatch {
+		f := m.buffered()
+		if f == nil {
+			break
+		}
+		frames = append(frames, f)
+	}
+	return frames
 }
 
 // frameTimeout is the time a frame of n bytes gets once its header has

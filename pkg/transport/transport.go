@@ -48,9 +48,10 @@ type Transport struct {
 	started    bool
 	closeBegun bool
 	deliver    func(from dstate.NodeID, frame []byte)
-	lent       func(from dstate.NodeID, frame []byte) (kept bool) // StartLending's deliver
-	directGap  time.Duration                                      // see directGap; tests set 0
-	free       chan []byte                                        // frames given back by ReturnFrame
+	lent       func(from dstate.NodeID, frame []byte) (kept bool)     // StartLending's deliver
+	batch      func(from dstate.NodeID, frames [][]byte, kept []bool) // StartLendingBatches' deliver
+	directGap  time.Duration                                          // see directGap; tests set 0
+	free       chan []byte                                            // frames given back by ReturnFrame
 	peers      map[dstate.NodeID]*peer
 	linkUp     func(peer dstate.NodeID) // see NotifyLinkUp
 
@@ -133,7 +134,7 @@ func (t *Transport) Start(deliver func(from dstate.NodeID, frame []byte)) error 
 	if deliver == nil {
 		return errors.New("transport: start: deliver is nil")
 	}
-	return t.start(deliver, nil)
+	return t.start(deliver, nil, nil)
 }
 
 // StartLending is Start with frames lent to deliver (see
@@ -145,7 +146,21 @@ func (t *Transport) StartLending(deliver func(from dstate.NodeID, frame []byte) 
 	if deliver == nil {
 		return errors.New("transport: start: deliver is nil")
 	}
-	return t.start(nil, deliver)
+	return t.start(nil, deliver, nil)
+}
+
+// StartLendingBatches is StartLending with deliver given, at once, every
+// frame of a connection that has already arrived in its read buffer (up
+// to 256; at least one), in the order they arrived (see
+// [dstate.BatchLender]). deliver marks in kept (all false when called)
+// the frames it keeps, which are the host's as with StartLending; the
+// others are valid until it returns. A host can then handle a run of
+// messages together (see [dstate.Engine.HandleDeltaRun]).
+func (t *Transport) StartLendingBatches(deliver func(from dstate.NodeID, frames [][]byte, kept []bool)) error {
+	if deliver == nil {
+		return errors.New("transport: start: deliver is nil")
+	}
+	return t.start(nil, nil, deliver)
 }
 
 // freeFrames bounds the frames ReturnFrame keeps for the readers.
@@ -165,7 +180,8 @@ func (t *Transport) ReturnFrame(frame []byte) {
 	}
 }
 
-func (t *Transport) start(deliver func(from dstate.NodeID, frame []byte), lent func(from dstate.NodeID, frame []byte) bool) error {
+func (t *Transport) start(deliver func(from dstate.NodeID, frame []byte), lent func(from dstate.NodeID, frame []byte) bool,
+	batch func(from dstate.NodeID, frames [][]byte, kept []bool)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -175,7 +191,7 @@ func (t *Transport) start(deliver func(from dstate.NodeID, frame []byte), lent f
 		return ErrAlreadyStarted
 	}
 	t.started = true
-	t.deliver, t.lent = deliver, lent
+	t.deliver, t.lent, t.batch = deliver, lent, batch
 	t.readers.Go(t.acceptLoop)
 	return nil
 }
