@@ -98,6 +98,7 @@ type Engine[S, V any] struct {
 	// anchored: the clock is the SystemClock, read through now; anchor is
 	// its last full reading.
 	anchored  bool
+	runDefer  bool // the delta being handled may leave its view to the run (see runView)
 	anchor    time.Time
 	departed  map[NodeID]struct{}
 	orphans   map[NodeID]*peerState // sync records of peers that have no view (see peer)
@@ -110,15 +111,11 @@ type Engine[S, V any] struct {
 	m         metrics
 	acts      []Action
 	slab      []StateViewObject[V]
-	// run is the state of HandleDeltaRun: while defer is set, a delta
-	// applied in sequence leaves its view in run.view, unpublished, for
-	// the next delta of the run to overwrite (see publishRun).
-	run struct {
-		deferring bool
-		view      *StateViewObject[V]
-		slot      *viewSlot[V]
-		source    NodeID
-	}
+	// runView is the view a delta of a run left unpublished (see
+	// HandleDeltaRun), for the next delta of the run to overwrite, and
+	// runSlot the slot it goes to (see publishRun).
+	runView    *StateViewObject[V]
+	runSlot    *viewSlot[V]
 	ownEnc     []byte // encoding of the own view at ownEncGen
 	ownEncGen  Generation
 	ownEncOK   bool
@@ -713,9 +710,9 @@ func (e *Engine[S, V]) HandleDeltaRun(ms []WireMessage) []Action {
 	defer e.flushAttempt()
 	defer e.publishRun()
 	for i := range ms {
-		e.run.deferring = i < len(ms)-1 && ms[i+1].Source == ms[i].Source
+		e.runDefer = i < len(ms)-1 && ms[i+1].Source == ms[i].Source
 		e.handleOne(&ms[i])
-		if !e.run.deferring {
+		if !e.runDefer {
 			e.publishRun()
 		}
 	}
@@ -725,21 +722,21 @@ func (e *Engine[S, V]) HandleDeltaRun(ms []WireMessage) []Action {
 // publishRun publishes the view a run of deltas left unpublished, if any
 // (see HandleDeltaRun), and ends the deferral.
 func (e *Engine[S, V]) publishRun() {
-	e.run.deferring = false
+	e.runDefer = false
 	e.storeRun()
 }
 
 // storeRun publishes the view a run of deltas left unpublished, if any.
 func (e *Engine[S, V]) storeRun() {
-	if e.run.view != nil {
-		e.run.slot.Store(e.run.view)
-		e.run.view, e.run.slot, e.run.source = nil, nil, ""
+	if e.runView != nil {
+		e.runSlot.Store(e.runView)
+		e.runView, e.runSlot = nil, nil
 	}
 }
 
 // handleOne handles one inbound message, adding its actions to e.acts.
 func (e *Engine[S, V]) handleOne(m *WireMessage) {
-	if e.run.view != nil && (m.Kind != KindDeltaUpdate || m.Source != e.run.source) {
+	if e.runView != nil && (m.Kind != KindDeltaUpdate || e.views.slot(m.Source) != e.runSlot) {
 		e.storeRun()
 	}
 	if e.anyFailed {
@@ -896,8 +893,8 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	slot := e.views.slot(m.Source)
 	var cur *StateViewObject[V]
 	switch {
-	case e.run.view != nil && e.run.slot == slot:
-		cur = e.run.view // the run's view, unpublished: the latest
+	case e.runView != nil && e.runSlot == slot:
+		cur = e.runView // the run's view, unpublished: the latest
 	case slot != nil:
 		cur = slot.Load()
 	}
@@ -931,20 +928,20 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	if g.Less(cur.Pending) {
 		pending = cur.Pending
 	}
-	if e.run.slot != slot {
+	if e.runSlot != slot {
 		e.storeRun() // another peer's run (the caller keeps runs apart)
 	}
-	v := e.run.view // overwritten in place: no reader has seen it
+	v := e.runView // overwritten in place: no reader has seen it
 	if v == nil {
 		v = e.newView()
 	}
 	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
 	v.ModifiedUnixMs, v.syncedNs, v.Pending = m.ModifiedUnixMs, e.since(now), pending
-	if e.run.deferring {
-		e.run.view, e.run.slot, e.run.source = v, slot, m.Source
+	if e.runDefer {
+		e.runView, e.runSlot = v, slot
 	} else {
 		slot.Store(v) // still m.Source's slot: nothing changed the node set since
-		e.run.view, e.run.slot, e.run.source = nil, nil, ""
+		e.runView, e.runSlot = nil, nil
 	}
 	e.applied(p, m, now)
 	e.m.deltasReceived.Add(1)
