@@ -1,6 +1,7 @@
 // Package transport carries frames between nodes over TCP, optionally
 // secured with TLS. [Transport] implements [dstate.Transport] and
-// its optional [dstate.LinkNotifier] and [dstate.FrameLender].
+// its optional [dstate.LinkNotifier], [dstate.FrameLender] and
+// [dstate.BatchLender].
 //
 // # Connections
 //
@@ -31,7 +32,10 @@
 // ID from the handshake and a freshly allocated frame. With
 // [Transport.StartLending] (the optional [dstate.FrameLender]) the frame is
 // lent instead: a frame the receiver does not keep is read into again, so a
-// connection reads its messages into one buffer.
+// connection reads its messages into one buffer. With
+// [Transport.StartLendingBatches] (the optional [dstate.BatchLender]) every
+// frame already in the connection's read buffer is lent in one call, so the
+// receiver can handle a run of messages together.
 //
 // # Wire format
 //
