@@ -8,7 +8,9 @@ import (
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
+	"github.com/dstate-go/dstate/pkg/gosched"
 	"github.com/dstate-go/dstate/pkg/node"
+	"github.com/dstate-go/dstate/pkg/node/nodetest"
 )
 
 // Inbound frames are lent by the transport and handled on its goroutine
@@ -148,3 +150,56 @@ func TestInterleavedRunsOfTwoStatesApplyInOrder(t *testing.T) {
 type renamedGauges struct{ dstatetest.GaugesState }
 
 func (renamedGauges) Name() string { return "gauges-2" }
+
+// Runs of deltas that a full mailbox refuses are counted as dropped, and
+// the receiver recovers what they carried: the next delta it takes is a
+// gap, which pulls a snapshot.
+func TestRefusedRunsAreRecovered(t *testing.T) {
+	cfg := gosched.DefaultConfig()
+	cfg.Logger = quietLogger()
+	cfg.MailboxSize = 2
+	rt, err := gosched.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(rt.Close)
+	c := nodetest.NewCluster(t, rt)
+	c.Name = "test"
+	for _, id := range []dstate.NodeID{"n0", "n1"} {
+		c.Start(id)
+	}
+	shards := registerGauges(t, c)
+	c.JoinAll()
+	eventually(t, "joined views", func() bool {
+		v, ok := shards["n1"].Views().Get("n0")
+		return ok && !v.Generation.IsZero()
+	})
+
+	started, release := make(chan struct{}), make(chan struct{})
+	blocked := make(chan error, 1)
+	go func() {
+		_, _, err := shards["n1"].MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+			close(started)
+			<-release
+			return dstatetest.Set("own", 1)(g)
+		})
+		blocked <- err
+	}()
+	<-started
+	for i := range 300 {
+		_, _, err := shards["n0"].MutateDelta(ctx, dstatetest.Set(fmt.Sprintf("key-%03d", i), int64(i)))
+		require.NoError(t, err)
+	}
+	eventually(t, "n1's mailbox refuses runs", func() bool { return c.Nodes["n1"].Stats().MailboxDrops > 0 })
+	close(release)
+	require.NoError(t, <-blocked)
+	// One more delta after the loss: n1 sees the gap and pulls.
+	_, _, err = shards["n0"].MutateDelta(ctx, dstatetest.Set("last", 1))
+	require.NoError(t, err)
+	own, _ := shards["n0"].Views().Get("n0")
+	eventually(t, "n1 recovers n0's view", func() bool {
+		v, ok := shards["n1"].Views().Get("n0")
+		return ok && v.Generation == own.Generation
+	})
+	v, _ := shards["n1"].Views().Get("n0")
+	require.Equal(t, own.Value, v.Value)
+	require.NotZero(t, shards["n1"].Metrics().AgeGaps, "the loss was not seen as a gap")
+}
