@@ -31,7 +31,7 @@ outside:
 
 ## FUZZ_TARGETS: every fuzz target, as package:Target
 FUZZ_TARGETS = \
-	pkg/dstate:FuzzDecodeWire pkg/dstate:FuzzEngineHandleWire \
+	pkg/dstate:FuzzDecodeWire pkg/dstate:FuzzEngineHandleWire pkg/dstate:FuzzDeltaRunIsHandleWireInTurn \
 	pkg/transport:FuzzReadMessage pkg/transport:FuzzAcceptHandshake pkg/transport:FuzzReadHandshake \
 	pkg/raftpersist:FuzzDecodeCommand pkg/raftpersist:FuzzDecodeEnvelope pkg/raftpersist:FuzzRestoreSnapshot \
 	pkg/raftpersist:FuzzDecodeSaveCommand pkg/raftpersist:FuzzReadFrame pkg/raftpersist:FuzzForwardRequest pkg/raftpersist:FuzzForwardResponse \

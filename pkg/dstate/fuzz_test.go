@@ -3,6 +3,7 @@ package dstate_test
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -300,4 +301,87 @@ func handleFrames(t *testing.T, e *dstate.Engine[uint64, uint64], clock *dstatet
 		}
 		clock.Advance(time.Duration(b[len(b)-1]) * 10 * time.Millisecond)
 	}
+}
+
+// FuzzDeltaRunIsHandleWireInTurn feeds any sequence of messages to one
+// engine through HandleWire, one at a time, and to another through
+// HandleDeltaRun, cut into runs where split's bits say: both must end with
+// the same actions, views and metrics.
+func FuzzDeltaRunIsHandleWireInTurn(f *testing.F) {
+	view := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	snap := dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: fuzzStateName, Source: "n2",
+		Generation: dstate.Generation{Incarnation: 5, Age: 1}, WireVersion: 1, SentUnixMs: 999_000, Data: view(7)}
+	enc := func(m dstate.WireMessage) []byte { return dstate.EncodeWire(&m) }
+	deltas := [][]byte{enc(snap)}
+	for age := range uint64(6) {
+		d := snap
+		d.Kind, d.Generation.Age, d.Data = dstate.KindDeltaUpdate, age+2, view(age)
+		if age == 3 {
+			d.Source = "n3"
+		}
+		deltas = append(deltas, enc(d))
+	}
+	f.Add(uint64(0), frame(deltas...))
+	f.Add(uint64(0b1010), frame(deltas...))
+	f.Add(^uint64(0), frame(append(deltas, deltas...)...))
+	for _, g := range garbageSeeds {
+		f.Add(uint64(3), frame(g))
+	}
+	f.Fuzz(func(t *testing.T, split uint64, in []byte) {
+		var msgs []dstate.WireMessage
+		for _, b := range frames(in) {
+			m, err := dstate.DecodeWire(b)
+			if err != nil {
+				continue
+			}
+			m.State = fuzzStateName // fuzzed names rarely match
+			msgs = append(msgs, m)
+		}
+		var engines [2]*dstate.Engine[uint64, uint64]
+		for i := range engines {
+			e, err := dstate.NewEngine(dstate.EngineConfig[uint64, uint64]{
+				Name: fuzzStateName, Node: "n1", WireVersion: 1, Clock: dstatetest.NewTestClock(), Codec: fuzzCodec(),
+				State: dstate.StateConfig{SyncStrategy: dstate.ActivePushStrategy(), PullTimeout: time.Second},
+			}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.OnNodeJoined("n2")
+			e.OnNodeJoined("n3")
+			defer e.StopStreams()
+			engines[i] = e
+		}
+		turn, run := engines[0], engines[1]
+		var want, got []string
+		for i := range msgs {
+			m := msgs[i]
+			for _, a := range turn.HandleWire(&m) {
+				want = append(want, a.String())
+			}
+		}
+		start := 0
+		for i := range msgs {
+			if i == len(msgs)-1 || split>>(i%64)&1 == 1 {
+				for _, a := range run.HandleDeltaRun(slices.Clone(msgs[start : i+1])) {
+					got = append(got, a.String())
+				}
+				start = i + 1
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("actions:\n run     %q\n in turn %q", got, want)
+		}
+		if a, b := run.Metrics(), turn.Metrics(); a != b {
+			t.Fatalf("metrics:\n run     %+v\n in turn %+v", a, b)
+		}
+		for id, b := range turn.Views().All {
+			a, ok := run.Views().Get(id)
+			if !ok || a.Generation != b.Generation || a.Value != b.Value || a.Pending != b.Pending || a.ModifiedUnixMs != b.ModifiedUnixMs {
+				t.Fatalf("view of %s: run %+v, in turn %+v", id, a, b)
+			}
+		}
+		if run.Views().Len() != turn.Views().Len() {
+			t.Fatalf("views: run holds %d, in turn %d", run.Views().Len(), turn.Views().Len())
+		}
+	})
 }
