@@ -70,6 +70,9 @@
 // [ChangeFeedAggregator], which is flushed as one BatchedChangeFeed every
 // batch interval, and ActionNoticeRejected is logged (rate limited: it
 // names a faulty or hostile peer).
+// A host that receives several messages at once (a [BatchLender]
+// transport) may hand them to [Engine.HandleDeltaRun] instead, which
+// publishes a peer's view once per run of its deltas.
 // A host that persists calls [Engine.Prepare], saves the returned object, then
 // [Engine.Commit] (publish) or [Engine.Abort] (roll back): nothing is
 // published before the save succeeded.
