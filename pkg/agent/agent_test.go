@@ -138,6 +138,8 @@ func TestSingleNodeAdminAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `dstate_sync_total{counter="mutations",state="kv"} 2`)
 	require.Contains(t, metrics, "dstate_transport_sent_frames_total")
+	require.Contains(t, metrics, "dstate_node_delta_runs_total")
+	require.Contains(t, metrics, "dstate_node_deltas_in_runs_total")
 	require.Contains(t, metrics, "dstate_raft_", "raft's own metrics reach /metrics")
 }
 

@@ -46,7 +46,10 @@ var (
 	descViews   = prometheus.NewDesc("dstate_views", "Views held per state (the node's own included).", []string{"state"}, nil)
 	descFrames  = prometheus.NewDesc("dstate_node_frames_total", "Inbound frames by outcome at the host.", []string{"outcome"}, nil)
 	descMembers = prometheus.NewDesc("dstate_members", "Known cluster members other than this node.", nil, nil)
-	descLimits  = prometheus.NewDesc("dstate_limit_exceeded_total",
+	descRuns    = prometheus.NewDesc("dstate_node_delta_runs_total",
+		"Runs of deltas from one peer to one state that arrived together and were applied at once, publishing one view.", nil, nil)
+	descInRuns = prometheus.NewDesc("dstate_node_deltas_in_runs_total", "Deltas applied as part of a run (see dstate_node_delta_runs_total).", nil, nil)
+	descLimits = prometheus.NewDesc("dstate_limit_exceeded_total",
 		"Inputs refused for being over a configured limit, by limit (the agent config's max_*/peer_queue_frames names).", []string{"limit"}, nil)
 	descQueue    = prometheus.NewDesc("dstate_transport_queue_frames", "Frames queued for a peer (at most peer_queue_frames).", []string{"peer"}, nil)
 	descQueueCap = prometheus.NewDesc("dstate_transport_queue_capacity", "The per-peer queue bound, peer_queue_frames.", nil, nil)
@@ -91,6 +94,8 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSync
 	ch <- descViews
 	ch <- descFrames
+	ch <- descRuns
+	ch <- descInRuns
 	for _, d := range transportCounters {
 		ch <- d.desc
 	}
@@ -137,6 +142,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(v), name)
 	}
+	ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(st.DeltaRuns))
+	ch <- prometheus.MustNewConstMetric(descInRuns, prometheus.CounterValue, float64(st.DeltasInRuns))
 	ts := c.a.tr.Stats()
 	for _, d := range transportCounters {
 		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(ts)))
