@@ -28,17 +28,7 @@ func TestMessagesQueuedBehindABusyActorKeepTheirFrames(t *testing.T) {
 	})
 
 	// Block n1's actor inside one of its own mutations.
-	started, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		_, _, err := shards["n1"].MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
-			close(started)
-			<-release
-			return dstatetest.Set("own", 1)(g)
-		})
-		blocked <- err
-	}()
-	<-started
+	release := blockActor(t, shards["n1"])
 
 	const n = 200
 	for i := range n {
@@ -49,8 +39,7 @@ func TestMessagesQueuedBehindABusyActorKeepTheirFrames(t *testing.T) {
 		v, ok := shards["n2"].Views().Get("n0")
 		return ok && v.Generation.Age == n
 	})
-	close(release)
-	require.NoError(t, <-blocked)
+	release()
 	// While n1's actor works through its queue, giving the frames back
 	// (dstate.FrameLender.ReturnFrame), the reader reads the next deltas
 	// into returned frames: none may be read into while still in use.
@@ -102,20 +91,7 @@ func TestInterleavedRunsOfTwoStatesApplyInOrder(t *testing.T) {
 	// Block both of n1's actors inside mutations of their own: n0's
 	// deltas pile up behind them, and the reader hands them over in
 	// batches.
-	started, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 2)
-	for _, sh := range []*gaugesShard{gauges["n1"], others["n1"]} {
-		go func() {
-			_, _, err := sh.MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
-				started <- struct{}{}
-				<-release
-				return dstatetest.Set("own", 1)(g)
-			})
-			blocked <- err
-		}()
-	}
-	<-started
-	<-started
+	releaseGauges, releaseOthers := blockActor(t, gauges["n1"]), blockActor(t, others["n1"])
 	const n = 300
 	for i := range n {
 		sh := gauges["n0"]
@@ -125,9 +101,8 @@ func TestInterleavedRunsOfTwoStatesApplyInOrder(t *testing.T) {
 		_, _, err := sh.MutateDelta(ctx, dstatetest.Set(fmt.Sprintf("key-%03d", i), int64(i)))
 		require.NoError(t, err)
 	}
-	close(release)
-	require.NoError(t, <-blocked)
-	require.NoError(t, <-blocked)
+	releaseGauges()
+	releaseOthers()
 	for _, sh := range []map[dstate.NodeID]*gaugesShard{gauges, others} {
 		own, _ := sh["n0"].Views().Get("n0")
 		eventually(t, "n1 applies n0's deltas", func() bool {
@@ -173,24 +148,13 @@ func TestRefusedRunsAreRecovered(t *testing.T) {
 		return ok && !v.Generation.IsZero()
 	})
 
-	started, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		_, _, err := shards["n1"].MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
-			close(started)
-			<-release
-			return dstatetest.Set("own", 1)(g)
-		})
-		blocked <- err
-	}()
-	<-started
+	release := blockActor(t, shards["n1"])
 	for i := range 300 {
 		_, _, err := shards["n0"].MutateDelta(ctx, dstatetest.Set(fmt.Sprintf("key-%03d", i), int64(i)))
 		require.NoError(t, err)
 	}
 	eventually(t, "n1's mailbox refuses runs", func() bool { return c.Nodes["n1"].Stats().MailboxDrops > 0 })
-	close(release)
-	require.NoError(t, <-blocked)
+	release()
 	// One more delta after the loss: n1 sees the gap and pulls.
 	_, _, err = shards["n0"].MutateDelta(ctx, dstatetest.Set("last", 1))
 	require.NoError(t, err)
@@ -202,4 +166,26 @@ func TestRefusedRunsAreRecovered(t *testing.T) {
 	v, _ := shards["n1"].Views().Get("n0")
 	require.Equal(t, own.Value, v.Value)
 	require.NotZero(t, shards["n1"].Metrics().AgeGaps, "the loss was not seen as a gap")
+}
+
+// blockActor blocks sh's actor inside a mutation of its own until release
+// is called, which waits for the mutation to succeed.
+func blockActor(t *testing.T, sh *gaugesShard) (release func()) {
+	t.Helper()
+	started, done := make(chan struct{}), make(chan struct{})
+	blocked := make(chan error, 1)
+	go func() {
+		_, _, err := sh.MutateDelta(ctx, func(g *dstatetest.Gauges) dstatetest.GaugeChange {
+			close(started)
+			<-done
+			return dstatetest.Set("own", 1)(g)
+		})
+		blocked <- err
+	}()
+	<-started
+	return func() {
+		t.Helper()
+		close(done)
+		require.NoError(t, <-blocked)
+	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -311,27 +312,24 @@ func runBench(c *ucli.Context, run func(ctx context.Context) ([]*bench.Result, e
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if path := c.String("cpuprofile"); path != "" {
+	for _, out := range []struct {
+		flag  string
+		start func(io.Writer) error
+		stop  func()
+	}{{"cpuprofile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {"trace", trace.Start, trace.Stop}} {
+		path := c.String(out.flag)
+		if path == "" {
+			continue
+		}
 		f, err := os.Create(path)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
+		if err := out.start(f); err != nil {
+			return fmt.Errorf("bench: --%s: %w", out.flag, err)
 		}
-		defer pprof.StopCPUProfile()
-	}
-	if path := c.String("trace"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer trace.Stop()
+		defer out.stop()
 	}
 	if v := c.String("gogc"); v != "" {
 		p, err := parseGOGC(v)
