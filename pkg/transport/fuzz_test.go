@@ -117,6 +117,37 @@ func FuzzReadMessage(f *testing.F) {
 			}
 			m.release()
 		}
+		// Read in batches, as connections lend them (next, then what is
+		// whole in the buffer), with every frame given back after its
+		// batch and read into again: the same messages, each with its own
+		// bytes until its batch ends.
+		for _, size := range []int{16, 4096} {
+			br := bufio.NewReaderSize(bytes.NewReader(in), size)
+			m := msgReader{r: br, br: br, maxFrame: maxFrame, maxMessage: maxMessage, free: make(chan []byte, 1)}
+			var batch [][]byte
+			i := 0
+			for {
+				first, err := m.next()
+				if err != nil {
+					if i != len(msgs) {
+						t.Fatalf("batched (%d bytes): stopped after %d messages (%v), unbuffered after %d", size, i, err, len(msgs))
+					}
+					break
+				}
+				batch = m.batch(batch, first)
+				for _, got := range batch {
+					if i >= len(msgs) || !bytes.Equal(got, msgs[i]) {
+						t.Fatalf("batched (%d bytes): message %d is %q, unbuffered read %d messages", size, i, got, len(msgs))
+					}
+					i++
+				}
+				m.release()
+				for _, f := range batch {
+					m.giveBack(f)
+				}
+			}
+			m.release()
+		}
 		// What was read writes back as the same messages, fragmented at
 		// any frame size the reader accepts.
 		for _, frame := range []int{maxFrame, max(1, maxFrame/3)} {
