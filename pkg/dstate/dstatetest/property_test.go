@@ -107,6 +107,9 @@ func runProperty(seed uint64, keepTrace bool) (propertyRun, error) {
 		GaugesConfig:   strategy(),
 		Faults:         dstatetest.Faults{Drop: 0.3, Duplicate: 0.1, Reorder: 0.2, MaxReorderTicks: 4},
 		DigestInterval: time.Second,
+		// Every other seed hands the messages due together from one node
+		// to another to HandleDeltaRun, as a batch-reading host does.
+		DeltaRuns: seed%2 == 1,
 		// Membership events reach each node up to a second late, so nodes
 		// disagree for a while about who failed, left or joined.
 		MembershipDelay: time.Duration(rng.IntN(11)) * 100 * time.Millisecond,

@@ -119,6 +119,12 @@ type SimConfig struct {
 	// that).
 	CounterConfig dstate.StateConfig
 	GaugesConfig  dstate.StateConfig
+	// DeltaRuns hands the messages due in one tick from one node to
+	// another, one after another, to the target's engines at once
+	// (dstate.Engine.HandleDeltaRun), as a host does with the frames a
+	// connection lends in one batch (dstate.BatchLender); their actions are
+	// performed after the run. False hands each to dstate.Engine.HandleWire.
+	DeltaRuns bool
 	// DigestInterval, when positive, makes every running node send every
 	// member a digest of its states' generations (dstate.NewDigest) at
 	// this interval, each node at its own phase, and at once over a link
@@ -663,33 +669,78 @@ func (c *SimCluster) send(from, to dstate.NodeID, data []byte, sum uint32) {
 
 // deliver hands one due message to its target's engines.
 func (c *SimCluster) deliver(f *flight) {
+	m, ok := c.accept(f)
+	if !ok {
+		return
+	}
+	n := c.nodes[f.to]
+	for _, st := range n.states {
+		c.perform(n, st.handle(&m))
+	}
+}
+
+// deliverRuns delivers due messages as deliver does, but hands the ones
+// of each link (from one node to another) to the target's engines at once,
+// in the order they were due on the link (see SimConfig.DeltaRuns). Links
+// go in the order of their first due message: like a host's connections,
+// they are independent of each other.
+func (c *SimCluster) deliverRuns(due []flight) {
+	var links []link
+	byLink := map[link][]*flight{}
+	for i := range due {
+		l := link{due[i].from, due[i].to}
+		if _, ok := byLink[l]; !ok {
+			links = append(links, l)
+		}
+		byLink[l] = append(byLink[l], &due[i])
+	}
+	for _, l := range links {
+		var run []dstate.WireMessage
+		for _, f := range byLink[l] {
+			if m, ok := c.accept(f); ok {
+				run = append(run, m)
+			}
+		}
+		if len(run) > 1 {
+			c.net.stats.InRuns += uint64(len(run))
+		}
+		if len(run) > 0 {
+			n := c.nodes[l.to]
+			for _, st := range n.states {
+				c.perform(n, st.handleRun(slices.Clone(run)))
+			}
+		}
+	}
+}
+
+// accept decides the fate of one due message: lost (its target is not
+// up), blocked, undecodable or corrupt, else delivered and decoded.
+func (c *SimCluster) accept(f *flight) (dstate.WireMessage, bool) {
 	n := c.nodes[f.to]
 	if n == nil || n.status != SimUp {
 		c.net.stats.Lost++
 		c.net.note("%s-x>%s lost (target not up)", f.from, f.to)
-		return
+		return dstate.WireMessage{}, false
 	}
 	if !f.injected && c.net.isBlocked(f.from, f.to) {
 		c.net.stats.Blocked++
 		c.net.note("%s-x>%s blocked when due", f.from, f.to)
-		return
+		return dstate.WireMessage{}, false
 	}
 	m, err := dstate.DecodeWire(f.data)
 	if err != nil {
 		c.net.stats.DecodeErrors++
 		c.net.note("%s-x>%s undecodable: %v", f.from, f.to, err)
-		return
+		return dstate.WireMessage{}, false
 	}
 	if f.checked && checksum(f.data) != f.sum {
 		c.net.stats.IntegrityRejected++
 		c.net.note("%s-x>%s checksum mismatch", f.from, f.to)
-		return
+		return dstate.WireMessage{}, false
 	}
 	c.net.stats.Delivered++
 	c.net.delivered(f, &m)
-	for _, st := range n.states {
-		c.perform(n, st.handle(&m))
-	}
+	return m, true
 }
 
 // Step advances the simulation by one tick: the clock moves by Tick, the
@@ -701,8 +752,12 @@ func (c *SimCluster) Step() {
 	c.clock.Advance(c.tick)
 	c.deliverMembership()
 	due := c.net.takeDue()
-	for i := range due {
-		c.deliver(&due[i])
+	if c.cfg.DeltaRuns {
+		c.deliverRuns(due)
+	} else {
+		for i := range due {
+			c.deliver(&due[i])
+		}
 	}
 	for _, t := range c.net.takeTimers() {
 		if n := c.nodes[t.node]; n != nil && n.status == SimUp {

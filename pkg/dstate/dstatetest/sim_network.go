@@ -120,6 +120,7 @@ type SimStats struct {
 	Lost              uint64 // addressed to a node that was down or gone
 	Purged            uint64 // taken out of flight by a crash or a leave
 	Intercepted       uint64 // dropped by the SimInterceptor
+	InRuns            uint64 // delivered in runs of two or more (SimConfig.DeltaRuns)
 }
 
 // link is one direction between two nodes.

@@ -40,6 +40,7 @@ type simState interface {
 	// streams' encoders) when the node restarts or crashes.
 	stop()
 	handle(m *dstate.WireMessage) []dstate.Action
+	handleRun(ms []dstate.WireMessage) []dstate.Action
 	joined(id dstate.NodeID) []dstate.Action
 	left(id dstate.NodeID)
 	failed(id dstate.NodeID)
@@ -201,16 +202,19 @@ type simEngine[S, V any] struct {
 func (s *simEngine[S, V]) name() string                                 { return s.e.Name() }
 func (s *simEngine[S, V]) stop()                                        { s.e.StopStreams() }
 func (s *simEngine[S, V]) handle(m *dstate.WireMessage) []dstate.Action { return s.e.HandleWire(m) }
-func (s *simEngine[S, V]) joined(id dstate.NodeID) []dstate.Action      { return s.e.OnNodeJoined(id) }
-func (s *simEngine[S, V]) left(id dstate.NodeID)                        { s.e.OnNodeLeft(id) }
-func (s *simEngine[S, V]) failed(id dstate.NodeID)                      { s.e.OnNodeFailed(id) }
-func (s *simEngine[S, V]) periodic() []dstate.Action                    { return s.e.PeriodicSync() }
-func (s *simEngine[S, V]) digestEntry() dstate.ChangeNotification       { return s.e.DigestEntry() }
-func (s *simEngine[S, V]) generation() dstate.Generation                { return s.e.Generation() }
-func (s *simEngine[S, V]) owners() []dstate.NodeID                      { return s.e.Views().Nodes() }
-func (s *simEngine[S, V]) metrics() dstate.SyncMetrics                  { return s.e.Metrics() }
-func (s *simEngine[S, V]) schedule() *simSchedule                       { return &s.sched }
-func (s *simEngine[S, V]) wireVersion() uint32                          { return s.def.WireVersion() }
+func (s *simEngine[S, V]) handleRun(ms []dstate.WireMessage) []dstate.Action {
+	return s.e.HandleDeltaRun(ms)
+}
+func (s *simEngine[S, V]) joined(id dstate.NodeID) []dstate.Action { return s.e.OnNodeJoined(id) }
+func (s *simEngine[S, V]) left(id dstate.NodeID)                   { s.e.OnNodeLeft(id) }
+func (s *simEngine[S, V]) failed(id dstate.NodeID)                 { s.e.OnNodeFailed(id) }
+func (s *simEngine[S, V]) periodic() []dstate.Action               { return s.e.PeriodicSync() }
+func (s *simEngine[S, V]) digestEntry() dstate.ChangeNotification  { return s.e.DigestEntry() }
+func (s *simEngine[S, V]) generation() dstate.Generation           { return s.e.Generation() }
+func (s *simEngine[S, V]) owners() []dstate.NodeID                 { return s.e.Views().Nodes() }
+func (s *simEngine[S, V]) metrics() dstate.SyncMetrics             { return s.e.Metrics() }
+func (s *simEngine[S, V]) schedule() *simSchedule                  { return &s.sched }
+func (s *simEngine[S, V]) wireVersion() uint32                     { return s.def.WireVersion() }
 
 func (s *simEngine[S, V]) reads(v uint32) bool {
 	if v == s.def.WireVersion() {

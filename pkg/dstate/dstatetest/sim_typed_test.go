@@ -2,6 +2,7 @@ package dstatetest_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
@@ -174,5 +175,49 @@ func TestSimClusterStartDef(t *testing.T) {
 	}
 	if _, gv := sim.WireVersions(id); gv != 2 {
 		t.Errorf("a restart changed the node's definition to version %d", gv)
+	}
+}
+
+// With DeltaRuns, the deltas one node sends in one tick reach each peer as
+// one run (dstate.Engine.HandleDeltaRun): they apply in sequence, with no
+// gap and no snapshot pulled, and every view ends at the owner's value.
+func TestSimDeltaRunsApplyInSequence(t *testing.T) {
+	sim, err := dstatetest.NewDeltaSimCluster(dstatetest.GaugesState{}, dstatetest.NewGauges(),
+		dstatetest.SimConfig{Seed: 3, Nodes: 3, DeltaRuns: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Settle(50); err != nil {
+		t.Fatal(err)
+	}
+	before, err := sim.Metrics("n2", "gauges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := sim.MutateDelta("n1", dstatetest.Set(fmt.Sprint("k", i), int64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sim.RunUntilIdle(50); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Stats().InRuns; got < 20 {
+		t.Errorf("%d messages delivered in runs, want the 10 deltas to each of 2 peers", got)
+	}
+	want, _, _ := sim.Value("n1", "n1")
+	for _, obs := range []dstate.NodeID{"n2", "n3"} {
+		v, _, ok := sim.Value(obs, "n1")
+		if !ok || v.String() != want.String() {
+			t.Errorf("%s sees n1 = %s, want %s", obs, v, want)
+		}
+	}
+	after, err := sim.Metrics("n2", "gauges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after.DeltasReceived - before.DeltasReceived; d != 10 || after.AgeGaps != before.AgeGaps || after.SnapshotsReceived != before.SnapshotsReceived {
+		t.Errorf("n2: %d deltas, gaps %d → %d, snapshots %d → %d; want 10 deltas, no gap, no snapshot",
+			d, before.AgeGaps, after.AgeGaps, before.SnapshotsReceived, after.SnapshotsReceived)
 	}
 }
