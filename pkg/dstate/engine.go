@@ -828,8 +828,8 @@ func (e *Engine[S, V]) handleSnapshot(m *WireMessage) {
 // installSnapshot publishes the decoded view of a snapshot, whole or
 // streamed (m is its header).
 func (e *Engine[S, V]) installSnapshot(p *peerState, m *WireMessage, cur *StateViewObject[V], val V, now time.Time, answer bool) {
+	e.m.snapshotsReceived.Add(1) // before the view is published, as deltas are
 	e.acceptView(p, m, cur, val, now, answer)
-	e.m.snapshotsReceived.Add(1)
 	if cur != nil && !cur.Generation.IsZero() && m.Generation.Incarnation > cur.Generation.Incarnation {
 		// The peer restarted: whatever its previous incarnation held of
 		// this node is gone, and the join-time snapshot may have been lost
@@ -937,6 +937,9 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 	}
 	v.Generation, v.WireVersion, v.Value = g, m.WireVersion, val
 	v.ModifiedUnixMs, v.syncedNs, v.Pending = m.ModifiedUnixMs, e.since(now), pending
+	// Counted before the view is published: a reader that sees the view
+	// sees the count.
+	e.m.deltasReceived.Add(1)
 	if e.runDefer {
 		e.runView, e.runSlot = v, slot
 	} else {
@@ -944,7 +947,6 @@ func (e *Engine[S, V]) handleDelta(m *WireMessage) {
 		e.runView, e.runSlot = nil, nil
 	}
 	e.applied(p, m, now)
-	e.m.deltasReceived.Add(1)
 }
 
 // requestSnapshot asks a peer for its snapshot, at most once per pull
