@@ -200,6 +200,37 @@ func BenchmarkInboundDelta(b *testing.B) {
 		m = &dstate.WireMessage{Kind: dstate.KindDeltaUpdate, State: "load", Source: "n2", Generation: m.Generation, WireVersion: 1, Data: delta}
 		runInboundDeltas(b, e.Engine, m)
 	})
+	b.Run("load-run64", func(b *testing.B) {
+		// HandleDeltaRun of 64 deltas from one peer, as a host that reads
+		// them from one connection at once delivers them; per delta.
+		e, err := dstate.NewDeltaEngine(loadState{}, "n1", dstate.DefaultStateConfig(), dstate.SystemClock{}, Load{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := loadState{}.EncodeView(Load{CPU: 1})
+		m := &dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "load", Source: "n2", Generation: dstate.Generation{Incarnation: benchInc}, WireVersion: 1, Data: data}
+		e.HandleWire(m)
+		delta, _ := loadState{}.EncodeDelta(LoadChange{Field: 1, Value: 42})
+		run := make([]dstate.WireMessage, 64)
+		for i := range run {
+			run[i] = dstate.WireMessage{Kind: dstate.KindDeltaUpdate, State: "load", Source: "n2", Generation: m.Generation, WireVersion: 1, Data: delta, SentUnixMs: int64(benchInc)}
+		}
+		before := e.Metrics().DeltasReceived
+		b.ReportAllocs()
+		n, age := uint64(0), m.Generation.Age
+		for b.Loop() {
+			for i := range run {
+				age++
+				run[i].Generation.Age = age
+			}
+			e.HandleDeltaRun(run)
+			n += uint64(len(run))
+		}
+		if got := e.Metrics().DeltasReceived - before; got != n {
+			b.Fatalf("got %d deltas applied, want %d", got, n)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/delta")
+	})
 	for _, keys := range []int{1, 8, 64} {
 		b.Run("gauges-"+strconv.Itoa(keys), func(b *testing.B) {
 			e, err := dstate.NewDeltaEngine(dstatetest.GaugesState{}, "n1", dstate.DefaultStateConfig(), dstate.SystemClock{}, dstatetest.NewGauges())

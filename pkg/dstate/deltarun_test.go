@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dstate-go/dstate/pkg/dstate"
 	"github.com/dstate-go/dstate/pkg/dstate/dstatetest"
@@ -164,4 +165,47 @@ func newRunPair(t *testing.T) (*gaugesEngine, *gaugesEngine) {
 		out[i] = e
 	}
 	return out[0], out[1]
+}
+
+// countingClock is a TestClock that counts the calls to Now.
+type countingClock struct {
+	*dstatetest.TestClock
+	nows int
+}
+
+func (c *countingClock) Now() time.Time { c.nows++; return c.TestClock.Now() }
+
+// TestDeltaRunReadsTheClockOnce checks that the deltas of a run, which
+// arrived together, are recorded as received at one reading of the clock,
+// where HandleWire reads it for each delta.
+func TestDeltaRunReadsTheClockOnce(t *testing.T) {
+	const n = 50
+	clock := &countingClock{TestClock: dstatetest.NewTestClock()}
+	e, err := dstate.NewDeltaEngine(dstatetest.GaugesState{}, self, dstate.DefaultStateConfig(), clock, dstatetest.NewGauges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, e.HandleWire(gaugesSnapshot("n2", gen(peerInc, 0), dstatetest.GaugesView{"a": 1})))
+	deltas := func(from int) []*dstate.WireMessage {
+		var ms []*dstate.WireMessage
+		for k := from; k < from+n; k++ {
+			ms = append(ms, gaugesDelta("n2", gen(peerInc, uint64(k)), "a", int64(k)))
+		}
+		return ms
+	}
+
+	clock.nows = 0
+	for _, m := range deltas(1) {
+		wantActions(t, e.HandleWire(m))
+	}
+	inTurn := clock.nows
+	clock.nows = 0
+	wantActions(t, e.HandleDeltaRun(deltaRun(deltas(1+n)...)))
+	if clock.nows != 1 || inTurn < n {
+		t.Errorf("the clock was read %d times for a run of %d deltas (want 1) and %d times for them one by one (want ≥ %d)", clock.nows, n, inTurn, n)
+	}
+	if v := view(t, e.Views(), "n2"); v.Generation != gen(peerInc, 2*n) {
+		t.Errorf("after the run: n2's view is at %s, want %s", v.Generation, gen(peerInc, 2*n))
+	}
+	wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 1, DeltasReceived: 2 * n})
 }

@@ -690,7 +690,7 @@ func (e *Engine[S, V]) applied(p *peerState, m *WireMessage, now time.Time) {
 func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 	e.acts = e.acts[:0]
 	defer e.flushAttempt()
-	e.handleOne(m)
+	e.handleOne(m, time.Time{})
 	if len(e.acts) == 0 {
 		return nil
 	}
@@ -703,15 +703,21 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 // peer applied in sequence, it publishes the peer's view once, at the
 // end of the run, instead of after every delta: readers see the run's
 // result (they could not tell it from reading a moment later), and the
-// engine allocates one view for the run. The messages' Data is not
-// retained beyond the call unless the state's decoder retains it.
+// engine allocates one view for the run. The deltas of the call arrived
+// together, so the clock is read once for them all: each is recorded as
+// received at that reading. The messages' Data is not retained beyond the
+// call unless the state's decoder retains it.
 func (e *Engine[S, V]) HandleDeltaRun(ms []WireMessage) []Action {
 	e.acts = e.acts[:0]
 	defer e.flushAttempt()
 	defer e.publishRun()
+	var now time.Time // read at the first delta
 	for i := range ms {
 		e.runDefer = i < len(ms)-1 && ms[i+1].Source == ms[i].Source
-		e.handleOne(&ms[i])
+		if ms[i].Kind == KindDeltaUpdate && now.IsZero() {
+			now = e.now()
+		}
+		e.handleOne(&ms[i], now)
 		if !e.runDefer {
 			e.publishRun()
 		}
@@ -734,8 +740,10 @@ func (e *Engine[S, V]) storeRun() {
 	}
 }
 
-// handleOne handles one inbound message, adding its actions to e.acts.
-func (e *Engine[S, V]) handleOne(m *WireMessage) {
+// handleOne handles one inbound message, adding its actions to e.acts. A
+// delta is recorded as received at now, or at a reading of the clock when
+// now is zero.
+func (e *Engine[S, V]) handleOne(m *WireMessage, now time.Time) {
 	if e.runView != nil && (m.Kind != KindDeltaUpdate || e.views.slot(m.Source) != e.runSlot) {
 		e.storeRun()
 	}
@@ -772,7 +780,7 @@ func (e *Engine[S, V]) handleOne(m *WireMessage) {
 		e.handleSnapshot(m)
 	case KindDeltaUpdate:
 		if !e.holdDelta(m) {
-			e.handleDelta(m)
+			e.handleDelta(m, now)
 		}
 	case KindRequestSnapshot:
 		e.sendOwn(m.Source, true)
@@ -886,8 +894,11 @@ func (e *Engine[S, V]) decodeFailure(src NodeID, err error) {
 	}
 }
 
-func (e *Engine[S, V]) handleDelta(m *WireMessage) {
-	now := e.now()
+// handleDelta applies a delta received at now (zero: read the clock).
+func (e *Engine[S, V]) handleDelta(m *WireMessage, now time.Time) {
+	if now.IsZero() {
+		now = e.now()
+	}
 	p := e.peer(m.Source)
 	e.attempted(m.Source, now)
 	slot := e.views.slot(m.Source)

@@ -560,7 +560,7 @@ func (e *Engine[S, V]) handleChunk(m *WireMessage) {
 		e.installSnapshot(p, &h, cur, val, now, e.askedPending(src, p))
 	}
 	for i := range in.deltas {
-		e.handleDelta(&in.deltas[i])
+		e.handleDelta(&in.deltas[i], now)
 	}
 	if in.overflow {
 		e.requestSnapshot(src, now)
