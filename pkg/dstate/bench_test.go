@@ -188,7 +188,9 @@ func BenchmarkMutateWithDelta(b *testing.B) {
 // BenchmarkInboundDelta measures HandleWire of a DeltaUpdate that is
 // exactly one age ahead of the held view (the accepted path).
 func BenchmarkInboundDelta(b *testing.B) {
-	b.Run("load", func(b *testing.B) {
+	// loadPeer returns an engine holding n2's load view and a delta of n2
+	// one age ahead of it.
+	loadPeer := func(b *testing.B) (*dstate.Engine[Load, Load], dstate.WireMessage) {
 		e, err := dstate.NewDeltaEngine(loadState{}, "n1", dstate.DefaultStateConfig(), dstate.SystemClock{}, Load{})
 		if err != nil {
 			b.Fatal(err)
@@ -197,23 +199,20 @@ func BenchmarkInboundDelta(b *testing.B) {
 		m := &dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "load", Source: "n2", Generation: dstate.Generation{Incarnation: benchInc}, WireVersion: 1, Data: data}
 		e.HandleWire(m)
 		delta, _ := loadState{}.EncodeDelta(LoadChange{Field: 1, Value: 42})
-		m = &dstate.WireMessage{Kind: dstate.KindDeltaUpdate, State: "load", Source: "n2", Generation: m.Generation, WireVersion: 1, Data: delta}
-		runInboundDeltas(b, e.Engine, m)
+		return e.Engine, dstate.WireMessage{Kind: dstate.KindDeltaUpdate, State: "load", Source: "n2", Generation: m.Generation, WireVersion: 1, Data: delta}
+	}
+	b.Run("load", func(b *testing.B) {
+		e, m := loadPeer(b)
+		runInboundDeltas(b, e, &m)
 	})
 	b.Run("load-run64", func(b *testing.B) {
 		// HandleDeltaRun of 64 deltas from one peer, as a host that reads
 		// them from one connection at once delivers them; per delta.
-		e, err := dstate.NewDeltaEngine(loadState{}, "n1", dstate.DefaultStateConfig(), dstate.SystemClock{}, Load{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, _ := loadState{}.EncodeView(Load{CPU: 1})
-		m := &dstate.WireMessage{Kind: dstate.KindFullSnapshot, State: "load", Source: "n2", Generation: dstate.Generation{Incarnation: benchInc}, WireVersion: 1, Data: data}
-		e.HandleWire(m)
-		delta, _ := loadState{}.EncodeDelta(LoadChange{Field: 1, Value: 42})
+		e, m := loadPeer(b)
+		m.SentUnixMs = int64(benchInc)
 		run := make([]dstate.WireMessage, 64)
 		for i := range run {
-			run[i] = dstate.WireMessage{Kind: dstate.KindDeltaUpdate, State: "load", Source: "n2", Generation: m.Generation, WireVersion: 1, Data: delta, SentUnixMs: int64(benchInc)}
+			run[i] = m
 		}
 		before := e.Metrics().DeltasReceived
 		b.ReportAllocs()
