@@ -208,4 +208,22 @@ func TestDeltaRunReadsTheClockOnce(t *testing.T) {
 		t.Errorf("after the run: n2's view is at %s, want %s", v.Generation, gen(peerInc, 2*n))
 	}
 	wantMetrics(t, e.Metrics(), dstate.SyncMetrics{SnapshotsReceived: 1, DeltasReceived: 2 * n})
+
+	// Another message in between reads the clock as it would alone, and
+	// the deltas after it read it again: none is recorded as received
+	// before a message handled ahead of it.
+	req := func() *dstate.WireMessage {
+		return &dstate.WireMessage{Kind: dstate.KindRequestSnapshot, State: e.Name(), Source: "n2"}
+	}
+	clock.nows = 0
+	e.HandleWire(req())
+	alone := clock.nows
+	clock.nows = 0
+	e.HandleDeltaRun(deltaRun(append(append(deltas(1+2*n), req()), deltas(1+3*n)...)...))
+	if clock.nows != 2+alone {
+		t.Errorf("the clock was read %d times for two sequences of deltas around a request that reads it %d times alone, want %d", clock.nows, alone, 2+alone)
+	}
+	if v := view(t, e.Views(), "n2"); v.Generation != gen(peerInc, 4*n) {
+		t.Errorf("after the second run: n2's view is at %s, want %s", v.Generation, gen(peerInc, 4*n))
+	}
 }

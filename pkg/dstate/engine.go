@@ -704,17 +704,23 @@ func (e *Engine[S, V]) HandleWire(m *WireMessage) []Action {
 // end of the run, instead of after every delta: readers see the run's
 // result (they could not tell it from reading a moment later), and the
 // engine allocates one view for the run. The deltas of the call arrived
-// together, so the clock is read once for them all: each is recorded as
-// received at that reading. The messages' Data is not retained beyond the
-// call unless the state's decoder retains it.
+// together, so the clock is read once for each unbroken sequence of them:
+// each is recorded as received at that reading. Another kind of message
+// in between reads the clock as HandleWire does, and the deltas after it
+// read it again, so no delta is recorded as received before a message
+// handled ahead of it. The messages' Data is not retained beyond the call
+// unless the state's decoder retains it.
 func (e *Engine[S, V]) HandleDeltaRun(ms []WireMessage) []Action {
 	e.acts = e.acts[:0]
 	defer e.flushAttempt()
 	defer e.publishRun()
-	var now time.Time // read at the first delta
+	var now time.Time // read at the first delta of a sequence
 	for i := range ms {
 		e.runDefer = i < len(ms)-1 && ms[i+1].Source == ms[i].Source
-		if ms[i].Kind == KindDeltaUpdate && now.IsZero() {
+		switch {
+		case ms[i].Kind != KindDeltaUpdate:
+			now = time.Time{}
+		case now.IsZero():
 			now = e.now()
 		}
 		e.handleOne(&ms[i], now)
